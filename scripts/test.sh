@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: dependencies, the rig's Debian packages, build, mocha.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-node-deps.sh
+bash scripts/rig-deps.sh
+rm -rf build
+npx --no-install tsc -p tsconfig.json
+exec npx --no-install mocha "$@"
