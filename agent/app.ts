@@ -1,0 +1,149 @@
+import { availableParallelism, hostname } from 'node:os';
+import { builtinCommands } from './commands/builtin-commands.js';
+import { CommandRouter } from './commands/command-router.js';
+import type { LoadedConfig } from './config/types.js';
+import type { Logger } from './core/logger.js';
+import { Supervisor, type AgentModule } from './core/supervisor.js';
+import { DockerEngineLink } from './docker/engine-link.js';
+import { HostMetricsSampler } from './metrics/host-metrics.js';
+import { EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { EventPublisher } from './mqtt/event-publisher.js';
+import { MqttLink } from './mqtt/mqtt-link.js';
+import { StatePublisher } from './mqtt/state-publisher.js';
+import { buildTopics, type Topics } from './mqtt/topics.js';
+import { EventBus } from './state/event-bus.js';
+import { StateDir } from './state/state-dir.js';
+import { StateStore } from './state/state-store.js';
+import type { AgentState } from './state/types.js';
+
+export interface Agent {
+  start(): Promise<void>;
+  /** Stops every module in reverse order within budgetMs, publishing offline on the way out. */
+  stop(budgetMs: number): Promise<void>;
+  readonly store: StateStore;
+  readonly bus: EventBus;
+  readonly topics: Topics;
+  readonly embeddedBroker: EmbeddedBroker | undefined;
+}
+
+export interface BuildAgentOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+  version: string;
+}
+
+/**
+ * The composition root: every module is built here, handed what it depends on, and listed in
+ * the order it starts. Reading this function top to bottom is reading the agent.
+ */
+export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agent {
+  const { config, secrets } = loaded;
+  const robotId = config.robot.id;
+  const topics = buildTopics(config.mqtt.baseTopic, robotId);
+  const useEmbedded = config.mqtt.url === undefined;
+  const protocolVersion = useEmbedded ? 4 : config.mqtt.protocolVersion;
+
+  const store = new StateStore(initialState({ robotId, version, protocolVersion, embedded: useEmbedded }));
+  const bus = new EventBus((err, event) => logger.error('event listener failed', { event: event.type, error: err as Error }));
+
+  // 1. The agent's own directory.
+  const stateDir = new StateDir(config.state.dir);
+
+  // 2. The embedded broker, only when no fleet broker is configured.
+  const embeddedCredentials =
+    config.mqtt.embedded.username !== undefined && secrets.embeddedPassword !== undefined
+      ? { username: config.mqtt.embedded.username, password: secrets.embeddedPassword }
+      : undefined;
+  const embeddedBroker = useEmbedded
+    ? new EmbeddedBroker({
+        host: config.mqtt.embedded.host,
+        port: config.mqtt.embedded.port,
+        ...(embeddedCredentials ? { credentials: embeddedCredentials } : {}),
+        logger: logger.child('embedded-broker'),
+      })
+    : undefined;
+
+  // 3. The broker link, then what publishes through it: events, state, command answers.
+  const link = new MqttLink({
+    // A function: the embedded broker's port is known only once it listens (port 0 in tests).
+    url: () => config.mqtt.url ?? embeddedUrl(config.mqtt.embedded.host, embeddedBroker?.port ?? config.mqtt.embedded.port),
+    clientId: config.mqtt.clientId ?? `robot-agent-${robotId}`,
+    protocolVersion,
+    ...mqttCredentials(useEmbedded, config.mqtt.username, secrets.mqttPassword, embeddedCredentials),
+    ...(config.mqtt.ca || config.mqtt.cert ? { tls: { ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key } } : {}),
+    keepaliveSeconds: config.mqtt.keepalive,
+    sessionExpirySeconds: config.mqtt.sessionExpiry,
+    availabilityTopic: topics.availability,
+    subscriptions: [topics.requests],
+    reconnect: { initialMs: config.mqtt.reconnect.initial * 1000, maxMs: config.mqtt.reconnect.max * 1000 },
+    queueCapacity: config.mqtt.eventBuffer,
+    logger: logger.child('mqtt'),
+  });
+  const eventPublisher = new EventPublisher({ bus, link, topics, store });
+  const statePublisher = new StatePublisher({ store, link, topics, heartbeatMs: config.mqtt.heartbeat * 1000, logger: logger.child('state') });
+
+  // 4. What the agent observes.
+  const docker = new DockerEngineLink({ socketPath: config.docker.socketPath, store, bus, logger: logger.child('docker') });
+  const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
+
+  // 5. What the fleet can ask of it. Last, so a command never finds a module not yet started.
+  const commands = new CommandRouter({ link, topics, bus, logger: logger.child('commands'), commands: builtinCommands({ statePublisher }) });
+
+  const modules: AgentModule[] = [
+    stateDir,
+    ...(embeddedBroker ? [embeddedBroker] : []),
+    eventPublisher,
+    statePublisher,
+    link,
+    docker,
+    metrics,
+    commands,
+  ];
+  const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
+
+  return {
+    store,
+    bus,
+    topics,
+    embeddedBroker,
+    async start() {
+      await supervisor.startAll();
+      bus.emit('agent.started', { version, pid: process.pid, modules: modules.map((m) => m.name) });
+      logger.info('agent started', { robot: robotId, version, broker: link.stats.connected ? 'connected' : 'connecting' });
+    },
+    stop: (budgetMs) => supervisor.stopAll(budgetMs),
+  };
+}
+
+function initialState(o: { robotId: string; version: string; protocolVersion: 4 | 5; embedded: boolean }): AgentState {
+  const now = new Date().toISOString();
+  return {
+    robot: o.robotId,
+    ts: now,
+    agent: {
+      version: o.version,
+      startedAt: now,
+      pid: process.pid,
+      modules: {},
+      mqtt: { connected: false, protocolVersion: o.protocolVersion, broker: o.embedded ? 'embedded' : 'external', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 },
+    },
+    host: { hostname: hostname(), platform: process.platform, arch: process.arch, cpus: availableParallelism(), metrics: null },
+    docker: { available: false, error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' }, since: now },
+  };
+}
+
+/** The agent reaches its own broker on loopback even when it listens on every interface. */
+function embeddedUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `mqtt://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+function mqttCredentials(
+  useEmbedded: boolean,
+  username: string | undefined,
+  password: string | undefined,
+  embedded: { username: string; password: string } | undefined,
+): { username?: string; password?: string } {
+  if (useEmbedded) return embedded ?? {};
+  return { ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+}

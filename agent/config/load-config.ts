@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { AgentError } from '../core/errors.js';
+import { compileSchema } from '../core/json-schema.js';
+import { packageRoot } from '../package-root.js';
+import { applyEnvOverrides } from './env-overrides.js';
+import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
+
+/** Thrown with every problem found, so an operator fixes the file in one go. Exit code 2. */
+export class ConfigError extends AgentError {
+  constructor(readonly problems: string[], source: string) {
+    super('config_invalid', `${source}: ${problems.length} problem(s) in the configuration`, { details: { problems } });
+  }
+}
+
+export interface LoadConfigOptions {
+  /** The YAML file; config/default.yaml of the package when unset. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  hostname?: string;
+}
+
+export function defaultConfigFile(): string {
+  return join(packageRoot(), 'config', 'default.yaml');
+}
+
+export function loadConfigSchema(): object {
+  return JSON.parse(readFileSync(join(packageRoot(), 'config', 'schema.json'), 'utf8')) as object;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Reads, overrides, validates and completes the configuration, and reads its secrets. */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const source = options.file ?? defaultConfigFile();
+  const env = options.env ?? process.env;
+  const schema = loadConfigSchema();
+
+  const doc = readYaml(source);
+  const problems = applyEnvOverrides(doc, schema, env);
+
+  const robot = (doc.robot ??= {}) as Record<string, unknown>;
+  if (robot.id === undefined) robot.id = sanitizeHostname(options.hostname ?? osHostname());
+
+  const validate = compileSchema<AgentConfig>(schema, { useDefaults: true });
+  problems.push(...validate.problems(doc));
+  if (problems.length > 0) throw new ConfigError(problems, source);
+
+  const config = doc as unknown as AgentConfig;
+  problems.push(...crossFieldProblems(config));
+  const secrets = readSecrets(config, env, problems);
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  return { config, secrets, source };
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`(file): cannot read ${file}: ${(err as Error).message}`], file);
+  }
+  const parsed = parseDocument(text, { prettyErrors: false });
+  if (parsed.errors.length > 0) {
+    throw new ConfigError(
+      parsed.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+      file,
+    );
+  }
+  const value = parsed.toJS() as unknown;
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['(top level): must be a mapping of keys'], file);
+  return value as Record<string, unknown>;
+}
+
+/** Host names may hold characters MQTT topics or the schema refuse; keep what is safe. */
+function sanitizeHostname(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return cleaned === '' ? 'robot' : cleaned;
+}
+
+function crossFieldProblems(config: AgentConfig): string[] {
+  const problems: string[] = [];
+  const { mqtt } = config;
+  if ((mqtt.cert === undefined) !== (mqtt.key === undefined)) {
+    problems.push(`mqtt.${mqtt.cert === undefined ? 'cert' : 'key'}: mqtt.cert and mqtt.key go together (mutual TLS)`);
+  }
+  if (mqtt.passwordFile !== undefined && mqtt.username === undefined) {
+    problems.push('mqtt.username: is required when mqtt.passwordFile is set');
+  }
+  const embedded = mqtt.embedded;
+  if (mqtt.url === undefined && !LOOPBACK.test(embedded.host) && (embedded.username === undefined || embedded.passwordFile === undefined)) {
+    problems.push(
+      `mqtt.embedded.host: binding the embedded broker to ${embedded.host} (beyond loopback) requires mqtt.embedded.username and mqtt.embedded.passwordFile`,
+    );
+  }
+  if ((embedded.username === undefined) !== (embedded.passwordFile === undefined)) {
+    problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
+  }
+  return problems;
+}
+
+function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: string[]): Secrets {
+  const secrets: Secrets = {};
+  const mqttPassword = secretFrom(env.ROBOT_AGENT_MQTT_PASSWORD, config.mqtt.passwordFile, 'mqtt.passwordFile', problems);
+  if (mqttPassword !== undefined) secrets.mqttPassword = mqttPassword;
+  const embeddedPassword = secretFrom(
+    env.ROBOT_AGENT_MQTT_EMBEDDED_PASSWORD,
+    config.mqtt.embedded.passwordFile,
+    'mqtt.embedded.passwordFile',
+    problems,
+  );
+  if (embeddedPassword !== undefined) secrets.embeddedPassword = embeddedPassword;
+  return secrets;
+}
+
+/** The environment wins over the file, as for every other key. */
+function secretFrom(envValue: string | undefined, file: string | undefined, key: string, problems: string[]): string | undefined {
+  if (envValue !== undefined && envValue !== '') return envValue;
+  if (file === undefined) return undefined;
+  try {
+    const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    if (value === '') problems.push(`${key}: ${file} is empty`);
+    return value;
+  } catch (err) {
+    problems.push(`${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return undefined;
+  }
+}

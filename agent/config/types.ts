@@ -1,0 +1,42 @@
+/** The validated configuration: config/schema.json with every default filled in. */
+export interface AgentConfig {
+  robot: { id: string };
+  mqtt: {
+    url?: string;
+    baseTopic: string;
+    clientId?: string;
+    protocolVersion: 4 | 5;
+    username?: string;
+    passwordFile?: string;
+    ca?: string;
+    cert?: string;
+    key?: string;
+    heartbeat: number;
+    keepalive: number;
+    sessionExpiry: number;
+    eventBuffer: number;
+    reconnect: { initial: number; max: number };
+    embedded: { host: string; port: number; username?: string; passwordFile?: string };
+  };
+  docker: { socketPath: string };
+  devices: { sysfsRoot: string; devRoot: string };
+  state: { dir: string };
+  metrics: { interval: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+/**
+ * Passwords live apart from the config so that nothing which serialises the config (state,
+ * logs, check-config output) can leak them.
+ */
+export interface Secrets {
+  mqttPassword?: string;
+  embeddedPassword?: string;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  secrets: Secrets;
+  /** Where it came from, for logs. */
+  source: string;
+}

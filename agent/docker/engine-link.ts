@@ -1,0 +1,200 @@
+import { EventEmitter } from 'node:events';
+import Docker from 'dockerode';
+import { Backoff } from '../core/backoff.js';
+import { toErrorInfo } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { EventBus } from '../state/event-bus.js';
+import type { StateStore } from '../state/state-store.js';
+
+/** One message of the engine's event stream (GET /events), as the Engine API sends it. */
+export interface EngineEvent {
+  Type: string;
+  Action: string;
+  Actor?: { ID?: string; Attributes?: Record<string, string> };
+  time?: number;
+  timeNano?: number;
+  [key: string]: unknown;
+}
+
+export interface EngineLinkOptions {
+  socketPath: string;
+  store: StateStore;
+  bus: EventBus;
+  logger: Logger;
+  /** How often a connected engine is pinged: a hung daemon keeps its socket open. */
+  pingIntervalMs?: number;
+  retry?: { initialMs: number; maxMs: number };
+}
+
+/**
+ * The agent's view of the Docker engine: reachable or not (and why), its version, and its event
+ * stream for whoever follows containers. An engine that is absent, stops or restarts is state,
+ * not failure: the link keeps retrying with backoff and recovers without restarting the agent.
+ */
+export class DockerEngineLink {
+  readonly name = 'docker';
+  readonly docker: Docker;
+  private readonly emitter = new EventEmitter();
+  private readonly backoff: Backoff;
+  private stream: NodeJS.ReadableStream | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private connected = false;
+
+  constructor(private readonly options: EngineLinkOptions) {
+    this.docker = new Docker({ socketPath: options.socketPath, timeout: 15_000 });
+    this.backoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
+  }
+
+  get available(): boolean {
+    return this.connected;
+  }
+
+  onEngineEvent(listener: (event: EngineEvent) => void): () => void {
+    this.emitter.on('engine-event', listener);
+    return () => this.emitter.off('engine-event', listener);
+  }
+
+  /** Called after every (re)connection, so followers can resynchronise what they missed. */
+  onConnected(listener: () => void): () => void {
+    this.emitter.on('connected', listener);
+    return () => this.emitter.off('connected', listener);
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    this.closeStream();
+  }
+
+  private async connect(): Promise<void> {
+    if (!this.running) return;
+    try {
+      const version = await this.docker.version();
+      const info = (await this.docker.info()) as { DockerRootDir?: string };
+      const stream = await this.docker.getEvents({ since: Math.floor(Date.now() / 1000) });
+      if (!this.running) {
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        return;
+      }
+      this.followEvents(stream);
+      this.connected = true;
+      this.backoff.reset();
+      this.options.store.update('docker', () => ({
+        available: true,
+        version: version.Version,
+        apiVersion: version.ApiVersion,
+        os: version.Os,
+        arch: version.Arch,
+        ...(info.DockerRootDir ? { rootDir: info.DockerRootDir } : {}),
+        since: new Date().toISOString(),
+      }));
+      this.options.logger.info('docker engine connected', { version: version.Version, apiVersion: version.ApiVersion });
+      this.options.bus.emit('docker.connected', { version: version.Version, apiVersion: version.ApiVersion });
+      this.startPinging();
+      this.emitter.emit('connected');
+    } catch (err) {
+      this.markUnavailable(err);
+    }
+  }
+
+  private followEvents(stream: NodeJS.ReadableStream): void {
+    this.stream = stream;
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      // The stream is newline-delimited JSON, but a chunk may end mid-object.
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) this.dispatch(line);
+      }
+      if (buffered.length > 1_000_000) buffered = '';
+    });
+    const lost = (reason: string) => () => {
+      if (this.stream !== stream) return;
+      this.markUnavailable(Object.assign(new Error(`docker event stream ${reason}`), { code: 'docker_lost' }));
+    };
+    stream.on('end', lost('ended'));
+    stream.on('close', lost('closed'));
+    stream.on('error', (err: Error) => {
+      if (this.stream === stream) this.markUnavailable(err);
+    });
+  }
+
+  private dispatch(line: string): void {
+    let event: EngineEvent;
+    try {
+      event = JSON.parse(line) as EngineEvent;
+    } catch {
+      this.options.logger.debug('unparseable docker event', { line: line.slice(0, 200) });
+      return;
+    }
+    for (const listener of this.emitter.listeners('engine-event') as Array<(e: EngineEvent) => void>) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.options.logger.error('docker event listener failed', { error: err as Error });
+      }
+    }
+  }
+
+  private startPinging(): void {
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      this.docker.ping().catch((err: unknown) => this.markUnavailable(err));
+    }, this.options.pingIntervalMs ?? 30_000);
+  }
+
+  private markUnavailable(err: unknown): void {
+    const wasConnected = this.connected;
+    this.connected = false;
+    clearInterval(this.pingTimer);
+    this.closeStream();
+    const error = describeDockerError(err, this.options.socketPath);
+    this.options.store.update('docker', (current) => ({
+      available: false,
+      error,
+      since: current.available || current.error?.code !== error.code ? new Date().toISOString() : current.since,
+    }));
+    if (wasConnected) {
+      this.options.logger.warn('docker engine lost', { error });
+      this.options.bus.emit('docker.lost', { error });
+    }
+    if (!this.running || this.retryTimer) return;
+    const delay = this.backoff.next();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  private closeStream(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+  }
+}
+
+/** Operators see "docker_unreachable: no Docker engine at /var/run/docker.sock", not ENOENT. */
+export function describeDockerError(err: unknown, socketPath: string): { code: string; message: string } {
+  const info = toErrorInfo(err, 'docker_error');
+  switch (info.code) {
+    case 'enoent':
+      return { code: 'docker_unreachable', message: `no Docker engine at ${socketPath} (socket missing): is docker.service running?` };
+    case 'econnrefused':
+      return { code: 'docker_unreachable', message: `Docker engine at ${socketPath} refuses connections: is docker.service running?` };
+    case 'eacces':
+      return { code: 'docker_forbidden', message: `no permission to use ${socketPath}: run the agent as root or in the docker group` };
+    default:
+      return info;
+  }
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { buildAgent } from './app.js';
+import { ConfigError, loadConfig } from './config/load-config.js';
+import type { LoadedConfig } from './config/types.js';
+import { createLogger } from './core/logger.js';
+import { agentVersion } from './package-root.js';
+
+const USAGE = `usage: robot-agent run [--config FILE]
+       robot-agent check-config [--config FILE]
+       robot-agent --version
+
+Without --config the embedded defaults (config/default.yaml) are used.
+Environment variables ROBOT_AGENT_<PATH> override config keys (ROBOT_AGENT_MQTT_URL, ROBOT_AGENT_ROBOT_ID, ...).`;
+
+/** Exit codes: 0 done, 1 failure at run time, 2 bad usage or configuration. */
+const EXIT_CONFIG = 2;
+/** SIGTERM must end the process within 5 s; modules get most of it, the exit the rest. */
+const STOP_BUDGET_MS = 4000;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(agentVersion() + '\n');
+    return 0;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (command !== 'run' && command !== 'check-config') {
+    process.stderr.write(`${command === undefined ? 'no command given' : `unknown command "${command}"`}\n${USAGE}\n`);
+    return EXIT_CONFIG;
+  }
+  const file = parseConfigFlag(rest);
+  if (file instanceof Error) {
+    process.stderr.write(`${file.message}\n${USAGE}\n`);
+    return EXIT_CONFIG;
+  }
+
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig(file === undefined ? {} : { file });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) process.stderr.write(`config error: ${problem}\n`);
+    process.stderr.write(`${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+  if (command === 'check-config') {
+    process.stdout.write(`config OK: ${loaded.source} (robot ${loaded.config.robot.id}, broker ${loaded.config.mqtt.url ?? 'embedded'})\n`);
+    return 0;
+  }
+  return run(loaded);
+}
+
+function parseConfigFlag(args: string[]): string | undefined | Error {
+  let file: string | undefined;
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    if (arg === '--config' || arg === '-c') {
+      const value = args[i + 1];
+      if (value === undefined) return new Error(`${arg} needs a file`);
+      file = value;
+      i += 1;
+    } else if (arg.startsWith('--config=')) {
+      file = arg.slice('--config='.length);
+    } else {
+      return new Error(`unknown argument "${arg}"`);
+    }
+  }
+  return file;
+}
+
+async function run(loaded: LoadedConfig): Promise<number> {
+  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword].filter((s): s is string => s !== undefined);
+  const logger = createLogger({ level: loaded.config.log.level, secrets });
+  const version = agentVersion();
+  const agent = buildAgent({ loaded, logger, version });
+
+  // The boundary of last resort: a promise nobody awaited is logged and reported, not fatal.
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled promise rejection', { code: 'unhandled_rejection', error: reason instanceof Error ? reason : new Error(String(reason)) });
+    agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message: String(reason instanceof Error ? reason.message : reason) } });
+  });
+
+  let stopping: Promise<number> | undefined;
+  const stop = (signal: string): Promise<number> => {
+    if (stopping) {
+      logger.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    logger.info('stopping', { signal });
+    const hardExit = setTimeout(() => {
+      logger.error('stop took too long; exiting', { code: 'stop_timeout' });
+      process.exit(1);
+    }, 4800);
+    hardExit.unref();
+    stopping = agent.stop(STOP_BUDGET_MS).then(() => 0);
+    return stopping;
+  };
+
+  const stopped = new Promise<number>((resolve) => {
+    process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.on('SIGINT', () => void stop('SIGINT').then(resolve));
+  });
+  await agent.start();
+  return stopped;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`robot-agent: fatal: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,81 @@
+import { statfs } from 'node:fs/promises';
+import { loadavg, uptime } from 'node:os';
+import si from 'systeminformation';
+import type { Logger } from '../core/logger.js';
+import type { StateStore } from '../state/state-store.js';
+import type { HostMetrics } from '../state/types.js';
+
+export interface HostMetricsOptions {
+  store: StateStore;
+  logger: Logger;
+  intervalMs: number;
+  stateDir: string;
+}
+
+/**
+ * Samples the host every interval into state.host.metrics. Chosen to be cheap on a Pi: /proc
+ * reads and statfs(2), no process spawned per sample beyond what systeminformation needs for
+ * the temperature, and never two samples at once.
+ */
+export class HostMetricsSampler {
+  readonly name = 'metrics';
+  private timer: NodeJS.Timeout | undefined;
+  private sampling = false;
+
+  constructor(private readonly options: HostMetricsOptions) {}
+
+  async start(): Promise<void> {
+    await this.sample();
+    this.timer = setInterval(() => void this.sample(), this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+  }
+
+  async sample(): Promise<HostMetrics | undefined> {
+    if (this.sampling) return undefined;
+    this.sampling = true;
+    try {
+      const [load, mem, temperature] = await Promise.all([
+        si.currentLoad().catch(() => undefined),
+        si.mem(),
+        si.cpuTemperature().catch(() => undefined),
+      ]);
+      const dockerRoot = this.options.store.get().docker.rootDir;
+      const disks = (
+        await Promise.all([diskOf('state', this.options.stateDir), dockerRoot ? diskOf('docker', dockerRoot) : undefined])
+      ).filter((d): d is NonNullable<typeof d> => d !== undefined);
+      const la = loadavg();
+      const metrics: HostMetrics = {
+        sampledAt: new Date().toISOString(),
+        cpuLoad: load && Number.isFinite(load.currentLoad) ? round(load.currentLoad) : null,
+        loadAverage: [round(la[0] ?? 0), round(la[1] ?? 0), round(la[2] ?? 0)],
+        memory: { total: mem.total, used: mem.active, available: mem.available },
+        disks,
+        cpuTemperature: temperature && typeof temperature.main === 'number' && temperature.main > 0 ? round(temperature.main) : null,
+        uptime: Math.round(uptime()),
+      };
+      this.options.store.update('host', (host) => ({ ...host, metrics }));
+      return metrics;
+    } catch (err) {
+      this.options.logger.warn('host metrics sample failed', { error: err as Error });
+      return undefined;
+    } finally {
+      this.sampling = false;
+    }
+  }
+}
+
+async function diskOf(role: 'state' | 'docker', path: string): Promise<HostMetrics['disks'][number] | undefined> {
+  try {
+    const s = await statfs(path);
+    return { role, path, total: s.blocks * s.bsize, free: s.bfree * s.bsize, available: s.bavail * s.bsize };
+  } catch {
+    return undefined;
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

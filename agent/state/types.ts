@@ -1,0 +1,59 @@
+/**
+ * The whole observed state of a robot, as published retained on <b>/state. Later features add
+ * their own sections (devices, containers, images, update, snapshots) here and nowhere else:
+ * one store, one shape, one schema (docs/schemas/state.json).
+ */
+export interface ModuleStatus {
+  status: 'starting' | 'running' | 'failed' | 'stopped';
+  error?: { code: string; message: string };
+  /** Consecutive failed starts; reset when a start succeeds. */
+  failures: number;
+  /** When the next start is tried (ISO 8601), while failed. */
+  retryAt?: string;
+}
+
+export interface HostMetrics {
+  sampledAt: string;
+  /** Average load over all cores in percent since the previous sample. */
+  cpuLoad: number | null;
+  loadAverage: [number, number, number];
+  memory: { total: number; used: number; available: number };
+  disks: Array<{ role: 'state' | 'docker'; path: string; total: number; free: number; available: number }>;
+  /** Degrees Celsius; null on boards without a sensor. */
+  cpuTemperature: number | null;
+  uptime: number;
+}
+
+export interface DockerState {
+  available: boolean;
+  version?: string;
+  apiVersion?: string;
+  os?: string;
+  arch?: string;
+  rootDir?: string;
+  error?: { code: string; message: string };
+  since: string;
+}
+
+export interface AgentState {
+  robot: string;
+  ts: string;
+  agent: {
+    version: string;
+    startedAt: string;
+    pid: number;
+    modules: Record<string, ModuleStatus>;
+    mqtt: { connected: boolean; protocolVersion: 4 | 5; broker: 'embedded' | 'external'; eventsDropped: number; eventsBuffered: number; reconnects: number };
+  };
+  host: {
+    hostname: string;
+    platform: string;
+    arch: string;
+    cpus: number;
+    metrics: HostMetrics | null;
+  };
+  docker: DockerState;
+}
+
+/** The parts a module may change; robot, ts and agent.version are the publisher's. */
+export type StateSection = 'agent' | 'host' | 'docker';
