@@ -62,10 +62,10 @@ function readYaml(file: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError([`(file): cannot read ${file}: ${(err as Error).message}`], file);
   }
-  const parsed = parseDocument(text, { prettyErrors: false });
+  const parsed = parseDocument(text);
   if (parsed.errors.length > 0) {
     throw new ConfigError(
-      parsed.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+      parsed.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`),
       file,
     );
   }

@@ -1,0 +1,88 @@
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+
+export interface Received {
+  topic: string;
+  payload: Buffer;
+  text: string;
+  retain: boolean;
+  packet: IPublishPacket;
+  at: number;
+}
+
+/**
+ * A dashboard stand-in: a real MQTT client that records everything it receives on its
+ * subscriptions and waits for what a test expects, with a deadline.
+ */
+export class MqttProbe {
+  readonly received: Received[] = [];
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      this.received.push({ topic, payload, text: payload.toString('utf8'), retain: packet.retain, packet, at: Date.now() });
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    client.on('error', () => undefined);
+  }
+
+  static async connect(url: string, options: IClientOptions = {}): Promise<MqttProbe> {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...options });
+    return new MqttProbe(client);
+  }
+
+  async subscribe(...topics: string[]): Promise<void> {
+    await this.client.subscribeAsync(topics, { qos: 1 });
+  }
+
+  /** Resolves with the first message (already received or to come) matching, or throws after ms. */
+  async waitFor(match: (m: Received) => boolean, ms = 5000, what = 'message'): Promise<Received> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.received.find(match);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const seen = this.received.map((m) => `${m.topic} ${m.text.slice(0, 120)}`).slice(-10).join('\n  ');
+        throw new Error(`timed out after ${ms} ms waiting for ${what}; last received:\n  ${seen || '(nothing)'}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  waitForTopic(topic: string, ms?: number, match: (m: Received) => boolean = () => true): Promise<Received> {
+    return this.waitFor((m) => m.topic === topic && match(m), ms, `a message on ${topic}`);
+  }
+
+  /** Sends a request and returns the parsed response with the same id. */
+  async request(base: string, command: string, body: Record<string, unknown> | string | Buffer, ms = 5000): Promise<Record<string, unknown>> {
+    const responseTopic = `${base}/response/${command}`;
+    const payload = typeof body === 'object' && !Buffer.isBuffer(body) ? JSON.stringify(body) : body;
+    const id = typeof body === 'object' && !Buffer.isBuffer(body) ? body.id : undefined;
+    const since = Date.now();
+    await this.client.publishAsync(`${base}/request/${command}`, payload, { qos: 1 });
+    const reply = await this.waitFor(
+      (m) => m.topic === responseTopic && m.at >= since && (id === undefined || (JSON.parse(m.text) as { id?: unknown }).id === id),
+      ms,
+      `a response on ${responseTopic}`,
+    );
+    return JSON.parse(reply.text) as Record<string, unknown>;
+  }
+
+  messagesOn(topic: string): Received[] {
+    return this.received.filter((m) => m.topic === topic);
+  }
+
+  clear(): void {
+    this.received.length = 0;
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true).catch(() => undefined);
+  }
+}
