@@ -81,23 +81,24 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   });
   const eventPublisher = new EventPublisher({ bus, link, topics, store });
   const statePublisher = new StatePublisher({ store, link, topics, heartbeatMs: config.mqtt.heartbeat * 1000, logger: logger.child('state') });
+  // What the fleet can ask of it. Listening before the link connects: a persistent session
+  // delivers queued requests right after CONNACK, and none may fall on the floor.
+  const commands = new CommandRouter({ link, topics, bus, logger: logger.child('commands'), commands: builtinCommands({ statePublisher }) });
 
   // 4. What the agent observes.
   const docker = new DockerEngineLink({ socketPath: config.docker.socketPath, store, bus, logger: logger.child('docker') });
   const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
 
-  // 5. What the fleet can ask of it. Last, so a command never finds a module not yet started.
-  const commands = new CommandRouter({ link, topics, bus, logger: logger.child('commands'), commands: builtinCommands({ statePublisher }) });
 
   const modules: AgentModule[] = [
     stateDir,
     ...(embeddedBroker ? [embeddedBroker] : []),
     eventPublisher,
     statePublisher,
+    commands,
     link,
     docker,
     metrics,
-    commands,
   ];
   const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
 
