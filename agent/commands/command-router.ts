@@ -70,7 +70,9 @@ export class CommandRouter {
   /** Public for tests that drive the router without a broker. */
   async handle(command: string, payload: Buffer, packet?: Pick<IPublishPacket, 'properties'>): Promise<CommandResponse | undefined> {
     const replyTo: ReplyTo = { command };
-    if (packet?.properties?.responseTopic) replyTo.responseTopic = packet.properties.responseTopic;
+    // A response topic inside our own request space would feed answers back in as requests.
+    const responseTopic = packet?.properties?.responseTopic;
+    if (responseTopic && this.options.topics.commandOf(responseTopic) === undefined) replyTo.responseTopic = responseTopic;
     if (packet?.properties?.correlationData) replyTo.correlationData = packet.properties.correlationData;
 
     const parsed = this.parse(command, payload);
