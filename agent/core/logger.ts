@@ -31,7 +31,8 @@ export function createLogger(options: LoggerOptions, module = 'agent'): Logger {
 
   const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (LEVELS[level] < threshold) return;
-    const entry = { ts: new Date().toISOString(), level, module, msg, ...serializable(fields) };
+    // The logger's own keys win, so a field can never disguise which module wrote the line.
+    const entry = { ...serializable(fields), ts: new Date().toISOString(), level, module, msg };
     let line: string;
     try {
       line = JSON.stringify(entry);

@@ -59,7 +59,7 @@ export class Supervisor {
         await withDeadline(module.stop(), left, module.name);
         this.setStatus(module.name, { status: 'stopped', failures: 0 });
       } catch (err) {
-        this.options.logger.warn('module did not stop cleanly', { module: module.name, error: err as Error });
+        this.options.logger.warn('module did not stop cleanly', { target: module.name, error: err as Error });
       }
       this.started.delete(module.name);
     }
@@ -73,7 +73,7 @@ export class Supervisor {
       this.started.add(module.name);
       this.backoffs.get(module.name)?.reset();
       this.setStatus(module.name, { status: 'running', failures: 0 });
-      this.options.logger.debug('module started', { module: module.name });
+      this.options.logger.debug('module started', { target: module.name });
     } catch (err) {
       // A half-started module may hold timers or sockets; give it the chance to let go.
       await module.stop().catch(() => undefined);
@@ -94,7 +94,7 @@ export class Supervisor {
     const failures = backoff.attempts;
     const retryAt = new Date(Date.now() + delay).toISOString();
     this.setStatus(module.name, { status: 'failed', error, failures, retryAt });
-    this.options.logger.error('module failed to start; will retry', { module: module.name, error, retryInMs: delay });
+    this.options.logger.error('module failed to start; will retry', { target: module.name, error, retryInMs: delay });
     this.options.bus.emit('module.failed', { module: module.name, error, failures, retryAt });
     this.retryTimers.set(
       module.name,
