@@ -46,6 +46,7 @@ export async function startDockerd(dir: string, o: { registryMirror?: string } =
       logFile: join(dir, 'dockerd.log'),
       ready: async () => (await httpStatus({ socketPath, path: '/_ping' })) === 200,
       timeoutMs: 60_000,
+      group: true,
     });
   };
   const stop = async () => {
@@ -61,8 +62,14 @@ export async function startDockerd(dir: string, o: { registryMirror?: string } =
     start,
     stop,
     restart: async ({ kill = false, downMs = 0 } = {}) => {
-      if (kill) await daemon?.kill();
-      else await stop();
+      if (kill) {
+        await daemon?.kill();
+        // The killed containerd may linger as a zombie where PID 1 does not reap (containers),
+        // and dockerd would take its pid file for a live containerd and wait on it forever.
+        rmSync(join(execRoot, 'containerd', 'containerd.pid'), { force: true });
+      } else {
+        await stop();
+      }
       daemon = undefined;
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       await start();
