@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import mqtt, { MqttClient, type IClientOptions, type IClientPublishOptions, type IPublishPacket } from 'mqtt';
 import { Backoff } from '../core/backoff.js';
 import { BoundedQueue } from '../core/bounded-queue.js';
 import { AgentError } from '../core/errors.js';
@@ -86,8 +88,7 @@ export class MqttLink {
   /** Begins connecting and returns; a broker that is down is retried, never fatal. */
   async start(): Promise<void> {
     this.stopping = false;
-    const clientOptions = this.clientOptions();
-    const client = mqtt.connect(this.url(), clientOptions);
+    const client = createClient(this.url(), this.clientOptions());
     this.client = client;
     client.on('connect', () => this.handleConnect());
     client.on('message', (topic, payload, packet) => this.emitter.emit('message', topic, payload, packet));
@@ -156,6 +157,9 @@ export class MqttLink {
       connectTimeout: 10_000,
       queueQoSZero: false,
       resubscribe: false,
+      // mqtt-packet's number cache is 65,536 prebuilt buffers (~7 MiB of heap) for high-rate
+      // publishers; a robot sends a few messages a minute.
+      writeCache: false,
       will: { topic: o.availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     };
     if (o.protocolVersion === 5) options.properties = { sessionExpiryInterval: o.sessionExpirySeconds };
@@ -201,6 +205,34 @@ export class MqttLink {
       client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
     }, delay);
   }
+}
+
+/**
+ * mqtt.connect() loads every transport it knows (websockets, SOCKS proxies: ~8 MiB of heap a
+ * robot on mqtt:// or mqtts:// never uses), so plain and TLS TCP get their stream from here and
+ * only ws:// and wss:// go through it.
+ */
+function createClient(url: string, options: IClientOptions): MqttClient {
+  const parsed = new URL(url);
+  const scheme = parsed.protocol.replace(/:$/, '');
+  if (scheme === 'ws' || scheme === 'wss') return mqtt.connect(url, options);
+  const secure = scheme === 'mqtts' || scheme === 'ssl' || scheme === 'tls';
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = parsed.port ? Number(parsed.port) : secure ? 8883 : 1883;
+  const streamBuilder = () =>
+    secure
+      ? tlsConnect({
+          host,
+          port,
+          // SNI carries host names only; an IP address there is refused by Node.
+          ...(isIP(host) ? {} : { servername: host }),
+          rejectUnauthorized: true,
+          ...(options.ca ? { ca: options.ca as Buffer } : {}),
+          ...(options.cert ? { cert: options.cert as Buffer } : {}),
+          ...(options.key ? { key: options.key as Buffer } : {}),
+        })
+      : netConnect({ host, port });
+  return new MqttClient(streamBuilder, { ...options, host, port, protocol: secure ? 'mqtts' : 'mqtt' });
 }
 
 function readPem(file: string, key: string): Buffer {
