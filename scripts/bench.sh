@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Benchmarks: print figures, never pass/fail. Needs the rig's packages (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-node-deps.sh
+bash scripts/rig-deps.sh
+npx --no-install tsc -p tsconfig.json
+node build/bench/idle-footprint.js
