@@ -4,6 +4,9 @@ import { CommandRouter } from './commands/command-router.js';
 import type { LoadedConfig } from './config/types.js';
 import type { Logger } from './core/logger.js';
 import { Supervisor, type AgentModule } from './core/supervisor.js';
+import { deviceCommands } from './devices/device-commands.js';
+import { absentDevices } from './devices/device-resolver.js';
+import { DevicesModule } from './devices/devices-module.js';
 import { DockerEngineLink } from './docker/engine-link.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';
 import { EmbeddedBroker } from './mqtt/embedded-broker.js';
@@ -81,14 +84,21 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   });
   const eventPublisher = new EventPublisher({ bus, link, topics, store });
   const statePublisher = new StatePublisher({ store, link, topics, heartbeatMs: config.mqtt.heartbeat * 1000, logger: logger.child('state') });
-  // What the fleet can ask of it. Listening before the link connects: a persistent session
-  // delivers queued requests right after CONNACK, and none may fall on the floor.
-  const commands = new CommandRouter({ link, topics, bus, logger: logger.child('commands'), commands: builtinCommands({ statePublisher }) });
 
   // 4. What the agent observes.
   const docker = new DockerEngineLink({ socketPath: config.docker.socketPath, store, bus, logger: logger.child('docker') });
   const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
+  const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
 
+  // 5. What the fleet can ask of it. Listening before the link connects: a persistent session
+  // delivers queued requests right after CONNACK, and none may fall on the floor.
+  const commands = new CommandRouter({
+    link,
+    topics,
+    bus,
+    logger: logger.child('commands'),
+    commands: [...builtinCommands({ statePublisher }), ...deviceCommands(devices)],
+  });
 
   const modules: AgentModule[] = [
     stateDir,
@@ -99,6 +109,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     link,
     docker,
     metrics,
+    devices,
   ];
   const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
 
@@ -130,6 +141,7 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     },
     host: { hostname: hostname(), platform: process.platform, arch: process.arch, cpus: availableParallelism(), metrics: null },
     docker: { available: false, error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' }, since: now },
+    devices: absentDevices(),
   };
 }
 

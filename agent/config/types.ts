@@ -19,7 +19,14 @@ export interface AgentConfig {
     embedded: { host: string; port: number; username?: string; passwordFile?: string };
   };
   docker: { socketPath: string };
-  devices: { sysfsRoot: string; devRoot: string };
+  devices: {
+    sysfsRoot: string;
+    devRoot: string;
+    pollInterval: number;
+    lidar: { vid: string; pid: string; alias: string; path?: string; baudRate: number; checkInterval: number; timeout: number };
+    camera: { vid: string; depthPid: string; rgbPid: string; depthAlias: string; rgbAlias: string };
+    board: { vid: string; pid: string; alias: string };
+  };
   state: { dir: string };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

@@ -35,6 +35,42 @@ export interface DockerState {
   since: string;
 }
 
+export interface UsbIdentity {
+  vid: string;
+  pid: string;
+  busnum: number;
+  devnum: number;
+  serial: string | null;
+}
+
+export interface LidarHealthState {
+  status: 'good' | 'warning' | 'error' | 'unknown';
+  errorCode: number | null;
+  checkedAt: string | null;
+  /** Another process (the ROS driver) holds the port: health is the last known. */
+  busy: boolean;
+  reason?: string;
+}
+
+export interface DevicesState {
+  lidar: {
+    present: boolean;
+    /** What to open: the udev alias when there is one, else the tty. */
+    path: string | null;
+    /** The tty node itself. */
+    node: string | null;
+    usb: UsbIdentity | null;
+    health: LidarHealthState;
+    info: { model: number; modelName: string; firmware: string; hardware: number; serial: string } | null;
+  };
+  camera: {
+    present: boolean;
+    depth: { busnum: number; devnum: number; node: string } | null;
+    rgb: { busnum: number; devnum: number; node: string; video: string[] } | null;
+  };
+  board: { present: boolean; path: string | null; node: string | null; usb: UsbIdentity | null };
+}
+
 export interface AgentState {
   robot: string;
   ts: string;
@@ -53,7 +89,8 @@ export interface AgentState {
     metrics: HostMetrics | null;
   };
   docker: DockerState;
+  devices: DevicesState;
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker';
+export type StateSection = 'agent' | 'host' | 'docker' | 'devices';

@@ -27,7 +27,14 @@ describe('config', () => {
     assert.deepEqual(config.mqtt.reconnect, { initial: 1, max: 60 });
     assert.deepEqual(config.mqtt.embedded, { host: '127.0.0.1', port: 1883 });
     assert.equal(config.docker.socketPath, '/var/run/docker.sock');
-    assert.deepEqual(config.devices, { sysfsRoot: '/sys', devRoot: '/dev' });
+    assert.deepEqual(config.devices, {
+      sysfsRoot: '/sys',
+      devRoot: '/dev',
+      pollInterval: 250,
+      lidar: { vid: '10c4', pid: 'ea60', alias: 'rplidar', baudRate: 115200, checkInterval: 300, timeout: 2000 },
+      camera: { vid: '2bc5', depthPid: '060f', rgbPid: '050f', depthAlias: 'astradepth', rgbAlias: 'astrauvc' },
+      board: { vid: '1a86', pid: '7523', alias: 'myserial' },
+    });
     assert.equal(config.metrics.interval, 30);
     assert.deepEqual(secrets, {});
   });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { absentDevices } from '../../agent/devices/device-resolver.js';
 import { silentLogger } from '../../agent/core/logger.js';
 import { Supervisor, type AgentModule } from '../../agent/core/supervisor.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
@@ -14,6 +15,7 @@ function emptyState(): AgentState {
     agent: { version: 't', startedAt: now, pid: 1, modules: {}, mqtt: { connected: false, protocolVersion: 4, broker: 'embedded', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 } },
     host: { hostname: 'h', platform: 'linux', arch: 'x64', cpus: 1, metrics: null },
     docker: { available: false, since: now, error: { code: 'x', message: 'x' } },
+    devices: absentDevices(),
   };
 }
 

@@ -1,0 +1,153 @@
+import type { AgentConfig } from '../config/types.js';
+import { AgentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { EventBus } from '../state/event-bus.js';
+import type { StateStore } from '../state/state-store.js';
+import type { DevicesState, LidarHealthState } from '../state/types.js';
+import { absentDevices, diffPlacements, placeDevices, type DevicePlacement } from './device-resolver.js';
+import { probeLidar, type ProbeOptions, type ProbeResult } from './lidar-probe.js';
+import { portHolders } from './port-holders.js';
+import { readUsbSnapshot } from './sysfs-usb.js';
+
+export interface DevicesModuleOptions {
+  config: AgentConfig['devices'];
+  store: StateStore;
+  bus: EventBus;
+  logger: Logger;
+  /** Injected so tests can count or slow probes; the real one speaks serial. */
+  probe?: (o: ProbeOptions) => Promise<ProbeResult>;
+  holders?: (path: string) => Promise<number[]>;
+}
+
+/** A freshly enumerated USB-serial bridge needs a moment before its tty answers. */
+const SETTLE_MS = 150;
+
+/**
+ * Watches the lidar, the camera and the board: polls sysfs (a replug shows as a new devnum or
+ * tty), raises device.attached / detached / changed, keeps state.devices, and asks the lidar
+ * itself how it is over serial: at start, on attach, on request and every checkInterval, but
+ * never while another process holds its port.
+ */
+export class DevicesModule {
+  readonly name = 'devices';
+  private placement: DevicePlacement = absentDevices();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private probing: Promise<unknown> = Promise.resolve();
+  private running = false;
+  private polling = false;
+
+  constructor(private readonly options: DevicesModuleOptions) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.rescan();
+    this.schedulePoll();
+    this.checkTimer = setInterval(() => void this.checkLidar(false).catch(() => undefined), this.options.config.lidar.checkInterval * 1000);
+    if (this.placement.lidar.present) void this.checkLidar(false).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.pollTimer);
+    clearInterval(this.checkTimer);
+    clearTimeout(this.settleTimer);
+    // A probe in flight closes its port within its own timeouts; do not leave it behind.
+    await this.probing.catch(() => undefined);
+  }
+
+  /** Reads sysfs now, publishes what changed, and returns the devices' state. */
+  async rescan(): Promise<DevicesState> {
+    const c = this.options.config;
+    const snapshot = await readUsbSnapshot({ sysfsRoot: c.sysfsRoot, devRoot: c.devRoot, aliases: [c.lidar.alias, c.board.alias, c.camera.depthAlias, c.camera.rgbAlias] });
+    const next = placeDevices(snapshot, c);
+    const changes = diffPlacements(this.placement, next);
+    this.placement = next;
+    if (changes.length > 0 || !this.options.store.get().devices) this.publish();
+    for (const change of changes) {
+      this.options.bus.emit(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}), ...(change.placement as object) });
+      this.options.logger.info(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}) });
+      if (change.device === 'lidar' && change.type !== 'device.detached') this.scheduleSettledCheck();
+    }
+    return this.options.store.get().devices;
+  }
+
+  /**
+   * Probes the lidar now (one probe at a time). Explicit requests learn about a held port as a
+   * `busy` error; scheduled ones just mark the health busy and keep its last value.
+   */
+  checkLidar(explicit: boolean): Promise<DevicesState['lidar']> {
+    const run = this.probing.catch(() => undefined).then(() => this.probeOnce(explicit));
+    this.probing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async probeOnce(explicit: boolean): Promise<DevicesState['lidar']> {
+    const lidar = this.placement.lidar;
+    const current = this.options.store.get().devices.lidar;
+    if (!lidar.present || lidar.path === null) {
+      if (explicit) throw new AgentError('not_present', 'no lidar is plugged in (no CP2102 with a tty found)');
+      return current;
+    }
+    const holders = await (this.options.holders ?? portHolders)(lidar.path);
+    if (holders.length > 0) {
+      this.setHealth({ ...current.health, busy: true }, current.info);
+      if (explicit) throw new AgentError('busy', `${lidar.path} is held open by process ${holders.join(', ')} (the ROS driver?); health keeps its last value`);
+      return this.options.store.get().devices.lidar;
+    }
+    const c = this.options.config.lidar;
+    const result = await (this.options.probe ?? probeLidar)({ path: lidar.path, baudRate: c.baudRate, timeoutMs: c.timeout });
+    const checkedAt = new Date().toISOString();
+    if (result.ok) {
+      this.setHealth({ status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false }, result.info);
+    } else {
+      // A mute or unplugged lidar is still the same lidar; a device that is not one has no identity.
+      const info = result.code === 'not_a_lidar' ? null : current.info;
+      this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason: `${result.code}: ${result.reason}` }, info);
+    }
+    return this.options.store.get().devices.lidar;
+  }
+
+  private setHealth(health: LidarHealthState, info: DevicesState['lidar']['info']): void {
+    const previous = this.options.store.get().devices.lidar.health;
+    this.options.store.update('devices', (d) => ({ ...d, lidar: { ...d.lidar, health, info } }));
+    if (previous.status !== health.status || previous.errorCode !== health.errorCode) {
+      this.options.bus.emit('device.health', { device: 'lidar', health, previous: { status: previous.status, errorCode: previous.errorCode } });
+    }
+  }
+
+  private publish(): void {
+    const p = this.placement;
+    this.options.store.update('devices', (d) => ({
+      lidar: p.lidar.present
+        ? { ...p.lidar, health: d.lidar.present ? d.lidar.health : { status: 'unknown', errorCode: null, checkedAt: null, busy: false, reason: 'not checked yet' }, info: d.lidar.present ? d.lidar.info : null }
+        : absentDevices().lidar,
+      camera: p.camera,
+      board: p.board,
+    }));
+  }
+
+  private scheduleSettledCheck(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => void this.checkLidar(false).catch(() => undefined), SETTLE_MS);
+  }
+
+  private schedulePoll(): void {
+    if (!this.running) return;
+    this.pollTimer = setTimeout(() => void this.poll(), this.options.config.pollInterval);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await this.rescan();
+    } catch (err) {
+      this.options.logger.warn('device scan failed', { error: err as Error });
+    } finally {
+      this.polling = false;
+      this.schedulePoll();
+    }
+  }
+}
