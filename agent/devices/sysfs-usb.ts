@@ -1,4 +1,4 @@
-import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 /** One USB device as sysfs shows it, with what hangs off it (ttys, video nodes). */
@@ -30,14 +30,16 @@ export interface UsbSnapshot {
  * (neither is on every robot, nor on this project's test machines): vendor and product ids, bus
  * and device numbers, the ttys and video nodes behind each device, and which aliases exist.
  * A device that vanishes half-way through a read is simply left out of this snapshot.
+ *
+ * Synchronous on purpose: sysfs lives in memory and answers in microseconds, while each async
+ * fs call costs a thread-pool round trip; polled several times a second, that difference is
+ * most of the watcher's idle CPU.
  */
-export async function readUsbSnapshot(o: { sysfsRoot: string; devRoot: string; aliases: string[] }): Promise<UsbSnapshot> {
-  const [devices, ttyOwners, videoOwners, aliases] = await Promise.all([
-    readDevices(o.sysfsRoot),
-    ownersOf(join(o.sysfsRoot, 'class', 'tty'), /^tty(USB|ACM)\d+$/),
-    ownersOf(join(o.sysfsRoot, 'class', 'video4linux'), /^video\d+$/),
-    readAliases(o.devRoot, o.aliases),
-  ]);
+export function readUsbSnapshot(o: { sysfsRoot: string; devRoot: string; aliases: string[] }): UsbSnapshot {
+  const devices = readDevices(o.sysfsRoot);
+  const ttyOwners = ownersOf(join(o.sysfsRoot, 'class', 'tty'), TTY);
+  const videoOwners = ownersOf(join(o.sysfsRoot, 'class', 'video4linux'), VIDEO);
+  const aliases = readAliases(o.devRoot, o.aliases);
   return {
     devices: devices.map(({ realPath, ...d }) => ({
       ...d,
@@ -49,40 +51,84 @@ export async function readUsbSnapshot(o: { sysfsRoot: string; devRoot: string; a
   };
 }
 
+const TTY = /^tty(USB|ACM)\d+$/;
+const VIDEO = /^video\d+$/;
+
+/**
+ * What changes whenever the snapshot would: which devices exist and their device numbers (a
+ * replug renumbers), which ttys and video nodes exist, where the aliases point. A tenth of the
+ * syscalls of a snapshot, so the watcher can poll often and read everything only on a change.
+ */
+export function usbFingerprint(o: { sysfsRoot: string; devRoot: string; aliases: string[] }): string {
+  const dir = join(o.sysfsRoot, 'bus', 'usb', 'devices');
+  const parts = list(dir)
+    .filter((name) => !name.includes(':') && !name.startsWith('usb'))
+    .sort()
+    .map((name) => {
+      try {
+        return `${name}=${readAttr(join(dir, name), 'devnum')}`;
+      } catch {
+        return name;
+      }
+    });
+  parts.push('|', ...list(join(o.sysfsRoot, 'class', 'tty')).filter((n) => TTY.test(n)).sort());
+  parts.push('|', ...list(join(o.sysfsRoot, 'class', 'video4linux')).filter((n) => VIDEO.test(n)).sort());
+  for (const alias of o.aliases) {
+    try {
+      parts.push(`${alias}>${readlinkSync(join(o.devRoot, alias))}`);
+    } catch {
+      parts.push(`${alias}>`);
+    }
+  }
+  return parts.join(',');
+}
+
 export function pad3(n: number): string {
   return String(n).padStart(3, '0');
 }
 
-async function readDevices(sysfsRoot: string): Promise<Array<Omit<UsbDevice, 'node' | 'ttys' | 'video'> & { realPath: string }>> {
+function readDevices(sysfsRoot: string): Array<Omit<UsbDevice, 'node' | 'ttys' | 'video'> & { realPath: string }> {
   const dir = join(sysfsRoot, 'bus', 'usb', 'devices');
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const devices = await Promise.all(
-    names
-      // Interfaces carry a colon (1-1.2:1.0); usbN are the root hubs.
-      .filter((name) => !name.includes(':') && !name.startsWith('usb'))
-      .map(async (sysName) => {
-        const path = join(dir, sysName);
-        try {
-          const [vid, pid, busnum, devnum, serial, product, realPath] = await Promise.all([
-            readAttr(path, 'idVendor'),
-            readAttr(path, 'idProduct'),
-            readAttr(path, 'busnum'),
-            readAttr(path, 'devnum'),
-            readAttr(path, 'serial').catch(() => null),
-            readAttr(path, 'product').catch(() => null),
-            realpath(path),
-          ]);
-          return { sysName, vid: vid.toLowerCase(), pid: pid.toLowerCase(), busnum: Number(busnum), devnum: Number(devnum), serial, product, realPath };
-        } catch {
-          return undefined;
-        }
-      }),
-  );
+  const devices = list(dir)
+    // Interfaces carry a colon (1-1.2:1.0); usbN are the root hubs.
+    .filter((name) => !name.includes(':') && !name.startsWith('usb'))
+    .map((sysName) => {
+      const path = join(dir, sysName);
+      try {
+        const optional = (name: string) => {
+          try {
+            return readAttr(path, name);
+          } catch {
+            return null;
+          }
+        };
+        return {
+          sysName,
+          vid: readAttr(path, 'idVendor').toLowerCase(),
+          pid: readAttr(path, 'idProduct').toLowerCase(),
+          busnum: Number(readAttr(path, 'busnum')),
+          devnum: Number(readAttr(path, 'devnum')),
+          serial: optional('serial'),
+          product: optional('product'),
+          realPath: realpathSync(path),
+        };
+      } catch {
+        return undefined;
+      }
+    });
   return devices.filter((d): d is NonNullable<typeof d> => d !== undefined && Number.isInteger(d.busnum) && Number.isInteger(d.devnum)).sort((a, b) => a.sysName.localeCompare(b.sysName));
 }
 
-async function readAttr(dir: string, name: string): Promise<string> {
-  return (await readFile(join(dir, name), 'utf8')).trim();
+function readAttr(dir: string, name: string): string {
+  return readFileSync(join(dir, name), 'utf8').trim();
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -90,28 +136,24 @@ async function readAttr(dir: string, name: string): Promise<string> {
  * entry's `device` link points into an interface of the device; walking up from there, the first
  * directory with an idVendor is the device.
  */
-async function ownersOf(classDir: string, pattern: RegExp): Promise<Map<string, string[]>> {
+function ownersOf(classDir: string, pattern: RegExp): Map<string, string[]> {
   const owners = new Map<string, string[]>();
-  const names = (await readdir(classDir).catch(() => [] as string[])).filter((n) => pattern.test(n)).sort(naturalOrder);
-  await Promise.all(
-    names.map(async (name) => {
-      const owner = await usbDeviceAbove(join(classDir, name, 'device'));
-      if (owner) owners.set(owner, [...(owners.get(owner) ?? []), name].sort(naturalOrder));
-    }),
-  );
+  for (const name of list(classDir).filter((n) => pattern.test(n)).sort(naturalOrder)) {
+    const owner = usbDeviceAbove(join(classDir, name, 'device'));
+    if (owner) owners.set(owner, [...(owners.get(owner) ?? []), name]);
+  }
   return owners;
 }
 
-async function usbDeviceAbove(link: string): Promise<string | undefined> {
+function usbDeviceAbove(link: string): string | undefined {
   let dir: string;
   try {
-    dir = await realpath(link);
+    dir = realpathSync(link);
   } catch {
     return undefined;
   }
   for (let depth = 0; depth < 6; depth += 1) {
-    const hasVendor = await readFile(join(dir, 'idVendor')).then(() => true, () => false);
-    if (hasVendor) return dir;
+    if (list(dir).includes('idVendor')) return dir;
     const parent = dirname(dir);
     if (parent === dir) return undefined;
     dir = parent;
@@ -119,18 +161,15 @@ async function usbDeviceAbove(link: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function readAliases(devRoot: string, names: string[]): Promise<Record<string, string>> {
-  const entries = await Promise.all(
-    names.map(async (name) => {
-      const link = join(devRoot, name);
-      try {
-        const target = await readlink(link);
-        return [name, resolve(dirname(link), target)] as const;
-      } catch {
-        return undefined;
-      }
-    }),
-  );
+function readAliases(devRoot: string, names: string[]): Record<string, string> {
+  const entries = names.map((name) => {
+    const link = join(devRoot, name);
+    try {
+      return [name, resolve(dirname(link), readlinkSync(link))] as const;
+    } catch {
+      return undefined;
+    }
+  });
   return Object.fromEntries(entries.filter((e): e is readonly [string, string] => e !== undefined));
 }
 
