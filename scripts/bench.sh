@@ -6,3 +6,4 @@ bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
 npx --no-install tsc -p tsconfig.json
 node build/bench/idle-footprint.js
+node build/bench/devices-hotplug.js
