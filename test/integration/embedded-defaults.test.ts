@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { Contract } from '../helpers/contract.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../rig/net.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 

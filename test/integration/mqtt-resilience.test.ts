@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../rig/net.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
