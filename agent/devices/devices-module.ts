@@ -66,7 +66,7 @@ export class DevicesModule {
     const next = placeDevices(snapshot, c);
     const changes = diffPlacements(this.placement, next);
     this.placement = next;
-    if (changes.length > 0 || !this.options.store.get().devices) this.publish();
+    if (changes.length > 0) this.publish();
     for (const change of changes) {
       this.options.bus.emit(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}), ...(change.placement as object) });
       this.options.logger.info(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}) });
