@@ -31,8 +31,10 @@ export function createLogger(options: LoggerOptions, module = 'agent'): Logger {
 
   const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (LEVELS[level] < threshold) return;
-    // The logger's own keys win, so a field can never disguise which module wrote the line.
-    const entry = { ...serializable(fields), ts: new Date().toISOString(), level, module, msg };
+    const entry: Record<string, unknown> = { ts: new Date().toISOString(), level, module, msg };
+    // A field named like one of the logger's own keys is kept aside, so it can never disguise
+    // which module wrote the line.
+    for (const [key, value] of Object.entries(serializable(fields) ?? {})) entry[key in entry ? `field_${key}` : key] = value;
     let line: string;
     try {
       line = JSON.stringify(entry);

@@ -81,3 +81,16 @@ describe('errors and logs', () => {
     assert.equal(lines.length, 1);
   });
 });
+
+describe('log lines', () => {
+  it('start with ts, level, module, msg; a field with one of those names cannot overwrite them', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'debug', write: (l) => lines.push(l) }, 'supervisor');
+    log.error('failed', { module: 'devices', code: 'x' });
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(entry).slice(0, 4), ['ts', 'level', 'module', 'msg']);
+    assert.equal(entry.module, 'supervisor');
+    assert.equal(entry.field_module, 'devices');
+    assert.equal(entry.code, 'x');
+  });
+});
