@@ -61,6 +61,8 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     assert.deepEqual(d.board, { present: true, path: join(dev, 'myserial'), node: join(dev, 'ttyUSB1'), usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null } });
     const state = await probe.request(subject.base, 'state', { id: 'st' });
     contract.assert('state.json', state.result);
+    const size = Buffer.byteLength(JSON.stringify(state.result));
+    assert.ok(size < 64 * 1024, `state is ${size} bytes, over its 64 KiB budget`);
   });
 
   it('devices.check asks the lidar now; a change of health is an event and in state', async () => {
