@@ -8,6 +8,10 @@ import { deviceCommands } from './devices/device-commands.js';
 import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
 import { DockerEngineLink } from './docker/engine-link.js';
+import { imageCommands } from './images/image-commands.js';
+import { ImageInventory } from './images/image-inventory.js';
+import { ImagePuller } from './images/image-puller.js';
+import { RegistryClient } from './images/registry-client.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';
 import { EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { EventPublisher } from './mqtt/event-publisher.js';
@@ -89,6 +93,11 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   const docker = new DockerEngineLink({ socketPath: config.docker.socketPath, store, bus, logger: logger.child('docker') });
   const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
+  const inventory = new ImageInventory({ engine: docker, store, logger: logger.child('images') });
+
+  // What the agent does with the engine.
+  const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {} });
+  const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
 
   // 5. What the fleet can ask of it. Listening before the link connects: a persistent session
   // delivers queued requests right after CONNACK, and none may fall on the floor.
@@ -97,7 +106,11 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     topics,
     bus,
     logger: logger.child('commands'),
-    commands: [...builtinCommands({ statePublisher }), ...deviceCommands(devices)],
+    commands: [
+      ...builtinCommands({ statePublisher }),
+      ...deviceCommands(devices),
+      ...imageCommands({ config: config.images, engine: docker, store, inventory, puller }),
+    ],
   });
 
   const modules: AgentModule[] = [
@@ -108,6 +121,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     commands,
     link,
     docker,
+    inventory,
     metrics,
     devices,
   ];
@@ -142,6 +156,7 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     host: { hostname: hostname(), platform: process.platform, arch: process.arch, cpus: availableParallelism(), metrics: null },
     docker: { available: false, error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' }, since: now },
     devices: absentDevices(),
+    images: [],
   };
 }
 

@@ -72,7 +72,9 @@ function parseConfigFlag(args: string[]): string | undefined | Error {
 }
 
 async function run(loaded: LoadedConfig): Promise<number> {
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword].filter((s): s is string => s !== undefined);
+  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {})].filter(
+    (s): s is string => s !== undefined,
+  );
   const logger = createLogger({ level: loaded.config.log.level, secrets });
   const version = agentVersion();
   const agent = buildAgent({ loaded, logger, version });

@@ -113,6 +113,12 @@ function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: stri
     problems,
   );
   if (embeddedPassword !== undefined) secrets.embeddedPassword = embeddedPassword;
+  for (const [host, registry] of Object.entries(config.registries)) {
+    const envName = `ROBOT_AGENT_REGISTRY_PASSWORD_${host.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+    const password = secretFrom(env[envName], registry.passwordFile, `registries.${host}.passwordFile`, problems);
+    if (password !== undefined) (secrets.registryPasswords ??= {})[host] = password;
+    if (registry.passwordFile !== undefined && registry.username === undefined) problems.push(`registries.${host}.username: is required with a passwordFile`);
+  }
   return secrets;
 }
 

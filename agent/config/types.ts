@@ -19,6 +19,8 @@ export interface AgentConfig {
     embedded: { host: string; port: number; username?: string; passwordFile?: string };
   };
   docker: { socketPath: string };
+  images: { allow: string[]; pushAllow: string[]; stallTimeout: number; diskFactor: number; diskReserve: number; keep: number };
+  registries: Record<string, { mirror?: string; username?: string; passwordFile?: string; insecure?: boolean }>;
   devices: {
     sysfsRoot: string;
     devRoot: string;
@@ -39,6 +41,8 @@ export interface AgentConfig {
 export interface Secrets {
   mqttPassword?: string;
   embeddedPassword?: string;
+  /** Registry passwords by registry host. */
+  registryPasswords?: Record<string, string>;
 }
 
 export interface LoadedConfig {

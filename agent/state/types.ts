@@ -71,6 +71,22 @@ export interface DevicesState {
   board: { present: boolean; path: string | null; node: string | null; usb: UsbIdentity | null };
 }
 
+export interface ImageSummary {
+  id: string;
+  tags: string[];
+  digests: string[];
+  /** Bytes on disk, including layers shared with other images. */
+  size: number;
+  /** Of size, bytes in layers other images use too; the rest is unique to this image. */
+  sharedSize: number;
+  uniqueSize: number;
+  created: string;
+  /** RootFS layer digests (uncompressed diff ids), base first, as `docker image inspect` shows. */
+  layers: string[];
+  /** Containers (running or not) created from it. */
+  containers: number;
+}
+
 export interface AgentState {
   robot: string;
   ts: string;
@@ -90,7 +106,8 @@ export interface AgentState {
   };
   docker: DockerState;
   devices: DevicesState;
+  images: ImageSummary[];
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker' | 'devices';
+export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images';

@@ -38,7 +38,9 @@ export async function startAgent(doc: Record<string, any> = {}, env: NodeJS.Proc
   };
   const loaded = loadConfig({ file: writeYaml(dir, 'config.yaml', config), env });
   const logs: Array<Record<string, unknown>> = [];
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword].filter((s): s is string => s !== undefined);
+  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {})].filter(
+    (s): s is string => s !== undefined,
+  );
   const logger = createLogger({ level: 'debug', secrets, write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const agent = buildAgent({ loaded, logger, version: 'test' });
   await agent.start();

@@ -16,6 +16,7 @@ function emptyState(): AgentState {
     host: { hostname: 'h', platform: 'linux', arch: 'x64', cpus: 1, metrics: null },
     docker: { available: false, since: now, error: { code: 'x', message: 'x' } },
     devices: absentDevices(),
+    images: [],
   };
 }
 

@@ -1,0 +1,103 @@
+import type { Logger } from '../core/logger.js';
+import type { DockerEngineLink } from '../docker/engine-link.js';
+import type { StateStore } from '../state/state-store.js';
+import type { ImageSummary } from '../state/types.js';
+
+interface DfImage {
+  Id: string;
+  RepoTags: string[] | null;
+  RepoDigests: string[] | null;
+  Created: number;
+  Size: number;
+  SharedSize: number;
+  Containers: number;
+}
+
+/**
+ * The images on the robot as state.images: what `docker image ls` and `docker system df -v`
+ * show (tags, digests, shared and unique bytes) plus each image's RootFS layers from
+ * `docker image inspect`. Refreshed when the engine connects and after every image event.
+ */
+export class ImageInventory {
+  readonly name = 'images';
+  /** Layers by image id: an image's layers never change, so each is inspected once. */
+  private readonly layersById = new Map<string, string[]>();
+  private unsubscribers: Array<() => void> = [];
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<ImageSummary[]> | undefined;
+
+  constructor(private readonly options: { engine: DockerEngineLink; store: StateStore; logger: Logger }) {}
+
+  async start(): Promise<void> {
+    const { engine } = this.options;
+    this.unsubscribers = [
+      engine.onConnected(() => this.scheduleRefresh(0)),
+      engine.onEngineEvent((event) => {
+        if (event.Type === 'image' || (event.Type === 'container' && (event.Action === 'create' || event.Action === 'destroy'))) this.scheduleRefresh(300);
+      }),
+    ];
+    if (engine.available) this.scheduleRefresh(0);
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.unsubscribers) off();
+    this.unsubscribers = [];
+    clearTimeout(this.refreshTimer);
+    await this.refreshing?.catch(() => undefined);
+  }
+
+  /** Every layer diff id present on the engine: what a pull would not need to download. */
+  localLayers(): Set<string> {
+    return new Set([...this.layersById.values()].flat());
+  }
+
+  /** Reads the engine now; concurrent callers share one read. */
+  refresh(): Promise<ImageSummary[]> {
+    this.refreshing ??= this.read().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private scheduleRefresh(delayMs: number): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      this.refresh().catch((err: unknown) => this.options.logger.warn('image inventory refresh failed', { error: err as Error }));
+    }, delayMs);
+  }
+
+  private async read(): Promise<ImageSummary[]> {
+    const docker = this.options.engine.docker;
+    const df = (await docker.df()) as { Images?: DfImage[] };
+    const images = df.Images ?? [];
+    for (const image of images) {
+      if (this.layersById.has(image.Id)) continue;
+      try {
+        const inspect = (await docker.getImage(image.Id).inspect()) as { RootFS?: { Layers?: string[] } };
+        this.layersById.set(image.Id, inspect.RootFS?.Layers ?? []);
+      } catch {
+        // Deleted between the list and the inspect: the next refresh will not list it.
+      }
+    }
+    const present = new Set(images.map((i) => i.Id));
+    for (const id of this.layersById.keys()) if (!present.has(id)) this.layersById.delete(id);
+    const summaries: ImageSummary[] = images
+      .map((i) => {
+        const shared = i.SharedSize >= 0 ? i.SharedSize : 0;
+        return {
+          id: i.Id,
+          tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>').sort(),
+          digests: (i.RepoDigests ?? []).filter((d) => !d.startsWith('<none>')).sort(),
+          size: i.Size,
+          sharedSize: shared,
+          uniqueSize: i.Size - shared,
+          created: new Date(i.Created * 1000).toISOString(),
+          layers: this.layersById.get(i.Id) ?? [],
+          containers: Math.max(0, i.Containers),
+        };
+      })
+      .sort((a, b) => b.created.localeCompare(a.created) || a.id.localeCompare(b.id));
+    this.options.store.update('images', () => summaries);
+    return summaries;
+  }
+}

@@ -1,0 +1,214 @@
+import { statfs } from 'node:fs/promises';
+import type { AgentConfig } from '../config/types.js';
+import { AgentError, toErrorInfo } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { DockerEngineLink } from '../docker/engine-link.js';
+import type { EventBus } from '../state/event-bus.js';
+import type { StateStore } from '../state/state-store.js';
+import type { ImageInventory } from './image-inventory.js';
+import type { ImageReference } from './image-reference.js';
+import { planPull, type PullPlan } from './pull-plan.js';
+import type { Endpoint, RegistryClient } from './registry-client.js';
+
+export interface PullResult {
+  image: string;
+  imageId: string;
+  digest: string;
+  source: 'mirror' | 'origin';
+  bytesDownloaded: number;
+  seconds: number;
+}
+
+interface LayerProgress {
+  status: string;
+  current: number;
+  total: number;
+}
+
+/** At most two progress events a second: a 20 GB pull must not flood a fleet's broker. */
+const PROGRESS_EVERY_MS = 500;
+
+/**
+ * Pulls images the way an unattended robot on Wi-Fi needs: the plan first (refused before a
+ * byte moves when the disk cannot take it), the site mirror before the origin, progress as
+ * events, no time limit while bytes move and a failure when they stop.
+ */
+export class ImagePuller {
+  constructor(
+    private readonly o: {
+      engine: DockerEngineLink;
+      inventory: ImageInventory;
+      registry: RegistryClient;
+      store: StateStore;
+      bus: EventBus;
+      config: AgentConfig['images'];
+      logger: Logger;
+    },
+  ) {}
+
+  async plan(ref: ImageReference): Promise<PullPlan> {
+    const docker = this.requireEngine();
+    await this.o.inventory.refresh();
+    const manifest = await this.o.registry.manifest(ref, { os: docker.os ?? 'linux', architecture: docker.arch ?? 'amd64' });
+    return planPull({
+      ref,
+      manifest,
+      localLayers: this.o.inventory.localLayers(),
+      diskFree: await freeBytes(docker.rootDir),
+      diskFactor: this.o.config.diskFactor,
+      diskReserve: this.o.config.diskReserve,
+    });
+  }
+
+  async pull(ref: ImageReference, ctx: { requestId: string; progress: (fields: Record<string, unknown>) => void }): Promise<PullResult> {
+    const started = Date.now();
+    try {
+      const plan = await this.plan(ref);
+      if (!plan.fits) {
+        throw new AgentError(
+          'insufficient_disk',
+          `${ref.familiar} needs ${plan.diskRequired} bytes free on Docker's disk (${plan.bytesToDownload} to download, x${this.o.config.diskFactor} for extraction, plus the ${this.o.config.diskReserve}-byte reserve); ${plan.diskFree} are free`,
+          { details: { plan } },
+        );
+      }
+      const endpoints = this.o.registry.endpoints(ref).filter((e) => plan.source === 'mirror' || e.source === 'origin');
+      let used: Endpoint | undefined;
+      let lastError: unknown;
+      for (const endpoint of endpoints) {
+        try {
+          await this.pullFrom(endpoint, ref, plan, ctx);
+          used = endpoint;
+          break;
+        } catch (err) {
+          lastError = err;
+          if (endpoint.source === 'origin' || (err instanceof AgentError && err.code === 'disk_full')) throw err;
+          this.o.logger.warn('pull from the mirror failed; trying the origin', { image: ref.familiar, error: toErrorInfo(err) });
+        }
+      }
+      if (!used) throw lastError;
+      const docker = this.o.engine.docker;
+      if (used.source === 'mirror') {
+        // The image keeps its canonical name whatever it came through.
+        await docker.getImage(used.pullReference).tag({ repo: ref.familiarRepository, ...(ref.tag ? { tag: ref.tag } : {}) });
+        await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+      }
+      const inspect = (await docker.getImage(ref.familiar).inspect()) as { Id: string; RepoDigests?: string[] };
+      await this.o.inventory.refresh();
+      const result: PullResult = {
+        image: ref.familiar,
+        imageId: inspect.Id,
+        digest: plan.digest,
+        source: used.source,
+        bytesDownloaded: plan.bytesToDownload,
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+      };
+      this.o.bus.emit('pull.done', { id: ctx.requestId, ...result });
+      return result;
+    } catch (err) {
+      this.o.bus.emit('pull.failed', { id: ctx.requestId, image: ref.familiar, error: toErrorInfo(err) });
+      throw err;
+    }
+  }
+
+  private async pullFrom(endpoint: Endpoint, ref: ImageReference, plan: PullPlan, ctx: { progress: (fields: Record<string, unknown>) => void }): Promise<void> {
+    const docker = this.o.engine.docker;
+    const auth = endpoint.credentials ? { authconfig: { ...endpoint.credentials, serveraddress: ref.registry } } : {};
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await docker.pull(endpoint.pullReference, auth);
+    } catch (err) {
+      throw classifyPullError(err, ref.familiar);
+    }
+    const stallMs = this.o.config.stallTimeout * 1000;
+    await new Promise<void>((resolve, reject) => {
+      const layers: Record<string, LayerProgress> = {};
+      let lastMove = Date.now();
+      let lastEmit = 0;
+      let settled = false;
+      let streamError: string | undefined;
+      const settle = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchdog);
+        if (err) reject(err);
+        else resolve();
+      };
+      const emit = (force: boolean) => {
+        const now = Date.now();
+        if (!force && now - lastEmit < PROGRESS_EVERY_MS) return;
+        lastEmit = now;
+        const values = Object.values(layers);
+        ctx.progress({
+          image: ref.familiar,
+          source: endpoint.source,
+          layers,
+          current: values.reduce((s, l) => s + l.current, 0),
+          total: values.reduce((s, l) => s + l.total, 0),
+          bytesToDownload: plan.bytesToDownload,
+        });
+      };
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastMove < stallMs) return;
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        settle(new AgentError('stalled', `the pull of ${ref.familiar} moved no byte for ${this.o.config.stallTimeout} s`));
+      }, Math.min(1000, stallMs));
+      this.o.engine.docker.modem.followProgress(
+        stream,
+        (err: Error | null) => {
+          if (err) settle(classifyPullError(err, ref.familiar));
+          else if (streamError) settle(classifyPullError(new Error(streamError), ref.familiar));
+          else {
+            emit(true);
+            settle();
+          }
+        },
+        (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+          if (event.error) {
+            streamError = event.error;
+            return;
+          }
+          if (!event.id || !event.status) return;
+          const before = layers[event.id];
+          const detail = event.progressDetail ?? {};
+          const downloading = event.status === 'Downloading';
+          const next: LayerProgress = {
+            status: event.status,
+            current: downloading ? detail.current ?? before?.current ?? 0 : before?.current ?? 0,
+            total: downloading ? detail.total ?? before?.total ?? 0 : before?.total ?? 0,
+          };
+          if (event.status === 'Download complete' || event.status === 'Pull complete') next.current = next.total;
+          if (!before || before.status !== next.status || before.current !== next.current) lastMove = Date.now();
+          layers[event.id] = next;
+          emit(false);
+        },
+      );
+    });
+  }
+
+  private requireEngine(): NonNullable<ReturnType<StateStore['get']>['docker']> {
+    const docker = this.o.store.get().docker;
+    if (!docker.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${docker.error?.message ?? 'unknown reason'}`);
+    return docker;
+  }
+}
+
+async function freeBytes(path: string | undefined): Promise<number | null> {
+  if (!path) return null;
+  try {
+    const s = await statfs(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+export function classifyPullError(err: unknown, image: string): AgentError {
+  if (err instanceof AgentError) return err;
+  const message = (err as Error).message ?? String(err);
+  const lower = message.toLowerCase();
+  if (lower.includes('no space left')) return new AgentError('disk_full', `Docker's disk filled up while pulling ${image}: ${message}`);
+  if (lower.includes('manifest unknown') || lower.includes('not found') || lower.includes('does not exist')) return new AgentError('image_not_found', `no such image or tag: ${image} (${message})`);
+  if (lower.includes('unauthorized') || lower.includes('authentication required') || lower.includes('denied')) return new AgentError('registry_unauthorized', `the registry refused the pull of ${image}: ${message}`);
+  if (lower.includes('connection refused') || lower.includes('no such host') || lower.includes('timeout') || lower.includes('i/o timeout')) return new AgentError('registry_unreachable', `cannot reach the registry of ${image}: ${message}`);
+  return new AgentError('pull_failed', `the pull of ${image} failed: ${message}`);
+}
