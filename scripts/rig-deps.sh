@@ -5,7 +5,7 @@ set -euo pipefail
 declare -A pkg_of=(
   [dockerd]=docker.io [docker]=docker.io [docker-registry]=docker-registry
   [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [mosquitto_passwd]=mosquitto
-  [socat]=socat [busybox]=busybox-static [openssl]=openssl [umount]=mount [tar]=tar
+  [socat]=socat [busybox]=busybox-static [openssl]=openssl [umount]=mount [tar]=tar [htpasswd]=apache2-utils
 )
 missing=()
 for bin in "${!pkg_of[@]}"; do

@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
+import { followEngineProgress } from './engine-progress.js';
 import type { ImageInventory } from './image-inventory.js';
 import type { ImageReference } from './image-reference.js';
 import { planPull, type PullPlan } from './pull-plan.js';
@@ -18,15 +19,6 @@ export interface PullResult {
   bytesDownloaded: number;
   seconds: number;
 }
-
-interface LayerProgress {
-  status: string;
-  current: number;
-  total: number;
-}
-
-/** At most two progress events a second: a 20 GB pull must not flood a fleet's broker. */
-const PROGRESS_EVERY_MS = 500;
 
 /**
  * Pulls images the way an unattended robot on Wi-Fi needs: the plan first (refused before a
@@ -119,69 +111,11 @@ export class ImagePuller {
     } catch (err) {
       throw classifyPullError(err, ref.familiar);
     }
-    const stallMs = this.o.config.stallTimeout * 1000;
-    await new Promise<void>((resolve, reject) => {
-      const layers: Record<string, LayerProgress> = {};
-      let lastMove = Date.now();
-      let lastEmit = 0;
-      let settled = false;
-      let streamError: string | undefined;
-      const settle = (err?: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearInterval(watchdog);
-        if (err) reject(err);
-        else resolve();
-      };
-      const emit = (force: boolean) => {
-        const now = Date.now();
-        if (!force && now - lastEmit < PROGRESS_EVERY_MS) return;
-        lastEmit = now;
-        const values = Object.values(layers);
-        ctx.progress({
-          image: ref.familiar,
-          source: endpoint.source,
-          layers,
-          current: values.reduce((s, l) => s + l.current, 0),
-          total: values.reduce((s, l) => s + l.total, 0),
-          bytesToDownload: plan.bytesToDownload,
-        });
-      };
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastMove < stallMs) return;
-        (stream as unknown as { destroy?: () => void }).destroy?.();
-        settle(new AgentError('stalled', `the pull of ${ref.familiar} moved no byte for ${this.o.config.stallTimeout} s`));
-      }, Math.min(1000, stallMs));
-      this.o.engine.docker.modem.followProgress(
-        stream,
-        (err: Error | null) => {
-          if (err) settle(classifyPullError(err, ref.familiar));
-          else if (streamError) settle(classifyPullError(new Error(streamError), ref.familiar));
-          else {
-            emit(true);
-            settle();
-          }
-        },
-        (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
-          if (event.error) {
-            streamError = event.error;
-            return;
-          }
-          if (!event.id || !event.status) return;
-          const before = layers[event.id];
-          const detail = event.progressDetail ?? {};
-          const downloading = event.status === 'Downloading';
-          const next: LayerProgress = {
-            status: event.status,
-            current: downloading ? detail.current ?? before?.current ?? 0 : before?.current ?? 0,
-            total: downloading ? detail.total ?? before?.total ?? 0 : before?.total ?? 0,
-          };
-          if (event.status === 'Download complete' || event.status === 'Pull complete') next.current = next.total;
-          if (!before || before.status !== next.status || before.current !== next.current) lastMove = Date.now();
-          layers[event.id] = next;
-          emit(false);
-        },
-      );
+    await followEngineProgress(docker.modem, stream, {
+      stallMs: this.o.config.stallTimeout * 1000,
+      what: `the pull of ${ref.familiar}`,
+      classify: (err) => classifyPullError(err, ref.familiar),
+      onProgress: (p) => ctx.progress({ image: ref.familiar, source: endpoint.source, ...p, bytesToDownload: plan.bytesToDownload }),
     });
   }
 
