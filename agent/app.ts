@@ -109,7 +109,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     commands: [
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
-      ...imageCommands({ config: config.images, engine: docker, store, inventory, puller }),
+      ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry }),
     ],
   });
 

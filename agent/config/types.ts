@@ -19,7 +19,18 @@ export interface AgentConfig {
     embedded: { host: string; port: number; username?: string; passwordFile?: string };
   };
   docker: { socketPath: string };
-  images: { allow: string[]; pushAllow: string[]; stallTimeout: number; diskFactor: number; diskReserve: number; keep: number };
+  images: {
+    allow: string[];
+    pushAllow: string[];
+    stallTimeout: number;
+    diskFactor: number;
+    diskReserve: number;
+    keep: number;
+    exportDir: string;
+    importDir: string;
+    buildDir: string;
+    buildNetwork: 'host' | 'none' | 'default';
+  };
   registries: Record<string, { mirror?: string; username?: string; passwordFile?: string; insecure?: boolean }>;
   devices: {
     sysfsRoot: string;

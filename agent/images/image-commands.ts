@@ -3,20 +3,49 @@ import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import { AgentError } from '../core/errors.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { StateStore } from '../state/state-store.js';
+import type { EventBus } from '../state/event-bus.js';
+import { buildImage } from './image-builder.js';
+import { ImageFiles } from './image-files.js';
 import type { ImageInventory } from './image-inventory.js';
+import { planPrune, runPrune } from './image-pruner.js';
+import { pushImage } from './image-pusher.js';
 import { allowedReference } from './image-reference.js';
 import type { ImagePuller } from './image-puller.js';
+import type { RegistryClient } from './registry-client.js';
 
 /**
  * Image commands. Every reference passes the local allowlist before anything reaches the
  * engine: the fleet asks, the robot's own config decides.
  */
-export function imageCommands(d: { config: AgentConfig['images']; engine: DockerEngineLink; store: StateStore; inventory: ImageInventory; puller: ImagePuller }): CommandDefinition[] {
+export function imageCommands(d: {
+  config: AgentConfig['images'];
+  engine: DockerEngineLink;
+  store: StateStore;
+  bus: EventBus;
+  inventory: ImageInventory;
+  puller: ImagePuller;
+  registry: RegistryClient;
+  /** Image ids something else still needs (a rollback's previous image); prune keeps them. */
+  protectedImages?: () => Set<string>;
+}): CommandDefinition[] {
   const managed = [...d.config.allow, ...d.config.pushAllow];
   const engine = () => {
     const docker = d.store.get().docker;
     if (!docker.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${docker.error?.message ?? 'unknown reason'}`);
     return d.engine.docker;
+  };
+  const files = new ImageFiles({ docker: () => engine(), config: d.config });
+  /** Runs an operation with .done / .failed events carrying the request id. */
+  const reported = async <T>(kind: string, id: string, image: string | undefined, run: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await run();
+      d.bus.emit(`${kind}.done`, { id, ...(image ? { image } : {}) });
+      await d.inventory.refresh().catch(() => undefined);
+      return result;
+    } catch (err) {
+      d.bus.emit(`${kind}.failed`, { id, ...(image ? { image } : {}), error: { code: (err as AgentError).code ?? 'internal', message: (err as Error).message } });
+      throw err;
+    }
   };
   const inspect = async (reference: string) => {
     try {
@@ -60,6 +89,53 @@ export function imageCommands(d: { config: AgentConfig['images']; engine: Docker
         await d.inventory.refresh();
         return { image: ref.familiar, untagged: removed.flatMap((r) => (r.Untagged ? [r.Untagged] : [])), deleted: removed.flatMap((r) => (r.Deleted ? [r.Deleted] : [])) };
       },
+    }),
+    defineCommand<{ image: string }, unknown>({
+      name: 'push',
+      run: async ({ image }, ctx) => {
+        const ref = allowedReference(image, d.config.pushAllow, 'images.pushAllow');
+        return reported('push', ctx.requestId, ref.familiar, () =>
+          pushImage({ docker: engine(), registry: d.registry, config: d.config, ref, progress: (f) => ctx.progress(f, 'push.progress') }),
+        );
+      },
+    }),
+    defineCommand<{ image: string; file: string }, unknown>({
+      name: 'save',
+      run: async ({ image, file }, ctx) => {
+        const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
+        return reported('save', ctx.requestId, ref.familiar, () => files.save(ref, file));
+      },
+    }),
+    defineCommand<{ file: string }, unknown>({
+      name: 'load',
+      run: async ({ file }, ctx) => reported('load', ctx.requestId, undefined, () => files.load(file)),
+    }),
+    defineCommand<{ file: string; image: string }, unknown>({
+      name: 'import',
+      run: async ({ file, image }, ctx) => {
+        const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
+        return reported('import', ctx.requestId, ref.familiar, () => files.import(ref, file));
+      },
+    }),
+    defineCommand<{ context: string; dockerfile?: string; image: string }, unknown>({
+      name: 'build',
+      run: async ({ context, dockerfile, image }, ctx) => {
+        const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
+        return reported('build', ctx.requestId, ref.familiar, () =>
+          buildImage({ docker: engine(), config: d.config, ref, context, dockerfile, progress: (f) => ctx.progress(f, 'build.progress') }),
+        );
+      },
+    }),
+    defineCommand<Record<string, never>, unknown>({
+      name: 'prune',
+      run: async (_args, ctx) =>
+        reported('prune', ctx.requestId, undefined, async () => {
+          const images = await d.inventory.refresh();
+          const inUse = new Set((await engine().listContainers({ all: true })).map((c) => c.ImageID));
+          const steps = planPrune({ images, managed, keep: d.config.keep, inUse, protectedIds: d.protectedImages?.() ?? new Set() });
+          const outcome = await runPrune(engine(), steps);
+          return { ...outcome, bytesFreed: outcome.removed.reduce((s, r) => s + r.size, 0), keep: d.config.keep };
+        }),
     }),
   ];
 }

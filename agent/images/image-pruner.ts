@@ -1,0 +1,63 @@
+import type Docker from 'dockerode';
+import type { ImageSummary } from '../state/types.js';
+import { isAllowed, parseImageReference } from './image-reference.js';
+
+export interface PruneStep {
+  imageId: string;
+  tags: string[];
+  size: number;
+}
+
+/**
+ * Which images prune removes (pure): only images the config manages, never one a container
+ * uses, never one protected (a rollback's), and the newest `keep` of each repository stay.
+ */
+export function planPrune(o: { images: ImageSummary[]; managed: string[]; keep: number; inUse: ReadonlySet<string>; protectedIds: ReadonlySet<string> }): PruneStep[] {
+  const byRepository = new Map<string, ImageSummary[]>();
+  for (const image of o.images) {
+    const repositories = new Set(
+      image.tags.flatMap((tag) => {
+        try {
+          const ref = parseImageReference(tag);
+          return isAllowed(ref, o.managed) ? [ref.familiarRepository] : [];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    for (const repository of repositories) byRepository.set(repository, [...(byRepository.get(repository) ?? []), image]);
+  }
+  const keepIds = new Set<string>();
+  const candidates = new Map<string, ImageSummary>();
+  for (const images of byRepository.values()) {
+    const newestFirst = [...images].sort((a, b) => b.created.localeCompare(a.created));
+    newestFirst.slice(0, o.keep).forEach((i) => keepIds.add(i.id));
+    newestFirst.slice(o.keep).forEach((i) => candidates.set(i.id, i));
+  }
+  return [...candidates.values()]
+    .filter((i) => !keepIds.has(i.id) && !o.inUse.has(i.id) && !o.protectedIds.has(i.id))
+    // Only the names the config manages are taken away; an image that keeps another name stays.
+    .map((i) => ({ imageId: i.id, tags: i.tags.filter((t) => managedTag(t, o.managed)), size: i.uniqueSize }));
+}
+
+function managedTag(tag: string, managed: string[]): boolean {
+  try {
+    return isAllowed(parseImageReference(tag), managed);
+  } catch {
+    return false;
+  }
+}
+
+export async function runPrune(docker: Docker, steps: PruneStep[]): Promise<{ removed: PruneStep[]; failed: Array<PruneStep & { error: string }> }> {
+  const removed: PruneStep[] = [];
+  const failed: Array<PruneStep & { error: string }> = [];
+  for (const step of steps) {
+    try {
+      for (const tag of step.tags) await docker.getImage(tag).remove({ force: false });
+      removed.push(step);
+    } catch (err) {
+      failed.push({ ...step, error: (err as Error).message });
+    }
+  }
+  return { removed, failed };
+}

@@ -1,0 +1,58 @@
+import type Docker from 'dockerode';
+import type { AgentConfig } from '../config/types.js';
+import { AgentError } from '../core/errors.js';
+import { followEngineProgress, type EngineMessage } from './engine-progress.js';
+import type { ImageReference } from './image-reference.js';
+import { classifyPullError } from './image-puller.js';
+import type { RegistryClient } from './registry-client.js';
+
+export interface PushResult {
+  image: string;
+  digest: string | null;
+  /** Layers that went up, and those the registry already had. */
+  layersPushed: string[];
+  layersExisting: string[];
+  bytesPushed: number;
+}
+
+/** `docker push` with credentials, progress events, and what actually went up. */
+export async function pushImage(o: {
+  docker: Docker;
+  registry: RegistryClient;
+  config: AgentConfig['images'];
+  ref: ImageReference;
+  progress: (fields: Record<string, unknown>) => void;
+}): Promise<PushResult> {
+  const image = o.docker.getImage(o.ref.familiar);
+  await image.inspect().catch((err: { statusCode?: number }) => {
+    throw err.statusCode === 404 ? new AgentError('image_not_found', `no image ${o.ref.familiar} on this robot`) : err;
+  });
+  const credentials = o.registry.credentials(o.ref.registry);
+  const authconfig = credentials ? { ...credentials, serveraddress: o.ref.registry } : {};
+  const stream = (await image.push({ tag: o.ref.tag ?? 'latest', authconfig })) as NodeJS.ReadableStream;
+  const pushed = new Set<string>();
+  const existing = new Set<string>();
+  let digest: string | null = null;
+  const final = await followEngineProgress(o.docker.modem, stream, {
+    stallMs: o.config.stallTimeout * 1000,
+    what: `the push of ${o.ref.familiar}`,
+    classify: (err) => {
+      const c = classifyPullError(err, o.ref.familiar);
+      return c.code === 'pull_failed' ? new AgentError('push_failed', `the push of ${o.ref.familiar} failed: ${err.message}`) : c;
+    },
+    onProgress: (p) => o.progress({ image: o.ref.familiar, ...p }),
+    onMessage: (m: EngineMessage) => {
+      if (m.id && m.status === 'Pushed') pushed.add(m.id);
+      if (m.id && m.status === 'Layer already exists') existing.add(m.id);
+      const aux = m.aux as { Digest?: string } | undefined;
+      if (aux?.Digest) digest = aux.Digest;
+    },
+  });
+  return {
+    image: o.ref.familiar,
+    digest,
+    layersPushed: [...pushed],
+    layersExisting: [...existing],
+    bytesPushed: [...pushed].reduce((sum, id) => sum + (final.layers[id]?.total ?? 0), 0),
+  };
+}
