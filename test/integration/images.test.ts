@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
+import { FaultyRegistry } from '../helpers/faulty-registry.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { waitUntil } from '../helpers/wait.js';
 import { freePort } from '../rig/net.js';
@@ -166,5 +167,52 @@ describe('images on the rig', function () {
     assert.equal(response.ok, true, JSON.stringify(response));
     assert.equal((response.result as { source: string }).source, 'origin');
     assert.deepEqual(localTags(), [r.fixtures.registryImages.v339]);
+  });
+});
+
+describe('images: a registry that misbehaves', function () {
+  this.timeout(60_000);
+  let subject: AgentUnderTest | undefined;
+  let probe: MqttProbe | undefined;
+  let faulty: FaultyRegistry | undefined;
+  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+
+  afterEach(async () => {
+    await probe?.close();
+    await subject?.stop();
+    await faulty?.stop();
+    probe = undefined;
+    subject = undefined;
+    faulty = undefined;
+  });
+
+  async function agentFor(host: string, images: Record<string, unknown> = {}): Promise<void> {
+    subject = await startAgent({ docker: { socketPath: rig().docker.socketPath }, images: { allow: [`${host}/**`], ...images } });
+    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    await probe.subscribe(`${subject.base}/#`);
+    await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
+  }
+
+  it('a registry answering 500 is registry_error, for plan and pull', async function () {
+    needRig(this);
+    faulty = await FaultyRegistry.start(rig().registry.url, 'error500');
+    await agentFor(faulty.host);
+    for (const command of ['plan', 'pull']) {
+      const r = await probe!.request(subject!.base, command, { id: `${command}-500`, image: `${faulty.host}/yahboomtechnology/ros-foxy:3.3.9` });
+      assert.equal((r.error as { code: string }).code, 'registry_error', JSON.stringify(r));
+    }
+  });
+
+  it('a pull that stops moving fails after images.stallTimeout, leaving no image behind', async function () {
+    needRig(this);
+    faulty = await FaultyRegistry.start(rig().registry.url, 'stall-layers');
+    await agentFor(faulty.host, { stallTimeout: 5 });
+    const image = `${faulty.host}/yahboomtechnology/ros-foxy:3.3.9`;
+    const t0 = Date.now();
+    const r = await probe!.request(subject!.base, 'pull', { id: 'stall', image }, 30_000);
+    assert.equal((r.error as { code: string }).code, 'stalled', JSON.stringify(r));
+    assert.ok(Date.now() - t0 >= 5000 && Date.now() - t0 < 15_000, `failed after ${Date.now() - t0} ms`);
+    assert.equal(docker('image', 'ls', '-q', image), '', 'a half-pulled image is present');
+    assert.equal((await probe!.request(subject!.base, 'ping', { id: 'alive' })).ok, true);
   });
 });
