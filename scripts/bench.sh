@@ -7,3 +7,4 @@ bash scripts/rig-deps.sh
 npx --no-install tsc -p tsconfig.json
 node build/bench/idle-footprint.js
 node build/bench/devices-hotplug.js
+node build/bench/image-pull.js

@@ -25,15 +25,23 @@ export class ImageInventory {
   private unsubscribers: Array<() => void> = [];
   private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<ImageSummary[]> | undefined;
+  /** Set by every image event; until the next read, the cached layers may be out of date. */
+  private stale = true;
 
   constructor(private readonly options: { engine: DockerEngineLink; store: StateStore; logger: Logger }) {}
 
   async start(): Promise<void> {
     const { engine } = this.options;
     this.unsubscribers = [
-      engine.onConnected(() => this.scheduleRefresh(0)),
+      engine.onConnected(() => {
+        this.stale = true;
+        this.scheduleRefresh(0);
+      }),
       engine.onEngineEvent((event) => {
-        if (event.Type === 'image' || (event.Type === 'container' && (event.Action === 'create' || event.Action === 'destroy'))) this.scheduleRefresh(300);
+        if (event.Type === 'image' || (event.Type === 'container' && (event.Action === 'create' || event.Action === 'destroy'))) {
+          this.stale = true;
+          this.scheduleRefresh(300);
+        }
       }),
     ];
     if (engine.available) this.scheduleRefresh(0);
@@ -49,6 +57,15 @@ export class ImageInventory {
   /** Every layer diff id present on the engine: what a pull would not need to download. */
   localLayers(): Set<string> {
     return new Set([...this.layersById.values()].flat());
+  }
+
+  /**
+   * The inventory as of the last image event: read again only when one happened since (a
+   * `docker system df` costs tens of milliseconds, which a pull should not pay twice).
+   */
+  async current(): Promise<ImageSummary[]> {
+    if (this.stale || this.refreshing) return this.refresh();
+    return this.options.store.get().images;
   }
 
   /** Reads the engine now; concurrent callers share one read. */
@@ -67,6 +84,7 @@ export class ImageInventory {
   }
 
   private async read(): Promise<ImageSummary[]> {
+    this.stale = false;
     const docker = this.options.engine.docker;
     const df = (await docker.df()) as { Images?: DfImage[] };
     const images = df.Images ?? [];

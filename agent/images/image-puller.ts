@@ -40,7 +40,7 @@ export class ImagePuller {
 
   async plan(ref: ImageReference): Promise<PullPlan> {
     const docker = this.requireEngine();
-    await this.o.inventory.refresh();
+    await this.o.inventory.current();
     const manifest = await this.o.registry.manifest(ref, { os: docker.os ?? 'linux', architecture: docker.arch ?? 'amd64' });
     return planPull({
       ref,
@@ -85,7 +85,7 @@ export class ImagePuller {
         await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
       }
       const inspect = (await docker.getImage(ref.familiar).inspect()) as { Id: string; RepoDigests?: string[] };
-      await this.o.inventory.refresh();
+      // The pull's own engine events refresh the inventory; the answer need not wait for it.
       const result: PullResult = {
         image: ref.familiar,
         imageId: inspect.Id,
