@@ -2,6 +2,7 @@ import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ImageSummary } from '../state/types.js';
+import { compareCreated } from './image-pruner.js';
 
 interface DfImage {
   Id: string;
@@ -20,8 +21,11 @@ interface DfImage {
  */
 export class ImageInventory {
   readonly name = 'images';
-  /** Layers by image id: an image's layers never change, so each is inspected once. */
-  private readonly layersById = new Map<string, string[]>();
+  /**
+   * What inspect tells per image id (layers, and Created to the nanosecond, where df has whole
+   * seconds and images built in one second would tie): it never changes, so each is read once.
+   */
+  private readonly inspected = new Map<string, { layers: string[]; created: string }>();
   private unsubscribers: Array<() => void> = [];
   private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<ImageSummary[]> | undefined;
@@ -56,7 +60,7 @@ export class ImageInventory {
 
   /** Every layer diff id present on the engine: what a pull would not need to download. */
   localLayers(): Set<string> {
-    return new Set([...this.layersById.values()].flat());
+    return new Set([...this.inspected.values()].flatMap((i) => i.layers));
   }
 
   /**
@@ -89,16 +93,16 @@ export class ImageInventory {
     const df = (await docker.df()) as { Images?: DfImage[] };
     const images = df.Images ?? [];
     for (const image of images) {
-      if (this.layersById.has(image.Id)) continue;
+      if (this.inspected.has(image.Id)) continue;
       try {
-        const inspect = (await docker.getImage(image.Id).inspect()) as { RootFS?: { Layers?: string[] } };
-        this.layersById.set(image.Id, inspect.RootFS?.Layers ?? []);
+        const inspect = (await docker.getImage(image.Id).inspect()) as { RootFS?: { Layers?: string[] }; Created?: string };
+        this.inspected.set(image.Id, { layers: inspect.RootFS?.Layers ?? [], created: inspect.Created ?? new Date(image.Created * 1000).toISOString() });
       } catch {
         // Deleted between the list and the inspect: the next refresh will not list it.
       }
     }
     const present = new Set(images.map((i) => i.Id));
-    for (const id of this.layersById.keys()) if (!present.has(id)) this.layersById.delete(id);
+    for (const id of this.inspected.keys()) if (!present.has(id)) this.inspected.delete(id);
     const summaries: ImageSummary[] = images
       .map((i) => {
         const shared = i.SharedSize >= 0 ? i.SharedSize : 0;
@@ -109,12 +113,12 @@ export class ImageInventory {
           size: i.Size,
           sharedSize: shared,
           uniqueSize: i.Size - shared,
-          created: new Date(i.Created * 1000).toISOString(),
-          layers: this.layersById.get(i.Id) ?? [],
+          created: this.inspected.get(i.Id)?.created ?? new Date(i.Created * 1000).toISOString(),
+          layers: this.inspected.get(i.Id)?.layers ?? [],
           containers: Math.max(0, i.Containers),
         };
       })
-      .sort((a, b) => b.created.localeCompare(a.created) || a.id.localeCompare(b.id));
+      .sort((a, b) => compareCreated(b.created, a.created) || a.id.localeCompare(b.id));
     this.options.store.update('images', () => summaries);
     return summaries;
   }

@@ -30,7 +30,7 @@ export function planPrune(o: { images: ImageSummary[]; managed: string[]; keep: 
   const keepIds = new Set<string>();
   const candidates = new Map<string, ImageSummary>();
   for (const images of byRepository.values()) {
-    const newestFirst = [...images].sort((a, b) => b.created.localeCompare(a.created));
+    const newestFirst = [...images].sort((a, b) => compareCreated(b.created, a.created));
     newestFirst.slice(0, o.keep).forEach((i) => keepIds.add(i.id));
     newestFirst.slice(o.keep).forEach((i) => candidates.set(i.id, i));
   }
@@ -46,6 +46,15 @@ function managedTag(tag: string, managed: string[]): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Engine timestamps carry up to nine fraction digits, and whole seconds have none: compared as
+ * strings, 12:00:00Z would sort after 12:00:00.5Z. Pad the fraction first.
+ */
+export function compareCreated(a: string, b: string): number {
+  const norm = (t: string) => t.replace(/(?:\.(\d+))?Z$/, (_m, frac: string | undefined) => `.${(frac ?? '').padEnd(9, '0')}Z`);
+  return norm(a).localeCompare(norm(b));
 }
 
 export async function runPrune(docker: Docker, steps: PruneStep[]): Promise<{ removed: PruneStep[]; failed: Array<PruneStep & { error: string }> }> {
