@@ -6,6 +6,8 @@ import { FaultyRegistry } from '../helpers/faulty-registry.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { waitUntil } from '../helpers/wait.js';
 import { freePort } from '../rig/net.js';
+import { startRegistry, type RegistryRig } from '../rig/registry.js';
+import { tempDir } from '../helpers/temp.js';
 import { needRig, rig } from '../setup.js';
 import type { AgentEvent } from '../../agent/state/event-bus.js';
 import type { ImageSummary } from '../../agent/state/types.js';
@@ -214,5 +216,81 @@ describe('images: a registry that misbehaves', function () {
     assert.ok(Date.now() - t0 >= 5000 && Date.now() - t0 < 15_000, `failed after ${Date.now() - t0} ms`);
     assert.equal(docker('image', 'ls', '-q', image), '', 'a half-pulled image is present');
     assert.equal((await probe!.request(subject!.base, 'ping', { id: 'alive' })).ok, true);
+  });
+});
+
+describe('images: platforms and pull-through mirrors', function () {
+  this.timeout(60_000);
+  let subject: AgentUnderTest | undefined;
+  let probe: MqttProbe | undefined;
+  let proxy: RegistryRig | undefined;
+  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  const V2 = 'application/vnd.docker.distribution.manifest.v2+json';
+
+  afterEach(async () => {
+    await probe?.close();
+    await subject?.stop();
+    await proxy?.stop();
+    probe = undefined;
+    subject = undefined;
+    proxy = undefined;
+    const tags = docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean);
+    if (tags.length) docker('image', 'rm', '-f', ...tags);
+  });
+
+  async function agentWith(config: Record<string, unknown>): Promise<void> {
+    subject = await startAgent({ docker: { socketPath: rig().docker.socketPath }, ...config });
+    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    await probe.subscribe(`${subject.base}/#`);
+    await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
+  }
+
+  /** Publishes a manifest list naming existing tags' manifests for the given platforms. */
+  async function publishList(tag: string, entries: Array<{ from: string; architecture: string }>): Promise<Record<string, string>> {
+    const base = `${rig().registry.url}/v2/${rig().fixtures.repository}`;
+    const digests: Record<string, string> = {};
+    const manifests = [];
+    for (const e of entries) {
+      const res = await fetch(`${base}/manifests/${e.from}`, { headers: { accept: V2 } });
+      const body = Buffer.from(await res.arrayBuffer());
+      digests[e.from] = res.headers.get('docker-content-digest')!;
+      manifests.push({ mediaType: V2, size: body.length, digest: digests[e.from], platform: { architecture: e.architecture, os: 'linux' } });
+    }
+    const list = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests };
+    const put = await fetch(`${base}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': list.mediaType }, body: JSON.stringify(list) });
+    assert.equal(put.status, 201, await put.text());
+    return digests;
+  }
+
+  it("plans and pulls the image of the engine's own platform from a multi-arch tag", async function () {
+    needRig(this);
+    const arch = JSON.parse(docker('version', '--format', '{{json .Server.Arch}}')) as string;
+    const other = arch === 'amd64' ? 'arm64' : 'amd64';
+    const digests = await publishList('multi', [{ from: '3.4.0', architecture: other }, { from: '3.3.9', architecture: arch }]);
+    await publishList('foreign', [{ from: '3.4.0', architecture: 's390x' }]);
+    const r = rig();
+    await agentWith({ images: { allow: [`${r.registry.host}/**`] } });
+    const plan = await probe!.request(subject!.base, 'plan', { id: 'multi', image: `${r.registry.host}/${r.fixtures.repository}:multi` });
+    assert.equal((plan.result as { digest: string }).digest, digests['3.3.9'], JSON.stringify(plan));
+    const pulled = await probe!.request(subject!.base, 'pull', { id: 'multi-pull', image: `${r.registry.host}/${r.fixtures.repository}:multi` }, 30_000);
+    assert.equal(pulled.ok, true, JSON.stringify(pulled));
+    assert.equal(docker('run', '--rm', '--network', 'none', `${r.registry.host}/${r.fixtures.repository}:multi`, 'cat', '/etc/ros-version'), '3.3.9');
+    const foreign = await probe!.request(subject!.base, 'plan', { id: 'foreign', image: `${r.registry.host}/${r.fixtures.repository}:foreign` });
+    assert.equal((foreign.error as { code: string }).code, 'platform_not_found');
+    assert.match((foreign.error as { message: string }).message, /linux\/s390x/);
+  });
+
+  it('pulls through a site mirror (docker-registry in proxy mode) and names the image canonically', async function () {
+    needRig(this);
+    const r = rig();
+    proxy = await startRegistry(tempDir('rfa-mirror-'), { proxyRemoteUrl: r.registry.url });
+    await agentWith({ images: { allow: [`${r.registry.host}/**`] }, registries: { [r.registry.host]: { mirror: proxy.url } } });
+    const image = r.fixtures.registryImages.v340;
+    const pulled = await probe!.request(subject!.base, 'pull', { id: 'via-mirror', image }, 30_000);
+    assert.equal(pulled.ok, true, JSON.stringify(pulled));
+    assert.equal((pulled.result as { source: string }).source, 'mirror');
+    assert.deepEqual(docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean), [image]);
+    const cached = (await (await fetch(`${proxy.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.ok(cached.repositories.includes(r.fixtures.repository), 'the mirror now holds the image for the next robot');
   });
 });

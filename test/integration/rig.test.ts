@@ -38,7 +38,8 @@ describe('test rig', function () {
     const rig = needRig(this);
     const res = await fetch(`${rig.registry.url}/v2/${rig.fixtures.repository}/tags/list`);
     const body = (await res.json()) as { tags: string[] };
-    assert.deepEqual([...body.tags].sort(), [...rig.fixtures.tags].sort());
+    // Other tests add tags (multi-arch lists); every fixture must be there.
+    for (const tag of rig.fixtures.tags) assert.ok(body.tags.includes(tag), `${tag} missing from ${body.tags.join(', ')}`);
   });
 
   it('has a broker that speaks MQTT 5, checks passwords, and requires a trusted client certificate over TLS', async function () {
