@@ -96,7 +96,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   const inventory = new ImageInventory({ engine: docker, store, logger: logger.child('images') });
 
   // What the agent does with the engine.
-  const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {} });
+  const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
 
   // 5. What the fleet can ask of it. Listening before the link connects: a persistent session

@@ -72,7 +72,7 @@ function parseConfigFlag(args: string[]): string | undefined | Error {
 }
 
 async function run(loaded: LoadedConfig): Promise<number> {
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {})].filter(
+  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {}), ...Object.values(loaded.secrets.dockerConfigAuths ?? {}).map((a) => a.password)].filter(
     (s): s is string => s !== undefined,
   );
   const logger = createLogger({ level: loaded.config.log.level, secrets });

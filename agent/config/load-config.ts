@@ -113,6 +113,10 @@ function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: stri
     problems,
   );
   if (embeddedPassword !== undefined) secrets.embeddedPassword = embeddedPassword;
+  if (config.images.dockerConfig !== undefined) {
+    const auths = readDockerConfigAuths(config.images.dockerConfig, problems);
+    if (auths) secrets.dockerConfigAuths = auths;
+  }
   for (const [host, registry] of Object.entries(config.registries)) {
     const envName = `ROBOT_AGENT_REGISTRY_PASSWORD_${host.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
     const password = secretFrom(env[envName], registry.passwordFile, `registries.${host}.passwordFile`, problems);
@@ -120,6 +124,28 @@ function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: stri
     if (registry.passwordFile !== undefined && registry.username === undefined) problems.push(`registries.${host}.username: is required with a passwordFile`);
   }
   return secrets;
+}
+
+/**
+ * `auths` of a Docker config.json: {"host": {"auth": base64("user:password")}}. Docker Hub is
+ * written as https://index.docker.io/v1/; credential helpers (credsStore) are not followed.
+ */
+function readDockerConfigAuths(file: string, problems: string[]): Record<string, { username: string; password: string }> | undefined {
+  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8')) as typeof doc;
+  } catch (err) {
+    problems.push(`images.dockerConfig: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return undefined;
+  }
+  const out: Record<string, { username: string; password: string }> = {};
+  for (const [key, entry] of Object.entries(doc.auths ?? {})) {
+    const host = key.replace(/^https?:\/\//, '').replace(/\/.*$/, '').replace(/^(index|registry-1)\.docker\.io$/, 'docker.io');
+    const decoded = entry.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : `${entry.username ?? ''}:${entry.password ?? ''}`;
+    const colon = decoded.indexOf(':');
+    if (colon > 0) out[host] = { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  return out;
 }
 
 /** The environment wins over the file, as for every other key. */

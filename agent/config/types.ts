@@ -30,6 +30,7 @@ export interface AgentConfig {
     importDir: string;
     buildDir: string;
     buildNetwork: 'host' | 'none' | 'default';
+    dockerConfig?: string;
   };
   registries: Record<string, { mirror?: string; username?: string; passwordFile?: string; insecure?: boolean }>;
   devices: {
@@ -54,6 +55,8 @@ export interface Secrets {
   embeddedPassword?: string;
   /** Registry passwords by registry host. */
   registryPasswords?: Record<string, string>;
+  /** Credentials from images.dockerConfig, by registry host. */
+  dockerConfigAuths?: Record<string, { username: string; password: string }>;
 }
 
 export interface LoadedConfig {

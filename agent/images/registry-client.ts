@@ -60,6 +60,8 @@ export class RegistryClient {
     private readonly options: {
       registries: Record<string, RegistrySettings>;
       passwords: Record<string, string>;
+      /** From images.dockerConfig: used where the config names no username and password. */
+      dockerConfigAuths?: Record<string, { username: string; password: string }>;
       timeoutMs?: number;
     },
   ) {}
@@ -86,7 +88,8 @@ export class RegistryClient {
   credentials(registry: string): { username: string; password: string } | undefined {
     const username = this.options.registries[registry]?.username;
     const password = this.options.passwords[registry];
-    return username !== undefined && password !== undefined ? { username, password } : undefined;
+    if (username !== undefined && password !== undefined) return { username, password };
+    return this.options.dockerConfigAuths?.[registry];
   }
 
   /** The first endpoint that answers; a mirror that fails falls back to the origin. */

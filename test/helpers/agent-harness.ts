@@ -38,7 +38,7 @@ export async function startAgent(doc: Record<string, any> = {}, env: NodeJS.Proc
   };
   const loaded = loadConfig({ file: writeYaml(dir, 'config.yaml', config), env });
   const logs: Array<Record<string, unknown>> = [];
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {})].filter(
+  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {}), ...Object.values(loaded.secrets.dockerConfigAuths ?? {}).map((a) => a.password)].filter(
     (s): s is string => s !== undefined,
   );
   const logger = createLogger({ level: 'debug', secrets, write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });

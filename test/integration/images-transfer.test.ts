@@ -34,14 +34,17 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     await secured?.stop();
   });
 
-  async function agent(o: { passwordFile?: string; keep?: number; allow?: string[] } = {}): Promise<void> {
+  async function agent(o: { passwordFile?: string; keep?: number; allow?: string[]; dockerConfig?: string } = {}): Promise<void> {
     const base = tempDir('rfa-img-');
     dirs = { exportDir: join(base, 'export'), importDir: join(base, 'import'), buildDir: join(base, 'build') };
     for (const d of Object.values(dirs)) mkdirSync(d);
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
-      images: { allow: o.allow ?? ['yahboomtechnology/*'], pushAllow: [`${secured.host}/**`], keep: o.keep ?? 3, ...dirs },
-      registries: { 'docker.io': { mirror: rig().registry.url }, [secured.host]: { username: secured.username, passwordFile: o.passwordFile ?? secured.passwordFile } },
+      images: { allow: o.allow ?? ['yahboomtechnology/*'], pushAllow: [`${secured.host}/**`], keep: o.keep ?? 3, ...dirs, ...(o.dockerConfig ? { dockerConfig: o.dockerConfig } : {}) },
+      registries: {
+        'docker.io': { mirror: rig().registry.url },
+        ...(o.dockerConfig ? {} : { [secured.host]: { username: secured.username, passwordFile: o.passwordFile ?? secured.passwordFile } }),
+      },
     });
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
     await probe.subscribe(`${subject.base}/#`);
@@ -86,6 +89,18 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     // And the plan reads the secured registry with the same credentials.
     const plan = ok(await ask('plan', { image: second }));
     assert.deepEqual([plan.layers, plan.present], [3, 3]);
+  });
+
+  it('takes registry credentials from a Docker config.json as docker login writes it', async () => {
+    const file = join(tempDir(), 'config.json');
+    writeFileSync(file, JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`${secured.username}:${secured.password}`).toString('base64') } } }));
+    await agent({ dockerConfig: file, allow: ['yahboomtechnology/*', `${secured.host}/**`] });
+    docker('pull', rig().fixtures.images.v339);
+    const target = `${secured.host}/yahboomtechnology/ros-foxy:from-config-json`;
+    ok(await ask('tag', { source: rig().fixtures.images.v339, target }));
+    ok(await ask('push', { image: target }));
+    assert.equal(ok(await ask('plan', { image: target })).layers, 3);
+    assert.ok(!JSON.stringify(subject!.logs).includes(secured.password!), 'the password leaked into the logs');
   });
 
   it('refuses a push the config does not allow, and a registry that refuses the credentials', async () => {
