@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
+import { docker, dockerAt } from '../helpers/engine-cli.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -24,14 +25,13 @@ describe('images: a disk that fills mid-pull', function () {
 
   before(async function () {
     needRig(this);
-    const main = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const ctx = tempDir('rfa-zeros-');
     writeFileSync(join(ctx, 'zeros.bin'), Buffer.alloc(96 * 1024 * 1024));
     writeFileSync(join(ctx, 'Dockerfile'), `FROM ${rig().fixtures.registryImages.v339}\nCOPY zeros.bin /opt/ros/zeros.bin\n`);
-    main('pull', rig().fixtures.registryImages.v339);
-    main('build', '-q', '--network', 'none', '-t', image(), ctx);
-    main('push', image());
-    main('image', 'rm', image(), rig().fixtures.registryImages.v339);
+    docker('pull', rig().fixtures.registryImages.v339);
+    docker('build', '-q', '--network', 'none', '-t', image(), ctx);
+    docker('push', image());
+    docker('image', 'rm', image(), rig().fixtures.registryImages.v339);
     mountPoint = tempDir('rfa-small-');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mountPoint]);
     mkdirSync(join(mountPoint, 'd'));
@@ -58,7 +58,7 @@ describe('images: a disk that fills mid-pull', function () {
     assert.equal((plan.result as { fits: boolean }).fits, true, 'the plan must let it start for this test to mean anything');
     const pulled = await probe.request(subject.base, 'pull', { id: 'fill', image: image() }, 90_000);
     assert.equal((pulled.error as { code: string } | undefined)?.code, 'disk_full', JSON.stringify(pulled));
-    const left = execFileSync('docker', [...small!.cliArgs, 'image', 'ls', '-q']).toString().trim();
+    const left = dockerAt(small!.cliArgs, 'image', 'ls', '-q');
     assert.equal(left, '', 'a half-pulled image is present');
     assert.equal((await probe.request(subject.base, 'ping', { id: 'alive' })).ok, true);
   });

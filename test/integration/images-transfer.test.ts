@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, statSync, symlinkSync, writeFileSy
 import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
+import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -18,13 +19,6 @@ describe('images: push, save, load, import, build, prune on the rig', function (
   let probe: MqttProbe | undefined;
   let dirs: { exportDir: string; importDir: string; buildDir: string };
 
-  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
-  const localTags = () => docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean);
-  const cleanEngine = () => {
-    for (const c of docker('ps', '-aq').split('\n').filter(Boolean)) docker('rm', '-f', c);
-    const tags = localTags().filter((t) => !t.endsWith(':<none>'));
-    if (tags.length) docker('image', 'rm', '-f', ...tags);
-  };
 
   before(async function () {
     needRig(this);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
+import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
 import { FaultyRegistry } from '../helpers/faulty-registry.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -19,13 +19,6 @@ describe('images on the rig', function () {
   let probe: MqttProbe | undefined;
   const events: AgentEvent[] = [];
 
-  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
-  const localTags = () => docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean);
-  const cleanEngine = () => {
-    for (const c of docker('ps', '-aq').split('\n').filter(Boolean)) docker('rm', '-f', c);
-    const tags = localTags();
-    if (tags.length) docker('image', 'rm', '-f', ...tags);
-  };
 
   async function agent(images: Record<string, unknown> = {}, registries?: Record<string, unknown>): Promise<void> {
     const r = rig();
@@ -177,7 +170,6 @@ describe('images: a registry that misbehaves', function () {
   let subject: AgentUnderTest | undefined;
   let probe: MqttProbe | undefined;
   let faulty: FaultyRegistry | undefined;
-  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
 
   afterEach(async () => {
     await probe?.close();
@@ -224,7 +216,6 @@ describe('images: platforms and pull-through mirrors', function () {
   let subject: AgentUnderTest | undefined;
   let probe: MqttProbe | undefined;
   let proxy: RegistryRig | undefined;
-  const docker = (...args: string[]) => execFileSync('docker', [...rig().docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
   const V2 = 'application/vnd.docker.distribution.manifest.v2+json';
 
   afterEach(async () => {
@@ -234,8 +225,7 @@ describe('images: platforms and pull-through mirrors', function () {
     probe = undefined;
     subject = undefined;
     proxy = undefined;
-    const tags = docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean);
-    if (tags.length) docker('image', 'rm', '-f', ...tags);
+    cleanEngine();
   });
 
   async function agentWith(config: Record<string, unknown>): Promise<void> {
