@@ -25,9 +25,26 @@ export class MqttProbe {
     client.on('error', () => undefined);
   }
 
+  /**
+   * Listens before it connects: a resumed session's queued messages can arrive in the same read
+   * as CONNACK, before connectAsync's caller could attach a listener.
+   */
   static async connect(url: string, options: IClientOptions = {}): Promise<MqttProbe> {
-    const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...options });
-    return new MqttProbe(client);
+    const client = mqtt.connect(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...options });
+    const probe = new MqttProbe(client);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`probe could not connect to ${url} within 5 s`)), 5000);
+        client.once('connect', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } catch (err) {
+      await client.endAsync(true).catch(() => undefined);
+      throw err;
+    }
+    return probe;
   }
 
   async subscribe(...topics: string[]): Promise<void> {

@@ -70,22 +70,25 @@ describe('MQTT link resilience', function () {
 
   it('delivers buffered events to a dashboard with a persistent session; beyond the buffer the oldest are dropped and counted', async function () {
     needRig(this);
-    broker = await startMosquitto(tempDir('rfa-mq-'));
+    // A fleet broker keeps sessions across its restarts; without that, whether the dashboard or
+    // the agent reconnects first would decide what the dashboard sees.
+    broker = await startMosquitto(tempDir('rfa-mq-'), { persistence: true });
     subject = await startAgent({ mqtt: { url: broker.url, eventBuffer: 10 } });
     await waitUntil(() => subject!.agent.store.get().agent.mqtt.connected, 5000, 'connected');
     // The dashboard will be offline too while the broker is down, so it keeps a session.
     const dashboardId = `dash-${Date.now()}`;
-    probe = await MqttProbe.connect(broker.url, { protocolVersion: 5, clientId: dashboardId, clean: false, properties: { sessionExpiryInterval: 300 } });
-    await probe.subscribe(`${subject.base}/events`);
-    await broker.stop();
+    const session = { protocolVersion: 5 as const, clientId: dashboardId, clean: false, properties: { sessionExpiryInterval: 300 } };
+    probe = await MqttProbe.connect(broker.url, session);
+    await probe.subscribe(`${subject.base}/events`, `${subject.base}/response/#`);
     await probe.close();
+    await broker.stop();
     await waitUntil(() => !subject!.agent.store.get().agent.mqtt.connected, 5000, 'disconnected');
     for (let n = 1; n <= 15; n += 1) subject.agent.bus.emit('test.offline', { n });
     assert.equal(subject.agent.store.get().agent.mqtt.eventsDropped, 5);
-    // Persistence is off in the rig's broker, so the dashboard resubscribes before the agent is back.
     await broker.start();
-    probe = await MqttProbe.connect(broker.url, { protocolVersion: 5, clientId: dashboardId, clean: true });
-    await probe.subscribe(`${subject.base}/events`, `${subject.base}/response/#`);
+    // Whoever comes back first, the broker holds the events for the dashboard's session.
+    await waitUntil(() => subject!.agent.store.get().agent.mqtt.eventsBuffered === 0 && subject!.agent.store.get().agent.mqtt.connected, 8000, 'agent flushed');
+    probe = await MqttProbe.connect(broker.url, session);
     const got = await waitUntil(() => {
       const ns = probe!.received.map((m) => JSON.parse(m.text) as { type: string; n?: number }).filter((e) => e.type === 'test.offline').map((e) => e.n);
       return ns.length >= 10 ? ns : undefined;

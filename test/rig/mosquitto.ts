@@ -17,13 +17,13 @@ export interface MosquittoRig {
   /** TLS with a client certificate required (mutual TLS). */
   tlsUrl: string;
   certs: RigCerts;
-  /** Same ports, same config: a broker restart loses retained messages (no persistence). */
+  /** Same ports, same config: a broker restart loses retained messages and sessions (unless started with persistence). */
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
 /** A real mosquitto (MQTT 3.1.1 and 5) with three loopback listeners and files under dir. */
-export async function startMosquitto(dir: string): Promise<MosquittoRig> {
+export async function startMosquitto(dir: string, o: { persistence?: boolean } = {}): Promise<MosquittoRig> {
   mkdirSync(dir, { recursive: true });
   const [port, authPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const certs = makeCerts(dir);
@@ -40,7 +40,7 @@ export async function startMosquitto(dir: string): Promise<MosquittoRig> {
       // As root, mosquitto would otherwise drop to user "mosquitto" and lose our temp files.
       'user root',
       'per_listener_settings true',
-      'persistence false',
+      ...(o.persistence ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
       'log_dest stdout',
       'log_type error',
       'log_type warning',
