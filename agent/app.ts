@@ -4,6 +4,9 @@ import { CommandRouter } from './commands/command-router.js';
 import type { LoadedConfig } from './config/types.js';
 import type { Logger } from './core/logger.js';
 import { Supervisor, type AgentModule } from './core/supervisor.js';
+import { containerCommands } from './containers/container-commands.js';
+import { ContainersModule } from './containers/containers-module.js';
+import { DesiredListener } from './containers/desired-listener.js';
 import { deviceCommands } from './devices/device-commands.js';
 import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
@@ -81,7 +84,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     keepaliveSeconds: config.mqtt.keepalive,
     sessionExpirySeconds: config.mqtt.sessionExpiry,
     availabilityTopic: topics.availability,
-    subscriptions: [topics.requests],
+    subscriptions: [topics.requests, topics.desired],
     reconnect: { initialMs: config.mqtt.reconnect.initial * 1000, maxMs: config.mqtt.reconnect.max * 1000 },
     queueCapacity: config.mqtt.eventBuffer,
     logger: logger.child('mqtt'),
@@ -98,9 +101,12 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   // What the agent does with the engine.
   const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
+  const containers = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers') });
+  const desired = new DesiredListener({ link, topic: topics.desired, apply: (payload) => containers.applyDesired(payload), logger: logger.child('desired') });
 
-  // 5. What the fleet can ask of it. Listening before the link connects: a persistent session
-  // delivers queued requests right after CONNACK, and none may fall on the floor.
+  // 5. What the fleet can ask of it: commands and the desired state. Listening before the link
+  // connects: a persistent session delivers queued requests (and the retained desired state)
+  // right after CONNACK, and none may fall on the floor.
   const commands = new CommandRouter({
     link,
     topics,
@@ -110,6 +116,7 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
       ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry }),
+      ...containerCommands({ containers, logTail: config.reconcile.logTail }),
     ],
   });
 
@@ -119,11 +126,14 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     eventPublisher,
     statePublisher,
     commands,
+    desired,
     link,
     docker,
     inventory,
     metrics,
     devices,
+    // Last: its first reconcile should see the devices already scanned.
+    containers,
   ];
   const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
 
@@ -157,6 +167,8 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     docker: { available: false, error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' }, since: now },
     devices: absentDevices(),
     images: [],
+    containers: [],
+    desired: { appliedAt: null },
   };
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
+import { allowedReference } from '../images/image-reference.js';
 import { packageRoot } from '../package-root.js';
 import { applyEnvOverrides } from './env-overrides.js';
 import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
@@ -98,6 +99,23 @@ function crossFieldProblems(config: AgentConfig): string[] {
   }
   if ((embedded.username === undefined) !== (embedded.passwordFile === undefined)) {
     problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
+  }
+  problems.push(...containerProblems(config));
+  return problems;
+}
+
+/** A container the robot's own config could never run is a mistake to report now, not at 3 a.m. */
+function containerProblems(config: AgentConfig): string[] {
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(config.containers)) {
+    try {
+      allowedReference(spec.image, config.images.allow);
+    } catch (err) {
+      problems.push(`containers.${name}.image: ${(err as Error).message}`);
+    }
+    for (const device of spec.required) {
+      if (!spec.devices.includes(device)) problems.push(`containers.${name}.required: ${device} is required but not among its devices`);
+    }
   }
   return problems;
 }

@@ -41,9 +41,37 @@ export interface AgentConfig {
     camera: { vid: string; depthPid: string; rgbPid: string; depthAlias: string; rgbAlias: string };
     board: { vid: string; pid: string; alias: string };
   };
+  containers: Record<string, ContainerSpec>;
+  reconcile: { interval: number; retry: { initial: number; max: number }; logTail: number };
   state: { dir: string };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+export type CatalogDevice = 'lidar' | 'camera' | 'board';
+
+/** A container as the robot's own config defines it (config/schema.json, containers.<name>). */
+export interface ContainerSpec {
+  image: string;
+  enabled: boolean;
+  /** Catalog devices by name, or literal /dev paths. */
+  devices: string[];
+  required: CatalogDevice[];
+  replug: 'live' | 'recreate';
+  deviceMajors: number[];
+  network: 'host' | 'none' | 'bridge';
+  env: Record<string, string>;
+  ports: string[];
+  mounts: string[];
+  command?: string[];
+  workingDir?: string;
+  user?: string;
+  tty: boolean;
+  restart: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  privileged: boolean;
+  capAdd: string[];
+  shmSize?: number;
+  stopTimeout: number;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { DesiredMessage } from '../containers/desired-state.js';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { AgentState } from '../state/types.js';
 
@@ -12,6 +13,8 @@ export interface Topics {
   state: string;
   /** Not retained JSON AgentEvent. */
   events: string;
+  /** Retained, fleet -> robot: what it should run (docs/schemas/desired.json). */
+  desired: string;
   /** Subscription for every command: <b>/request/+. */
   requests: string;
   request(command: string): string;
@@ -27,6 +30,7 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
     availability: `${b}/availability`,
     state: `${b}/state`,
     events: `${b}/events`,
+    desired: `${b}/desired`,
     requests: `${requestPrefix}+`,
     request: (command) => requestPrefix + command,
     response: (command) => `${b}/response/${command}`,
@@ -53,4 +57,5 @@ export interface TopicPayloads {
   events: AgentEvent;
   request: CommandRequest;
   response: CommandResponse;
+  desired: DesiredMessage;
 }

@@ -87,6 +87,38 @@ export interface ImageSummary {
   containers: number;
 }
 
+export interface ContainerState {
+  name: string;
+  /** The image it should run (the desired one), familiar form. */
+  image: string;
+  imageId: string | null;
+  /** What it runs from when that is not `image`: a commit made to keep its changes. */
+  runImage?: string;
+  /** Docker's state, or absent when there is no container yet. */
+  state: 'absent' | 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+  health: 'starting' | 'healthy' | 'unhealthy' | null;
+  startedAt: string | null;
+  /** Restarts by Docker's restart policy and by the agent. */
+  restarts: number;
+  exitCode: number | null;
+  devices: Array<{ device: string; host: string; container: string }>;
+  missingDevices: string[];
+  desired: { image: string; enabled: boolean; source: 'config' | 'desired' };
+  inSync: boolean;
+  /** Why it is not in sync. */
+  reason?: string;
+  /** The last step that failed for it, until one succeeds. */
+  error?: { code: string; message: string; at: string };
+}
+
+export interface DesiredStateInfo {
+  /** When the last <b>/desired message was accepted (null: none; the local config applies). */
+  appliedAt: string | null;
+  version?: string | number;
+  /** The last message refused, and why; the previous desired state stays in force. */
+  rejected?: { code: string; message: string; at: string };
+}
+
 export interface AgentState {
   robot: string;
   ts: string;
@@ -107,7 +139,9 @@ export interface AgentState {
   docker: DockerState;
   devices: DevicesState;
   images: ImageSummary[];
+  containers: ContainerState[];
+  desired: DesiredStateInfo;
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images';
+export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired';

@@ -17,6 +17,8 @@ function emptyState(): AgentState {
     docker: { available: false, since: now, error: { code: 'x', message: 'x' } },
     devices: absentDevices(),
     images: [],
+    containers: [],
+    desired: { appliedAt: null },
   };
 }
 

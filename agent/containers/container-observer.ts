@@ -1,0 +1,58 @@
+import type Docker from 'dockerode';
+import { LABELS, parseDevicesLabel } from './container-spec.js';
+import type { ObservedContainer } from './container-plan.js';
+
+interface InspectInfo {
+  Id: string;
+  Name: string;
+  Image: string;
+  Config: { Image: string; Labels: Record<string, string> | null };
+  State: { Status: ObservedContainer['state']; StartedAt: string; ExitCode: number; Health?: { Status: string } };
+  RestartCount: number;
+  HostConfig: { Devices: Array<{ PathInContainer: string }> | null };
+}
+
+/** A managed container as observed, plus the in-container device paths Docker made at its start. */
+export interface Observation extends ObservedContainer {
+  devicePaths: string[];
+}
+
+const NEVER = '0001-01-01T00:00:00Z';
+
+/** Every container the agent made (by label), inspected. A container gone mid-list is skipped. */
+export async function observeContainers(docker: Docker): Promise<Observation[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+  const out: Observation[] = [];
+  for (const summary of list) {
+    let info: InspectInfo;
+    try {
+      info = (await docker.getContainer(summary.Id).inspect()) as unknown as InspectInfo;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) continue;
+      throw err;
+    }
+    out.push(toObservation(info));
+  }
+  return out;
+}
+
+export function toObservation(info: InspectInfo): Observation {
+  const labels = info.Config.Labels ?? {};
+  const health = info.State.Health?.Status;
+  const status = info.State.Status;
+  return {
+    id: info.Id,
+    name: labels[LABELS.name] ?? info.Name.replace(/^\//, ''),
+    image: labels[LABELS.image] ?? info.Config.Image,
+    runImage: info.Config.Image,
+    imageId: info.Image,
+    state: status,
+    health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : null,
+    startedAt: info.State.StartedAt && info.State.StartedAt !== NEVER ? info.State.StartedAt : null,
+    restartCount: info.RestartCount,
+    exitCode: status === 'exited' || status === 'dead' ? info.State.ExitCode : null,
+    specHash: labels[LABELS.spec],
+    createdDevices: parseDevicesLabel(labels[LABELS.devices]),
+    devicePaths: (info.HostConfig.Devices ?? []).map((d) => d.PathInContainer),
+  };
+}

@@ -1,0 +1,158 @@
+import type { ContainerSpec } from '../config/types.js';
+import type { DeviceMapping, ResolvedDevices } from './device-mappings.js';
+import { isLiteralDevice } from './device-mappings.js';
+
+/** What a container should be: its local spec, with image and enabled as the fleet last said. */
+export interface DesiredContainer {
+  name: string;
+  spec: ContainerSpec;
+  /** Familiar reference (yahboomtechnology/ros-foxy:3.4.0). */
+  image: string;
+  enabled: boolean;
+  source: 'config' | 'desired';
+  specHash: string;
+}
+
+/** What a managed container is, as the engine reports it. */
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  /** The desired reference it was made for (label), even when it runs from a commit of it. */
+  image: string;
+  runImage: string;
+  imageId: string;
+  state: 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+  health: 'starting' | 'healthy' | 'unhealthy' | null;
+  startedAt: string | null;
+  restartCount: number;
+  exitCode: number | null;
+  specHash: string | undefined;
+  /** Catalog device nodes as they were when it was created. */
+  createdDevices: DeviceMapping[];
+}
+
+export type Step =
+  | { action: 'pull'; name: string; image: string }
+  | { action: 'run'; name: string; image: string }
+  | { action: 'start'; name: string; id: string }
+  | { action: 'stop'; name: string; id: string; reason: 'disabled' | 'held' | 'orphan' }
+  | { action: 'recreate'; name: string; id: string; image: string; reason: 'image' | 'spec' | 'devices' };
+
+export interface ContainerVerdict {
+  inSync: boolean;
+  /** Why not, for state: "pulling yahboomtechnology/ros-foxy:3.4.0", "waiting for lidar". */
+  reason?: string;
+}
+
+export interface PlanInput {
+  desired: DesiredContainer[];
+  observed: ObservedContainer[];
+  devices: ReadonlyMap<string, ResolvedDevices>;
+  imagePresent: (image: string) => boolean;
+  pulling: ReadonlySet<string>;
+  /** Stopped by command: left stopped until started by command or a new desired state. */
+  held: ReadonlySet<string>;
+  /** Failed recently and backing off: no new step until their retry time. */
+  backingOff: ReadonlySet<string>;
+}
+
+export interface Plan {
+  steps: Step[];
+  verdicts: Map<string, ContainerVerdict>;
+}
+
+/**
+ * From what should be and what is, the steps that converge them (pure: no engine, no clock).
+ * Each container is planned on its own; at most one step each per pass, since every step
+ * changes what is observed and the next pass plans from there.
+ */
+export function planContainers(input: PlanInput): Plan {
+  const steps: Step[] = [];
+  const verdicts = new Map<string, ContainerVerdict>();
+  const observedByName = new Map(input.observed.map((o) => [o.name, o]));
+  for (const want of input.desired) {
+    const have = observedByName.get(want.name);
+    const { step, verdict } = planOne(want, have, input);
+    if (step) steps.push(step);
+    verdicts.set(want.name, verdict);
+  }
+  const desiredNames = new Set(input.desired.map((d) => d.name));
+  for (const have of input.observed) {
+    // A container whose spec left the config is stopped, never removed: its writable layer may
+    // hold someone's work.
+    if (!desiredNames.has(have.name) && isUp(have)) steps.push({ action: 'stop', name: have.name, id: have.id, reason: 'orphan' });
+  }
+  return { steps, verdicts };
+}
+
+function planOne(want: DesiredContainer, have: ObservedContainer | undefined, input: PlanInput): { step?: Step; verdict: ContainerVerdict } {
+  const name = want.name;
+  if (!want.enabled) {
+    if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'disabled' }, verdict: { inSync: false, reason: 'stopping: disabled' } };
+    return { verdict: { inSync: true } };
+  }
+  if (input.held.has(name)) {
+    if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'held' }, verdict: { inSync: false, reason: 'stopping: stopped by command' } };
+    return { verdict: { inSync: false, reason: 'stopped by command' } };
+  }
+  if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
+
+  const matches = have !== undefined && have.image === want.image && have.specHash === want.specHash;
+  if (!matches && !input.imagePresent(want.image)) {
+    // Pull first, swap after: the running container keeps running on its old image meanwhile.
+    if (input.pulling.has(want.image)) return { verdict: { inSync: false, reason: `pulling ${want.image}` } };
+    return { step: { action: 'pull', name, image: want.image }, verdict: { inSync: false, reason: `pulling ${want.image}` } };
+  }
+  const resolved = input.devices.get(name) ?? { mappings: [], missing: [] };
+  const waitingFor = want.spec.required.filter((d) => resolved.missing.includes(d));
+  const waiting = waitingFor.length > 0 ? `waiting for ${waitingFor.join(', ')}` : undefined;
+
+  if (!have) {
+    if (waiting) return { verdict: { inSync: false, reason: waiting } };
+    return { step: { action: 'run', name, image: want.image }, verdict: { inSync: false, reason: 'creating' } };
+  }
+  if (!matches) {
+    if (waiting) return { verdict: { inSync: false, reason: waiting } };
+    const reason = have.image !== want.image ? 'image' : 'spec';
+    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason }, verdict: { inSync: false, reason: `recreating: ${reason} changed` } };
+  }
+  if (want.spec.replug === 'recreate' && have.state === 'running' && devicesMoved(have.createdDevices, resolved.mappings)) {
+    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'devices' }, verdict: { inSync: false, reason: 'recreating: devices moved' } };
+  }
+  if (!isUp(have) && shouldStart(have, want.spec)) {
+    if (waiting) return { verdict: { inSync: false, reason: waiting } };
+    return { step: { action: 'start', name, id: have.id }, verdict: { inSync: false, reason: 'starting' } };
+  }
+  if (have.state === 'running' || have.state === 'restarting') return { verdict: { inSync: true } };
+  return { verdict: { inSync: false, reason: `${have.state}${have.exitCode !== null ? ` (exit ${have.exitCode})` : ''}; restart policy ${want.spec.restart}` } };
+}
+
+function isUp(have: ObservedContainer): boolean {
+  return have.state === 'running' || have.state === 'restarting' || have.state === 'paused';
+}
+
+/** Mirrors Docker's restart policy for the cases the engine itself does not restart. */
+function shouldStart(have: ObservedContainer, spec: ContainerSpec): boolean {
+  if (have.state === 'created') return true;
+  if (have.state !== 'exited') return false;
+  switch (spec.restart) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return have.exitCode !== 0;
+    default:
+      return false;
+  }
+}
+
+/**
+ * For replug: recreate, whether a device present now has a node or path other than at creation.
+ * A device that is only gone does not count: recreating for it would commit a layer now and
+ * another when it returns, for nothing.
+ */
+export function devicesMoved(created: DeviceMapping[], now: DeviceMapping[]): boolean {
+  const key = (m: DeviceMapping) => `${m.key}|${m.host}|${m.container}`;
+  const before = new Set(created.map(key));
+  return now.some((m) => !isLiteralDevice(m.device) && !before.has(key(m)));
+}
