@@ -32,6 +32,10 @@ export function formatProblem(error: ErrorObject): string {
   if (error.keyword === 'required') {
     return `${[...path, String(params.missingProperty)].join('.')}: is required`;
   }
+  // A key that breaks propertyNames is named in the path, where the operator will look for it.
+  const key = (error as ErrorObject & { propertyName?: string }).propertyName;
+  if (key !== undefined) path.push(key);
+  if (error.keyword === 'propertyNames') return `${path.join('.')}: is not an allowed name`;
   const where = path.length > 0 ? path.join('.') : '(top level)';
   const allowed = error.keyword === 'enum' ? ` (${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')})` : '';
   return `${where}: ${error.message ?? 'is invalid'}${allowed}`;

@@ -141,4 +141,35 @@ describe('config', () => {
     const problems = problemsOf(() => loadConfig({ file: writeYaml(dir, 'c.yaml', { mqtt: { url: 'mqtts://b:8883', cert: '/x.pem' } }), env: {} }));
     assert.match(problems[0]!, /^mqtt\.key: /);
   });
+
+  it('containers: fills each spec with its defaults, refuses an image outside images.allow, a required device not listed, and keys the fleet may not set', () => {
+    const dir = tempDir();
+    const ok = loadConfig({ file: writeYaml(dir, 'ok.yaml', { containers: { ros: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['lidar', '/dev/input'] } } }), env: {} });
+    const ros = ok.config.containers.ros!;
+    assert.deepEqual([ros.enabled, ros.replug, ros.network, ros.restart, ros.privileged, ros.deviceMajors], [true, 'live', 'host', 'unless-stopped', false, [188, 189, 81]]);
+    const problems = problemsOf(() =>
+      loadConfig({
+        file: writeYaml(dir, 'bad.yaml', {
+          containers: {
+            a: { image: 'evil/miner:1' },
+            b: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['board'], required: ['lidar'] },
+            c: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['/etc/shadow', '/dev/../etc/shadow'], mounts: ['relative:/x'] },
+            'bad name!': { image: 'yahboomtechnology/ros-foxy:3.3.9' },
+          },
+        }),
+        env: {},
+      }),
+    );
+    const expectPath = (path: string) => assert.ok(problems.some((p) => p.startsWith(path + ':')), `no problem for ${path} in:\n${problems.join('\n')}`);
+    expectPath('containers.c.devices.0');
+    expectPath('containers.c.devices.1');
+    expectPath('containers.c.mounts.0');
+    expectPath('containers.bad name!');
+    // Schema problems come first; fix them and the cross-field ones show.
+    const cross = problemsOf(() =>
+      loadConfig({ file: writeYaml(dir, 'cross.yaml', { containers: { a: { image: 'evil/miner:1' }, b: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['board'], required: ['lidar'] } } }), env: {} }),
+    );
+    assert.ok(cross.some((p) => p.startsWith('containers.a.image: ') && p.includes('not allowed')), cross.join('\n'));
+    assert.ok(cross.some((p) => p.startsWith('containers.b.required: ')), cross.join('\n'));
+  });
 });

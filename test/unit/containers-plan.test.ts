@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import type { ContainerSpec } from '../../agent/config/types.js';
+import { devicesMoved, planContainers, type DesiredContainer, type ObservedContainer, type PlanInput } from '../../agent/containers/container-plan.js';
+import { createOptions, specHash } from '../../agent/containers/container-spec.js';
+import { mergeDesired, parseDesired } from '../../agent/containers/desired-state.js';
+import { resolveDeviceMappings, splitDev } from '../../agent/containers/device-mappings.js';
+import { planNodeSync, nodeSyncArgs } from '../../agent/containers/node-sync.js';
+import { AgentError } from '../../agent/core/errors.js';
+import { absentDevices } from '../../agent/devices/device-resolver.js';
+import type { DevicesState } from '../../agent/state/types.js';
+
+const IMAGE = 'yahboomtechnology/ros-foxy:3.3.9';
+const NEXT = 'yahboomtechnology/ros-foxy:3.4.0';
+
+function spec(o: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    image: IMAGE, enabled: true, devices: ['lidar', 'camera', 'board'], required: [], replug: 'live', deviceMajors: [188, 189, 81],
+    network: 'host', env: {}, ports: [], mounts: [], tty: false, restart: 'unless-stopped', privileged: false, capAdd: [], stopTimeout: 10, ...o,
+  };
+}
+
+function desired(o: Partial<DesiredContainer> & { spec?: ContainerSpec } = {}): DesiredContainer {
+  const s = o.spec ?? spec();
+  return { name: 'ros', spec: s, image: IMAGE, enabled: true, source: 'config', specHash: specHash(s), ...o };
+}
+
+function observed(o: Partial<ObservedContainer> = {}): ObservedContainer {
+  return {
+    id: 'c1', name: 'ros', image: IMAGE, runImage: IMAGE, imageId: 'sha256:1', state: 'running', health: null, startedAt: '2026-11-24T00:00:00Z',
+    restartCount: 0, exitCode: null, specHash: specHash(spec()), createdDevices: [], ...o,
+  };
+}
+
+function input(o: Partial<PlanInput> = {}): PlanInput {
+  return { desired: [desired()], observed: [], devices: new Map(), imagePresent: () => true, pulling: new Set(), held: new Set(), backingOff: new Set(), ...o };
+}
+
+const CATALOG = {
+  sysfsRoot: '/sys', devRoot: '/dev', pollInterval: 250,
+  lidar: { vid: '10c4', pid: 'ea60', alias: 'rplidar', baudRate: 115200, checkInterval: 300, timeout: 2000 },
+  camera: { vid: '2bc5', depthPid: '060f', rgbPid: '050f', depthAlias: 'astradepth', rgbAlias: 'astrauvc' },
+  board: { vid: '1a86', pid: '7523', alias: 'myserial' },
+};
+
+function x3Devices(): DevicesState {
+  const d = absentDevices();
+  d.lidar = { ...d.lidar, present: true, path: '/dev/rplidar', node: '/dev/ttyUSB0' };
+  d.board = { present: true, path: '/dev/myserial', node: '/dev/ttyUSB1', usb: null };
+  d.camera = { present: true, depth: { busnum: 1, devnum: 7, node: '/dev/bus/usb/001/007' }, rgb: { busnum: 1, devnum: 8, node: '/dev/bus/usb/001/008', video: ['/dev/video0'] } };
+  return d;
+}
+
+describe('container planning (pure)', () => {
+  it('creates a missing container, and pulls first when its image is not here', () => {
+    assert.deepEqual(planContainers(input()).steps, [{ action: 'run', name: 'ros', image: IMAGE }]);
+    const pulling = planContainers(input({ imagePresent: () => false }));
+    assert.deepEqual(pulling.steps, [{ action: 'pull', name: 'ros', image: IMAGE }]);
+    assert.equal(pulling.verdicts.get('ros')?.reason, `pulling ${IMAGE}`);
+    assert.deepEqual(planContainers(input({ imagePresent: () => false, pulling: new Set([IMAGE]) })).steps, []);
+  });
+
+  it('keeps the old container running while the new image downloads, then recreates', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps, [{ action: 'pull', name: 'ros', image: NEXT }]);
+    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: NEXT, reason: 'image' }]);
+  });
+
+  it('recreates on a changed spec; an in-sync running container needs nothing', () => {
+    const changed = spec({ env: { ROS_DOMAIN_ID: '7' } });
+    assert.deepEqual(planContainers(input({ desired: [desired({ spec: changed })], observed: [observed()] })).steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'spec' }]);
+    const plan = planContainers(input({ observed: [observed()] }));
+    assert.deepEqual(plan.steps, []);
+    assert.deepEqual(plan.verdicts.get('ros'), { inSync: true });
+  });
+
+  it('waits for required devices, but never stops a running container for them', () => {
+    const s = spec({ required: ['lidar'] });
+    const devices = new Map([['ros', { mappings: [], missing: ['lidar' as const] }]]);
+    const waiting = planContainers(input({ desired: [desired({ spec: s })], devices }));
+    assert.deepEqual(waiting.steps, []);
+    assert.equal(waiting.verdicts.get('ros')?.reason, 'waiting for lidar');
+    assert.deepEqual(planContainers(input({ desired: [desired({ spec: s })], observed: [observed({ specHash: specHash(s) })], devices })).steps, []);
+  });
+
+  it('stops a disabled or held container and leaves it stopped; stops orphans without removing them', () => {
+    assert.deepEqual(planContainers(input({ desired: [desired({ enabled: false })], observed: [observed()] })).steps, [{ action: 'stop', name: 'ros', id: 'c1', reason: 'disabled' }]);
+    assert.deepEqual(planContainers(input({ held: new Set(['ros']), observed: [observed()] })).steps, [{ action: 'stop', name: 'ros', id: 'c1', reason: 'held' }]);
+    assert.deepEqual(planContainers(input({ held: new Set(['ros']), observed: [observed({ state: 'exited', exitCode: 0 })] })).steps, []);
+    assert.deepEqual(planContainers(input({ desired: [], observed: [observed({ name: 'old' })] })).steps, [{ action: 'stop', name: 'old', id: 'c1', reason: 'orphan' }]);
+  });
+
+  it('restarts an exited container as its restart policy says, and not while backing off', () => {
+    const exited = (exitCode: number) => observed({ state: 'exited', exitCode });
+    const steps = (restart: ContainerSpec['restart'], exitCode: number) => {
+      const s = spec({ restart });
+      return planContainers(input({ desired: [desired({ spec: s })], observed: [{ ...exited(exitCode), specHash: specHash(s) }] })).steps.map((x) => x.action);
+    };
+    assert.deepEqual(steps('unless-stopped', 0), ['start']);
+    assert.deepEqual(steps('on-failure', 3), ['start']);
+    assert.deepEqual(steps('on-failure', 0), []);
+    assert.deepEqual(steps('no', 3), []);
+    assert.deepEqual(planContainers(input({ observed: [exited(3)], backingOff: new Set(['ros']) })).steps, []);
+    assert.deepEqual(planContainers(input({ observed: [observed({ state: 'created' })] })).steps.map((x) => x.action), ['start']);
+  });
+
+  it('replug policy recreate: a device that moved recreates, one that only left does not', () => {
+    const created = [{ device: 'camera', key: 'camera-depth', host: '/dev/bus/usb/001/007', container: '/dev/bus/usb/001/007' }];
+    assert.equal(devicesMoved(created, [{ ...created[0]!, host: '/dev/bus/usb/001/009', container: '/dev/bus/usb/001/009' }]), true);
+    assert.equal(devicesMoved(created, []), false);
+    assert.equal(devicesMoved(created, created), false);
+    const s = spec({ replug: 'recreate' });
+    const devices = new Map([['ros', { mappings: [{ ...created[0]!, host: '/dev/bus/usb/001/009' }], missing: [] }]]);
+    const plan = planContainers(input({ desired: [desired({ spec: s })], observed: [observed({ specHash: specHash(s), createdDevices: created })], devices }));
+    assert.deepEqual(plan.steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'devices' }]);
+  });
+});
+
+describe('container devices and create options (pure)', () => {
+  it('maps the X3 devices to their aliases, the camera also to its literal USB paths and video nodes', () => {
+    const { mappings, missing } = resolveDeviceMappings(spec({ devices: ['lidar', 'camera', 'board', '/dev/input'] }), x3Devices(), CATALOG);
+    assert.deepEqual(missing, []);
+    assert.deepEqual(mappings.map((m) => [m.key, m.host, m.container]), [
+      ['lidar', '/dev/ttyUSB0', '/dev/rplidar'],
+      ['camera-depth', '/dev/bus/usb/001/007', '/dev/bus/usb/001/007'],
+      ['camera-depth', '/dev/bus/usb/001/007', '/dev/astradepth'],
+      ['camera-rgb', '/dev/bus/usb/001/008', '/dev/bus/usb/001/008'],
+      ['camera-rgb', '/dev/bus/usb/001/008', '/dev/astrauvc'],
+      ['camera-video0', '/dev/video0', '/dev/video0'],
+      ['board', '/dev/ttyUSB1', '/dev/myserial'],
+      ['/dev/input', '/dev/input', '/dev/input'],
+    ]);
+    assert.deepEqual(resolveDeviceMappings(spec(), absentDevices(), CATALOG).missing, ['lidar', 'camera', 'board']);
+  });
+
+  it('builds the create body: stable node sources, cgroup rules for live replug, labels, ports, nothing privileged by default', () => {
+    const s = spec({ ports: ['9090:9090', '127.0.0.1:8888:8888/udp'], mounts: ['/tmp/.X11-unix:/tmp/.X11-unix:ro'], env: { DISPLAY: ':0' } });
+    const mappings = resolveDeviceMappings(s, x3Devices(), CATALOG).mappings;
+    const body = createOptions({ name: 'ros', spec: s, image: IMAGE, runImage: IMAGE, mappings, stableNode: (k) => `/var/lib/robot-agent/dev/${k}` });
+    assert.deepEqual(body.HostConfig?.DeviceCgroupRules, ['c 188:* rmw', 'c 189:* rmw', 'c 81:* rmw']);
+    assert.deepEqual(body.HostConfig?.Devices?.[0], { PathOnHost: '/var/lib/robot-agent/dev/lidar', PathInContainer: '/dev/rplidar', CgroupPermissions: 'rwm' });
+    assert.deepEqual(body.HostConfig?.PortBindings, { '9090/tcp': [{ HostIp: '', HostPort: '9090' }], '8888/udp': [{ HostIp: '127.0.0.1', HostPort: '8888' }] });
+    assert.equal(body.HostConfig?.Privileged, false);
+    assert.deepEqual(body.Env, ['DISPLAY=:0']);
+    assert.equal(body.Labels?.['io.robot-agent.managed'], 'true');
+    assert.equal(body.Labels?.['io.robot-agent.spec'], specHash(s));
+    const recreate = createOptions({ name: 'ros', spec: spec({ replug: 'recreate' }), image: IMAGE, runImage: IMAGE, mappings, stableNode: (k) => k });
+    assert.deepEqual(recreate.HostConfig?.DeviceCgroupRules, []);
+  });
+
+  it('node sync: remakes what changed, removes what is stale, in argument form', () => {
+    const m = { device: 'camera', key: 'camera-depth', host: '/dev/bus/usb/001/009', container: '/dev/bus/usb/001/009', major: 189, minor: 8, mode: 0o664 };
+    const plan = planNodeSync([m], new Set(['/dev/bus/usb/001/007', '/dev/bus/usb/001/009']));
+    assert.deepEqual(plan.remove, ['/dev/bus/usb/001/007']);
+    assert.deepEqual(nodeSyncArgs(plan), ['r', '/dev/bus/usb/001/007', 'c', '/dev/bus/usb/001/009', '189', '8', 'bd:8', '664']);
+  });
+
+  it('splits dev_t as glibc does, small and large numbers', () => {
+    assert.deepEqual(splitDev(189 * 256 + 8), { major: 189, minor: 8 });
+    // major 259, minor 300000: minor high bits live above bit 20.
+    const rdev = ((300000 & 0xff) | ((259 & 0xfff) << 8) | ((300000 & ~0xff) << 12)) >>> 0;
+    assert.deepEqual(splitDev(rdev), { major: 259, minor: 300000 });
+  });
+});
+
+describe('desired state (pure)', () => {
+  const config = { containers: { ros: spec() }, images: { allow: ['yahboomtechnology/*'] } } as never;
+  const code = (payload: string) => {
+    try {
+      parseDesired(Buffer.from(payload), config);
+      return 'ok';
+    } catch (err) {
+      return (err as AgentError).code;
+    }
+  };
+
+  it('accepts image and enabled for configured containers, normalised; an empty message clears it', () => {
+    assert.deepEqual(parseDesired(Buffer.from(JSON.stringify({ containers: { ros: { image: 'docker.io/yahboomtechnology/ros-foxy:3.4.0' } }, version: 'v2' })), config), {
+      containers: { ros: { image: NEXT } },
+      version: 'v2',
+    });
+    assert.equal(parseDesired(Buffer.alloc(0), config), null);
+    const merged = mergeDesired({ ros: spec() }, { containers: { ros: { enabled: false } } });
+    assert.deepEqual([merged[0]!.image, merged[0]!.enabled, merged[0]!.source], [IMAGE, false, 'desired']);
+  });
+
+  it('refuses the whole message with a code for anything the config does not allow', () => {
+    assert.equal(code('{'), 'bad_json');
+    assert.equal(code('[]'), 'invalid_desired');
+    assert.equal(code(JSON.stringify({ containers: { ros: { image: IMAGE, mounts: ['/:/host'] } } })), 'invalid_desired');
+    assert.equal(code(JSON.stringify({ containers: { ros: { image: 'evil/miner' } } })), 'not_allowed');
+    assert.equal(code(JSON.stringify({ containers: { ros: { image: 'UPPER' } } })), 'bad_reference');
+    assert.equal(code(JSON.stringify({ containers: { ros: {}, other: { enabled: true } } })), 'unknown_container');
+    assert.equal(code('{"containers":{"__proto__":{"enabled":true}}}'), 'unknown_container');
+    assert.equal(code('{"containers":{"constructor":{"enabled":true}}}'), 'unknown_container');
+  });
+});
