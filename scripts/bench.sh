@@ -8,3 +8,4 @@ npx --no-install tsc -p tsconfig.json
 node build/bench/idle-footprint.js
 node build/bench/devices-hotplug.js
 node build/bench/image-pull.js
+node build/bench/container-replug.js

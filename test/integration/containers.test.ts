@@ -150,6 +150,7 @@ describe('containers on the rig: device passthrough, live replug, desired state'
     assert.equal(docker('exec', 'ros', 'cat', '/root/work.txt'), 'student-work');
     const event = events.find((e) => e.type === 'container.devices' && (e.made as Array<{ container: string }>).some((m) => m.container === '/dev/bus/usb/001/009'));
     assert.ok(event, 'a container.devices event for the camera');
+    contract.assert('event.json', event);
     assert.ok((event.removed as string[]).includes('/dev/bus/usb/001/007'));
     await waitUntil(() => container()?.devices.some((d) => d.container === '/dev/bus/usb/001/009'), 2000, 'state shows the new path');
 
