@@ -16,6 +16,10 @@ import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
 import { RegistryClient } from './images/registry-client.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';
+import { UpdateCheck } from './update/update-check.js';
+import { updateCommands } from './update/update-commands.js';
+import type { SwapStep } from './update/update-journal.js';
+import { Updater } from './update/updater.js';
 import { EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { EventPublisher } from './mqtt/event-publisher.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
@@ -40,13 +44,15 @@ export interface BuildAgentOptions {
   loaded: LoadedConfig;
   logger: Logger;
   version: string;
+  /** Fault injection for the crash tests only (ROBOT_AGENT_TEST_KILL_AT in main.ts). */
+  onUpdateStep?: (step: SwapStep) => void;
 }
 
 /**
  * The composition root: every module is built here, handed what it depends on, and listed in
  * the order it starts. Reading this function top to bottom is reading the agent.
  */
-export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agent {
+export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgentOptions): Agent {
   const { config, secrets } = loaded;
   const robotId = config.robot.id;
   const topics = buildTopics(config.mqtt.baseTopic, robotId);
@@ -101,7 +107,11 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
   // What the agent does with the engine.
   const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
-  const containers = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers') });
+  // The containers loop hands new images to the update flow, which swaps containers through the
+  // loop's executor: each is given the other through a function, read once both exist.
+  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater });
+  const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
+  const updateCheck = new UpdateCheck({ schedule: config.update.check, desired: () => containers.desiredContainers(), registry, updater, store, bus, logger: logger.child('update-check') });
   const desired = new DesiredListener({ link, topic: topics.desired, apply: (payload) => containers.applyDesired(payload), logger: logger.child('desired') });
 
   // 5. What the fleet can ask of it: commands and the desired state. Listening before the link
@@ -115,8 +125,9 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     commands: [
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
-      ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry }),
+      ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry, protectedImages: () => updater.protectedImages() }),
       ...containerCommands({ containers, logTail: config.reconcile.logTail }),
+      ...updateCommands({ config: config.images, containers, updater, check: updateCheck }),
     ],
   });
 
@@ -132,8 +143,11 @@ export function buildAgent({ loaded, logger, version }: BuildAgentOptions): Agen
     inventory,
     metrics,
     devices,
-    // Last: its first reconcile should see the devices already scanned.
+    // Before the containers loop: a swap interrupted by a crash is settled first.
+    updater,
+    // Its first reconcile should see the devices already scanned.
     containers,
+    updateCheck,
   ];
   const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
 
@@ -169,6 +183,7 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     images: [],
     containers: [],
     desired: { appliedAt: null },
+    update: { status: 'idle' },
   };
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
@@ -101,6 +102,9 @@ function crossFieldProblems(config: AgentConfig): string[] {
     problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
   }
   problems.push(...containerProblems(config));
+  for (const [key, expression] of [['update.window.cron', config.update.window?.cron], ['update.check', config.update.check]] as const) {
+    if (expression !== undefined && !cron.validate(expression)) problems.push(`${key}: "${expression}" is not a cron expression (five or six fields, e.g. "0 2 * * *")`);
+  }
   return problems;
 }
 

@@ -43,6 +43,14 @@ export interface AgentConfig {
   };
   containers: Record<string, ContainerSpec>;
   reconcile: { interval: number; retry: { initial: number; max: number }; logTail: number };
+  update: {
+    window?: { cron: string; minutes: number };
+    lockFile: string;
+    lockMaxWait: number;
+    stableSeconds: number;
+    healthTimeout: number;
+    check?: string;
+  };
   state: { dir: string };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
@@ -72,6 +80,7 @@ export interface ContainerSpec {
   capAdd: string[];
   shmSize?: number;
   stopTimeout: number;
+  probe?: string[];
 }
 
 /**

@@ -1,7 +1,7 @@
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import { AgentError } from '../core/errors.js';
 import type { ContainersModule } from './containers-module.js';
-import { collectStream, demuxEngineStream } from './engine-stream.js';
+import { collectStream, demuxEngineStream } from '../docker/engine-stream.js';
 
 /** The most bytes of log the logs command reads from the engine, whatever the line count. */
 const LOG_BYTES = 192 * 1024;

@@ -16,6 +16,8 @@ export interface ExecutorDeps {
   stableNode: (key: string) => string;
   /** Starts a pull in the background; the loop is told again when it ends. */
   startPull: (image: string, forContainer: string) => void;
+  /** Hands a new image for a running container to the update flow (in the background). */
+  startUpdate: (name: string, image: string) => void;
   bus: EventBus;
   logger: Logger;
 }
@@ -48,10 +50,14 @@ export class ContainerExecutor {
       case 'recreate':
         await this.recreate(step);
         return;
+      case 'update':
+        this.d.startUpdate(step.name, step.image);
+        return;
     }
   }
 
-  private async create(name: string, image: string, runImage: string): Promise<Docker.Container> {
+  /** Creates a container for a spec with its devices as they are now (used by updates too). */
+  async create(name: string, image: string, runImage: string): Promise<Docker.Container> {
     const spec = this.d.spec(name);
     const mappings = await this.d.prepareDevices(name);
     try {
@@ -64,7 +70,7 @@ export class ContainerExecutor {
     }
   }
 
-  private async start(container: Docker.Container, name: string): Promise<void> {
+  async start(container: Docker.Container, name: string): Promise<void> {
     try {
       await container.start();
     } catch (err) {
@@ -73,7 +79,7 @@ export class ContainerExecutor {
     }
   }
 
-  private async stop(id: string, name: string): Promise<void> {
+  async stop(id: string, name: string): Promise<void> {
     try {
       await this.d.docker().getContainer(id).stop({ t: this.d.spec(name).stopTimeout });
     } catch (err) {
@@ -92,11 +98,9 @@ export class ContainerExecutor {
     const docker = this.d.docker();
     const old = docker.getContainer(step.id);
     await this.stop(step.id, step.name);
-    let runImage = step.image;
     const committed = await this.commitChanges(old, step.name, step.image);
-    // The same image with a new spec or new devices carries the work on; a new image starts
-    // clean and the commit stays aside as the way back to it.
-    if (committed && step.reason !== 'image') runImage = committed;
+    // The same image with a new spec or new devices carries the work on.
+    const runImage = committed ?? step.image;
     const aside = `${step.name}-replaced-${stamp()}`;
     await old.rename({ name: aside });
     let created: Docker.Container | undefined;
@@ -115,7 +119,7 @@ export class ContainerExecutor {
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */
-  private async commitChanges(container: Docker.Container, name: string, image: string): Promise<string | undefined> {
+  async commitChanges(container: Docker.Container, name: string, image: string): Promise<string | undefined> {
     const changes = (await container.changes()) as unknown[] | null;
     if (!changes || changes.length === 0) return undefined;
     const ref = parseImageReference(image);
@@ -137,6 +141,6 @@ export function engineMessage(err: unknown): string {
 }
 
 /** 20261124T013000123Z: sortable, to the millisecond, and valid in tags and container names. */
-function stamp(): string {
+export function stamp(): string {
   return new Date().toISOString().replace(/[-:.]/g, '');
 }

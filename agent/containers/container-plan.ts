@@ -36,7 +36,9 @@ export type Step =
   | { action: 'run'; name: string; image: string }
   | { action: 'start'; name: string; id: string }
   | { action: 'stop'; name: string; id: string; reason: 'disabled' | 'held' | 'orphan' }
-  | { action: 'recreate'; name: string; id: string; image: string; reason: 'image' | 'spec' | 'devices' };
+  | { action: 'recreate'; name: string; id: string; image: string; reason: 'spec' | 'devices' }
+  /** A new image for a running container: the update flow (gates, verification, rollback). */
+  | { action: 'update'; name: string; id: string; image: string };
 
 export interface ContainerVerdict {
   inSync: boolean;
@@ -54,6 +56,12 @@ export interface PlanInput {
   held: ReadonlySet<string>;
   /** Failed recently and backing off: no new step until their retry time. */
   backingOff: ReadonlySet<string>;
+  /** The image id a reference names here now (a tag moved by a pull means an update). */
+  imageIdOf?: (image: string) => string | undefined;
+  /** Containers the update flow owns right now: the loop keeps its hands off. */
+  updating?: ReadonlySet<string>;
+  /** Targets an update rolled back from, by container: not tried again until asked anew. */
+  rolledBack?: ReadonlyMap<string, { image: string; imageId?: string; reason: string }>;
 }
 
 export interface Plan {
@@ -95,7 +103,19 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
     if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'held' }, verdict: { inSync: false, reason: 'stopping: stopped by command' } };
     return { verdict: { inSync: false, reason: 'stopped by command' } };
   }
+  if (input.updating?.has(name)) return { verdict: { inSync: false, reason: `updating to ${want.image}` } };
   if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
+
+  // A new image, or the same tag pulled anew, for a container that exists: the update flow.
+  const targetId = input.imageIdOf?.(want.image);
+  const newImage = have !== undefined && (have.image !== want.image || (have.runImage === have.image && targetId !== undefined && have.imageId !== targetId));
+  if (have && newImage && have.specHash === want.specHash) {
+    const refused = input.rolledBack?.get(name);
+    if (refused && refused.image === want.image && (refused.imageId === undefined || refused.imageId === targetId)) {
+      return { verdict: { inSync: false, reason: `update to ${want.image} was rolled back (${refused.reason}); running ${have.image}` } };
+    }
+    return { step: { action: 'update', name, id: have.id, image: want.image }, verdict: { inSync: false, reason: `updating to ${want.image}` } };
+  }
 
   const matches = have !== undefined && have.image === want.image && have.specHash === want.specHash;
   if (!matches && !input.imagePresent(want.image)) {
@@ -113,8 +133,7 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
   }
   if (!matches) {
     if (waiting) return { verdict: { inSync: false, reason: waiting } };
-    const reason = have.image !== want.image ? 'image' : 'spec';
-    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason }, verdict: { inSync: false, reason: `recreating: ${reason} changed` } };
+    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'spec' }, verdict: { inSync: false, reason: 'recreating: spec changed' } };
   }
   if (want.spec.replug === 'recreate' && have.state === 'running' && devicesMoved(have.createdDevices, resolved.mappings)) {
     return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'devices' }, verdict: { inSync: false, reason: 'recreating: devices moved' } };

@@ -15,14 +15,25 @@ import { ContainerExecutor } from './container-executor.js';
 import { observeContainers, type Observation } from './container-observer.js';
 import { planContainers, type ContainerVerdict, type DesiredContainer } from './container-plan.js';
 import { LABELS } from './container-spec.js';
-import { DesiredStore, mergeDesired, parseDesired, type DesiredMessage } from './desired-state.js';
+import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type DesiredMessage, type DesiredRecord } from './desired-state.js';
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
 import { StableNodes } from './stable-nodes.js';
 
+/** What the containers loop needs of the update flow. */
+export interface UpdatesPort {
+  readonly busy: ReadonlySet<string>;
+  readonly history: { rolledBack: ReadonlyMap<string, { image: string; imageId?: string; reason: string }> };
+  startInBackground(container: string, image: string): void;
+  /** Resolves once an update interrupted by a restart has been finished or undone. */
+  ready(): Promise<void>;
+}
+
 export interface ContainersModuleOptions {
   config: Pick<AgentConfig, 'containers' | 'images' | 'devices' | 'reconcile' | 'state'>;
+  /** A function: the update flow is built after this module, and needs it. */
+  updates: () => UpdatesPort;
   engine: DockerEngineLink;
   puller: ImagePuller;
   inventory: ImageInventory;
@@ -43,13 +54,13 @@ const MAX_PASSES = 6;
  */
 export class ContainersModule {
   readonly name = 'containers';
-  private desired: DesiredMessage | null = null;
+  private desired: DesiredRecord;
   private readonly desiredStore: DesiredStore;
   private readonly holds: HoldStore;
   private readonly pulling = new Set<string>();
   private readonly failures = new Map<string, { backoff: Backoff; retryAt: number; error: { code: string; message: string; at: string } }>();
   private readonly agentStarts = new Map<string, number>();
-  private readonly executor: ContainerExecutor;
+  readonly executor: ContainerExecutor;
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
   private observed: Observation[] = [];
@@ -73,6 +84,7 @@ export class ContainersModule {
       prepareDevices: async (name) => this.deviceSync.prepare(this.specOf(name)),
       stableNode: (key) => this.stableNodes.pathOf(key),
       startPull: (image, forContainer) => this.startPull(image, forContainer),
+      startUpdate: (name, image) => o.updates().startInBackground(name, image),
       bus: o.bus,
       logger: o.logger,
     });
@@ -89,7 +101,8 @@ export class ContainersModule {
 
   async start(): Promise<void> {
     this.running = true;
-    this.publishDesiredInfo(this.desired ? { appliedAt: new Date().toISOString(), ...(this.desired.version !== undefined ? { version: this.desired.version } : {}) } : {});
+    const received = this.desired.received;
+    this.publishDesiredInfo(received ? { appliedAt: new Date().toISOString(), ...(received.version !== undefined ? { version: received.version } : {}) } : {});
     const { engine, bus } = this.o;
     this.unsubscribers = [
       engine.onConnected(() => this.requestReconcile()),
@@ -128,12 +141,16 @@ export class ContainersModule {
       this.o.store.update('desired', (d) => ({ ...d, rejected: { ...error, at: new Date().toISOString() } }));
       return;
     }
-    if (JSON.stringify(next) === JSON.stringify(this.desired)) return;
-    this.desired = next;
-    // A newer intent from the fleet overrides an operator's earlier stop of the same container.
-    for (const name of Object.keys(next?.containers ?? {})) this.holds.release(name);
+    // The broker hands the retained message again at every reconnect: the same one changes nothing.
+    if (JSON.stringify(next) === JSON.stringify(this.desired.received)) return;
+    // A newer word from the fleet overrides an operator's earlier stop or pin of the containers it names.
+    const named = Object.keys(next?.containers ?? {});
+    const pins = Object.fromEntries(Object.entries(this.desired.pins).filter(([name]) => next !== null && !named.includes(name)));
+    this.desired = { received: next, pins };
+    for (const name of named) this.holds.release(name);
+    this.o.bus.emit('desired.changed', { containers: named });
     await this.holds.save().catch(() => undefined);
-    await this.desiredStore.save(next).catch((err: unknown) => this.o.logger.warn('could not persist the desired state', { error: err as Error }));
+    await this.saveDesired();
     this.publishDesiredInfo(next ? { appliedAt: new Date().toISOString(), ...(next.version !== undefined ? { version: next.version } : {}) } : {});
     this.o.bus.emit('desired.applied', { containers: next?.containers ?? {}, ...(next?.version !== undefined ? { version: next.version } : {}) });
     this.requestReconcile();
@@ -161,11 +178,16 @@ export class ContainersModule {
       this.publishState(new Map());
       return;
     }
+    // A swap the agent did not live to finish is settled before anything else touches containers.
+    await this.o.updates().ready();
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
       this.observed = await observeContainers(this.docker());
       const desired = this.desiredContainers();
       // The engine's own list, not a cached one: an offline robot must not try to pull an image it has.
-      const images = new Set((await this.o.inventory.current()).flatMap((i) => i.tags));
+      const inventory = await this.o.inventory.current();
+      const images = new Set(inventory.flatMap((i) => i.tags));
+      const idOf = new Map(inventory.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
+      const updates = this.o.updates();
       const plan = planContainers({
         desired,
         observed: this.observed,
@@ -174,6 +196,9 @@ export class ContainersModule {
         pulling: this.pulling,
         held: this.holds.names,
         backingOff: new Set([...this.failures].filter(([, f]) => f.retryAt > Date.now()).map(([name]) => name)),
+        imageIdOf: (image) => idOf.get(image),
+        updating: updates.busy,
+        rolledBack: updates.history.rolledBack,
       });
       this.publishState(plan.verdicts);
       const acting = plan.steps.filter((s) => s.action !== 'pull' || !this.pulling.has(s.image));
@@ -184,7 +209,7 @@ export class ContainersModule {
           if (step.action === 'start') this.agentStarts.set(step.name, (this.agentStarts.get(step.name) ?? 0) + 1);
           if (step.action !== 'pull') this.failures.delete(step.name);
         } catch (err) {
-          this.recordFailure(step.name, step.action, err);
+          this.noteFailure(step.name, step.action, err);
         }
       }
       if (acting.every((s) => s.action === 'pull')) return;
@@ -259,8 +284,19 @@ export class ContainersModule {
 
   // --- internals ----------------------------------------------------------------------
 
-  private desiredContainers(): DesiredContainer[] {
-    return mergeDesired(this.o.config.containers, this.desired);
+  desiredContainers(): DesiredContainer[] {
+    return mergeDesired(this.o.config.containers, effectiveDesired(this.desired));
+  }
+
+  /** An image chosen by command (update, rollback): in force until the fleet names this container anew. */
+  async pinImage(name: string, image: string): Promise<void> {
+    this.specOf(name);
+    this.desired = { ...this.desired, pins: { ...this.desired.pins, [name]: image } };
+    await this.saveDesired();
+  }
+
+  private async saveDesired(): Promise<void> {
+    await this.desiredStore.save(this.desired).catch((err: unknown) => this.o.logger.warn('could not persist the desired state', { error: err as Error }));
   }
 
   private stateOf(name: string): ContainerState {
@@ -287,14 +323,15 @@ export class ContainersModule {
     this.o.puller
       .pull(parseImageReference(image), { requestId, progress: (fields) => this.o.bus.emit('pull.progress', { ...fields, id: requestId }) })
       .then(() => this.failures.delete(forContainer))
-      .catch((err: unknown) => this.recordFailure(forContainer, 'pull', err))
+      .catch((err: unknown) => this.noteFailure(forContainer, 'pull', err))
       .finally(() => {
         this.pulling.delete(image);
         void this.o.inventory.refresh().catch(() => undefined).then(() => this.requestReconcile());
       });
   }
 
-  private recordFailure(name: string, action: string, err: unknown): void {
+  /** A step for a container failed: an event, its error in state, and a retry with backoff. */
+  noteFailure(name: string, action: string, err: unknown): void {
     const info = toErrorInfo(err, `${action}_failed`);
     const previous = this.failures.get(name);
     const backoff = previous?.backoff ?? new Backoff({ initialMs: this.o.config.reconcile.retry.initial * 1000, maxMs: this.o.config.reconcile.retry.max * 1000 });

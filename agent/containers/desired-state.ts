@@ -63,9 +63,24 @@ export function mergeDesired(specs: AgentConfig['containers'], desired: DesiredM
   });
 }
 
+/** The desired state in force: the fleet's last message, with images pinned by command over it. */
+export interface DesiredRecord {
+  received: DesiredMessage | null;
+  /** Images set by the update and rollback commands, until the fleet says otherwise for that container. */
+  pins: Record<string, string>;
+}
+
+/** The fleet's message with the pins laid over it (pure). */
+export function effectiveDesired(record: DesiredRecord): DesiredMessage | null {
+  if (Object.keys(record.pins).length === 0) return record.received;
+  const containers = { ...(record.received?.containers ?? {}) };
+  for (const [name, image] of Object.entries(record.pins)) containers[name] = { ...containers[name], image };
+  return { ...(record.received ?? {}), containers };
+}
+
 /**
- * The last accepted desired state, on disk: a robot that reboots without its broker converges
- * to what the fleet last asked, not back to its config.
+ * The last accepted desired state and the pins, on disk: a robot that reboots without its
+ * broker converges to what the fleet last asked, not back to its config.
  */
 export class DesiredStore {
   private readonly file: string;
@@ -74,24 +89,35 @@ export class DesiredStore {
     this.file = join(dir, 'desired.json');
   }
 
-  load(config: Pick<AgentConfig, 'containers' | 'images'>): DesiredMessage | null {
-    let raw: Buffer;
+  load(config: Pick<AgentConfig, 'containers' | 'images'>): DesiredRecord {
+    let doc: { received?: unknown; pins?: Record<string, string> };
     try {
-      raw = readFileSync(this.file);
+      doc = JSON.parse(readFileSync(this.file, 'utf8')) as typeof doc;
     } catch {
-      return null;
+      return { received: null, pins: {} };
     }
-    try {
-      // Checked again: the config may have changed since it was written.
-      return parseDesired(raw, config);
-    } catch {
-      return null;
+    // Checked again: the config may have changed since it was written.
+    const received = (() => {
+      try {
+        return doc.received ? parseDesired(Buffer.from(JSON.stringify(doc.received)), config) : null;
+      } catch {
+        return null;
+      }
+    })();
+    const pins: Record<string, string> = {};
+    for (const [name, image] of Object.entries(doc.pins ?? {})) {
+      try {
+        if (Object.hasOwn(config.containers, name)) pins[name] = allowedReference(image, config.images.allow).familiar;
+      } catch {
+        // No longer allowed: dropped.
+      }
     }
+    return { received, pins };
   }
 
-  async save(desired: DesiredMessage | null): Promise<void> {
+  async save(record: DesiredRecord): Promise<void> {
     const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, desired === null ? '' : JSON.stringify(desired), { mode: 0o600 });
+    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
     await rename(tmp, this.file);
   }
 }

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { AgentError } from '../core/errors.js';
 import type { NumberedMapping } from './device-mappings.js';
-import { collectStream, demuxEngineStream } from './engine-stream.js';
+import { execInContainer } from '../docker/container-exec.js';
 
 export interface NodeSyncPlan {
   make: NumberedMapping[];
@@ -54,26 +54,14 @@ export interface NodeSyncOutcome {
  */
 export async function applyNodeSync(container: Docker.Container, plan: NodeSyncPlan): Promise<NodeSyncOutcome> {
   if (plan.make.length === 0 && plan.remove.length === 0) return { made: [], removed: [] };
-  const exec = await container.exec({ Cmd: ['sh', '-c', SCRIPT, 'robot-agent-nodes', ...nodeSyncArgs(plan)], User: '0', AttachStdout: true, AttachStderr: true });
-  const stream = (await exec.start({ hijack: false })) as NodeJS.ReadableStream;
-  const output = demuxEngineStream(await collectStream(stream, 64 * 1024), false);
-  const ExitCode = await exitCodeOf(exec);
-  const text = output.map((f) => f.text).join('');
-  if (ExitCode !== 0) {
-    throw new AgentError('node_sync_failed', `could not update device nodes inside the container (exit ${ExitCode}): ${text.trim().slice(0, 500) || 'no output'}`);
+  const result = await execInContainer(container, ['sh', '-c', SCRIPT, 'robot-agent-nodes', ...nodeSyncArgs(plan)], { user: '0' });
+  if (result.exitCode !== 0) {
+    const said = (result.stderr + result.stdout).trim().slice(0, 500);
+    throw new AgentError('node_sync_failed', `could not update device nodes inside the container (exit ${result.exitCode}): ${said || 'no output'}`);
   }
-  const lines = output.filter((f) => f.stream === 'stdout').map((f) => f.text).join('').split('\n');
+  const lines = result.stdout.split('\n');
   return {
     made: lines.filter((l) => l.startsWith('made ')).map((l) => l.slice(5)),
     removed: lines.filter((l) => l.startsWith('removed ')).map((l) => l.slice(8)),
   };
-}
-
-/** The stream may end a moment before the engine records the exit. */
-async function exitCodeOf(exec: Docker.Exec): Promise<number | null> {
-  for (let i = 0; ; i += 1) {
-    const info = (await exec.inspect()) as { Running: boolean; ExitCode: number | null };
-    if (!info.Running || i >= 50) return info.ExitCode;
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -26,6 +26,8 @@ export interface ManifestLayer {
 export interface ResolvedManifest {
   /** The digest of the platform's image manifest. */
   digest: string;
+  /** The image config's digest: what the engine calls the image's id once pulled. */
+  configDigest: string;
   layers: ManifestLayer[];
   /** Where it was read: the mirror or the origin. */
   source: 'mirror' | 'origin';
@@ -136,6 +138,7 @@ export class RegistryClient {
     if (diffIds.length !== body.layers.length) throw new AgentError('registry_error', `the image config of ${ref.familiar} lists ${diffIds.length} layers, its manifest ${body.layers.length}`);
     return {
       digest: digest ?? `sha256:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`,
+      configDigest: body.config.digest,
       layers: body.layers.map((l, i) => ({ digest: l.digest, size: l.size, diffId: diffIds[i]! })),
       source: endpoint.source,
       baseUrl: endpoint.baseUrl,

@@ -119,6 +119,30 @@ export interface DesiredStateInfo {
   rejected?: { code: string; message: string; at: string };
 }
 
+export interface UpdateResult {
+  status: 'done' | 'rolledback' | 'failed' | 'up_to_date';
+  container: string;
+  from: string | null;
+  to: string;
+  at: string;
+  error?: { code: string; message: string };
+}
+
+/** The update flow: what it is doing now, and how the last one ended. */
+export interface UpdateState {
+  status: 'idle' | 'waiting' | 'pulling' | 'swapping' | 'verifying' | 'done' | 'rolledback' | 'failed';
+  container?: string;
+  from?: string | null;
+  to?: string;
+  requestId?: string;
+  /** Bytes of the pull, while pulling. */
+  progress?: { current: number; total: number } | null;
+  waitingFor?: 'window' | 'lock';
+  /** When the maintenance window opens next, while waiting for it. */
+  nextWindow?: string | null;
+  lastResult?: UpdateResult;
+}
+
 export interface AgentState {
   robot: string;
   ts: string;
@@ -141,7 +165,8 @@ export interface AgentState {
   images: ImageSummary[];
   containers: ContainerState[];
   desired: DesiredStateInfo;
+  update: UpdateState;
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired';
+export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired' | 'update';

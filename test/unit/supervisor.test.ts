@@ -19,6 +19,7 @@ function emptyState(): AgentState {
     images: [],
     containers: [],
     desired: { appliedAt: null },
+    update: { status: 'idle' },
   };
 }
 

@@ -1,0 +1,45 @@
+import type { AgentConfig } from '../config/types.js';
+import { defineCommand, type CommandDefinition } from '../commands/command.js';
+import type { ContainersModule } from '../containers/containers-module.js';
+import { AgentError } from '../core/errors.js';
+import { allowedReference } from '../images/image-reference.js';
+import type { UpdateCheck } from './update-check.js';
+import type { Updater } from './updater.js';
+
+/**
+ * update, rollback, update.check. An image chosen here is pinned in the desired state (until
+ * the fleet names the container anew), so the reconcile loop keeps what the operator chose.
+ */
+export function updateCommands(d: { config: AgentConfig['images']; containers: ContainersModule; updater: Updater; check: UpdateCheck }): CommandDefinition[] {
+  return [
+    defineCommand<{ container: string; image: string; force?: boolean }, unknown>({
+      name: 'update',
+      run: async ({ container, image, force }, ctx) => {
+        d.containers.specOf(container);
+        const ref = allowedReference(image, d.config.allow);
+        if (force) d.updater.history.rolledBack.delete(container);
+        // Claimed by the update flow before the pin is visible, so the reconcile loop cannot start a second update for it.
+        const outcome = d.updater.run({ container, image: ref.familiar, reason: 'command', force: force ?? false, requestId: ctx.requestId });
+        await d.containers.pinImage(container, ref.familiar);
+        return outcome;
+      },
+    }),
+    defineCommand<{ container: string }, unknown>({
+      name: 'rollback',
+      run: async ({ container }, ctx) => {
+        d.containers.specOf(container);
+        const previous = d.updater.history.previous.get(container);
+        if (!previous) throw new AgentError('no_previous', `${container} has not been updated by this agent, so there is no previous image to go back to`);
+        const target = await d.updater.previousReference(container, previous);
+        d.updater.history.rolledBack.delete(container);
+        const outcome = d.updater.run({ container, image: target, reason: 'rollback', force: true, requestId: ctx.requestId });
+        await d.containers.pinImage(container, target);
+        return outcome;
+      },
+    }),
+    defineCommand<Record<string, never>, unknown>({
+      name: 'update.check',
+      run: async (_args, ctx) => d.check.checkNow(ctx.requestId),
+    }),
+  ];
+}

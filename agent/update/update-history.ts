@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface PreviousImage {
+  image: string;
+  imageId: string;
+}
+
+export interface RolledBack {
+  image: string;
+  imageId?: string;
+  reason: string;
+  at: string;
+}
+
+/**
+ * What updates leave behind, per container: the image it ran before the last update (kept for
+ * rollback, never pruned) and the target of an update that rolled back (not tried again until
+ * someone asks for it anew). On disk, so a restart neither forgets the way back nor retries a
+ * known-bad image in a loop.
+ */
+export class UpdateHistory {
+  private readonly file: string;
+  previous = new Map<string, PreviousImage>();
+  rolledBack = new Map<string, RolledBack>();
+
+  constructor(dir: string) {
+    this.file = join(dir, 'update-history.json');
+  }
+
+  load(): void {
+    try {
+      const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { previous?: Record<string, PreviousImage>; rolledBack?: Record<string, RolledBack> };
+      this.previous = new Map(Object.entries(doc.previous ?? {}));
+      this.rolledBack = new Map(Object.entries(doc.rolledBack ?? {}));
+    } catch {
+      // None yet.
+    }
+  }
+
+  async save(): Promise<void> {
+    const tmp = `${this.file}.tmp`;
+    await writeFile(tmp, JSON.stringify({ previous: Object.fromEntries(this.previous), rolledBack: Object.fromEntries(this.rolledBack) }), { mode: 0o600 });
+    await rename(tmp, this.file);
+  }
+}
