@@ -11,17 +11,8 @@ import { FaultyRegistry } from '../helpers/faulty-registry.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
+import { rosContainers, rosVersion } from '../helpers/ros-containers.js';
 import { needRig, rig } from '../setup.js';
-
-/** Every container, running or not, whose name is ros or starts with ros-: exactly one is the goal. */
-export function rosContainers(): Array<{ name: string; state: string; image: string }> {
-  return docker('ps', '-a', '--format', '{{.Names}}|{{.State}}|{{.Label "io.robot-agent.image"}}')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => line.split('|'))
-    .filter(([name]) => name === 'ros' || name!.startsWith('ros-'))
-    .map(([name, state, image]) => ({ name: name!, state: state!, image: image! }));
-}
 
 /** A one-layer image from busybox-static under the given name (nothing shared with the fixtures). */
 function importBusybox(name: string, rootfs: string): void {
@@ -32,9 +23,6 @@ function importBusybox(name: string, rootfs: string): void {
   execFileSync('docker', [...rig().docker.cliArgs, 'import', '--change', `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]`, '-', name], { input: tar, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
-export function rosVersion(): string {
-  return docker('exec', 'ros', 'cat', '/etc/ros-version');
-}
 
 describe('updates on the rig: pull first, prove health, roll back by itself', function () {
   this.timeout(90_000);
