@@ -9,3 +9,4 @@ node build/bench/idle-footprint.js
 node build/bench/devices-hotplug.js
 node build/bench/image-pull.js
 node build/bench/container-replug.js
+node build/bench/update-downtime.js
