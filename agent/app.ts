@@ -16,6 +16,10 @@ import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
 import { RegistryClient } from './images/registry-client.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';
+import { snapshotCommands } from './snapshot/snapshot-commands.js';
+import { SnapshotRecords } from './snapshot/snapshot-records.js';
+import { SnapshotsModule } from './snapshot/snapshots-module.js';
+import { Snapshotter } from './snapshot/snapshotter.js';
 import { UpdateCheck } from './update/update-check.js';
 import { updateCommands } from './update/update-commands.js';
 import type { SwapStep } from './update/update-journal.js';
@@ -111,6 +115,19 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
   // loop's executor: each is given the other through a function, read once both exist.
   const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater });
   const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
+  const snapshotRecords = new SnapshotRecords(config.state.dir);
+  const snapshotter = new Snapshotter({
+    config,
+    docker: () => containers.docker(),
+    registry,
+    bus,
+    store,
+    logger: logger.child('snapshots'),
+    records: snapshotRecords,
+    specOf: (name) => containers.specOf(name),
+    protectedImages: () => updater.protectedImages(),
+  });
+  const snapshots = new SnapshotsModule({ config: config.snapshots, engine: docker, snapshotter, records: snapshotRecords, bus, logger: logger.child('snapshots') });
   const updateCheck = new UpdateCheck({ schedule: config.update.check, desired: () => containers.desiredContainers(), registry, updater, store, bus, logger: logger.child('update-check') });
   const desired = new DesiredListener({ link, topic: topics.desired, apply: (payload) => containers.applyDesired(payload), logger: logger.child('desired') });
 
@@ -128,6 +145,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
       ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry, protectedImages: () => updater.protectedImages() }),
       ...containerCommands({ containers, logTail: config.reconcile.logTail }),
       ...updateCommands({ config: config.images, containers, updater, check: updateCheck }),
+      ...snapshotCommands({ config, snapshotter, containers, updater }),
     ],
   });
 
@@ -148,6 +166,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
     // Its first reconcile should see the devices already scanned.
     containers,
     updateCheck,
+    snapshots,
   ];
   const supervisor = new Supervisor({ modules, store, bus, logger: logger.child('supervisor') });
 
@@ -184,6 +203,7 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     containers: [],
     desired: { appliedAt: null },
     update: { status: 'idle' },
+    snapshots: [],
   };
 }
 

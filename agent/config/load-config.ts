@@ -5,7 +5,7 @@ import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
-import { allowedReference } from '../images/image-reference.js';
+import { allowedReference, parseImageReference } from '../images/image-reference.js';
 import { packageRoot } from '../package-root.js';
 import { applyEnvOverrides } from './env-overrides.js';
 import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
@@ -102,7 +102,15 @@ function crossFieldProblems(config: AgentConfig): string[] {
     problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
   }
   problems.push(...containerProblems(config));
-  for (const [key, expression] of [['update.window.cron', config.update.window?.cron], ['update.check', config.update.check]] as const) {
+  for (const name of config.snapshots.containers) {
+    if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);
+  }
+  try {
+    parseImageReference(`${config.snapshots.repository}:x`);
+  } catch (err) {
+    problems.push(`snapshots.repository: ${(err as Error).message}`);
+  }
+  for (const [key, expression] of [['update.window.cron', config.update.window?.cron], ['update.check', config.update.check], ['snapshots.schedule', config.snapshots.schedule]] as const) {
     if (expression !== undefined && !cron.validate(expression)) problems.push(`${key}: "${expression}" is not a cron expression (five or six fields, e.g. "0 2 * * *")`);
   }
   return problems;

@@ -51,6 +51,7 @@ export interface AgentConfig {
     healthTimeout: number;
     check?: string;
   };
+  snapshots: { repository: string; keep: number; pause: boolean; schedule?: string; containers: string[]; push: boolean };
   state: { dir: string };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

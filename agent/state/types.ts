@@ -143,6 +143,19 @@ export interface UpdateState {
   lastResult?: UpdateResult;
 }
 
+export interface SnapshotSummary {
+  image: string;
+  id: string;
+  container: string;
+  created: string;
+  /** Bytes of the whole image, and of the one layer the snapshot added. */
+  size: number;
+  layerBytes: number;
+  /** Where it was pushed (the reference) and saved (the file), if it was. */
+  pushed: string | null;
+  savedTo: string | null;
+}
+
 export interface AgentState {
   robot: string;
   ts: string;
@@ -166,7 +179,9 @@ export interface AgentState {
   containers: ContainerState[];
   desired: DesiredStateInfo;
   update: UpdateState;
+  /** The newest snapshots on the robot, newest first. */
+  snapshots: SnapshotSummary[];
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired' | 'update';
+export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired' | 'update' | 'snapshots';

@@ -44,7 +44,7 @@ export interface UpdaterOptions {
 export interface UpdateJob {
   container: string;
   image: string;
-  reason: 'desired' | 'command' | 'check' | 'rollback';
+  reason: 'desired' | 'command' | 'check' | 'rollback' | 'restore';
   force?: boolean;
   requestId?: string;
 }

@@ -20,6 +20,7 @@ function emptyState(): AgentState {
     containers: [],
     desired: { appliedAt: null },
     update: { status: 'idle' },
+    snapshots: [],
   };
 }
 

@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type Docker from 'dockerode';
+import type { AgentConfig } from '../config/types.js';
+import { LABELS } from '../containers/container-spec.js';
+import { AgentError, toErrorInfo } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { confinedPath } from '../images/confined-path.js';
+import { ImageFiles } from '../images/image-files.js';
+import { pushImage, type PushResult } from '../images/image-pusher.js';
+import { allowedReference, parseImageReference } from '../images/image-reference.js';
+import type { RegistryClient } from '../images/registry-client.js';
+import type { EventBus } from '../state/event-bus.js';
+import type { StateStore } from '../state/state-store.js';
+import type { SnapshotSummary } from '../state/types.js';
+import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
+
+export interface SnapshotArgs {
+  container: string;
+  message?: string;
+  author?: string;
+  tag?: string;
+  pause?: boolean;
+  push?: boolean;
+  /** A file name under images.exportDir to `docker save` it to. */
+  save?: string;
+}
+
+export interface SnapshotResult {
+  image: string;
+  id: string;
+  container: string;
+  sourceImage: string;
+  created: string;
+  size: number;
+  layerBytes: number;
+  layers: number;
+  warning?: string;
+  /** What a commit never contains: the container's volumes and bind mounts. */
+  excluded: Array<{ type: string; source: string; destination: string }>;
+  pushed?: PushResult;
+  savedTo?: { file: string; bytes: number };
+  /** Older snapshots of this container removed by retention. */
+  removed: string[];
+}
+
+/** Docker refuses images deeper than about 127 layers; snapshot-restore cycles stack them. */
+const LAYER_WARNING = 100;
+
+export interface SnapshotterDeps {
+  config: Pick<AgentConfig, 'snapshots' | 'images' | 'robot'>;
+  docker: () => Docker;
+  registry: RegistryClient;
+  bus: EventBus;
+  store: StateStore;
+  logger: Logger;
+  records: SnapshotRecords;
+  /** The config's container spec by name (unknown_container otherwise). */
+  specOf: (name: string) => unknown;
+  /** Image ids something else needs (an update's way back): retention keeps them. */
+  protectedImages: () => Set<string>;
+}
+
+/**
+ * `docker commit` of a robot's container as the fleet needs it: author, message and labels
+ * saying where it came from, one layer on its source, pushed (only the new layer goes up when
+ * the registry has the base) or saved to a tar, and a few kept per container.
+ */
+export class Snapshotter {
+  private readonly files: ImageFiles;
+
+  constructor(private readonly d: SnapshotterDeps) {
+    this.files = new ImageFiles({ docker: d.docker, config: d.config.images });
+  }
+
+  async take(args: SnapshotArgs, ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void } = {}): Promise<SnapshotResult> {
+    const id = ctx.requestId ? { id: ctx.requestId } : {};
+    try {
+      const result = await this.commitAndShip(args, ctx);
+      this.d.bus.emit('snapshot.done', { ...id, container: args.container, image: result.image, layers: result.layers, ...(result.pushed ? { pushed: result.pushed.image } : {}), ...(result.savedTo ? { savedTo: result.savedTo.file } : {}) });
+      return result;
+    } catch (err) {
+      this.d.bus.emit('snapshot.failed', { ...id, container: args.container, error: toErrorInfo(err, 'snapshot_failed') });
+      throw err;
+    }
+  }
+
+  /** What the schedule would snapshot now: changes since the last snapshot of this container. */
+  async fingerprint(container: string): Promise<{ fingerprint: string | null; last: string | undefined }> {
+    const found = await this.find(container);
+    const c = this.d.docker().getContainer(found.Id);
+    const info = (await inspectWithSize(c)) as { SizeRw?: number; Mounts?: Array<{ Destination: string }> };
+    const changes = await changesOf(c, info.Mounts ?? []);
+    const fingerprint = changes.length === 0 ? null : digestOf(changes, info.SizeRw ?? 0);
+    const last = (await this.snapshotsOf(container))[0];
+    return { fingerprint, last: last?.Labels?.[SNAPSHOT_LABELS.fingerprint] };
+  }
+
+  private async commitAndShip(args: SnapshotArgs, ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void }): Promise<SnapshotResult> {
+    const cfg = this.d.config;
+    this.d.specOf(args.container);
+    // Every check that can refuse comes before the commit: bad input changes nothing.
+    const ref = parseImageReference(`${cfg.snapshots.repository}:${args.tag ?? defaultTag(cfg.robot.id)}`);
+    if (args.push) allowedReference(ref.familiar, cfg.images.pushAllow, 'images.pushAllow');
+    if (args.save !== undefined) {
+      const target = confinedPath(cfg.images.exportDir, args.save, { mustExist: false, key: 'images.exportDir' });
+      if (existsSync(target)) throw new AgentError('file_exists', `${target} already exists; choose another name`);
+    }
+    const docker = this.d.docker();
+    if (await imageExists(docker, ref.familiar)) throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
+    const found = await this.find(args.container);
+    const container = docker.getContainer(found.Id);
+    const info = (await inspectWithSize(container)) as {
+      Image: string;
+      SizeRw?: number;
+      Config: { Labels: Record<string, string> | null };
+      Mounts?: Array<{ Type: string; Source: string; Destination: string }>;
+    };
+    const changes = await changesOf(container, info.Mounts ?? []);
+    const sourceImage = info.Config.Labels?.[LABELS.image] ?? found.Image;
+    const sourceDigest = ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
+    const created = new Date().toISOString();
+    const labels: Record<string, string> = {
+      [SNAPSHOT_LABELS.robot]: cfg.robot.id,
+      [SNAPSHOT_LABELS.container]: args.container,
+      [SNAPSHOT_LABELS.sourceImage]: sourceImage,
+      [SNAPSHOT_LABELS.sourceDigest]: sourceDigest,
+      [SNAPSHOT_LABELS.created]: created,
+      [SNAPSHOT_LABELS.devices]: info.Config.Labels?.[LABELS.devices] ?? '[]',
+      [SNAPSHOT_LABELS.fingerprint]: digestOf(changes, info.SizeRw ?? 0),
+    };
+    try {
+      await container.commit({
+        repo: ref.familiarRepository,
+        tag: ref.tag,
+        comment: args.message ?? `snapshot of ${args.container} on ${cfg.robot.id}`,
+        author: args.author ?? `robot-agent@${cfg.robot.id}`,
+        pause: args.pause ?? cfg.snapshots.pause,
+        changes: `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`,
+      });
+    } catch (err) {
+      throw new AgentError('commit_failed', `docker commit of ${args.container} failed: ${(err as Error).message}`);
+    }
+    const image = (await docker.getImage(ref.familiar).inspect()) as { Id: string; Size: number; RootFS?: { Layers?: string[] } };
+    const history = (await docker.getImage(ref.familiar).history()) as Array<{ Size: number }>;
+    const layers = image.RootFS?.Layers?.length ?? 0;
+    const result: SnapshotResult = {
+      image: ref.familiar,
+      id: image.Id,
+      container: args.container,
+      sourceImage,
+      created,
+      size: image.Size,
+      layerBytes: history[0]?.Size ?? 0,
+      layers,
+      ...(layers > LAYER_WARNING ? { warning: `${ref.familiar} has ${layers} layers; Docker refuses about 127. Snapshot from the original image's lineage (restore the base image first) rather than on top of snapshots.` } : {}),
+      excluded: (info.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination })),
+      removed: [],
+    };
+    this.d.logger.info('snapshot taken', { container: args.container, image: ref.familiar, layers, layerBytes: result.layerBytes });
+    if (args.push) {
+      result.pushed = await pushImage({ docker, registry: this.d.registry, config: cfg.images, ref, progress: (f) => ctx.progress?.(f) });
+      this.d.records.markPushed(image.Id, ref.familiar);
+    }
+    if (args.save !== undefined) {
+      result.savedTo = await this.files.save(ref, args.save);
+      this.d.records.markSaved(image.Id, result.savedTo.file);
+    }
+    result.removed = await this.applyRetention(args.container);
+    await this.d.records.save();
+    await this.refreshState();
+    return result;
+  }
+
+  /** Keeps the newest snapshots.keep of a container; never one in use or protected. */
+  async applyRetention(container: string): Promise<string[]> {
+    const docker = this.d.docker();
+    const inUse = new Set((await docker.listContainers({ all: true })).map((c) => c.ImageID));
+    const keep = new Set(this.d.protectedImages());
+    const removed: string[] = [];
+    for (const old of (await this.snapshotsOf(container)).slice(this.d.config.snapshots.keep)) {
+      if (inUse.has(old.Id) || keep.has(old.Id)) continue;
+      for (const tag of (old.RepoTags ?? []).filter((t) => t !== '<none>:<none>')) {
+        try {
+          await docker.getImage(tag).remove();
+          removed.push(tag);
+        } catch (err) {
+          this.d.logger.warn('could not remove an old snapshot', { image: tag, error: toErrorInfo(err) });
+        }
+      }
+    }
+    for (const tag of removed) this.d.bus.emit('snapshot.removed', { container, image: tag });
+    return removed;
+  }
+
+  /** This robot's snapshots of a container on the engine, newest first. */
+  private async snapshotsOf(container: string): Promise<Docker.ImageInfo[]> {
+    const list = await this.d.docker().listImages({ filters: { label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] } });
+    return list.sort((a, b) => (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''));
+  }
+
+  /** Rebuilds state.snapshots (the newest 20) from the engine's labels and sizes and the records. */
+  async refreshState(): Promise<SnapshotSummary[]> {
+    const docker = this.d.docker();
+    const list = await docker.listImages({ filters: { label: [`${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] } });
+    list.sort((a, b) => (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''));
+    const summaries: SnapshotSummary[] = [];
+    for (const image of list.slice(0, 20)) {
+      const history = (await docker.getImage(image.Id).history().catch(() => [])) as Array<{ Size: number }>;
+      summaries.push({
+        image: (image.RepoTags ?? []).find((t) => t !== '<none>:<none>') ?? image.Id,
+        id: image.Id,
+        container: image.Labels?.[SNAPSHOT_LABELS.container] ?? '',
+        created: image.Labels?.[SNAPSHOT_LABELS.created] ?? new Date(image.Created * 1000).toISOString(),
+        size: image.Size,
+        layerBytes: history[0]?.Size ?? 0,
+        pushed: this.d.records.pushedAs(image.Id),
+        savedTo: this.d.records.savedTo(image.Id),
+      });
+    }
+    await this.d.records.save(new Set(list.map((i) => i.Id))).catch(() => undefined);
+    this.d.store.update('snapshots', () => summaries);
+    return summaries;
+  }
+
+  private async find(container: string): Promise<Docker.ContainerInfo> {
+    const list = await this.d.docker().listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.name}=${container}`] } });
+    const found = list.find((c) => c.Names.includes(`/${container}`));
+    if (!found) throw new AgentError('not_found', `container ${container} does not exist on this robot yet`);
+    return found;
+  }
+}
+
+/**
+ * `docker diff`, less the mount points Docker itself made in the writable layer (a bind mount's
+ * target directory shows as added): those are not anyone's work.
+ */
+async function changesOf(container: Docker.Container, mounts: Array<{ Destination: string }>): Promise<Array<{ Path: string; Kind: number }>> {
+  const points = new Set(mounts.map((m) => m.Destination));
+  const all = ((await container.changes()) as Array<{ Path: string; Kind: number }> | null) ?? [];
+  return all.filter((c) => !points.has(c.Path));
+}
+
+/** GET /containers/{id}/json?size=true: SizeRw, the writable layer's bytes (the typings omit the option). */
+function inspectWithSize(container: Docker.Container): Promise<unknown> {
+  return (container.inspect as unknown as (o: { size: boolean }) => Promise<unknown>).call(container, { size: true });
+}
+
+function defaultTag(robot: string): string {
+  const now = new Date().toISOString();
+  return `${robot}-${now.slice(0, 10).replace(/-/g, '')}-${now.slice(11, 19).replace(/:/g, '')}`;
+}
+
+function digestOf(changes: Array<{ Path: string; Kind: number }>, sizeRw: number): string {
+  const sorted = [...changes].sort((a, b) => (a.Path < b.Path ? -1 : 1)).map((c) => `${c.Kind}${c.Path}`);
+  return createHash('sha256').update(`${sizeRw}\n${sorted.join('\n')}`).digest('hex').slice(0, 16);
+}
+
+async function imageExists(docker: Docker, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
