@@ -10,3 +10,4 @@ node build/bench/devices-hotplug.js
 node build/bench/image-pull.js
 node build/bench/container-replug.js
 node build/bench/update-downtime.js
+node build/bench/snapshot-push.js

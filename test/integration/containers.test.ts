@@ -57,6 +57,7 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       registries: { 'docker.io': { mirror: r.registry.url } },
       devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 300 } },
       reconcile: { retry: { initial: 0.2, max: 2 } },
+      update: { stableSeconds: 1, lockFile: join(bus.root, 'no.lock') },
       containers: {
         // 136: the pty standing in for the lidar's ttyUSB on this rig.
         ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1, ...spec },

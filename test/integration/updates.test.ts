@@ -237,6 +237,7 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
       const row = (checked.result as Array<{ changed: boolean; available: string }>)[0]!;
       assert.equal(row.changed, true);
       await waitUntil(() => events.find((e) => e.type === 'update.done'), 30_000, 'update.done');
+      if (rosVersion() !== '3.4.0') console.log('DEBUG', JSON.stringify(events.filter((e) => !e.type.endsWith('progress')).map((e) => [e.type, e.from, e.to, e.reason, e.id])), docker('ps', '-a', '--format', '{{.Names}} {{.Image}} {{.State}}'), docker('images'));
       assert.equal(rosVersion(), '3.4.0');
       assert.equal(docker('inspect', '-f', '{{.Image}}', 'ros'), row.available);
     } finally {

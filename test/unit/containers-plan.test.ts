@@ -59,10 +59,19 @@ describe('container planning (pure)', () => {
     assert.deepEqual(planContainers(input({ imagePresent: () => false, pulling: new Set([IMAGE]) })).steps, []);
   });
 
-  it('keeps the old container running while the new image downloads, then recreates', () => {
+  it('hands a new image for a running container to the update flow, which pulls while it runs', () => {
     const want = desired({ image: NEXT, source: 'desired' });
-    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps, [{ action: 'pull', name: 'ros', image: NEXT }]);
-    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: NEXT, reason: 'image' }]);
+    const step = [{ action: 'update', name: 'ros', id: 'c1', image: NEXT }];
+    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps, step);
+    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, step);
+    // The same tag pulled anew (another image id) is an update too; a container run from a commit is not.
+    assert.deepEqual(planContainers(input({ observed: [observed()], imageIdOf: () => 'sha256:2' })).steps, [{ action: 'update', name: 'ros', id: 'c1', image: IMAGE }]);
+    assert.deepEqual(planContainers(input({ observed: [observed({ runImage: 'yahboomtechnology/ros-foxy:ros-1' })], imageIdOf: () => 'sha256:2' })).steps, []);
+    // While the flow owns it, nothing; a target that rolled back is not tried again.
+    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], updating: new Set(['ros']) })).steps, []);
+    const refused = planContainers(input({ desired: [want], observed: [observed()], rolledBack: new Map([['ros', { image: NEXT, reason: 'container_exited' }]]) }));
+    assert.deepEqual(refused.steps, []);
+    assert.match(refused.verdicts.get('ros')!.reason!, /rolled back \(container_exited\)/);
   });
 
   it('recreates on a changed spec; an in-sync running container needs nothing', () => {
