@@ -16,22 +16,9 @@ import type { AgentEvent } from '../agent/state/event-bus.js';
 import { startAgent } from '../test/helpers/agent-harness.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { startRig, stopRig } from '../test/rig/index.js';
+import { percentile, pollFor, runBench } from './bench-kit.js';
 
 const REPLUGS = 30;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function waitFor<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function main(): Promise<void> {
   const rig = await startRig();
@@ -50,7 +37,7 @@ async function main(): Promise<void> {
     });
     const events: AgentEvent[] = [];
     subject.agent.bus.subscribe((e) => events.push(e));
-    await waitFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
+    await pollFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
 
     const toNode: number[] = [];
     const toEvent: number[] = [];
@@ -60,8 +47,8 @@ async function main(): Promise<void> {
       events.length = 0;
       const t0 = Date.now();
       bus.replug('1-1.4', { devnum });
-      const changed = await waitFor(() => events.find((e) => e.type === 'device.changed'), 5000, 'device.changed');
-      const made = await waitFor(() => events.find((e) => e.type === 'container.devices' && (e.made as Array<{ container: string }>).some((m) => m.container === path)), 5000, 'container.devices');
+      const changed = await pollFor(() => events.find((e) => e.type === 'device.changed'), 5000, 'device.changed');
+      const made = await pollFor(() => events.find((e) => e.type === 'container.devices' && (e.made as Array<{ container: string }>).some((m) => m.container === path)), 5000, 'container.devices');
       toEvent.push(Date.parse(changed.ts) - t0);
       toNode.push(Date.parse(made.ts) - t0);
       const { major, minor } = splitDev(statSync(join(bus.devRoot, path.slice('/dev/'.length))).rdev);
@@ -80,10 +67,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

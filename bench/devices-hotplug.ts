@@ -17,12 +17,9 @@ import { readUsbSnapshot, usbFingerprint } from '../agent/devices/sysfs-usb.js';
 import { startAgent } from '../test/helpers/agent-harness.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
+import { percentile, runBench } from './bench-kit.js';
 
 const REPLUGS = 50;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 /** CPU microseconds per call, over many calls. */
 function cpuPerCall(fn: () => void, calls = 2000): number {
@@ -74,10 +71,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

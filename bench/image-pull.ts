@@ -18,6 +18,7 @@ import { startAgent } from '../test/helpers/agent-harness.js';
 import { FaultyRegistry } from '../test/helpers/faulty-registry.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig } from '../test/rig/index.js';
+import { runBench } from './bench-kit.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BIG_MB = Number(process.env.BENCH_LAYER_MB ?? 64);
@@ -91,10 +92,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { startAgent } from '../test/helpers/agent-harness.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig } from '../test/rig/index.js';
+import { median, runBench } from './bench-kit.js';
 
 const ROUNDS = 5;
 
@@ -67,7 +68,6 @@ async function main(): Promise<void> {
     }
     await probe.close();
     await subject.stop();
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const a = median(agentMs);
     const c = median(cliMs);
     console.log(`snapshot + push of a 1 MiB change, median of ${ROUNDS}: agent ${a.toFixed(0)} ms, docker commit + docker push ${c.toFixed(0)} ms, ratio ${(a / c).toFixed(2)} (target <= 1.1)`);
@@ -78,10 +78,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -15,18 +15,9 @@ import type { AgentEvent } from '../agent/state/event-bus.js';
 import { startAgent } from '../test/helpers/agent-harness.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig, type Rig } from '../test/rig/index.js';
+import { median, pollFor, runBench } from './bench-kit.js';
 
 const ROUNDS = 3;
-
-async function waitFor<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Milliseconds from the first container `die` to the next `start`, by the engine's clock. */
 function downtime(rig: Rig, since: number, until: number): number {
@@ -66,9 +57,9 @@ async function main(): Promise<void> {
         containers: { ros: { image: v339, stopTimeout: 1 } },
         log: { level: 'warn' },
       });
-      await waitFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
+      await pollFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
       const t0 = Date.now() - 1000;
-      await waitFor(() => (subject.agent.store.get().containers[0]?.inSync ? true : undefined), 10_000, 'in sync');
+      await pollFor(() => (subject.agent.store.get().containers[0]?.inSync ? true : undefined), 10_000, 'in sync');
       const ended = new Promise<AgentEvent>((resolve) => {
         const off = subject.agent.bus.subscribe((e) => {
           if (e.type === 'update.done' || e.type === 'update.rolledback' || e.type === 'update.failed') {
@@ -98,7 +89,6 @@ async function main(): Promise<void> {
       cli('run', '-d', '--name', 'ros', '--stop-timeout', '1', v340);
       naiveMs.push(downtime(rig, t1, Date.now() + 1000));
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const a = median(agentMs);
     const n = median(naiveMs);
     console.log(`update downtime (old container died -> new one started), median of ${ROUNDS}: agent ${a} ms [${agentMs.join(', ')}], naive stop;pull;rm;run ${n} ms [${naiveMs.join(', ')}], ratio agent/naive ${(a / n).toFixed(2)} (the agent pulls before it stops anything)`);
@@ -109,10 +99,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);
