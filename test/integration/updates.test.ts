@@ -237,8 +237,9 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
       const row = (checked.result as Array<{ changed: boolean; available: string }>)[0]!;
       assert.equal(row.changed, true);
       await waitUntil(() => events.find((e) => e.type === 'update.done'), 30_000, 'update.done');
-      if (rosVersion() !== '3.4.0') console.log('DEBUG', JSON.stringify(events.filter((e) => !e.type.endsWith('progress')).map((e) => [e.type, e.from, e.to, e.reason, e.id])), docker('ps', '-a', '--format', '{{.Names}} {{.Image}} {{.State}}'), docker('images'));
-      assert.equal(rosVersion(), '3.4.0');
+      // On failure, say what the update did and what the engine has.
+      const context = () => `${JSON.stringify(events.filter((e) => !e.type.endsWith('progress')).map((e) => [e.type, e.from, e.to, e.reason]))}\n${docker('ps', '-a', '--format', '{{.Names}} {{.Image}} {{.State}}')}\n${docker('images', '--digests')}`;
+      assert.equal(rosVersion(), '3.4.0', context());
       assert.equal(docker('inspect', '-f', '{{.Image}}', 'ros'), row.available);
     } finally {
       // Put the registry's 3.3.9 back for the other tests.
