@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { buildAgent } from './app.js';
+import { SystemdNotifier } from './core/systemd-notify.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { LoadedConfig } from './config/types.js';
 import { createLogger } from './core/logger.js';
@@ -88,6 +89,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
     agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message: String(reason instanceof Error ? reason.message : reason) } });
   });
 
+  const systemd = new SystemdNotifier({ env: process.env, onError: (err) => logger.warn('systemd notification failed', { error: err as Error }) });
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {
     if (stopping) {
@@ -95,6 +97,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
       process.exit(1);
     }
     logger.info('stopping', { signal });
+    systemd.stopping();
     const hardExit = setTimeout(() => {
       logger.error('stop took too long; exiting', { code: 'stop_timeout' });
       process.exit(1);
@@ -109,6 +112,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
     process.on('SIGINT', () => void stop('SIGINT').then(resolve));
   });
   await agent.start();
+  systemd.ready(`running as robot ${loaded.config.robot.id}`);
   return stopped;
 }
 

@@ -6,6 +6,7 @@ declare -A pkg_of=(
   [dockerd]=docker.io [docker]=docker.io [docker-registry]=docker-registry
   [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [mosquitto_passwd]=mosquitto
   [socat]=socat [busybox]=busybox-static [openssl]=openssl [umount]=mount [tar]=tar [htpasswd]=apache2-utils
+  [systemd-analyze]=systemd [systemd-notify]=systemd
 )
 missing=()
 for bin in "${!pkg_of[@]}"; do

@@ -50,6 +50,9 @@ export class DeviceSync {
   syncAll(): Promise<void> {
     return this.serially(async () => {
       const running = await this.runningManaged();
+      // Containers replaced by updates and recreates leave ids behind: months of them otherwise.
+      const live = new Set([...running.values()].map((c) => c.id));
+      for (const id of this.made.keys()) if (!live.has(id)) this.made.delete(id);
       for (const want of this.d.desired()) {
         if (want.spec.replug !== 'live') continue;
         const { numbered, missing } = await this.current(want);

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs robot-fleet-agent on a robot (Ubuntu, arm64 or x86_64), from this checkout once built
+# (npm run build). Idempotent: run it again to upgrade; an existing config is never overwritten.
+#
+#   sudo bash deploy/install.sh [--config FILE] [--no-start]
+#   sudo bash deploy/install.sh --uninstall [--purge]      (--purge also removes config and state)
+#   bash deploy/install.sh --root DIR ...                   (into a directory tree: tests, images)
+#
+# Needs Docker 20.10.21 or newer and Node.js 20 or newer. Jetson Nano boards on Ubuntu 18.04
+# (glibc 2.27) cannot run current Node: run the agent image there (deploy/Dockerfile).
+set -euo pipefail
+
+root=""
+config=""
+uninstall=0
+purge=0
+start=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) root="${2:?--root needs a directory}"; shift 2 ;;
+    --config) config="${2:?--config needs a file}"; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
+    --purge) purge=1; shift ;;
+    --no-start) start=0; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+src="$(cd "$(dirname "$0")/.." && pwd)"
+opt="$root/opt/robot-agent"
+etc="$root/etc/robot-agent"
+state="$root/var/lib/robot-agent"
+unit="$root/etc/systemd/system/robot-agent.service"
+rules="$root/etc/udev/rules.d/99-robot-agent.rules"
+bin="$root/usr/local/bin"
+live=0
+[ -z "$root" ] && [ -d /run/systemd/system ] && live=1
+
+say() { echo "install.sh: $*"; }
+fail() { echo "install.sh: $*" >&2; exit "${2:-1}"; }
+
+# a.b.c >= x.y.z
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+if [ "$uninstall" = 1 ]; then
+  if [ "$live" = 1 ]; then
+    systemctl disable --now robot-agent.service >/dev/null 2>&1 || true
+  fi
+  rm -rf "$opt" "$unit" "$rules" "$bin/robot-agent"
+  [ "$purge" = 1 ] && rm -rf "$etc" "$state"
+  if [ "$live" = 1 ]; then
+    systemctl daemon-reload
+    command -v udevadm >/dev/null && udevadm control --reload || true
+  fi
+  if [ "$purge" = 1 ]; then say "uninstalled (config and state removed)"; else say "uninstalled (kept $etc and $state)"; fi
+  exit 0
+fi
+
+# Checks first: nothing is written on a robot that cannot run the agent.
+[ -f "$src/build/agent/main.js" ] || fail "no build in $src: run npm ci && npm run build first"
+docker_version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+[ -n "$docker_version" ] || fail "cannot reach the Docker engine (is docker.service running, and are you root?)" 3
+version_ge "${docker_version%%[-+]*}" 20.10.21 || fail "Docker $docker_version is too old: 20.10.21 or newer is needed" 3
+node_bin="$(command -v node || true)"
+[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20, or run the agent image (deploy/Dockerfile) on Ubuntu 18.04" 3
+node_version="$("$node_bin" -v)"
+version_ge "${node_version#v}" 20.0.0 || fail "Node $node_version is too old: 20 or newer is needed (on Jetson Nano / Ubuntu 18.04, run the agent image: deploy/Dockerfile)" 3
+
+say "Docker $docker_version, Node $node_version: installing into ${root:-/}"
+mkdir -p "$opt" "$etc" "$bin" "$(dirname "$unit")" "$(dirname "$rules")"
+install -d -m 0750 "$state"
+# The package: the compiled agent, its runtime files and production dependencies only.
+staging="$(mktemp -d "$opt.new.XXXXXX")"
+trap 'rm -rf "$staging"' EXIT
+cp -a "$src/build" "$src/config" "$src/package.json" "$src/package-lock.json" "$src/README.md" "$staging/"
+mkdir -p "$staging/docs" && cp -a "$src/docs/schemas" "$src"/docs/*.md "$staging/docs/"
+cp -a "$src/systemd" "$src/deploy" "$staging/"
+rm -rf "$staging/build/test" "$staging/build/bench"
+cp -a "$src/node_modules" "$staging/"
+(cd "$staging" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+# Swapped whole: a robot never runs half an old and half a new agent.
+rm -rf "$opt.old"
+[ -d "$opt" ] && mv "$opt" "$opt.old"
+mv "$staging" "$opt"
+trap - EXIT
+rm -rf "$opt.old"
+ln -sfn /opt/robot-agent/build/agent/main.js "$bin/robot-agent"
+chmod +x "$opt/build/agent/main.js"
+
+if [ -e "$etc/config.yaml" ]; then
+  say "kept the existing $etc/config.yaml"
+else
+  install -m 0640 "${config:-$src/config/default.yaml}" "$etc/config.yaml"
+  say "wrote $etc/config.yaml: set mqtt.url and the containers, then: robot-agent check-config --config /etc/robot-agent/config.yaml"
+fi
+install -m 0644 "$src/deploy/udev/99-robot-agent.rules" "$rules"
+sed "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$src/systemd/robot-agent.service" > "$unit"
+chmod 0644 "$unit"
+
+if [ "$live" = 1 ]; then
+  command -v udevadm >/dev/null && { udevadm control --reload; udevadm trigger --subsystem-match=tty --subsystem-match=usb; } || true
+  systemctl daemon-reload
+  if [ "$start" = 1 ]; then
+    systemctl enable robot-agent.service >/dev/null
+    systemctl restart robot-agent.service
+    say "started: journalctl -u robot-agent -f"
+  fi
+fi
+say "installed"
