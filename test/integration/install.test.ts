@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../agent/package-root.js';
+import { loadConfigSchema } from '../../agent/config/load-config.js';
+import { tempDir } from '../helpers/temp.js';
+import { needRig, rig } from '../setup.js';
+
+/** deploy/install.sh into a temporary root, against the rig's real Docker engine. */
+describe('deploy/install.sh into a clean root', function () {
+  this.timeout(120_000);
+  const script = join(packageRoot(), 'deploy', 'install.sh');
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync('bash', [script, ...args], { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}`, ...env } });
+
+  it('installs the agent, its config, state dir, udev rules and unit; again without touching the config; then uninstalls', function () {
+    needRig(this);
+    const root = tempDir('rfa-root-');
+    const first = run(['--root', root]);
+    assert.equal(first.status, 0, first.stderr + first.stdout);
+    const opt = join(root, 'opt/robot-agent');
+    for (const path of ['build/agent/main.js', 'config/schema.json', 'docs/schemas/state.json', 'node_modules/dockerode/package.json']) {
+      assert.ok(existsSync(join(opt, path)), `${path} installed`);
+    }
+    assert.ok(!existsSync(join(opt, 'node_modules/typescript')), 'development dependencies left out');
+    assert.ok(!existsSync(join(opt, 'build/test')), 'tests left out');
+    assert.equal(statSync(join(root, 'var/lib/robot-agent')).mode & 0o777, 0o750);
+    assert.equal(readlinkSync(join(root, 'usr/local/bin/robot-agent')), '/opt/robot-agent/build/agent/main.js');
+    const unit = readFileSync(join(root, 'etc/systemd/system/robot-agent.service'), 'utf8');
+    assert.match(unit, new RegExp(`^ExecStart=${process.execPath.replace(/[.]/g, '\\.')} /opt/robot-agent/build/agent/main.js run --config /etc/robot-agent/config.yaml$`, 'm'));
+    assert.ok(existsSync(join(root, 'etc/udev/rules.d/99-robot-agent.rules')));
+
+    // The installed copy runs on its own, with its own dependencies.
+    const config = join(root, 'etc/robot-agent/config.yaml');
+    const check = spawnSync(process.execPath, [join(opt, 'build/agent/main.js'), 'check-config', '--config', config], { encoding: 'utf8', cwd: root });
+    assert.equal(check.status, 0, check.stderr + check.stdout);
+
+    // Idempotent, and an operator's config is never overwritten.
+    writeFileSync(config, 'robot:\n  id: rosmaster-07\n');
+    const again = run(['--root', root]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /kept the existing/);
+    assert.equal(readFileSync(config, 'utf8'), 'robot:\n  id: rosmaster-07\n');
+
+    const gone = run(['--root', root, '--uninstall']);
+    assert.equal(gone.status, 0, gone.stderr);
+    for (const path of ['opt/robot-agent', 'etc/systemd/system/robot-agent.service', 'etc/udev/rules.d/99-robot-agent.rules', 'usr/local/bin/robot-agent']) {
+      assert.ok(!existsSync(join(root, path)), `${path} removed`);
+    }
+    assert.ok(existsSync(config) && existsSync(join(root, 'var/lib/robot-agent')), 'config and state kept');
+    assert.equal(run(['--root', root, '--uninstall', '--purge']).status, 0);
+    assert.ok(!existsSync(join(root, 'etc/robot-agent')) && !existsSync(join(root, 'var/lib/robot-agent')));
+  });
+
+  it('refuses a Docker older than 20.10.21, or none, and writes nothing', function () {
+    needRig(this);
+    const root = tempDir('rfa-root-');
+    const stubs = join(root, 'stubs');
+    mkdirSync(stubs);
+    // Only the engine's version is faked: what the robot's docker CLI would print.
+    writeFileSync(join(stubs, 'docker'), '#!/bin/sh\necho 20.10.7\n');
+    chmodSync(join(stubs, 'docker'), 0o755);
+    const old = run(['--root', root], { PATH: `${stubs}:${process.env.PATH}` });
+    assert.equal(old.status, 3);
+    assert.match(old.stderr, /Docker 20\.10\.7 is too old: 20\.10\.21 or newer/);
+    const none = run(['--root', root], { DOCKER_HOST: `unix://${join(root, 'no.sock')}` });
+    assert.equal(none.status, 3);
+    assert.match(none.stderr, /cannot reach the Docker engine/);
+    assert.ok(!existsSync(join(root, 'opt')) && !existsSync(join(root, 'etc')), 'nothing written');
+    assert.equal(run(['--bogus']).status, 2);
+  });
+
+  it('the udev rules name the devices as the config catalog does', () => {
+    const rules = readFileSync(join(packageRoot(), 'deploy/udev/99-robot-agent.rules'), 'utf8');
+    const devices = (loadConfigSchema() as { properties: { devices: { properties: Record<string, { properties: Record<string, { default?: string }> }> } } }).properties.devices.properties;
+    const d = (device: string, key: string) => devices[device]!.properties[key]!.default!;
+    const rule = (vid: string, pid: string, alias: string) => new RegExp(`"${vid}".*"${pid}".*SYMLINK\\+="${alias}"`);
+    assert.match(rules, rule(d('lidar', 'vid'), d('lidar', 'pid'), d('lidar', 'alias')));
+    assert.match(rules, rule(d('board', 'vid'), d('board', 'pid'), d('board', 'alias')));
+    assert.match(rules, rule(d('camera', 'vid'), d('camera', 'depthPid'), d('camera', 'depthAlias')));
+    assert.match(rules, rule(d('camera', 'vid'), d('camera', 'rgbPid'), d('camera', 'rgbAlias')));
+  });
+});
