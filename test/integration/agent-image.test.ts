@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { packageRoot } from '../../agent/package-root.js';
+import type { AgentState } from '../../agent/state/types.js';
+import { docker } from '../helpers/engine-cli.js';
+import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { tempDir, writeYaml } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+import { freePort } from '../rig/net.js';
+import { needRig, rig } from '../setup.js';
+
+/**
+ * No image can be pulled here, so `node:20-bookworm-slim` is stood in for by this machine's own
+ * node binary and the libraries it links (as the rig's busybox images stand in for ROS), and
+ * deploy/Dockerfile is built on it unchanged.
+ */
+function importNodeBase(dir: string): void {
+  const rootfs = join(dir, 'rootfs');
+  const put = (from: string, to: string) => {
+    mkdirSync(join(rootfs, dirname(to)), { recursive: true });
+    copyFileSync(from, join(rootfs, to));
+  };
+  put(process.execPath, '/usr/local/bin/node');
+  const libs = execFileSync('ldd', [process.execPath]).toString().match(/\/[^\s]+\.so[^\s]*/g) ?? [];
+  for (const lib of libs) put(execFileSync('readlink', ['-f', lib]).toString().trim(), lib);
+  for (const d of ['tmp', 'etc', 'root']) mkdirSync(join(rootfs, d), { recursive: true });
+  writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 512 << 20 });
+  execFileSync('docker', [...rig().docker.cliArgs, 'import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', '-', 'node:20-bookworm-slim'], { input: tar, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 16 << 20 });
+}
+
+describe('the agent image (deploy/Dockerfile)', function () {
+  this.timeout(180_000);
+  const name = `robot-agent-image-test-${process.pid}`;
+
+  afterEach(() => {
+    if (!rig()) return;
+    spawnSync('docker', [...rig().docker.cliArgs, 'rm', '-f', name], { stdio: 'ignore' });
+    spawnSync('docker', [...rig().docker.cliArgs, 'image', 'rm', '-f', 'robot-agent:test', 'node:20-bookworm-slim'], { stdio: 'ignore' });
+  });
+
+  it('builds, runs with the Docker socket mounted, and reports the engine over MQTT', async function () {
+    needRig(this);
+    const dir = tempDir('rfa-image-');
+    importNodeBase(dir);
+    const built = spawnSync('bash', [join(packageRoot(), 'deploy', 'build-image.sh'), 'robot-agent:test'], { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}` } });
+    assert.equal(built.status, 0, built.stderr);
+    assert.equal(built.stdout.trim().split('\n').at(-1), 'robot-agent:test');
+
+    const port = await freePort();
+    const robot = `image-${process.pid}`;
+    mkdirSync(join(dir, 'etc'));
+    mkdirSync(join(dir, 'state'));
+    writeYaml(join(dir, 'etc'), 'config.yaml', { robot: { id: robot }, mqtt: { embedded: { port } }, docker: { socketPath: '/var/run/docker.sock' } });
+    // As deploy/Dockerfile documents it (the rig has no /dev of a robot to mount).
+    docker('run', '-d', '--name', name, '--network', 'host', '--device-cgroup-rule', 'c 188:* rmw', '--device-cgroup-rule', 'c 189:* rmw', '--device-cgroup-rule', 'c 81:* rmw',
+      '-v', `${rig().docker.socketPath}:/var/run/docker.sock`, '-v', `${join(dir, 'etc')}:/etc/robot-agent:ro`, '-v', `${join(dir, 'state')}:/var/lib/robot-agent`,
+      'robot-agent:test');
+    const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0 }), 20_000, 'the agent in its container listening');
+    try {
+      await probe.subscribe(`fleet/${robot}/#`);
+      const state = await probe.waitFor((m) => m.topic === `fleet/${robot}/state` && (JSON.parse(m.text) as AgentState).docker.available, 15_000, 'state with the engine available');
+      const s = JSON.parse(state.text) as AgentState;
+      assert.equal(s.docker.version, '20.10.24+dfsg1');
+      assert.equal(s.agent.version, JSON.parse(execFileSync('cat', [join(packageRoot(), 'package.json')]).toString()).version);
+      assert.equal((await probe.request(`fleet/${robot}`, 'ping', { id: 'in-container' })).ok, true);
+    } finally {
+      await probe.close();
+    }
+    // It stops like on a robot: offline within the stop timeout.
+    docker('stop', '-t', '10', name);
+    assert.match(docker('inspect', '-f', '{{.State.ExitCode}}', name), /^0$/);
+  });
+});
