@@ -47,7 +47,7 @@ if [ "$uninstall" = 1 ]; then
   if [ "$live" = 1 ]; then
     systemctl disable --now robot-agent.service >/dev/null 2>&1 || true
   fi
-  rm -rf "$opt" "$unit" "$rules" "$bin/robot-agent"
+  rm -rf "$opt" "$unit" "$rules" "$bin/robot-agent" "$bin/robot-fleet"
   [ "$purge" = 1 ] && rm -rf "$etc" "$state"
   if [ "$live" = 1 ]; then
     systemctl daemon-reload
@@ -86,7 +86,8 @@ mv "$staging" "$opt"
 trap - EXIT
 rm -rf "$opt.old"
 ln -sfn /opt/robot-agent/build/agent/main.js "$bin/robot-agent"
-chmod +x "$opt/build/agent/main.js"
+ln -sfn /opt/robot-agent/build/agent/fleet/main.js "$bin/robot-fleet"
+chmod +x "$opt/build/agent/main.js" "$opt/build/agent/fleet/main.js"
 
 if [ -e "$etc/config.yaml" ]; then
   say "kept the existing $etc/config.yaml"

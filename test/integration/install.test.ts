@@ -27,6 +27,7 @@ describe('deploy/install.sh into a clean root', function () {
     assert.ok(!existsSync(join(opt, 'build/test')), 'tests left out');
     assert.equal(statSync(join(root, 'var/lib/robot-agent')).mode & 0o777, 0o750);
     assert.equal(readlinkSync(join(root, 'usr/local/bin/robot-agent')), '/opt/robot-agent/build/agent/main.js');
+    assert.equal(readlinkSync(join(root, 'usr/local/bin/robot-fleet')), '/opt/robot-agent/build/agent/fleet/main.js');
     const unit = readFileSync(join(root, 'etc/systemd/system/robot-agent.service'), 'utf8');
     assert.match(unit, new RegExp(`^ExecStart=${process.execPath.replace(/[.]/g, '\\.')} /opt/robot-agent/build/agent/main.js run --config /etc/robot-agent/config.yaml$`, 'm'));
     assert.ok(existsSync(join(root, 'etc/udev/rules.d/99-robot-agent.rules')));
@@ -45,7 +46,7 @@ describe('deploy/install.sh into a clean root', function () {
 
     const gone = run(['--root', root, '--uninstall']);
     assert.equal(gone.status, 0, gone.stderr);
-    for (const path of ['opt/robot-agent', 'etc/systemd/system/robot-agent.service', 'etc/udev/rules.d/99-robot-agent.rules', 'usr/local/bin/robot-agent']) {
+    for (const path of ['opt/robot-agent', 'etc/systemd/system/robot-agent.service', 'etc/udev/rules.d/99-robot-agent.rules', 'usr/local/bin/robot-agent', 'usr/local/bin/robot-fleet']) {
       assert.ok(!existsSync(join(root, path)), `${path} removed`);
     }
     assert.ok(existsSync(config) && existsSync(join(root, 'var/lib/robot-agent')), 'config and state kept');

@@ -203,3 +203,13 @@ describe('desired state (pure)', () => {
     assert.equal(code('{"containers":{"constructor":{"enabled":true}}}'), 'unknown_container');
   });
 });
+
+describe('fleet view (pure)', () => {
+  it('draws progress bars and a table an operator can scan', async () => {
+    const { progressBar, renderFleetTable } = await import('../../agent/fleet/fleet-view.js');
+    assert.equal(progressBar(5e6, 20e6, 10), '[###-------]  25% 5.0/20.0 MB');
+    assert.equal(progressBar(30, 20, 4), '[####] 100% 0.0/0.0 MB');
+    const table = renderFleetTable([{ robot: 'b', online: false, state: null }, { robot: 'a', online: null, state: null }]);
+    assert.deepEqual(table.split('\n').map((l) => l.split(/\s+/).slice(0, 2)), [['ROBOT', 'ONLINE'], ['a', '?'], ['b', 'OFFLINE']]);
+  });
+});

@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { AgentEvent } from '../state/event-bus.js';
+import type { AgentState } from '../state/types.js';
+import { renderEvent, renderFleetTable, type RobotView } from './fleet-view.js';
+
+const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
+
+  robot-fleet [options] list [--json]                     every robot: online, devices, containers, update
+  robot-fleet [options] watch [robot]                     the event stream, with progress bars
+  robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
+  robot-fleet [options] update <robot> <container> <image> [--force]
+  robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
+
+options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
+         --username U and --password-file F (or ROBOT_FLEET_PASSWORD), --ca FILE, --timeout SECONDS (60)
+exit codes: 0 ok, 1 the robot answered with an error, 2 usage, 3 no answer in time or no broker`;
+
+interface Options {
+  broker: string;
+  base: string;
+  username?: string;
+  password?: string;
+  ca?: string;
+  timeoutMs: number;
+}
+
+class UsageError extends Error {}
+
+/** Splits `--name value` options (and boolean flags) from positional arguments. */
+function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
+  const flags: Record<string, string | true> = {};
+  const args: string[] = [];
+  const valued = new Set(['broker', 'base', 'username', 'password-file', 'ca', 'timeout', 'message']);
+  for (let i = 0; i < argv.length; i += 1) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const name = a.slice(2);
+      if (valued.has(name)) {
+        const value = argv[i + 1];
+        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+        flags[name] = value;
+        i += 1;
+      } else flags[name] = true;
+    } else args.push(a);
+  }
+  const passwordFile = typeof flags['password-file'] === 'string' ? flags['password-file'] : undefined;
+  const timeout = Number(flags.timeout ?? 60);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout must be a number of seconds');
+  const options: Options = {
+    broker: (flags.broker as string | undefined) ?? env.ROBOT_FLEET_BROKER ?? 'mqtt://127.0.0.1:1883',
+    base: (flags.base as string | undefined) ?? 'fleet',
+    timeoutMs: timeout * 1000,
+    ...(typeof flags.username === 'string' ? { username: flags.username } : {}),
+    ...(passwordFile ? { password: readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') } : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
+    ...(typeof flags.ca === 'string' ? { ca: readFileSync(flags.ca, 'utf8') } : {}),
+  };
+  return { options, flags, args };
+}
+
+async function connect(o: Options): Promise<MqttClient> {
+  const options: IClientOptions = {
+    clientId: `robot-fleet-${randomUUID().slice(0, 8)}`,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: Math.min(o.timeoutMs, 10_000),
+    ...(o.username ? { username: o.username } : {}),
+    ...(o.password ? { password: o.password } : {}),
+    ...(o.ca ? { ca: o.ca } : {}),
+  };
+  try {
+    return await mqtt.connectAsync(o.broker, options);
+  } catch (err) {
+    throw Object.assign(new Error(`cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}`), { exitCode: 3 });
+  }
+}
+
+/** Retained states and availabilities arrive right after subscribing; a short quiet period ends the list. */
+async function list(o: Options, json: boolean, out: (s: string) => void): Promise<number> {
+  const client = await connect(o);
+  const robots = new Map<string, RobotView>();
+  const view = (robot: string) => robots.get(robot) ?? robots.set(robot, { robot, online: null, state: null }).get(robot)!;
+  let last = Date.now();
+  client.on('message', (topic, payload) => {
+    const [, robot, kind] = topic.slice(o.base.length).split('/');
+    if (!robot) return;
+    last = Date.now();
+    if (kind === 'availability') view(robot).online = payload.toString() === 'online';
+    if (kind === 'state') {
+      try {
+        view(robot).state = JSON.parse(payload.toString()) as AgentState;
+      } catch {
+        // A robot that sent something unreadable still shows, without state.
+      }
+    }
+  });
+  await client.subscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`], { qos: 1 });
+  const deadline = Date.now() + Math.min(o.timeoutMs, 5000);
+  while (Date.now() < deadline && Date.now() - last < 500) await new Promise((r) => setTimeout(r, 50));
+  await client.endAsync();
+  out(json ? JSON.stringify([...robots.values()], null, 2) : renderFleetTable([...robots.values()]));
+  return 0;
+}
+
+async function watch(o: Options, robot: string | undefined, out: (s: string) => void): Promise<number> {
+  const client = await connect(o);
+  client.on('message', (topic, payload) => {
+    const [, name] = topic.slice(o.base.length).split('/');
+    try {
+      out(renderEvent(name ?? '?', JSON.parse(payload.toString()) as AgentEvent));
+    } catch {
+      out(`${name} (unreadable event)`);
+    }
+  });
+  await client.subscribeAsync(`${o.base}/${robot ?? '+'}/events`, { qos: 1 });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    client.once('close', resolve);
+  });
+  await client.endAsync(true);
+  return 0;
+}
+
+async function send(o: Options, robot: string, command: string, body: Record<string, unknown>, out: (s: string) => void): Promise<number> {
+  const client = await connect(o);
+  const id = `fleet-${randomUUID()}`;
+  const b = `${o.base}/${robot}`;
+  try {
+    const answer = new Promise<{ ok: boolean }>((resolve) => {
+      client.on('message', (topic, payload) => {
+        if (topic !== `${b}/response/${command}`) return;
+        try {
+          const response = JSON.parse(payload.toString()) as { id: unknown; ok: boolean };
+          if (response.id === id) {
+            out(JSON.stringify(response, null, 2));
+            resolve(response);
+          }
+        } catch {
+          // Not ours.
+        }
+      });
+    });
+    await client.subscribeAsync(`${b}/response/${command}`, { qos: 1 });
+    await client.publishAsync(`${b}/request/${command}`, JSON.stringify({ ...body, id }), { qos: 1 });
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), o.timeoutMs).unref());
+    const response = await Promise.race([answer, timeout]);
+    if (response === null) {
+      out(`no answer from ${robot} to ${command} within ${o.timeoutMs / 1000} s (is it online? robot-fleet list)`);
+      return 3;
+    }
+    return response.ok ? 0 : 1;
+  } finally {
+    await client.endAsync(true);
+  }
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  try {
+    const { options, flags, args } = parse(argv, env);
+    const [command, ...rest] = args;
+    switch (command) {
+      case 'list':
+        return await list(options, flags.json === true, out);
+      case 'watch':
+        return await watch(options, rest[0], out);
+      case 'send': {
+        const [robot, name, json] = rest;
+        if (!robot || !name) throw new UsageError('send needs <robot> <command> [json]');
+        let body: unknown = {};
+        try {
+          body = json ? JSON.parse(json) : {};
+        } catch {
+          throw new UsageError(`the arguments must be a JSON object, got ${json}`);
+        }
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('the arguments must be a JSON object');
+        return await send(options, robot, name, body as Record<string, unknown>, out);
+      }
+      case 'update': {
+        const [robot, container, image] = rest;
+        if (!robot || !container || !image) throw new UsageError('update needs <robot> <container> <image>');
+        return await send(options, robot, 'update', { container, image, ...(flags.force ? { force: true } : {}) }, out);
+      }
+      case 'snapshot': {
+        const [robot, container] = rest;
+        if (!robot || !container) throw new UsageError('snapshot needs <robot> <container>');
+        return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
+      }
+      case undefined:
+      case 'help':
+        out(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`robot-fleet: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    err(`robot-fleet: ${(e as Error).message}`);
+    return (e as { exitCode?: number }).exitCode ?? 3;
+  }
+}

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { packageRoot } from '../../agent/package-root.js';
+import type { RobotView } from '../../agent/fleet/fleet-view.js';
+import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
+import { cleanEngine } from '../helpers/engine-cli.js';
+import { FakeUsbBus, X3 } from '../helpers/fake-sysfs.js';
+import { LidarSimulator } from '../helpers/lidar-simulator.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+import { needRig, rig } from '../setup.js';
+
+interface Run {
+  code: Promise<number>;
+  stdout: () => string;
+  stderr: () => string;
+  kill: () => void;
+}
+
+/** The CLI as an operator runs it. */
+function fleet(args: string[]): Run {
+  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  return { code: new Promise((resolve) => child.on('exit', (c) => resolve(c ?? -1))), stdout: () => out, stderr: () => err, kill: () => child.kill('SIGTERM') };
+}
+
+describe('robot-fleet: two robots on one broker', function () {
+  this.timeout(90_000);
+  const base = `fleet-cli-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+  let x3: AgentUnderTest;
+  let bare: AgentUnderTest;
+  let bus: FakeUsbBus;
+  let sim: LidarSimulator;
+  const common = () => ['--broker', rig().mqtt.url, '--base', base];
+
+  before(async function () {
+    needRig(this);
+    cleanEngine();
+    const r = rig();
+    bus = new FakeUsbBus(tempDir('rfa-usb-'));
+    sim = await LidarSimulator.start();
+    bus.plug(X3.lidar({ ttyTarget: sim.ptyPath }));
+    bus.plug(X3.board());
+    bus.plug(X3.cameraDepth());
+    bus.plug(X3.cameraRgb());
+    x3 = await startAgent({
+      robot: { id: 'rosmaster-01' },
+      mqtt: { url: r.mqtt.url, baseTopic: base },
+      docker: { socketPath: r.docker.socketPath },
+      registries: { 'docker.io': { mirror: r.registry.url } },
+      devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 300 } },
+      containers: { ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1 } },
+    });
+    bare = await startAgent({ robot: { id: 'rosmaster-02' }, mqtt: { url: r.mqtt.url, baseTopic: base }, devices: { sysfsRoot: join(bus.root, 'none'), devRoot: join(bus.root, 'none') } });
+    await waitUntil(() => x3.agent.store.get().containers[0]?.state === 'running' && x3.agent.store.get().devices.lidar.health.status === 'good', 30_000, 'rosmaster-01 running ros with a good lidar');
+    await waitUntil(() => bare.agent.store.get().agent.mqtt.connected, 10_000, 'rosmaster-02 connected');
+    // Let the state with the container reach the broker.
+    await new Promise((r) => setTimeout(r, 1500));
+  });
+
+  after(async () => {
+    await x3?.stop();
+    await bare?.stop();
+    await sim?.stop();
+    if (rig()) cleanEngine();
+  });
+
+  it('list shows both robots with their devices, containers and images', async () => {
+    const run = fleet([...common(), 'list']);
+    assert.equal(await run.code, 0, run.stderr());
+    const lines = run.stdout().trim().split('\n');
+    assert.match(lines[0]!, /^ROBOT\s+ONLINE\s+LIDAR\s+CAMERA\s+BOARD\s+CONTAINERS\s+IMAGES\s+UPDATE\s+LAST SEEN$/);
+    assert.match(lines[1]!, /^rosmaster-01\s+online\s+good\s+ok\s+ok\s+ros:running\s+1\s+idle\s+\d+s ago$/);
+    assert.match(lines[2]!, /^rosmaster-02\s+online\s+ABSENT\s+ABSENT\s+ABSENT\s+NO DOCKER\s+0\s+idle\s+\d+s ago$/);
+    const json = fleet([...common(), 'list', '--json']);
+    assert.equal(await json.code, 0);
+    const robots = JSON.parse(json.stdout()) as RobotView[];
+    assert.deepEqual(robots.map((r) => [r.robot, r.online]).sort(), [['rosmaster-01', true], ['rosmaster-02', true]]);
+  });
+
+  it('send prints the response and exits by its ok; shortcuts; no answer and bad usage get their codes', async () => {
+    const ping = fleet([...common(), 'send', 'rosmaster-02', 'ping']);
+    assert.equal(await ping.code, 0);
+    assert.equal(JSON.parse(ping.stdout()).result.pong, true);
+    const refused = fleet([...common(), 'send', 'rosmaster-01', 'update', '{"container":"ros","image":"evil/miner:1"}']);
+    assert.equal(await refused.code, 1);
+    assert.equal(JSON.parse(refused.stdout()).error.code, 'not_allowed');
+    const snap = fleet([...common(), 'snapshot', 'rosmaster-01', 'nope']);
+    assert.equal(await snap.code, 1);
+    assert.equal(JSON.parse(snap.stdout()).error.code, 'unknown_container');
+    const ghost = fleet([...common(), '--timeout', '1', 'send', 'rosmaster-99', 'ping']);
+    assert.equal(await ghost.code, 3);
+    assert.match(ghost.stdout(), /no answer from rosmaster-99/);
+    assert.equal(await fleet([...common(), 'send', 'rosmaster-01']).code, 2);
+    assert.equal(await fleet([...common(), 'send', 'rosmaster-01', 'ping', '[1]']).code, 2);
+    const noBroker = fleet(['--broker', 'mqtt://127.0.0.1:1', '--timeout', '2', 'list']);
+    assert.equal(await noBroker.code, 3);
+    assert.match(noBroker.stderr(), /cannot reach the fleet broker/);
+  });
+
+  it('watch streams the events of the fleet as they happen', async () => {
+    const run = fleet([...common(), 'watch']);
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      bus.replug('1-1.4', { devnum: 31 });
+      await waitUntil(() => /rosmaster-01 device\.changed device=camera/.test(run.stdout()), 5000, 'the replug in the stream');
+      await waitUntil(() => /rosmaster-01 container\.devices name=ros/.test(run.stdout()), 5000, 'the live replug in the stream');
+    } finally {
+      run.kill();
+    }
+    assert.equal(await run.code, 0);
+  });
+});
