@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../images/image-reference.js';
 import { packageRoot } from '../package-root.js';
+import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 import { specHash } from './container-spec.js';
 import type { DesiredContainer } from './container-plan.js';
 
@@ -90,12 +90,8 @@ export class DesiredStore {
   }
 
   load(config: Pick<AgentConfig, 'containers' | 'images'>): DesiredRecord {
-    let doc: { received?: unknown; pins?: Record<string, string> };
-    try {
-      doc = JSON.parse(readFileSync(this.file, 'utf8')) as typeof doc;
-    } catch {
-      return { received: null, pins: {} };
-    }
+    const doc = readJsonFile<{ received?: unknown; pins?: Record<string, string> }>(this.file);
+    if (!doc) return { received: null, pins: {} };
     // Checked again: the config may have changed since it was written.
     const received = (() => {
       try {
@@ -116,8 +112,6 @@ export class DesiredStore {
   }
 
   async save(record: DesiredRecord): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
-    await rename(tmp, this.file);
+    writeJsonFile(this.file, record);
   }
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 
 /**
  * Containers an operator stopped by command: left stopped (the reconcile loop would otherwise
@@ -20,12 +19,8 @@ export class HoldStore {
   }
 
   load(): void {
-    try {
-      const names = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-      this.held = new Set(Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []);
-    } catch {
-      this.held = new Set();
-    }
+    const names = readJsonFile<unknown>(this.file);
+    this.held = new Set(Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []);
   }
 
   hold(name: string): void {
@@ -37,8 +32,6 @@ export class HoldStore {
   }
 
   async save(): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify([...this.held].sort()), { mode: 0o600 });
-    await rename(tmp, this.file);
+    writeJsonFile(this.file, [...this.held].sort());
   }
 }

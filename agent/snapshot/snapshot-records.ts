@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 
 /** Labels every snapshot carries: where it came from, so any robot or registry can tell. */
 export const SNAPSHOT_LABELS = {
@@ -28,13 +27,9 @@ export class SnapshotRecords {
   }
 
   load(): void {
-    try {
-      const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { pushed?: Record<string, string>; saved?: Record<string, string> };
-      this.pushed = new Map(Object.entries(doc.pushed ?? {}));
-      this.saved = new Map(Object.entries(doc.saved ?? {}));
-    } catch {
-      // None yet.
-    }
+    const doc = readJsonFile<{ pushed?: Record<string, string>; saved?: Record<string, string> }>(this.file);
+    this.pushed = new Map(Object.entries(doc?.pushed ?? {}));
+    this.saved = new Map(Object.entries(doc?.saved ?? {}));
   }
 
   markPushed(imageId: string, ref: string): void {
@@ -59,8 +54,6 @@ export class SnapshotRecords {
       for (const id of [...this.pushed.keys()]) if (!present.has(id)) this.pushed.delete(id);
       for (const id of [...this.saved.keys()]) if (!present.has(id)) this.saved.delete(id);
     }
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify({ pushed: Object.fromEntries(this.pushed), saved: Object.fromEntries(this.saved) }), { mode: 0o600 });
-    await rename(tmp, this.file);
+    writeJsonFile(this.file, { pushed: Object.fromEntries(this.pushed), saved: Object.fromEntries(this.saved) });
   }
 }

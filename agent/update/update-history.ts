@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 
 export interface PreviousImage {
   image: string;
@@ -30,18 +29,12 @@ export class UpdateHistory {
   }
 
   load(): void {
-    try {
-      const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { previous?: Record<string, PreviousImage>; rolledBack?: Record<string, RolledBack> };
-      this.previous = new Map(Object.entries(doc.previous ?? {}));
-      this.rolledBack = new Map(Object.entries(doc.rolledBack ?? {}));
-    } catch {
-      // None yet.
-    }
+    const doc = readJsonFile<{ previous?: Record<string, PreviousImage>; rolledBack?: Record<string, RolledBack> }>(this.file);
+    this.previous = new Map(Object.entries(doc?.previous ?? {}));
+    this.rolledBack = new Map(Object.entries(doc?.rolledBack ?? {}));
   }
 
   async save(): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, JSON.stringify({ previous: Object.fromEntries(this.previous), rolledBack: Object.fromEntries(this.rolledBack) }), { mode: 0o600 });
-    await rename(tmp, this.file);
+    writeJsonFile(this.file, { previous: Object.fromEntries(this.previous), rolledBack: Object.fromEntries(this.rolledBack) });
   }
 }

@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { readJsonFile, removeJsonFile, writeJsonFile } from '../state/json-file.js';
 
 /** The steps of a swap, in order. Each is written before it is taken. */
 export const SWAP_STEPS = ['stopping', 'renaming', 'creating', 'starting', 'verifying', 'verified', 'rolling-back'] as const;
@@ -18,11 +18,7 @@ export interface JournalEntry {
   startedAt: string;
 }
 
-/**
- * The update journal: one file in state.dir, replaced atomically (temp file, fsync, rename,
- * fsync of the directory) so a power cut leaves either the previous entry or the new one,
- * never half of one.
- */
+/** The update journal: one file in state.dir, replaced whole before each swap step. */
 export class UpdateJournal {
   readonly file: string;
 
@@ -31,37 +27,14 @@ export class UpdateJournal {
   }
 
   read(): JournalEntry | null {
-    try {
-      return JSON.parse(readFileSync(this.file, 'utf8')) as JournalEntry;
-    } catch {
-      return null;
-    }
+    return readJsonFile<JournalEntry>(this.file) ?? null;
   }
 
   write(entry: JournalEntry): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(entry));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    syncDir(dirname(this.file));
+    writeJsonFile(this.file, entry);
   }
 
   clear(): void {
-    rmSync(this.file, { force: true });
-    syncDir(dirname(this.file));
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    removeJsonFile(this.file);
   }
 }
