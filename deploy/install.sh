@@ -3,11 +3,13 @@
 # (npm run build). Idempotent: run it again to upgrade; an existing config is never overwritten.
 #
 #   sudo bash deploy/install.sh [--config FILE] [--no-start]
+#   sudo bash deploy/install.sh --container IMAGE [--config FILE]   (the agent as a container)
 #   sudo bash deploy/install.sh --uninstall [--purge]      (--purge also removes config and state)
 #   bash deploy/install.sh --root DIR ...                   (into a directory tree: tests, images)
 #
-# Needs Docker 20.10.21 or newer and Node.js 20 or newer. Jetson Nano boards on Ubuntu 18.04
-# (glibc 2.27) cannot run current Node: run the agent image there (deploy/Dockerfile).
+# Needs Docker 20.10.21 or newer, and Node.js 20 or newer unless --container. Jetson Nano boards
+# on Ubuntu 18.04 (glibc 2.27) cannot run current Node: there, --container with the agent image
+# (deploy/Dockerfile, built for arm64 elsewhere and pushed or `docker load`ed).
 set -euo pipefail
 
 root=""
@@ -15,6 +17,7 @@ config=""
 uninstall=0
 purge=0
 start=1
+image=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
@@ -22,7 +25,8 @@ while [ $# -gt 0 ]; do
     --uninstall) uninstall=1; shift ;;
     --purge) purge=1; shift ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --container) image="${2:?--container needs an image reference}"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,18 +62,55 @@ if [ "$uninstall" = 1 ]; then
 fi
 
 # Checks first: nothing is written on a robot that cannot run the agent.
-[ -f "$src/build/agent/main.js" ] || fail "no build in $src: run npm ci && npm run build first"
+[ -n "$image" ] || [ -f "$src/build/agent/main.js" ] || fail "no build in $src: run npm ci && npm run build first"
 docker_version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
 [ -n "$docker_version" ] || fail "cannot reach the Docker engine (is docker.service running, and are you root?)" 3
 version_ge "${docker_version%%[-+]*}" 20.10.21 || fail "Docker $docker_version is too old: 20.10.21 or newer is needed" 3
+install_common() {
+  mkdir -p "$etc" "$(dirname "$unit")" "$(dirname "$rules")"
+  install -d -m 0750 "$state"
+  if [ -e "$etc/config.yaml" ]; then
+    say "kept the existing $etc/config.yaml"
+  else
+    install -m 0640 "${config:-$src/config/default.yaml}" "$etc/config.yaml"
+    say "wrote $etc/config.yaml: set mqtt.url and the containers, then restart the agent"
+  fi
+  install -m 0644 "$src/deploy/udev/99-robot-agent.rules" "$rules"
+}
+
+activate() {
+  if [ "$live" = 1 ]; then
+    command -v udevadm >/dev/null && { udevadm control --reload; udevadm trigger --subsystem-match=tty --subsystem-match=usb; } || true
+    systemctl daemon-reload
+    if [ "$start" = 1 ]; then
+      systemctl enable robot-agent.service >/dev/null
+      systemctl restart robot-agent.service
+      say "started: journalctl -u robot-agent -f"
+    fi
+  fi
+  say "installed"
+}
+
+if [ -n "$image" ]; then
+  # The agent as a container: no Node on the robot, the same config, state and udev rules.
+  [ -n "$root" ] || docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image" >/dev/null || fail "image $image is neither here nor pullable (docker load it from a tar first)" 3
+  say "Docker $docker_version: installing the agent image $image into ${root:-/}"
+  install_common
+  rm -rf "$opt" "$bin/robot-agent" "$bin/robot-fleet"
+  sed "s#^  robot-agent:0.1.0\$#  $image#" "$src/deploy/robot-agent-container.service" > "$unit"
+  chmod 0644 "$unit"
+  activate
+  exit 0
+fi
+
 node_bin="$(command -v node || true)"
-[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20, or run the agent image (deploy/Dockerfile) on Ubuntu 18.04" 3
+[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20, or use --container IMAGE (the agent image, deploy/Dockerfile) on Ubuntu 18.04" 3
 node_version="$("$node_bin" -v)"
-version_ge "${node_version#v}" 20.0.0 || fail "Node $node_version is too old: 20 or newer is needed (on Jetson Nano / Ubuntu 18.04, run the agent image: deploy/Dockerfile)" 3
+version_ge "${node_version#v}" 20.0.0 || fail "Node $node_version is too old: 20 or newer is needed (on Jetson Nano / Ubuntu 18.04, use --container IMAGE with the agent image: deploy/Dockerfile)" 3
 
 say "Docker $docker_version, Node $node_version: installing into ${root:-/}"
-mkdir -p "$opt" "$etc" "$bin" "$(dirname "$unit")" "$(dirname "$rules")"
-install -d -m 0750 "$state"
+install_common
+mkdir -p "$opt" "$bin"
 # The package: the compiled agent, its runtime files and production dependencies only.
 staging="$(mktemp -d "$opt.new.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
@@ -89,23 +130,6 @@ ln -sfn /opt/robot-agent/build/agent/main.js "$bin/robot-agent"
 ln -sfn /opt/robot-agent/build/agent/fleet/main.js "$bin/robot-fleet"
 chmod +x "$opt/build/agent/main.js" "$opt/build/agent/fleet/main.js"
 
-if [ -e "$etc/config.yaml" ]; then
-  say "kept the existing $etc/config.yaml"
-else
-  install -m 0640 "${config:-$src/config/default.yaml}" "$etc/config.yaml"
-  say "wrote $etc/config.yaml: set mqtt.url and the containers, then: robot-agent check-config --config /etc/robot-agent/config.yaml"
-fi
-install -m 0644 "$src/deploy/udev/99-robot-agent.rules" "$rules"
 sed "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$src/systemd/robot-agent.service" > "$unit"
 chmod 0644 "$unit"
-
-if [ "$live" = 1 ]; then
-  command -v udevadm >/dev/null && { udevadm control --reload; udevadm trigger --subsystem-match=tty --subsystem-match=usb; } || true
-  systemctl daemon-reload
-  if [ "$start" = 1 ]; then
-    systemctl enable robot-agent.service >/dev/null
-    systemctl restart robot-agent.service
-    say "started: journalctl -u robot-agent -f"
-  fi
-fi
-say "installed"
+activate

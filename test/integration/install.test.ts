@@ -54,6 +54,19 @@ describe('deploy/install.sh into a clean root', function () {
     assert.ok(!existsSync(join(root, 'etc/robot-agent')) && !existsSync(join(root, 'var/lib/robot-agent')));
   });
 
+  it('--container installs the agent image with its unit, config, state and rules, and no Node package', function () {
+    needRig(this);
+    const root = tempDir('rfa-root-');
+    const done = run(['--root', root, '--container', 'registry.lab.example/robot-agent:1.2.3']);
+    assert.equal(done.status, 0, done.stderr + done.stdout);
+    const unit = readFileSync(join(root, 'etc/systemd/system/robot-agent.service'), 'utf8');
+    assert.match(unit, /^ {2}registry\.lab\.example\/robot-agent:1\.2\.3$/m);
+    assert.match(unit, /--device-cgroup-rule 'c 188:\* rmw'/);
+    assert.doesNotMatch(unit, /--privileged/);
+    for (const path of ['etc/robot-agent/config.yaml', 'etc/udev/rules.d/99-robot-agent.rules', 'var/lib/robot-agent']) assert.ok(existsSync(join(root, path)), path);
+    assert.ok(!existsSync(join(root, 'opt/robot-agent')), 'no Node package');
+  });
+
   it('refuses a Docker older than 20.10.21, or none, and writes nothing', function () {
     needRig(this);
     const root = tempDir('rfa-root-');
