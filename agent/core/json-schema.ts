@@ -15,12 +15,27 @@ export interface SchemaValidator<T> {
  * `mqtt.heartbeat: must be >= 5`, the form check-config prints and error messages carry.
  */
 export function compileSchema<T>(schema: object, options: { useDefaults?: boolean } = {}): SchemaValidator<T> {
-  const ajv = new Ajv({ allErrors: true, useDefaults: options.useDefaults ?? false, strict: false });
-  addFormats(ajv);
-  const validate: ValidateFunction = ajv.compile(schema);
+  const validate: ValidateFunction = ajvFor(options.useDefaults ?? false).compile(schema);
   const check = ((value: unknown) => validate(value)) as SchemaValidator<T>;
   check.problems = (value: unknown) => (validate(value) ? [] : (validate.errors ?? []).map(formatProblem));
   return check;
+}
+
+/**
+ * One Ajv per option set for the whole process: each instance compiles the draft-07 meta-schema
+ * and the formats again, about 0.5 MiB of RSS apiece, and the agent compiles dozens of schemas.
+ * Schemas are compiled by content, so sharing an instance changes nothing they validate.
+ */
+const instances = new Map<boolean, Ajv>();
+
+function ajvFor(useDefaults: boolean): Ajv {
+  let ajv = instances.get(useDefaults);
+  if (!ajv) {
+    ajv = new Ajv({ allErrors: true, useDefaults, strict: false, addUsedSchema: false });
+    addFormats(ajv);
+    instances.set(useDefaults, ajv);
+  }
+  return ajv;
 }
 
 export function formatProblem(error: ErrorObject): string {
