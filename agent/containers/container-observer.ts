@@ -31,7 +31,11 @@ export async function observeContainers(docker: Docker): Promise<Observation[]> 
       if ((err as { statusCode?: number }).statusCode === 404) continue;
       throw err;
     }
-    out.push(toObservation(info));
+    const observation = toObservation(info);
+    // A container the update flow moved aside (<name>-previous-...) keeps its name label; it is
+    // the flow's to finish or undo, not a second copy of the container for the loop to act on.
+    if (info.Config.Labels?.[LABELS.name] !== undefined && info.Config.Labels[LABELS.name] !== observation.name) continue;
+    out.push(observation);
   }
   return out;
 }
@@ -42,7 +46,7 @@ export function toObservation(info: InspectInfo): Observation {
   const status = info.State.Status;
   return {
     id: info.Id,
-    name: labels[LABELS.name] ?? info.Name.replace(/^\//, ''),
+    name: info.Name.replace(/^\//, ''),
     image: labels[LABELS.image] ?? info.Config.Image,
     runImage: info.Config.Image,
     imageId: info.Image,

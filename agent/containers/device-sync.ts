@@ -132,7 +132,9 @@ export class DeviceSync {
 
   private async runningManaged(): Promise<Map<string, RunningContainer>> {
     const list = await this.d.docker().listContainers({ filters: { label: [`${LABELS.managed}=true`], status: ['running'] } });
-    return new Map(list.map((c) => [c.Labels[LABELS.name] ?? c.Names[0]?.replace(/^\//, '') ?? c.Id, { id: c.Id, labels: c.Labels }]));
+    // By Docker's name: one moved aside by the update flow keeps the label of the name it had.
+    const named = list.map((c) => ({ name: c.Names[0]?.replace(/^\//, '') ?? c.Id, id: c.Id, labels: c.Labels }));
+    return new Map(named.filter((c) => c.labels[LABELS.name] === undefined || c.labels[LABELS.name] === c.name).map((c) => [c.name, { id: c.id, labels: c.labels }]));
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {

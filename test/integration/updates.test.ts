@@ -154,6 +154,8 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     assert.equal(await code({ container: 'ros', image: 'Bad Ref' }), 'bad_reference');
     assert.equal(await code({ container: 'ros', image: rig().fixtures.images.v340, privileged: true }), 'invalid_args');
     docker('image', 'rm', rig().fixtures.images.v340);
+    // The agent knows the engine's images from its events: ask once it has seen this one go.
+    await waitUntil(() => !subject!.agent.store.get().images.some((i) => i.tags.includes(rig().fixtures.images.v340)), 5000, 'the agent saw 3.4.0 go');
     assert.equal(await code({ container: 'ros', image: rig().fixtures.images.v340 }), 'insufficient_disk');
     assert.equal(subject!.agent.store.get().update.status, 'failed');
     assert.equal(docker('inspect', '-f', '{{.Id}}', 'ros'), oldId);
