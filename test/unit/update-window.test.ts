@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { UpdateJournal } from '../../agent/update/update-journal.js';
 import { UpdateWindow } from '../../agent/update/update-window.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('update window and journal', () => {
   it('is open for `minutes` after each cron time, and says when it opens next', () => {
@@ -24,7 +23,7 @@ describe('update window and journal', () => {
   });
 
   it('the journal is replaced whole and leaves no temp file; clear removes it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rfa-journal-'));
+    const dir = tempDir('rfa-journal-');
     const journal = new UpdateJournal(dir);
     assert.equal(journal.read(), null);
     const entry = { container: 'ros', step: 'stopping' as const, from: { image: 'a', imageId: 'sha256:1', containerId: 'c1' }, to: { image: 'b' }, aside: 'ros-previous-1', startedAt: new Date().toISOString() };
