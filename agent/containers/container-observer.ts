@@ -40,6 +40,15 @@ export async function observeContainers(docker: Docker): Promise<Observation[]> 
   return out;
 }
 
+/**
+ * The managed container that holds this name now, by Docker's name: never one the update flow
+ * moved aside, which keeps the name label of the container it was.
+ */
+export async function findManagedContainer(docker: Docker, name: string): Promise<Docker.ContainerInfo | undefined> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.name}=${name}`] } });
+  return list.find((c) => c.Names.includes(`/${name}`));
+}
+
 export function toObservation(info: InspectInfo): Observation {
   const labels = info.Config.Labels ?? {};
   const health = info.State.Health?.Status;

@@ -277,9 +277,7 @@ export class ContainersModule {
   }
 
   docker(): Docker {
-    const docker = this.o.store.get().docker;
-    if (!docker.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${docker.error?.message ?? 'unknown reason'}`);
-    return this.o.engine.docker;
+    return this.o.engine.required();
   }
 
   // --- internals ----------------------------------------------------------------------

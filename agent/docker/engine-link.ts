@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import Docker from 'dockerode';
 import { Backoff } from '../core/backoff.js';
-import { toErrorInfo } from '../core/errors.js';
+import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -49,6 +49,13 @@ export class DockerEngineLink {
 
   get available(): boolean {
     return this.connected;
+  }
+
+  /** The engine's client for an operation that needs it now, or docker_unavailable saying why. */
+  required(): Docker {
+    const state = this.options.store.get().docker;
+    if (!state.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${state.error?.message ?? 'unknown reason'}`);
+    return this.docker;
   }
 
   onEngineEvent(listener: (event: EngineEvent) => void): () => void {

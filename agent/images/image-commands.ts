@@ -29,11 +29,7 @@ export function imageCommands(d: {
   protectedImages?: () => Set<string>;
 }): CommandDefinition[] {
   const managed = [...d.config.allow, ...d.config.pushAllow];
-  const engine = () => {
-    const docker = d.store.get().docker;
-    if (!docker.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${docker.error?.message ?? 'unknown reason'}`);
-    return d.engine.docker;
-  };
+  const engine = () => d.engine.required();
   const files = new ImageFiles({ docker: () => engine(), config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
   const reported = async <T>(kind: string, id: string, image: string | undefined, run: () => Promise<T>): Promise<T> => {

@@ -120,9 +120,8 @@ export class ImagePuller {
   }
 
   private requireEngine(): NonNullable<ReturnType<StateStore['get']>['docker']> {
-    const docker = this.o.store.get().docker;
-    if (!docker.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${docker.error?.message ?? 'unknown reason'}`);
-    return docker;
+    this.o.engine.required();
+    return this.o.store.get().docker;
   }
 }
 

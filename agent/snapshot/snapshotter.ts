@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
+import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -224,8 +225,7 @@ export class Snapshotter {
   }
 
   private async find(container: string): Promise<Docker.ContainerInfo> {
-    const list = await this.d.docker().listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.name}=${container}`] } });
-    const found = list.find((c) => c.Names.includes(`/${container}`));
+    const found = await findManagedContainer(this.d.docker(), container);
     if (!found) throw new AgentError('not_found', `container ${container} does not exist on this robot yet`);
     return found;
   }

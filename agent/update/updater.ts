@@ -3,8 +3,9 @@ import type { AgentConfig, ContainerSpec } from '../config/types.js';
 import type { DesiredContainer } from '../containers/container-plan.js';
 import type { ContainerExecutor } from '../containers/container-executor.js';
 import { stamp } from '../containers/container-executor.js';
+import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
-import { demuxEngineStream } from '../docker/engine-stream.js';
+import { lastLogLines } from '../docker/container-logs.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
@@ -158,8 +159,7 @@ export class Updater {
   }
 
   private docker(): Docker {
-    if (!this.o.engine.available) throw new AgentError('docker_unavailable', 'the Docker engine is not available');
-    return this.o.engine.docker;
+    return this.o.engine.required();
   }
 
   private async flow(job: UpdateJob): Promise<UpdateResult> {
@@ -167,7 +167,7 @@ export class Updater {
     const docker = this.docker();
     const c = this.o.containers();
     const spec = c.specOf(name);
-    const old = await findManaged(docker, name);
+    const old = await findManagedContainer(docker, name);
     if (!old) throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
     const from = old.Labels[LABELS.image] ?? old.Image;
     const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
@@ -324,11 +324,6 @@ export class Updater {
   }
 }
 
-async function findManaged(docker: Docker, name: string): Promise<Docker.ContainerInfo | undefined> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.name}=${name}`] } });
-  return list.find((c) => c.Names.includes(`/${name}`)) ?? list[0];
-}
-
 async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
   try {
     return ((await docker.getImage(ref).inspect()) as { Id: string }).Id;
@@ -341,8 +336,7 @@ async function lastLines(docker: Docker, id: string, lines: number): Promise<str
   try {
     const container = docker.getContainer(id);
     const tty = ((await container.inspect()) as { Config: { Tty: boolean } }).Config.Tty;
-    const raw = (await container.logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
-    return demuxEngineStream(raw, tty).map((f) => f.text).join('').split('\n').filter(Boolean).slice(-lines);
+    return (await lastLogLines(container, { tail: lines, tty, limitBytes: 64 * 1024 })).lines.filter(Boolean);
   } catch {
     return [];
   }
