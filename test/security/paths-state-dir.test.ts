@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_STATE_FILE_BYTES, readJsonFile, writeJsonFile } from '../../agent/state/json-file.js';
+import { readJsonFile, writeJsonFile } from '../../agent/state/json-file.js';
 import { tempDir } from '../helpers/temp.js';
 
 /**
@@ -55,7 +55,7 @@ describe('security: paths in state.dir (json-file)', () => {
   });
 
   it('does not read a state file larger than its limit, nor a directory', () => {
-    writeFileSync(join(state, 'big.json'), Buffer.alloc(MAX_STATE_FILE_BYTES + 1, 0x20));
+    writeFileSync(join(state, 'big.json'), Buffer.alloc(16 * 1024 * 1024 + 1, 0x20));
     assert.equal(readJsonFile(join(state, 'big.json')), undefined);
     mkdirSync(join(state, 'dir.json'));
     assert.equal(readJsonFile(join(state, 'dir.json')), undefined);
