@@ -119,16 +119,18 @@ export class ImageFiles {
     };
     let output: NodeJS.ReadableStream;
     const docker = this.o.docker();
+    let input: ReturnType<typeof readStream> | undefined;
     try {
       const names = readArchiveNames(opened.fd, opened.stats.size, String(file));
       const outside = names.filter((n) => !permitted(n));
       if (outside.length > 0) {
         throw new AgentError('not_allowed', `${String(file)} would name ${outside.slice(0, 10).join(', ')}, not allowed on this robot (images.allow and images.pushAllow); nothing was loaded`);
       }
-      const input = createReadStream('', { fd: opened.fd, start: 0, autoClose: true });
+      input = readStream(opened.fd);
       output = (await docker.loadImage(input, { quiet: true })) as NodeJS.ReadableStream;
     } catch (err) {
-      closeQuietly(opened.fd);
+      if (input) input.destroy();
+      else closeQuietly(opened.fd);
       throw err;
     }
     const messages = await collect(output);
@@ -153,11 +155,11 @@ export class ImageFiles {
     const opened = openConfinedRead(this.importRoot, file);
     const docker = this.o.docker();
     let output: NodeJS.ReadableStream;
+    const input = readStream(opened.fd);
     try {
-      const input = createReadStream('', { fd: opened.fd, start: 0, autoClose: true });
       output = (await docker.importImage(input, { repo: ref.familiarRepository, tag: ref.tag ?? 'latest' })) as unknown as NodeJS.ReadableStream;
     } catch (err) {
-      closeQuietly(opened.fd);
+      input.destroy();
       throw err;
     }
     const messages = await collect(output);
@@ -292,6 +294,17 @@ function lstatOrUndefined(path: string): Stats | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The whole of an opened file, from its start, for the engine. A read error (a USB stick pulled
+ * out) must not become an uncaught 'error' event that ends the daemon: the engine then sees a
+ * short body and fails the load, which is reported.
+ */
+function readStream(fd: number): ReturnType<typeof createReadStream> {
+  const stream = createReadStream('', { fd, start: 0, autoClose: true });
+  stream.on('error', () => undefined);
+  return stream;
 }
 
 function closeQuietly(fd: number): void {
