@@ -58,6 +58,19 @@ export class ImageFiles {
     return path;
   }
 
+  /**
+   * What a snapshot can check before its commit, when the size of the tar is not known yet: the
+   * name, and that the export directory has any room at all.
+   */
+  async checkSave(file: unknown): Promise<void> {
+    this.checkSaveName(file);
+    const room = await this.room();
+    if (room.quota === 0) {
+      throw new AgentError('export_full', `images.exportDir holds ${room.used} bytes, its limit (images.exportMaxBytes ${this.o.config.exportMaxBytes}): remove saved files with files.remove`);
+    }
+    if (room.disk === 0) throw new AgentError('disk_full', `the disk of images.exportDir has no room beyond the ${this.o.config.diskReserve}-byte reserve (images.diskReserve)`);
+  }
+
   async save(ref: ImageReference, file: unknown): Promise<{ image: string; file: string; bytes: number }> {
     this.checkSaveName(file);
     const docker = this.o.docker();

@@ -103,7 +103,7 @@ export class Snapshotter {
     // Every check that can refuse comes before the commit: bad input changes nothing.
     const ref = parseImageReference(`${cfg.snapshots.repository}:${args.tag ?? defaultTag(cfg.robot.id)}`);
     if (args.push) allowedReference(ref.familiar, cfg.images.pushAllow, 'images.pushAllow');
-    if (args.save !== undefined) this.files.checkSaveName(args.save);
+    if (args.save !== undefined) await this.files.checkSave(args.save);
     const docker = this.d.docker();
     if (await imageExists(docker, ref.familiar)) throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
     const found = await this.find(args.container);

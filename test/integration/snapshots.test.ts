@@ -164,14 +164,16 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(code(await ask('snapshot', { container: 'ros', tag: 'taken', save: 'taken.tar' })), 'file_exists');
     assert.equal(snapshotsHere(), before);
     assert.ok(!existsSync(join(dir, 'created-by-root.tar')));
-    // A limit smaller than what the export dir holds already: the save is refused, the snapshot stays.
+    // A limit below what the export dir holds already: refused before the commit.
     await subject!.stop();
     await probe!.close();
     subject = undefined;
     await agent({ exportMaxBytes: 1024 });
     docker('exec', 'ros', 'sh', '-c', 'echo two > /root/work.txt');
+    const committed = snapshotsHere();
     const full = await ask('snapshot', { container: 'ros', tag: 'full', save: 'full.tar' });
     assert.equal(code(full), 'export_full', JSON.stringify(full));
+    assert.equal(snapshotsHere(), committed);
     assert.ok(!existsSync(join(exportDir, 'full.tar')));
   });
 
