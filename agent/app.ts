@@ -146,7 +146,17 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
     commands: [
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
-      ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry, protectedImages: () => updater.protectedImages(), files: imageFiles }),
+      ...imageCommands({
+        config: config.images,
+        engine: docker,
+        store,
+        bus,
+        inventory,
+        puller,
+        registry,
+        protectedImages: () => updater.protectedImages(),
+        files: imageFiles,
+      }),
       ...containerCommands({ containers, logTail: config.reconcile.logTail }),
       ...updateCommands({ config: config.images, containers, updater, check: updateCheck }),
       ...snapshotCommands({ config, snapshotter, containers, updater }),

@@ -54,7 +54,9 @@ export function confinedName(root: ConfinedRoot, name: unknown, o: { mustExist: 
     } catch {
       throw new AgentError('path_outside', `${String(name)} is a dangling link in ${root.key} (${root.dir})`);
     }
-    if (!isInside(rootReal, real)) throw new AgentError('path_outside', `${String(name)} is a link that leads outside ${root.key} (${root.dir})`);
+    if (!isInside(rootReal, real)) {
+      throw new AgentError('path_outside', `${String(name)} is a link that leads outside ${root.key} (${root.dir})`);
+    }
     return real;
   }
   if (!st && o.mustExist) throw new AgentError('file_not_found', `no ${String(name)} in ${root.key} (${root.dir})`);
@@ -64,21 +66,31 @@ export function confinedName(root: ConfinedRoot, name: unknown, o: { mustExist: 
 /** The name checked and resolved up to its last component, which is left as it is. */
 function locate(root: ConfinedRoot, name: unknown): { rootReal: string; target: string } {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH || name.includes('\0')) {
-    throw new AgentError('bad_path', `a file name relative to ${root.key} is required (1 to ${MAX_NAME_LENGTH} characters)`);
+    throw new AgentError(
+      'bad_path',
+      `a file name relative to ${root.key} is required (1 to ${MAX_NAME_LENGTH} characters)`,
+    );
   }
   if (isAbsolute(name)) throw new AgentError('path_outside', `${name} must be relative to ${root.key} (${root.dir})`);
   const rootReal = realRoot(root);
   const candidate = resolve(rootReal, name);
-  if (!isInside(rootReal, candidate)) throw new AgentError('path_outside', `${name} leads outside ${root.key} (${root.dir})`);
+  if (!isInside(rootReal, candidate)) {
+    throw new AgentError('path_outside', `${name} leads outside ${root.key} (${root.dir})`);
+  }
   if (candidate === rootReal) return { rootReal, target: rootReal };
   const parent = dirname(candidate);
   let parentReal: string;
   try {
     parentReal = realpathSync(parent);
   } catch {
-    throw new AgentError('file_not_found', `no directory ${relative(rootReal, parent) || '.'} in ${root.key} (${root.dir})`);
+    throw new AgentError(
+      'file_not_found',
+      `no directory ${relative(rootReal, parent) || '.'} in ${root.key} (${root.dir})`,
+    );
   }
-  if (!isInside(rootReal, parentReal)) throw new AgentError('path_outside', `${name} is under a link that leads outside ${root.key} (${root.dir})`);
+  if (!isInside(rootReal, parentReal)) {
+    throw new AgentError('path_outside', `${name} is under a link that leads outside ${root.key} (${root.dir})`);
+  }
   return { rootReal, target: join(parentReal, basename(candidate)) };
 }
 
@@ -107,10 +119,16 @@ export function openConfinedRead(
     } else {
       if (!stats.isFile()) throw new AgentError('bad_path', `${name} in ${root.key} is not a regular file`);
       if (stats.nlink > 1) {
-        throw new AgentError('path_outside', `${name} in ${root.key} has ${stats.nlink} hard links; one may be outside ${root.dir}: copy the file instead`);
+        throw new AgentError(
+          'path_outside',
+          `${name} in ${root.key} has ${stats.nlink} hard links; one may be outside ${root.dir}: copy the file instead`,
+        );
       }
       if (o.maxBytes !== undefined && stats.size > o.maxBytes) {
-        throw new AgentError('file_too_large', `${name} in ${root.key} is ${stats.size} bytes; at most ${o.maxBytes} are read`);
+        throw new AgentError(
+          'file_too_large',
+          `${name} in ${root.key} is ${stats.size} bytes; at most ${o.maxBytes} are read`,
+        );
       }
     }
     return { fd, path, stats };
@@ -141,7 +159,11 @@ export const PARTIAL_SUFFIX = '.partial';
  * not exist at all, as a file, link or directory; with replace true it may be a regular file, which
  * the rename replaces as a directory entry (a hard link to it elsewhere keeps the old content).
  */
-export function createConfinedTemp(root: ConfinedRoot, name: unknown, o: { replace?: boolean; mode?: number } = {}): ConfinedTemp {
+export function createConfinedTemp(
+  root: ConfinedRoot,
+  name: unknown,
+  o: { replace?: boolean; mode?: number } = {},
+): ConfinedTemp {
   const path = confinedFinalName(root, name);
   checkFinal(root, path, String(name), o.replace ?? false);
   const tempPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
@@ -224,16 +246,25 @@ function confinedFinalName(root: ConfinedRoot, name: unknown): string {
     throw new AgentError('bad_path', `${name} names a directory in ${root.key}; a file name is required`);
   }
   const { rootReal, target } = locate(root, name);
-  if (target === rootReal) throw new AgentError('bad_path', `${String(name)} names ${root.key} itself; a file name is required`);
+  if (target === rootReal) {
+    throw new AgentError('bad_path', `${String(name)} names ${root.key} itself; a file name is required`);
+  }
   return target;
 }
 
 function checkFinal(root: ConfinedRoot, path: string, name: string, replace: boolean): void {
   const st = lstatOrUndefined(path);
   if (!st) return;
-  if (!replace) throw new AgentError('file_exists', `${name} already exists in ${root.key} (${root.dir}); choose another name`);
+  if (!replace) {
+    throw new AgentError('file_exists', `${name} already exists in ${root.key} (${root.dir}); choose another name`);
+  }
   // A link is not replaced either: whoever planted it meant something, and the operator should see it.
-  if (!st.isFile()) throw new AgentError('bad_path', `${name} in ${root.key} is not a regular file (a link or a directory); remove it first`);
+  if (!st.isFile()) {
+    throw new AgentError(
+      'bad_path',
+      `${name} in ${root.key} is not a regular file (a link or a directory); remove it first`,
+    );
+  }
 }
 
 /** The real path behind an open descriptor must lie inside root (Linux /proc; elsewhere an inode check). */
@@ -245,7 +276,9 @@ function assertOpenedInside(fd: number, rootReal: string, root: ConfinedRoot, na
     opened = undefined;
   }
   if (opened !== undefined) {
-    if (!isInside(rootReal, opened)) throw new AgentError('path_outside', `${name} leads outside ${root.key} (${root.dir})`);
+    if (!isInside(rootReal, opened)) {
+      throw new AgentError('path_outside', `${name} leads outside ${root.key} (${root.dir})`);
+    }
     return;
   }
   throw new AgentError('unsupported', 'confined file access needs /proc/self/fd (Linux)');
@@ -271,8 +304,13 @@ function openError(err: unknown, root: ConfinedRoot, name: string): AgentError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ELOOP') return new AgentError('path_outside', `${name} in ${root.key} became a link; refused`);
   if (code === 'ENOENT') return new AgentError('file_not_found', `no ${name} in ${root.key} (${root.dir})`);
-  if (code === 'EEXIST') return new AgentError('file_exists', `${name} in ${root.key} appeared while being written; try again`);
+  if (code === 'EEXIST') {
+    return new AgentError('file_exists', `${name} in ${root.key} appeared while being written; try again`);
+  }
   if (code === 'ENOTDIR') return new AgentError('bad_path', `${name} in ${root.key} is not a directory`);
   if (code === 'ENOSPC') return new AgentError('disk_full', `no space left in ${root.key} (${root.dir})`);
-  return new AgentError('file_error', `cannot open ${name} in ${root.key} (${root.dir}): ${code ?? (err as Error).message}`);
+  return new AgentError(
+    'file_error',
+    `cannot open ${name} in ${root.key} (${root.dir}): ${code ?? (err as Error).message}`,
+  );
 }

@@ -50,13 +50,16 @@ export function readArchiveNames(fd: number, size: number, what: string): string
     if (HEADER_ONLY.has(type)) dataSize = 0;
     const next = dataPos + Math.ceil(dataSize / BLOCK) * BLOCK;
     if (type === 'x' || type === 'L' || type === 'g' || type === 'K') {
-      if (type !== 'g' && dataSize > MAX_ARCHIVE_JSON_BYTES) throw bad(what, `an extended header at byte ${pos} is too large`);
+      if (type !== 'g' && dataSize > MAX_ARCHIVE_JSON_BYTES) {
+        throw bad(what, `an extended header at byte ${pos} is too large`);
+      }
       if (type === 'x') pax = parsePax(readData(fd, dataPos, dataSize), what);
       if (type === 'L') longName = cString(readData(fd, dataPos, dataSize));
       pos = next;
       continue;
     }
-    if (type === 'S' || Object.keys(pax).some((k) => k.startsWith('GNU.sparse'))) throw bad(what, 'it holds sparse files');
+    const sparse = type === 'S' || Object.keys(pax).some((k) => k.startsWith('GNU.sparse'));
+    if (sparse) throw bad(what, 'it holds sparse files');
     const raw = pax.path ?? longName ?? fullName(header);
     pax = {};
     longName = undefined;
@@ -67,7 +70,9 @@ export function readArchiveNames(fd: number, size: number, what: string): string
     if (NAMING_FILES.has(name)) {
       if (!REGULAR.has(type)) throw bad(what, `its ${name} is not a regular file`);
       if (seen.has(name)) throw bad(what, `it holds ${name} twice`);
-      if (dataSize > MAX_ARCHIVE_JSON_BYTES) throw bad(what, `its ${name} is larger than ${MAX_ARCHIVE_JSON_BYTES} bytes`);
+      if (dataSize > MAX_ARCHIVE_JSON_BYTES) {
+        throw bad(what, `its ${name} is larger than ${MAX_ARCHIVE_JSON_BYTES} bytes`);
+      }
       seen.add(name);
       names.push(...namesIn(name, readData(fd, dataPos, dataSize).toString('utf8'), what));
     }

@@ -71,7 +71,11 @@ export function imageCommands(d: {
         // A runnable name only for an image that could already run: otherwise tag would turn
         // a push-only name (a snapshot, anything pushed to the fleet registry) into one.
         if (isAllowed(to, d.config.allow) && !isAllowed(from, d.config.allow)) {
-          throw new AgentError('not_allowed', `${to.familiar} may run on this robot (images.allow) but ${from.familiar} may not: tag only gives a runnable name to an image images.allow allows`);
+          throw new AgentError(
+            'not_allowed',
+            `${to.familiar} may run on this robot (images.allow) but ${from.familiar} may not: ` +
+              'tag only gives a runnable name to an image images.allow allows',
+          );
         }
         const image = await inspect(from.familiar);
         await engine().getImage(image.Id).tag({ repo: to.familiarRepository, ...(to.tag ? { tag: to.tag } : {}) });

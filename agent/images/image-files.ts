@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, lstatSync, readdirSync, unlinkSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  lstatSync,
+  readdirSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { Transform } from 'node:stream';
@@ -22,6 +30,15 @@ import { isAllowed, parseImageReference, type ImageReference } from './image-ref
 export const MAX_WALK_ENTRIES = 100_000;
 /** The most files `files` lists. */
 export const MAX_LISTED_FILES = 1000;
+
+export interface ExportListing {
+  dir: string;
+  files: SavedFile[];
+  truncated: boolean;
+  bytes: number;
+  maxBytes: number;
+  diskFree: number | null;
+}
 
 export interface SavedFile {
   file: string;
@@ -54,7 +71,9 @@ export class ImageFiles {
   /** Checks a file name for a save before any work (the snapshot checks it before its commit). */
   checkSaveName(file: unknown): string {
     const path = confinedEntry(this.exportRoot, file);
-    if (lstatOrUndefined(path)) throw new AgentError('file_exists', `${String(file)} already exists in images.exportDir; choose another name`);
+    if (lstatOrUndefined(path)) {
+      throw new AgentError('file_exists', `${String(file)} already exists in images.exportDir; choose another name`);
+    }
     return path;
   }
 
@@ -66,9 +85,19 @@ export class ImageFiles {
     this.checkSaveName(file);
     const room = await this.room();
     if (room.quota === 0) {
-      throw new AgentError('export_full', `images.exportDir holds ${room.used} bytes, its limit (images.exportMaxBytes ${this.o.config.exportMaxBytes}): remove saved files with files.remove`);
+      throw new AgentError(
+        'export_full',
+        `images.exportDir holds ${room.used} bytes, its limit (images.exportMaxBytes ` +
+          `${this.o.config.exportMaxBytes}): remove saved files with files.remove`,
+      );
     }
-    if (room.disk === 0) throw new AgentError('disk_full', `the disk of images.exportDir has no room beyond the ${this.o.config.diskReserve}-byte reserve (images.diskReserve)`);
+    if (room.disk === 0) {
+      throw new AgentError(
+        'disk_full',
+        `the disk of images.exportDir has no room beyond the ${this.o.config.diskReserve}-byte reserve ` +
+          `(images.diskReserve)`,
+      );
+    }
   }
 
   async save(ref: ImageReference, file: unknown): Promise<{ image: string; file: string; bytes: number }> {
@@ -81,10 +110,18 @@ export class ImageFiles {
     const estimate = image.Size ?? 0;
     const room = await this.room();
     if (estimate > room.quota) {
-      throw new AgentError('export_full', `${ref.familiar} needs about ${estimate} bytes; images.exportDir holds ${room.used} of its ${this.o.config.exportMaxBytes}-byte limit (images.exportMaxBytes): remove saved files with files.remove`);
+      throw new AgentError(
+        'export_full',
+        `${ref.familiar} needs about ${estimate} bytes; images.exportDir holds ${room.used} of its ` +
+          `${this.o.config.exportMaxBytes}-byte limit (images.exportMaxBytes): remove saved files with files.remove`,
+      );
     }
     if (room.disk !== null && estimate > room.disk) {
-      throw new AgentError('disk_full', `${ref.familiar} needs about ${estimate} bytes; the disk of images.exportDir has ${room.disk} free beyond the ${this.o.config.diskReserve}-byte reserve (images.diskReserve)`);
+      throw new AgentError(
+        'disk_full',
+        `${ref.familiar} needs about ${estimate} bytes; the disk of images.exportDir has ${room.disk} free beyond ` +
+          `the ${this.o.config.diskReserve}-byte reserve (images.diskReserve)`,
+      );
     }
     const limit = Math.min(room.quota, room.disk ?? Number.MAX_SAFE_INTEGER);
     const temp = createConfinedTemp(this.exportRoot, file);
@@ -97,8 +134,13 @@ export class ImageFiles {
         transform: (chunk: Buffer, _enc, done) => {
           written += chunk.length;
           this.inFlight.set(temp.tempPath, Math.max(0, estimate - written));
-          if (written > limit) done(new AgentError('export_full', `saving ${ref.familiar} stopped at ${limit} bytes, the room left in images.exportDir (images.exportMaxBytes, images.diskReserve)`));
-          else done(null, chunk);
+          if (written <= limit) {
+            done(null, chunk);
+            return;
+          }
+          const why = `saving ${ref.familiar} stopped at ${limit} bytes, the room left in images.exportDir` +
+            ' (images.exportMaxBytes, images.diskReserve)';
+          done(new AgentError('export_full', why));
         },
       });
       await pipeline(stream, meter, createWriteStream('', { fd: temp.fd, autoClose: false }));
@@ -108,7 +150,8 @@ export class ImageFiles {
       temp.discard();
       if (err instanceof AgentError) throw err;
       const message = (err as Error).message;
-      throw new AgentError(message.includes('ENOSPC') ? 'disk_full' : 'save_failed', `saving ${ref.familiar} to ${String(file)} failed: ${message}`);
+      const code = message.includes('ENOSPC') ? 'disk_full' : 'save_failed';
+      throw new AgentError(code, `saving ${ref.familiar} to ${String(file)} failed: ${message}`);
     } finally {
       this.inFlight.delete(temp.tempPath);
     }
@@ -137,7 +180,11 @@ export class ImageFiles {
       const names = readArchiveNames(opened.fd, opened.stats.size, String(file));
       const outside = names.filter((n) => !permitted(n));
       if (outside.length > 0) {
-        throw new AgentError('not_allowed', `${String(file)} would name ${outside.slice(0, 10).join(', ')}, not allowed on this robot (images.allow and images.pushAllow); nothing was loaded`);
+        throw new AgentError(
+          'not_allowed',
+          `${String(file)} would name ${outside.slice(0, 10).join(', ')}, not allowed on this robot (images.allow ` +
+            `and images.pushAllow); nothing was loaded`,
+        );
       }
       input = readStream(opened.fd);
       output = (await docker.loadImage(input, { quiet: true })) as NodeJS.ReadableStream;
@@ -170,7 +217,8 @@ export class ImageFiles {
     let output: NodeJS.ReadableStream;
     const input = readStream(opened.fd);
     try {
-      output = (await docker.importImage(input, { repo: ref.familiarRepository, tag: ref.tag ?? 'latest' })) as unknown as NodeJS.ReadableStream;
+      const options = { repo: ref.familiarRepository, tag: ref.tag ?? 'latest' };
+      output = (await docker.importImage(input, options)) as unknown as NodeJS.ReadableStream;
     } catch (err) {
       input.destroy();
       throw err;
@@ -183,7 +231,7 @@ export class ImageFiles {
   }
 
   /** What images.exportDir holds: every regular file under it (links are not followed), and the limits. */
-  async list(): Promise<{ dir: string; files: SavedFile[]; truncated: boolean; bytes: number; maxBytes: number; diskFree: number | null }> {
+  async list(): Promise<ExportListing> {
     const root = this.o.config.exportDir;
     const walked = walk(root);
     const files = walked.files
@@ -204,7 +252,9 @@ export class ImageFiles {
     const path = confinedEntry(this.exportRoot, file);
     const st = lstatOrUndefined(path);
     if (!st) throw new AgentError('file_not_found', `no ${String(file)} in images.exportDir`);
-    if (st.isDirectory()) throw new AgentError('bad_path', `${String(file)} is a directory; files.remove removes files`);
+    if (st.isDirectory()) {
+      throw new AgentError('bad_path', `${String(file)} is a directory; files.remove removes files`);
+    }
     if (this.inFlight.has(path)) throw new AgentError('in_use', `${String(file)} is a save still being written`);
     unlinkSync(path);
     syncDirectory(join(path, '..'));
@@ -214,7 +264,12 @@ export class ImageFiles {
   /** Bytes a save may still write: under images.exportMaxBytes, and on the disk beyond images.diskReserve. */
   private async room(): Promise<{ used: number; quota: number; disk: number | null }> {
     const walked = walk(this.o.config.exportDir);
-    if (walked.truncated) throw new AgentError('export_full', `images.exportDir holds more than ${MAX_WALK_ENTRIES} entries: remove files first`);
+    if (walked.truncated) {
+      throw new AgentError(
+        'export_full',
+        `images.exportDir holds more than ${MAX_WALK_ENTRIES} entries: remove files first`,
+      );
+    }
     const reserved = [...this.inFlight.values()].reduce((s, n) => s + n, 0);
     const used = walked.bytes + reserved;
     const free = await freeBytes(this.o.config.exportDir);
@@ -236,7 +291,9 @@ export class ImageFiles {
     const opened = openConfinedRead(root, context, { directory: true });
     try {
       checkContext(opened.path);
-      const tar = spawn('tar', ['-C', '/proc/self/fd/3', '--one-file-system', '-c', '.'], { stdio: ['ignore', 'pipe', 'ignore', opened.fd] });
+      const tar = spawn('tar', ['-C', '/proc/self/fd/3', '--one-file-system', '-c', '.'], {
+        stdio: ['ignore', 'pipe', 'ignore', opened.fd],
+      });
       return { path: opened.path, stream: tar.stdout! };
     } finally {
       // The child has its own copy of the descriptor.
@@ -253,11 +310,17 @@ function checkContext(dir: string): void {
     const current = stack.pop()!;
     for (const entry of readdirSync(current, { withFileTypes: true })) {
       count += 1;
-      if (count > MAX_WALK_ENTRIES) throw new AgentError('context_too_large', `the build context holds more than ${MAX_WALK_ENTRIES} entries`);
+      if (count > MAX_WALK_ENTRIES) {
+        throw new AgentError('context_too_large', `the build context holds more than ${MAX_WALK_ENTRIES} entries`);
+      }
       const path = join(current, entry.name);
       if (entry.isDirectory()) stack.push(path);
       else if (entry.isFile() && lstatSync(path).nlink > 1) {
-        throw new AgentError('path_outside', `${relative(dir, path)} in the build context has hard links; one may be outside images.buildDir: copy the file instead`);
+        throw new AgentError(
+          'path_outside',
+          `${relative(dir, path)} in the build context has hard links; one may be outside images.buildDir: copy ` +
+            `the file instead`,
+        );
       }
     }
   }
@@ -285,7 +348,8 @@ function walk(root: string): { files: SavedFile[]; bytes: number; truncated: boo
         const st = lstatOrUndefined(path);
         if (!st) continue;
         bytes += st.size;
-        files.push({ file: relative(root, path), bytes: st.size, modified: st.mtime.toISOString(), partial: basename(path).endsWith(PARTIAL_SUFFIX) });
+        const partial = basename(path).endsWith(PARTIAL_SUFFIX);
+        files.push({ file: relative(root, path), bytes: st.size, modified: st.mtime.toISOString(), partial });
       }
     }
   }
@@ -331,7 +395,9 @@ function closeQuietly(fd: number): void {
 /** The most of the engine's answer to a load or import kept (it is a few lines per image). */
 const MAX_ENGINE_OUTPUT = 1024 * 1024;
 
-async function collect(stream: NodeJS.ReadableStream): Promise<Array<{ stream?: string; error?: string; status?: string }>> {
+type EngineMessage = { stream?: string; error?: string; status?: string };
+
+async function collect(stream: NodeJS.ReadableStream): Promise<EngineMessage[]> {
   let text = '';
   for await (const chunk of stream) if (text.length < MAX_ENGINE_OUTPUT) text += chunk.toString();
   return text
@@ -339,7 +405,7 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Array<{ stream?: 
     .filter((l) => l.trim())
     .flatMap((l) => {
       try {
-        return [JSON.parse(l) as { stream?: string; error?: string; status?: string }];
+        return [JSON.parse(l) as EngineMessage];
       } catch {
         return [{ stream: l }];
       }

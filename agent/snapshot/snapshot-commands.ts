@@ -23,7 +23,11 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
         // who can push there, or label an image, could make one.
         const ref = parseImageReference(image);
         if (!isAllowed(ref, d.config.images.allow) && !(await d.snapshotter.isOwnSnapshot(ref))) {
-          throw new AgentError('not_allowed', `${ref.familiar} is not allowed on this robot: restore runs images images.allow allows, or snapshots this robot committed in ${d.config.snapshots.repository} that are still here`);
+          throw new AgentError(
+            'not_allowed',
+            `${ref.familiar} is not allowed on this robot: restore runs images images.allow allows, ` +
+              `or snapshots this robot committed in ${d.config.snapshots.repository} that are still here`,
+          );
         }
         d.updater.history.rolledBack.delete(container);
         const outcome = d.updater.run({ container, image: ref.familiar, reason: 'restore', force: true, requestId: ctx.requestId });

@@ -30,10 +30,13 @@ export class SnapshotRecords {
   }
 
   load(): void {
-    const doc = readJsonFile<{ pushed?: Record<string, string>; saved?: Record<string, string>; committed?: unknown }>(this.file);
+    const doc = readJsonFile<{ pushed?: Record<string, string>; saved?: Record<string, string>; committed?: unknown }>(
+      this.file,
+    );
     this.pushed = new Map(Object.entries(doc?.pushed ?? {}));
     this.saved = new Map(Object.entries(doc?.saved ?? {}));
-    this.committed = new Set(Array.isArray(doc?.committed) ? doc.committed.filter((id): id is string => typeof id === 'string') : []);
+    const committed = Array.isArray(doc?.committed) ? doc.committed : [];
+    this.committed = new Set(committed.filter((id): id is string => typeof id === 'string'));
   }
 
   markPushed(imageId: string, ref: string): void {
@@ -67,6 +70,10 @@ export class SnapshotRecords {
       for (const id of [...this.saved.keys()]) if (!present.has(id)) this.saved.delete(id);
       for (const id of [...this.committed]) if (!present.has(id)) this.committed.delete(id);
     }
-    writeJsonFile(this.file, { pushed: Object.fromEntries(this.pushed), saved: Object.fromEntries(this.saved), committed: [...this.committed] });
+    writeJsonFile(this.file, {
+      pushed: Object.fromEntries(this.pushed),
+      saved: Object.fromEntries(this.saved),
+      committed: [...this.committed],
+    });
   }
 }

@@ -187,7 +187,8 @@ export class Snapshotter {
     } catch {
       return false;
     }
-    return this.d.records.committedHere(image.Id) && image.Config?.Labels?.[SNAPSHOT_LABELS.robot] === this.d.config.robot.id;
+    const labelled = image.Config?.Labels?.[SNAPSHOT_LABELS.robot] === this.d.config.robot.id;
+    return this.d.records.committedHere(image.Id) && labelled;
   }
 
   /** Keeps the newest snapshots.keep of a container; never one in use or protected. */

@@ -39,7 +39,8 @@ export function readJsonFile<T>(file: string): T | undefined {
 }
 
 export function writeJsonFile(file: string, value: unknown): void {
-  const temp = createConfinedTemp({ dir: dirname(file), key: 'state.dir' }, basename(file), { replace: true, mode: 0o600 });
+  const root = { dir: dirname(file), key: 'state.dir' };
+  const temp = createConfinedTemp(root, basename(file), { replace: true, mode: 0o600 });
   try {
     const data = Buffer.from(JSON.stringify(value));
     let written = 0;

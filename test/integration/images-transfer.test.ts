@@ -137,7 +137,8 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     const saved = ok(await ask('save', { image: rig().fixtures.images.v339, file: 'a.tar' }));
     const listed = ok(await ask('files', {}));
     assert.deepEqual(contract.commandResultProblems('files', listed), []);
-    assert.deepEqual(listed.files.map((f: { file: string; bytes: number }) => [f.file, f.bytes]), [['a.tar', saved.bytes]]);
+    const entries = listed.files.map((f: { file: string; bytes: number }) => [f.file, f.bytes]);
+    assert.deepEqual(entries, [['a.tar', saved.bytes]]);
     assert.equal(listed.bytes, saved.bytes);
     assert.equal(listed.maxBytes, 32 * 1024 ** 3);
     const removed = ok(await ask('files.remove', { file: 'a.tar' }));

@@ -146,12 +146,13 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(again.reason, 'no changes since the last snapshot');
   });
 
-  it('a snapshot save is confined like save: no write through a planted link, a taken name refused before the commit, the export limit kept', async () => {
+  it('a snapshot save is confined as save is: no write through a planted link; taken names, the limit', async () => {
     await agent({ snapshots: { keep: 5 } });
     const outside = join(tempDir('rfa-outside-'), 'shadow');
     writeFileSync(outside, 'root:secret\n');
     const exportDir = join(dir, 'export');
-    const snapshotsHere = () => docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean).length;
+    const snapshotsHere = () =>
+      docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean).length;
     // The old temp name, planted as a link (issue 12.1): written through by the old code.
     symlinkSync(outside, join(exportDir, 'snap.tar.partial'));
     docker('exec', 'ros', 'sh', '-c', 'echo one > /root/work.txt');

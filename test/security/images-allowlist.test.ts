@@ -20,7 +20,8 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
   let probe: MqttProbe | undefined;
   let dir: string;
   const host = () => rig().registry.host;
-  const ask = (command: string, body: Record<string, unknown>) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 60_000);
+  const ask = (command: string, body: Record<string, unknown>) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 60_000);
   const code = (r: Record<string, unknown>) => (r.ok ? 'ok' : (r.error as { code: string }).code);
   const idOf = (image: string) => docker('image', 'inspect', '--format', '{{.Id}}', image);
 
@@ -29,7 +30,12 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
     for (const d of ['export', 'import']) mkdirSync(join(dir, d));
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
-      images: { allow: ['yahboomtechnology/*', `${host()}/yahboomtechnology/*`], pushAllow: [`${host()}/fleet/**`], exportDir: join(dir, 'export'), importDir: join(dir, 'import') },
+      images: {
+        allow: ['yahboomtechnology/*', `${host()}/yahboomtechnology/*`],
+        pushAllow: [`${host()}/fleet/**`],
+        exportDir: join(dir, 'export'),
+        importDir: join(dir, 'import'),
+      },
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       ...doc,
@@ -56,14 +62,16 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
     docker('pull', rig().fixtures.images.v339);
     const pushOnly = `${host()}/fleet/snapshots:from-elsewhere`;
     docker('tag', rig().fixtures.images.v339, pushOnly);
-    assert.equal(code(await ask('tag', { source: pushOnly, target: 'yahboomtechnology/ros-foxy:innocent' })), 'not_allowed');
+    const innocent = 'yahboomtechnology/ros-foxy:innocent';
+    assert.equal(code(await ask('tag', { source: pushOnly, target: innocent })), 'not_allowed');
     assert.ok(!localTags().includes('yahboomtechnology/ros-foxy:innocent'));
     // The other way (a runnable image to a name to push) stays possible, as does runnable to runnable.
     assert.equal(code(await ask('tag', { source: rig().fixtures.images.v339, target: `${host()}/fleet/ros:1` })), 'ok');
-    assert.equal(code(await ask('tag', { source: rig().fixtures.images.v339, target: 'yahboomtechnology/ros-foxy:copy' })), 'ok');
+    const copy = 'yahboomtechnology/ros-foxy:copy';
+    assert.equal(code(await ask('tag', { source: rig().fixtures.images.v339, target: copy })), 'ok');
   });
 
-  it('load of a tar naming an unmanaged local image refuses it whole and leaves that image its name (issue 12.6)', async () => {
+  it('load of a tar naming an unmanaged local image is refused; that image keeps its name (12.6)', async () => {
     await agent();
     docker('pull', rig().fixtures.images.v339);
     docker('pull', rig().fixtures.images.v340);
@@ -89,7 +97,7 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
     assert.equal(code(await ask('load', { file: 'z.tar.gz' })), 'bad_archive');
   });
 
-  it('restore runs only snapshots this robot committed, not whatever carries the name and labels (issue 12.9)', async () => {
+  it('restore runs only snapshots this robot committed, not what has their name and labels (12.9)', async () => {
     const source = `${host()}/yahboomtechnology/ros-foxy:3.3.9`;
     await agent({
       snapshots: { repository: 'localhost/robot-snapshots/ros' },
@@ -98,9 +106,14 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
     await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
     const robot = subject!.loaded.config.robot.id;
     // Someone else's image under the snapshot repository, with this robot's labels on it.
-    execFileSync('sh', ['-c', `printf 'FROM ${rig().fixtures.images.v340}\\n' | docker ${rig().docker.cliArgs.map((a) => `'${a}'`).join(' ')} build -q --label io.robot-agent.snapshot.robot=${robot} --label io.robot-agent.snapshot.container=ros -t localhost/robot-snapshots/ros:planted - 2>/dev/null`]);
-    assert.equal(code(await ask('restore', { container: 'ros', image: 'localhost/robot-snapshots/ros:planted' })), 'not_allowed');
-    assert.equal(code(await ask('restore', { container: 'ros', image: 'localhost/robot-snapshots/ros:not-here' })), 'not_allowed');
+    const cli = rig().docker.cliArgs.map((a) => `'${a}'`).join(' ');
+    const labels = `--label io.robot-agent.snapshot.robot=${robot} --label io.robot-agent.snapshot.container=ros`;
+    const from = `printf 'FROM ${rig().fixtures.images.v340}\\n'`;
+    const build = `docker ${cli} build -q ${labels} -t localhost/robot-snapshots/ros:planted - 2>/dev/null`;
+    execFileSync('sh', ['-c', `${from} | ${build}`]);
+    for (const image of ['localhost/robot-snapshots/ros:planted', 'localhost/robot-snapshots/ros:not-here']) {
+      assert.equal(code(await ask('restore', { container: 'ros', image })), 'not_allowed', image);
+    }
     // Its own snapshot restores.
     docker('exec', 'ros', 'sh', '-c', 'echo mine > /root/work.txt');
     const taken = await ask('snapshot', { container: 'ros', tag: 'mine' });

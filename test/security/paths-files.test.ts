@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { AgentConfig } from '../../agent/config/types.js';
@@ -119,9 +128,10 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
       assert.deepEqual(readdirSync(dirs.exportDir), []);
     });
 
-    it('counts what is saved: the second save that would pass the limit is refused; files.remove frees room', async () => {
+    it('counts what is saved: a save that would pass the limit is refused; files.remove frees room', async () => {
       const first = await files.save(ref(), 'one.tar');
-      files = new ImageFiles({ docker: () => engine, config: config({ exportMaxBytes: Math.floor(first.bytes * 1.5) }) });
+      const exportMaxBytes = Math.floor(first.bytes * 1.5);
+      files = new ImageFiles({ docker: () => engine, config: config({ exportMaxBytes }) });
       assert.equal(await code(files.save(ref(), 'two.tar')), 'export_full');
       const listed = await files.list();
       assert.deepEqual(listed.files.map((f) => [f.file, f.bytes, f.partial]), [['one.tar', first.bytes, false]]);
@@ -158,13 +168,20 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
       assert.equal(await code(files.load('link.tar')), 'path_outside');
       assert.equal(await code(files.load('sub/shadow')), 'path_outside');
       assert.equal(await code(files.load('dir.tar')), 'bad_path');
-      assert.equal(await code(files.import(parseImageReference('yahboomtechnology/x:1'), 'sub/shadow')), 'path_outside');
+      const x = parseImageReference('yahboomtechnology/x:1');
+      assert.equal(await code(files.import(x, 'sub/shadow')), 'path_outside');
     });
   });
 
   describe('buildDir (build contexts)', () => {
     const build = (context: string, tag: string) =>
-      buildImage({ docker: engine, config: config(), ref: parseImageReference(`yahboomtechnology/ros-foxy:${tag}`), context, progress: () => undefined });
+      buildImage({
+        docker: engine,
+        config: config(),
+        ref: parseImageReference(`yahboomtechnology/ros-foxy:${tag}`),
+        context,
+        progress: () => undefined,
+      });
 
     it('refuses a context holding a hard link to a file outside buildDir (tar would send its content)', async () => {
       const ctx = join(dirs.buildDir, 'lab');
@@ -182,7 +199,9 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
       writeFileSync(join(ctx, 'Dockerfile'), `FROM ${image()}\nCOPY notes.txt /leak\n`);
       const outcome = await code(build('links', 'symlink'));
       if (outcome === 'ok') {
-        const content = execFileSync('docker', [...rig().docker.cliArgs, 'run', '--rm', '--network', 'none', 'yahboomtechnology/ros-foxy:symlink', 'sh', '-c', 'cat /leak 2>/dev/null; true']).toString();
+        const image = 'yahboomtechnology/ros-foxy:symlink';
+        const run = ['run', '--rm', '--network', 'none', image, 'sh', '-c', 'cat /leak 2>/dev/null; true'];
+        const content = execFileSync('docker', [...rig().docker.cliArgs, ...run]).toString();
         assert.ok(!content.includes('secret'), content);
       } else assert.equal(outcome, 'build_failed');
     });

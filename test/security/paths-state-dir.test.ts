@@ -8,6 +8,8 @@ import { tempDir } from '../helpers/temp.js';
  * The agent's own files in state.dir (journal, holds, desired, history, snapshot records): nothing
  * planted there, at the temp name or the final name, is ever written or read through.
  */
+const badPath = (err: { code?: string }) => err.code === 'bad_path';
+
 describe('security: paths in state.dir (json-file)', () => {
   let state: string;
   let outside: string;
@@ -40,7 +42,7 @@ describe('security: paths in state.dir (json-file)', () => {
 
   it('refuses to replace a final name that is a symlink, leaving its target alone', () => {
     symlinkSync(outside, join(state, 'update-history.json'));
-    assert.throws(() => writeJsonFile(join(state, 'update-history.json'), { entries: [] }), (err: { code?: string }) => err.code === 'bad_path');
+    assert.throws(() => writeJsonFile(join(state, 'update-history.json'), { entries: [] }), badPath);
     assert.equal(readFileSync(outside, 'utf8'), 'root:secret\n');
     assert.ok(lstatSync(join(state, 'update-history.json')).isSymbolicLink());
     // No temp file left behind.
@@ -59,6 +61,6 @@ describe('security: paths in state.dir (json-file)', () => {
     assert.equal(readJsonFile(join(state, 'big.json')), undefined);
     mkdirSync(join(state, 'dir.json'));
     assert.equal(readJsonFile(join(state, 'dir.json')), undefined);
-    assert.throws(() => writeJsonFile(join(state, 'dir.json'), {}), (err: { code?: string }) => err.code === 'bad_path');
+    assert.throws(() => writeJsonFile(join(state, 'dir.json'), {}), badPath);
   });
 });
