@@ -12,6 +12,7 @@ import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
 import { DockerEngineLink } from './docker/engine-link.js';
 import { imageCommands } from './images/image-commands.js';
+import { ImageFiles } from './images/image-files.js';
 import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
 import { RegistryClient } from './images/registry-client.js';
@@ -116,8 +117,11 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
   const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater });
   const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
+  // One for the agent: it counts the saves in flight against images.exportMaxBytes.
+  const imageFiles = new ImageFiles({ docker: () => docker.required(), config: config.images });
   const snapshotter = new Snapshotter({
     config,
+    files: imageFiles,
     docker: () => containers.docker(),
     registry,
     bus,
@@ -142,7 +146,17 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
     commands: [
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
-      ...imageCommands({ config: config.images, engine: docker, store, bus, inventory, puller, registry, protectedImages: () => updater.protectedImages() }),
+      ...imageCommands({
+        config: config.images,
+        engine: docker,
+        store,
+        bus,
+        inventory,
+        puller,
+        registry,
+        protectedImages: () => updater.protectedImages(),
+        files: imageFiles,
+      }),
       ...containerCommands({ containers, logTail: config.reconcile.logTail }),
       ...updateCommands({ config: config.images, containers, updater, check: updateCheck }),
       ...snapshotCommands({ config, snapshotter, containers, updater }),

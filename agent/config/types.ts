@@ -27,6 +27,8 @@ export interface AgentConfig {
     diskReserve: number;
     keep: number;
     exportDir: string;
+    /** Bytes images.exportDir may hold (saves and snapshot saves are refused beyond). */
+    exportMaxBytes: number;
     importDir: string;
     buildDir: string;
     buildNetwork: 'host' | 'none' | 'default';

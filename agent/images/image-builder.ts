@@ -20,7 +20,8 @@ export async function buildImage(o: {
   const dir = confinedPath(o.config.buildDir, o.context, { mustExist: true, key: 'images.buildDir' });
   if (!statSync(dir).isDirectory()) throw new AgentError('bad_path', `${dir} is not a directory`);
   const dockerfile = confinedPath(dir, o.dockerfile ?? 'Dockerfile', { mustExist: true, key: 'the build context' });
-  const stream = await o.docker.buildImage(ImageFiles.contextTar(dir), {
+  const context = ImageFiles.contextTar({ dir: o.config.buildDir, key: 'images.buildDir' }, o.context);
+  const stream = await o.docker.buildImage(context.stream, {
     t: o.ref.familiar,
     dockerfile: relative(dir, dockerfile),
     ...(o.config.buildNetwork === 'default' ? {} : { networkmode: o.config.buildNetwork }),

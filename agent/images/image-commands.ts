@@ -9,7 +9,7 @@ import { ImageFiles } from './image-files.js';
 import type { ImageInventory } from './image-inventory.js';
 import { planPrune, runPrune } from './image-pruner.js';
 import { pushImage } from './image-pusher.js';
-import { allowedReference } from './image-reference.js';
+import { allowedReference, isAllowed } from './image-reference.js';
 import type { ImagePuller } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';
 
@@ -27,10 +27,12 @@ export function imageCommands(d: {
   registry: RegistryClient;
   /** Image ids something else still needs (a rollback's previous image); prune keeps them. */
   protectedImages?: () => Set<string>;
+  /** The agent's one ImageFiles (shared with snapshots, so saves in flight count once). */
+  files?: ImageFiles;
 }): CommandDefinition[] {
   const managed = [...d.config.allow, ...d.config.pushAllow];
   const engine = () => d.engine.required();
-  const files = new ImageFiles({ docker: () => engine(), config: d.config });
+  const files = d.files ?? new ImageFiles({ docker: () => engine(), config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
   const reported = async <T>(kind: string, id: string, image: string | undefined, run: () => Promise<T>): Promise<T> => {
     try {
@@ -66,6 +68,15 @@ export function imageCommands(d: {
       run: async ({ source, target }) => {
         const from = allowedReference(source, managed, 'images.allow and images.pushAllow');
         const to = allowedReference(target, managed, 'images.allow and images.pushAllow');
+        // A runnable name only for an image that could already run: otherwise tag would turn
+        // a push-only name (a snapshot, anything pushed to the fleet registry) into one.
+        if (isAllowed(to, d.config.allow) && !isAllowed(from, d.config.allow)) {
+          throw new AgentError(
+            'not_allowed',
+            `${to.familiar} may run on this robot (images.allow) but ${from.familiar} may not: ` +
+              'tag only gives a runnable name to an image images.allow allows',
+          );
+        }
         const image = await inspect(from.familiar);
         await engine().getImage(image.Id).tag({ repo: to.familiarRepository, ...(to.tag ? { tag: to.tag } : {}) });
         await d.inventory.refresh();
@@ -121,6 +132,11 @@ export function imageCommands(d: {
           buildImage({ docker: engine(), config: d.config, ref, context, dockerfile, progress: (f) => ctx.progress(f, 'build.progress') }),
         );
       },
+    }),
+    defineCommand<Record<string, never>, unknown>({ name: 'files', run: async () => files.list() }),
+    defineCommand<{ file: string }, unknown>({
+      name: 'files.remove',
+      run: async ({ file }) => files.remove(file),
     }),
     defineCommand<Record<string, never>, unknown>({
       name: 'prune',

@@ -69,11 +69,14 @@ function bad(input: string, why: string): AgentError {
 /**
  * Whether a reference is allowed by glob patterns from the local config. A pattern without a
  * tag matches the repository (`yahboomtechnology/*`); with a tag it matches repository:tag.
- * `*` stops at `/`; `**` crosses it.
+ * `*` stops at `/`; `**` crosses it. A reference with a digest matches repository patterns only.
  */
 export function isAllowed(ref: ImageReference, patterns: readonly string[]): boolean {
   return patterns.some((pattern) => {
     const withTag = pattern.slice(pattern.lastIndexOf('/') + 1).includes(':');
+    // The engine goes by the digest and ignores the tag beside it: a pattern that pins a tag
+    // cannot vouch for whatever manifest of the repository a digest names.
+    if (withTag && ref.digest) return false;
     const subject = withTag ? `${ref.familiarRepository}:${ref.tag ?? ''}` : ref.familiarRepository;
     return globToRegExp(pattern).test(subject);
   });

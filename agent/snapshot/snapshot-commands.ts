@@ -1,7 +1,8 @@
 import type { AgentConfig } from '../config/types.js';
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import type { ContainersModule } from '../containers/containers-module.js';
-import { allowedReference } from '../images/image-reference.js';
+import { AgentError } from '../core/errors.js';
+import { isAllowed, parseImageReference } from '../images/image-reference.js';
 import type { Updater } from '../update/updater.js';
 import type { SnapshotArgs, Snapshotter } from './snapshotter.js';
 
@@ -17,8 +18,17 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
       name: 'restore',
       run: async ({ container, image }, ctx) => {
         d.containers.specOf(container);
-        // The robot's own snapshot repository is allowed to run, as are the images it may pull.
-        const ref = allowedReference(image, [...d.config.images.allow, `${d.config.snapshots.repository}:*`], `images.allow and snapshots.repository`);
+        // What may run: images.allow, or a snapshot this robot committed itself (by its recorded
+        // image id, present here). A name in snapshots.repository alone proves nothing: anyone
+        // who can push there, or label an image, could make one.
+        const ref = parseImageReference(image);
+        if (!isAllowed(ref, d.config.images.allow) && !(await d.snapshotter.isOwnSnapshot(ref))) {
+          throw new AgentError(
+            'not_allowed',
+            `${ref.familiar} is not allowed on this robot: restore runs images images.allow allows, ` +
+              `or snapshots this robot committed in ${d.config.snapshots.repository} that are still here`,
+          );
+        }
         d.updater.history.rolledBack.delete(container);
         const outcome = d.updater.run({ container, image: ref.familiar, reason: 'restore', force: true, requestId: ctx.requestId });
         await d.containers.pinImage(container, ref.familiar);

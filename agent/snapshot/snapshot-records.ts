@@ -14,26 +14,41 @@ export const SNAPSHOT_LABELS = {
 } as const;
 
 /**
- * What the engine cannot tell about a snapshot: where it was pushed and saved. Everything else
- * is read from the engine (labels, sizes), so this is the only snapshot state the agent keeps.
+ * What the engine cannot tell about a snapshot: that this robot committed it (labels anyone can
+ * set; this file only the agent writes), and where it was pushed and saved. Everything else is
+ * read from the engine (labels, sizes), so this is the only snapshot state the agent keeps.
  */
 export class SnapshotRecords {
   private readonly file: string;
   private pushed = new Map<string, string>();
   private saved = new Map<string, string>();
+  /** Image ids this robot committed as snapshots: what restore trusts outside images.allow. */
+  private committed = new Set<string>();
 
   constructor(dir: string) {
     this.file = join(dir, 'snapshots.json');
   }
 
   load(): void {
-    const doc = readJsonFile<{ pushed?: Record<string, string>; saved?: Record<string, string> }>(this.file);
+    const doc = readJsonFile<{ pushed?: Record<string, string>; saved?: Record<string, string>; committed?: unknown }>(
+      this.file,
+    );
     this.pushed = new Map(Object.entries(doc?.pushed ?? {}));
     this.saved = new Map(Object.entries(doc?.saved ?? {}));
+    const committed = Array.isArray(doc?.committed) ? doc.committed : [];
+    this.committed = new Set(committed.filter((id): id is string => typeof id === 'string'));
   }
 
   markPushed(imageId: string, ref: string): void {
     this.pushed.set(imageId, ref);
+  }
+
+  markCommitted(imageId: string): void {
+    this.committed.add(imageId);
+  }
+
+  committedHere(imageId: string): boolean {
+    return this.committed.has(imageId);
   }
 
   markSaved(imageId: string, file: string): void {
@@ -53,7 +68,12 @@ export class SnapshotRecords {
     if (present) {
       for (const id of [...this.pushed.keys()]) if (!present.has(id)) this.pushed.delete(id);
       for (const id of [...this.saved.keys()]) if (!present.has(id)) this.saved.delete(id);
+      for (const id of [...this.committed]) if (!present.has(id)) this.committed.delete(id);
     }
-    writeJsonFile(this.file, { pushed: Object.fromEntries(this.pushed), saved: Object.fromEntries(this.saved) });
+    writeJsonFile(this.file, {
+      pushed: Object.fromEntries(this.pushed),
+      saved: Object.fromEntries(this.saved),
+      committed: [...this.committed],
+    });
   }
 }

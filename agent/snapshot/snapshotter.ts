@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { confinedPath } from '../images/confined-path.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
-import { allowedReference, parseImageReference } from '../images/image-reference.js';
+import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -60,6 +58,8 @@ export interface SnapshotterDeps {
   specOf: (name: string) => unknown;
   /** Image ids something else needs (an update's way back): retention keeps them. */
   protectedImages: () => Set<string>;
+  /** The agent's one ImageFiles (saves in flight count once against images.exportMaxBytes). */
+  files?: ImageFiles;
 }
 
 /**
@@ -71,7 +71,7 @@ export class Snapshotter {
   private readonly files: ImageFiles;
 
   constructor(private readonly d: SnapshotterDeps) {
-    this.files = new ImageFiles({ docker: d.docker, config: d.config.images });
+    this.files = d.files ?? new ImageFiles({ docker: d.docker, config: d.config.images });
   }
 
   async take(args: SnapshotArgs, ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void } = {}): Promise<SnapshotResult> {
@@ -103,10 +103,7 @@ export class Snapshotter {
     // Every check that can refuse comes before the commit: bad input changes nothing.
     const ref = parseImageReference(`${cfg.snapshots.repository}:${args.tag ?? defaultTag(cfg.robot.id)}`);
     if (args.push) allowedReference(ref.familiar, cfg.images.pushAllow, 'images.pushAllow');
-    if (args.save !== undefined) {
-      const target = confinedPath(cfg.images.exportDir, args.save, { mustExist: false, key: 'images.exportDir' });
-      if (existsSync(target)) throw new AgentError('file_exists', `${target} already exists; choose another name`);
-    }
+    if (args.save !== undefined) await this.files.checkSave(args.save);
     const docker = this.d.docker();
     if (await imageExists(docker, ref.familiar)) throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
     const found = await this.find(args.container);
@@ -143,6 +140,9 @@ export class Snapshotter {
       throw new AgentError('commit_failed', `docker commit of ${args.container} failed: ${(err as Error).message}`);
     }
     const image = (await docker.getImage(ref.familiar).inspect()) as { Id: string; Size: number; RootFS?: { Layers?: string[] } };
+    // What restore trusts: the image id this robot committed (a label anyone can set; this record only we write).
+    this.d.records.markCommitted(image.Id);
+    await this.d.records.save();
     const history = (await docker.getImage(ref.familiar).history()) as Array<{ Size: number }>;
     const layers = image.RootFS?.Layers?.length ?? 0;
     const result: SnapshotResult = {
@@ -171,6 +171,24 @@ export class Snapshotter {
     await this.d.records.save();
     await this.refreshState();
     return result;
+  }
+
+  /**
+   * Whether restore may run an image images.allow does not allow: only a snapshot this robot
+   * committed, in snapshots.repository, present here with the very image id recorded when it was
+   * committed (so nothing is pulled, and nothing pushed to that repository by others can run).
+   */
+  async isOwnSnapshot(ref: ImageReference): Promise<boolean> {
+    const repository = parseImageReference(`${this.d.config.snapshots.repository}:x`).familiarRepository;
+    if (ref.familiarRepository !== repository || ref.digest) return false;
+    let image: { Id: string; Config?: { Labels?: Record<string, string> | null } };
+    try {
+      image = (await this.d.docker().getImage(ref.familiar).inspect()) as typeof image;
+    } catch {
+      return false;
+    }
+    const labelled = image.Config?.Labels?.[SNAPSHOT_LABELS.robot] === this.d.config.robot.id;
+    return this.d.records.committedHere(image.Id) && labelled;
   }
 
   /** Keeps the newest snapshots.keep of a container; never one in use or protected. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentEvent } from '../../agent/state/event-bus.js';
 import type { UpdateResult } from '../../agent/state/types.js';
@@ -32,11 +32,11 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
   /** The ROS image pulled straight from the rig registry, so a push there can mount its base layers. */
   const source = () => `${host()}/yahboomtechnology/ros-foxy:3.3.9`;
 
-  async function agent(o: { snapshots?: Record<string, unknown>; pushAllow?: string[]; registries?: Record<string, unknown> } = {}): Promise<void> {
+  async function agent(o: { snapshots?: Record<string, unknown>; pushAllow?: string[]; registries?: Record<string, unknown>; exportMaxBytes?: number } = {}): Promise<void> {
     for (const d of ['export', 'data']) mkdirSync(join(dir, d), { recursive: true });
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
-      images: { allow: [`${host()}/**`, 'yahboomtechnology/*'], pushAllow: o.pushAllow ?? [`${host()}/fleet/**`, `${secured.host}/**`], exportDir: join(dir, 'export') },
+      images: { allow: [`${host()}/**`, 'yahboomtechnology/*'], pushAllow: o.pushAllow ?? [`${host()}/fleet/**`, `${secured.host}/**`], exportDir: join(dir, 'export'), ...(o.exportMaxBytes !== undefined ? { exportMaxBytes: o.exportMaxBytes } : {}) },
       registries: o.registries ?? {},
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
@@ -144,6 +144,38 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     const again = await waitUntil(() => events.find((e) => e.type === 'snapshot.skipped' || e.type === 'snapshot.done'), 6000, 'the next round');
     assert.equal(again.type, 'snapshot.skipped');
     assert.equal(again.reason, 'no changes since the last snapshot');
+  });
+
+  it('a snapshot save is confined as save is: no write through a planted link; taken names, the limit', async () => {
+    await agent({ snapshots: { keep: 5 } });
+    const outside = join(tempDir('rfa-outside-'), 'shadow');
+    writeFileSync(outside, 'root:secret\n');
+    const exportDir = join(dir, 'export');
+    const snapshotsHere = () =>
+      docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean).length;
+    // The old temp name, planted as a link (issue 12.1): written through by the old code.
+    symlinkSync(outside, join(exportDir, 'snap.tar.partial'));
+    docker('exec', 'ros', 'sh', '-c', 'echo one > /root/work.txt');
+    const saved = ok(await ask('snapshot', { container: 'ros', tag: 'saved', save: 'snap.tar' }));
+    assert.equal(readFileSync(outside, 'utf8'), 'root:secret\n');
+    assert.ok(lstatSync(saved.savedTo.file).isFile());
+    // A final name planted as a link (even dangling) is refused before anything is committed.
+    symlinkSync(join(dir, 'created-by-root.tar'), join(exportDir, 'taken.tar'));
+    const before = snapshotsHere();
+    assert.equal(code(await ask('snapshot', { container: 'ros', tag: 'taken', save: 'taken.tar' })), 'file_exists');
+    assert.equal(snapshotsHere(), before);
+    assert.ok(!existsSync(join(dir, 'created-by-root.tar')));
+    // A limit below what the export dir holds already: refused before the commit.
+    await subject!.stop();
+    await probe!.close();
+    subject = undefined;
+    await agent({ exportMaxBytes: 1024 });
+    docker('exec', 'ros', 'sh', '-c', 'echo two > /root/work.txt');
+    const committed = snapshotsHere();
+    const full = await ask('snapshot', { container: 'ros', tag: 'full', save: 'full.tar' });
+    assert.equal(code(full), 'export_full', JSON.stringify(full));
+    assert.equal(snapshotsHere(), committed);
+    assert.ok(!existsSync(join(exportDir, 'full.tar')));
   });
 
   it('bad input gets a code and commits nothing; a registry that refuses the credentials keeps the snapshot here', async () => {
