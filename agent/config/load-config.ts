@@ -98,9 +98,8 @@ function crossFieldProblems(config: AgentConfig): string[] {
       `mqtt.embedded.host: binding the embedded broker to ${embedded.host} (beyond loopback) requires mqtt.embedded.username and mqtt.embedded.passwordFile`,
     );
   }
-  if ((embedded.username === undefined) !== (embedded.passwordFile === undefined)) {
-    problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
-  }
+  // On loopback either may be left out: the username defaults to robot-agent and, without a
+  // passwordFile, the agent makes a password in state.dir (embedded-password.ts).
   problems.push(...containerProblems(config));
   for (const name of config.snapshots.containers) {
     if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);
