@@ -89,6 +89,10 @@ function crossFieldProblems(config: AgentConfig): string[] {
   if ((mqtt.cert === undefined) !== (mqtt.key === undefined)) {
     problems.push(`mqtt.${mqtt.cert === undefined ? 'cert' : 'key'}: mqtt.cert and mqtt.key go together (mutual TLS)`);
   }
+  if (mqtt.url !== undefined && (mqtt.ca ?? mqtt.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(mqtt.url)) {
+    // Otherwise the TLS files would be ignored and the link would speak plaintext.
+    problems.push(`mqtt.url: ${mqtt.url.split('://')[0]}:// is plaintext, but mqtt.ca/mqtt.cert are set: use mqtts:// (or wss://)`);
+  }
   if (mqtt.passwordFile !== undefined && mqtt.username === undefined) {
     problems.push('mqtt.username: is required when mqtt.passwordFile is set');
   }

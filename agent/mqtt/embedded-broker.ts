@@ -36,6 +36,11 @@ export class EmbeddedBroker {
 
   constructor(private readonly options: EmbeddedBrokerOptions) {}
 
+  /** What every client must present (the agent's own link, robot-fleet, tests). */
+  get credentials(): { username: string; password: string } {
+    return this.options.credentials;
+  }
+
   /** The port really listened on (differs from options.port when that is 0). */
   get port(): number {
     return this.boundPort ?? this.options.port;
