@@ -115,3 +115,25 @@ describe('robot-fleet: two robots on one broker', function () {
     assert.equal(await run.code, 0);
   });
 });
+
+describe('robot-fleet on the robot, against the embedded broker', function () {
+  this.timeout(60_000);
+  let robot: AgentUnderTest | undefined;
+
+  after(async () => {
+    await robot?.stop();
+  });
+
+  it('reads the embedded broker password from --state-dir (user robot-agent); without it the broker refuses', async () => {
+    robot = await startAgent({});
+    const r = robot;
+    await waitUntil(() => r.agent.store.get().agent.mqtt.connected, 10_000, 'the agent connected to its own broker');
+    const broker = ['--broker', `mqtt://127.0.0.1:${r.agent.embeddedBroker!.port}`, '--timeout', '5'];
+    const ping = fleet([...broker, '--state-dir', r.loaded.config.state.dir, 'send', r.loaded.config.robot.id, 'ping']);
+    assert.equal(await ping.code, 0, ping.stderr());
+    assert.equal(JSON.parse(ping.stdout()).result.pong, true);
+    const elsewhere = fleet([...broker, '--state-dir', join(tempDir(), 'none'), 'send', r.loaded.config.robot.id, 'ping']);
+    assert.equal(await elsewhere.code, 3);
+    assert.match(elsewhere.stderr(), /cannot reach the fleet broker.*(Bad username or password|Not authorized)/i);
+  });
+});
