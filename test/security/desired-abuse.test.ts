@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { AgentError } from '../../agent/core/errors.js';
+import { DesiredListener } from '../../agent/containers/desired-listener.js';
 import { DESIRED_LIMITS, parseDesired } from '../../agent/containers/desired-state.js';
+import { createLogger } from '../../agent/core/logger.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
@@ -80,6 +82,32 @@ describe('security: desired-state abuse (parse)', function () {
     for (let i = 0; i < 33; i += 1) many[`c${i}`] = {};
     assert.equal(refusal(JSON.stringify({ containers: many })).code, 'invalid_desired');
     assert.equal(refusal(JSON.stringify({ containers: { ros: { image: IMAGE, privileged: true } } })).code, 'invalid_desired');
+  });
+});
+
+describe('security: a flood of desired messages', function () {
+  it('holds only the newest while one is applied: 1,000 messages make two applies, the first and the last', async () => {
+    let deliver: ((topic: string, payload: Buffer) => void) | undefined;
+    const link = { onMessage: (listener: typeof deliver) => ((deliver = listener), () => undefined) };
+    const applied: string[] = [];
+    let release: (() => void) | undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const listener = new DesiredListener({
+      link: link as never,
+      topic: 'fleet/r/desired',
+      apply: async (payload) => {
+        applied.push(payload.toString());
+        await gate;
+      },
+      logger: createLogger({ level: 'error', write: () => undefined }),
+    });
+    await listener.start();
+    for (let i = 0; i < 1000; i += 1) deliver!('fleet/r/desired', Buffer.from(String(i)));
+    deliver!('fleet/r/other', Buffer.from('ignored'));
+    release!();
+    await waitUntil(() => applied.length === 2, 5000, 'the newest applied');
+    await listener.stop();
+    assert.deepEqual(applied, ['0', '999']);
   });
 });
 
