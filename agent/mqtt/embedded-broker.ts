@@ -4,12 +4,20 @@ import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
 /**
- * The biggest MQTT packet a client may send the embedded broker, header included. Requests are
+ * The biggest MQTT packet a client may send the embedded broker (its remaining length, after the
+ * fixed header). Requests are
  * at most 256 KiB and the desired state 64 KiB; the agent's own state is well below this.
  */
 export const EMBEDDED_MAX_PACKET_BYTES = 1024 * 1024;
-/** Connections at once (each may hold up to a packet's worth of memory). */
-export const EMBEDDED_MAX_CONNECTIONS = 64;
+/**
+ * The biggest CONNECT: it comes before the password is checked, so anyone on the robot may send
+ * one; a real one is a few hundred bytes.
+ */
+export const EMBEDDED_MAX_CONNECT_BYTES = 64 * 1024;
+/** Connections at once: before login each holds at most a CONNECT's worth of memory. */
+export const EMBEDDED_MAX_CONNECTIONS = 128;
+/** A client that has not logged in within this is dropped (aedes' default is 30 s). */
+const CONNECT_TIMEOUT_MS = 10_000;
 export const EMBEDDED_DEFAULT_USERNAME = 'robot-agent';
 
 export interface EmbeddedBrokerOptions {
@@ -49,7 +57,7 @@ export class EmbeddedBroker {
   async start(): Promise<void> {
     const credentials = this.options.credentials;
     const maxPacketBytes = this.options.maxPacketBytes ?? EMBEDDED_MAX_PACKET_BYTES;
-    const broker = await Aedes.createBroker();
+    const broker = await Aedes.createBroker({ connectTimeout: CONNECT_TIMEOUT_MS });
     broker.authenticate = (_client, username, password, done) => {
       const ok = username === credentials.username && password?.toString() === credentials.password;
       if (ok) {
@@ -129,8 +137,9 @@ function capPacketSize(client: Client, maxPacketBytes: number): boolean {
   const parseLength = parser._parseLength;
   parser._parseLength = function capped(this: PacketParser): boolean {
     const done = parseLength.call(this);
-    if (done && this.packet.length > maxPacketBytes) {
-      this._emitError(new Error(`packet of ${this.packet.length} bytes is over the ${maxPacketBytes}-byte limit`));
+    const limit = this.packet.cmd === 'connect' ? Math.min(maxPacketBytes, EMBEDDED_MAX_CONNECT_BYTES) : maxPacketBytes;
+    if (done && this.packet.length > limit) {
+      this._emitError(new Error(`${this.packet.cmd} packet of ${this.packet.length} bytes is over the ${limit}-byte limit`));
       return false;
     }
     return done;
@@ -139,7 +148,7 @@ function capPacketSize(client: Client, maxPacketBytes: number): boolean {
 }
 
 interface PacketParser {
-  packet: { length: number };
+  packet: { cmd: string; length: number };
   _parseLength(this: PacketParser): boolean;
   _emitError(err: Error): void;
 }

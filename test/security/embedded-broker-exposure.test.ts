@@ -132,30 +132,31 @@ describe('security: embedded broker exposure', function () {
     assert.equal(Buffer.concat(received).length, 0, 'the agent sent bytes to a broker it did not start');
   });
 
-  it('drops a client whose packet announces more than the cap, before it is sent whole (even before CONNECT is done)', async () => {
-    subject = await startAgent({});
-    const port = subject.agent.embeddedBroker!.port;
-    const socket = connect(port, '127.0.0.1');
-    socket.on('error', () => undefined);
-    let closed = false;
-    socket.once('close', () => (closed = true));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    // A CONNECT announcing 200 MiB (remaining length as a variable byte integer), then a little of it.
-    const length = 200 * 1024 * 1024;
-    const varint: number[] = [];
-    for (let x = length; ; ) {
-      const byte = x % 128;
-      x = Math.floor(x / 128);
-      varint.push(x > 0 ? byte | 0x80 : byte);
-      if (x === 0) break;
-    }
-    socket.write(Buffer.from([0x10, ...varint]));
-    socket.write(Buffer.alloc(4096, 0x41));
-    // aedes' own CONNECT timeout is 30 s; the cap closes it at once.
-    await waitUntil(() => closed, 10_000, 'the oversized client dropped');
-    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
-    assert.equal((await probe.request(subject.base, 'ping', { id: 'still-here' })).ok, true);
-    await probe.close();
-  });
+  for (const [what, length] of [['a packet of 200 MiB', 200 * 1024 * 1024], ['a CONNECT of 100 KiB (under the packet cap)', 100 * 1024]] as const) {
+    it(`drops a client that announces ${what} before login, before it is sent whole`, async () => {
+      subject = await startAgent({});
+      const port = subject.agent.embeddedBroker!.port;
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      let closed = false;
+      socket.once('close', () => (closed = true));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      // A CONNECT header with its remaining length as a variable byte integer, then a little of it.
+      const varint: number[] = [];
+      for (let x = length; ; ) {
+        const byte = x % 128;
+        x = Math.floor(x / 128);
+        varint.push(x > 0 ? byte | 0x80 : byte);
+        if (x === 0) break;
+      }
+      socket.write(Buffer.from([0x10, ...varint]));
+      socket.write(Buffer.alloc(4096, 0x41));
+      // Without the cap the broker waits for the rest until its CONNECT timeout (aedes: 30 s).
+      await waitUntil(() => closed, 8000, 'the oversized client dropped');
+      const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 });
+      await probe.subscribe(`${subject.base}/#`);
+      assert.equal((await probe.request(subject.base, 'ping', { id: 'still-here' })).ok, true);
+      await probe.close();
+    });
+  }
 });
