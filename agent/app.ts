@@ -188,17 +188,22 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
           logger.error('the embedded broker cannot start; the agent stops', { error: err as Error });
           throw err;
         });
-        store.update('agent', (agent) => ({ ...agent, modules: { ...agent.modules, [embeddedBroker.name]: { status: 'running', failures: 0 } } }));
+        const running = { status: 'running' as const, failures: 0 };
+        store.update('agent', (agent) => ({ ...agent, modules: { ...agent.modules, [embeddedBroker.name]: running } }));
       }
       await supervisor.startAll();
-      bus.emit('agent.started', { version, pid: process.pid, modules: [...(embeddedBroker ? [embeddedBroker.name] : []), ...modules.map((m) => m.name)] });
+      const names = [...(embeddedBroker ? [embeddedBroker.name] : []), ...modules.map((m) => m.name)];
+      bus.emit('agent.started', { version, pid: process.pid, modules: names });
       logger.info('agent started', { robot: robotId, version, broker: link.stats.connected ? 'connected' : 'connecting' });
     },
     async stop(budgetMs) {
       const deadline = Date.now() + budgetMs;
       // The broker last: the link says offline through it on the way out.
       await supervisor.stopAll(Math.max(0, budgetMs - 500));
-      if (embeddedBroker) await withDeadline(embeddedBroker.stop(), Math.max(100, deadline - Date.now())).catch((err: unknown) => logger.warn('embedded broker did not stop cleanly', { error: err as Error }));
+      if (!embeddedBroker) return;
+      await withDeadline(embeddedBroker.stop(), Math.max(100, deadline - Date.now())).catch((err: unknown) =>
+        logger.warn('embedded broker did not stop cleanly', { error: err as Error }),
+      );
     },
   };
 }

@@ -121,7 +121,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // An AgentError is a sentence for the operator (e.g. embedded_broker_port_taken): no stack.
-    const text = err instanceof AgentError ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack ?? err.message : String(err);
+    const stack = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const text = err instanceof AgentError ? `${err.code}: ${err.message}` : stack;
     process.stderr.write(`robot-agent: fatal: ${text}\n`);
     process.exit(1);
   },

@@ -91,7 +91,8 @@ function crossFieldProblems(config: AgentConfig): string[] {
   }
   if (mqtt.url !== undefined && (mqtt.ca ?? mqtt.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(mqtt.url)) {
     // Otherwise the TLS files would be ignored and the link would speak plaintext.
-    problems.push(`mqtt.url: ${mqtt.url.split('://')[0]}:// is plaintext, but mqtt.ca/mqtt.cert are set: use mqtts:// (or wss://)`);
+    const scheme = mqtt.url.split('://')[0];
+    problems.push(`mqtt.url: ${scheme}:// is plaintext, but mqtt.ca/mqtt.cert are set: use mqtts:// (or wss://)`);
   }
   if (mqtt.passwordFile !== undefined && mqtt.username === undefined) {
     problems.push('mqtt.username: is required when mqtt.passwordFile is set');

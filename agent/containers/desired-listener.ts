@@ -41,7 +41,9 @@ export class DesiredListener {
         this.o.logger.info('desired state superseded before it was applied', { skipped: this.skipped });
         this.skipped = 0;
       }
-      await this.o.apply(payload).catch((err: unknown) => this.o.logger.error('desired state handler failed', { error: err as Error }));
+      await this.o.apply(payload).catch((err: unknown) =>
+        this.o.logger.error('desired state handler failed', { error: err as Error }),
+      );
     }
     this.running = undefined;
   }

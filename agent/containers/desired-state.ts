@@ -42,13 +42,15 @@ export const DESIRED_LIMITS = {
 export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'containers' | 'images'>): DesiredMessage | null {
   if (payload.length === 0) return null;
   if (payload.length > DESIRED_LIMITS.maxBytes) {
-    throw new AgentError('too_large', `desired state is ${payload.length} bytes; the limit is ${DESIRED_LIMITS.maxBytes}`);
+    const limit = DESIRED_LIMITS.maxBytes;
+    throw new AgentError('too_large', `desired state is ${payload.length} bytes; the limit is ${limit}`);
   }
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    throw new AgentError('bad_json', clip(`desired state is not JSON: ${(err as Error).message}`, DESIRED_LIMITS.maxMessageChars));
+    const message = clip(`desired state is not JSON: ${(err as Error).message}`, DESIRED_LIMITS.maxMessageChars);
+    throw new AgentError('bad_json', message);
   }
   const problems = validate.problems(doc);
   if (problems.length > 0) throw new AgentError('invalid_desired', refusal(problems));
@@ -56,7 +58,11 @@ export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'contain
   const containers: DesiredMessage['containers'] = {};
   for (const [name, entry] of Object.entries(message.containers)) {
     if (!Object.hasOwn(config.containers, name)) {
-      throw new AgentError('unknown_container', clip(`desired state names container "${clip(name, DESIRED_LIMITS.maxEchoChars)}", which this robot's config does not define (defined: ${Object.keys(config.containers).join(', ') || 'none'})`, DESIRED_LIMITS.maxMessageChars));
+      const defined = Object.keys(config.containers).join(', ') || 'none';
+      const quoted = clip(name, DESIRED_LIMITS.maxEchoChars);
+      const message = `desired state names container "${quoted}", which this robot's config does not define ` +
+        `(defined: ${defined})`;
+      throw new AgentError('unknown_container', clip(message, DESIRED_LIMITS.maxMessageChars));
     }
     containers[name] = {
       ...(entry.image !== undefined ? { image: allowedReference(entry.image, config.images.allow).familiar } : {}),
@@ -70,7 +76,8 @@ export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'contain
 function refusal(problems: string[]): string {
   const named = problems.slice(0, DESIRED_LIMITS.maxProblems).map((p) => clip(p, DESIRED_LIMITS.maxEchoChars));
   const more = problems.length - named.length;
-  return clip(`desired state is invalid: ${named.join('; ')}${more > 0 ? `; and ${more} more problem(s)` : ''}`, DESIRED_LIMITS.maxMessageChars);
+  const rest = more > 0 ? `; and ${more} more problem(s)` : '';
+  return clip(`desired state is invalid: ${named.join('; ')}${rest}`, DESIRED_LIMITS.maxMessageChars);
 }
 
 function clip(text: string, max: number): string {

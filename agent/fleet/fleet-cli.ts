@@ -68,7 +68,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
     ...(passwordFile ? { password: readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') } : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
     ...(typeof flags.ca === 'string' ? { ca: readFileSync(flags.ca, 'utf8') } : {}),
   };
-  if (options.password === undefined) embeddedCredentials(options, (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? DEFAULT_STATE_DIR);
+  const stateDir = (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? DEFAULT_STATE_DIR;
+  if (options.password === undefined) embeddedCredentials(options, stateDir);
   return { options, flags, args };
 }
 
@@ -93,7 +94,8 @@ function embeddedCredentials(options: Options, stateDir: string): void {
     options.username ??= EMBEDDED_DEFAULT_USERNAME;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') options.passwordHint = `cannot read ${file} (${code ?? 'error'}): run as root or pass --password-file`;
+    if (code === 'ENOENT') return;
+    options.passwordHint = `cannot read ${file} (${code ?? 'error'}): run as root or pass --password-file`;
   }
 }
 
@@ -112,7 +114,8 @@ async function connect(o: Options): Promise<MqttClient> {
     client = await mqtt.connectAsync(o.broker, options);
   } catch (err) {
     const hint = o.passwordHint ? ` (${o.passwordHint})` : '';
-    throw Object.assign(new Error(`cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}${hint}`), { exitCode: 3 });
+    const message = `cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}${hint}`;
+    throw Object.assign(new Error(message), { exitCode: 3 });
   }
   // Requests and their answers are small and interactive: no Nagle delay.
   (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);

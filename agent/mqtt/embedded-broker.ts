@@ -72,7 +72,9 @@ export class EmbeddedBroker {
       done(packet.payload.length > maxPacketBytes ? new Error(`payload over ${maxPacketBytes} bytes`) : null);
     };
     broker.on('clientError', (client, err) => this.options.logger.debug('embedded broker client error', { client: client.id, error: err }));
-    broker.on('connectionError', (_client, err) => this.options.logger.debug('embedded broker connection error', { error: err }));
+    broker.on('connectionError', (_client, err) =>
+      this.options.logger.debug('embedded broker connection error', { error: err }),
+    );
     const server = createServer((socket) => this.accept(broker, socket, maxPacketBytes));
     server.maxConnections = EMBEDDED_MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
@@ -87,7 +89,12 @@ export class EmbeddedBroker {
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
     this.broker = broker;
     this.server = server;
-    this.options.logger.info('embedded broker listening', { host: this.options.host, port: this.boundPort, username: credentials.username, maxPacketBytes });
+    this.options.logger.info('embedded broker listening', {
+      host: this.options.host,
+      port: this.boundPort,
+      username: credentials.username,
+      maxPacketBytes,
+    });
   }
 
   async stop(): Promise<void> {
@@ -103,7 +110,7 @@ export class EmbeddedBroker {
     socket.setNoDelay(true);
     if (!capPacketSize(broker.handle(socket), maxPacketBytes) && !this.uncappedWarned) {
       this.uncappedWarned = true;
-      this.options.logger.warn('this aedes version has no parser hook: oversized packets are refused only once received whole');
+      this.options.logger.warn('no aedes parser hook: oversized packets are refused only once received whole');
     }
   }
 
@@ -119,7 +126,8 @@ export class EmbeddedBroker {
           'set mqtt.embedded.port to a free port, or set mqtt.url to use that broker as the fleet broker',
       );
     }
-    return new AgentError('embedded_broker_listen', `the embedded broker cannot listen on ${host}:${port}: ${err.code ?? err.message}`);
+    const why = err.code ?? err.message;
+    return new AgentError('embedded_broker_listen', `the embedded broker cannot listen on ${host}:${port}: ${why}`);
   }
 }
 
@@ -139,7 +147,8 @@ function capPacketSize(client: Client, maxPacketBytes: number): boolean {
     const done = parseLength.call(this);
     const limit = this.packet.cmd === 'connect' ? Math.min(maxPacketBytes, EMBEDDED_MAX_CONNECT_BYTES) : maxPacketBytes;
     if (done && this.packet.length > limit) {
-      this._emitError(new Error(`${this.packet.cmd} packet of ${this.packet.length} bytes is over the ${limit}-byte limit`));
+      const { cmd, length } = this.packet;
+      this._emitError(new Error(`${cmd} packet of ${length} bytes is over the ${limit}-byte limit`));
       return false;
     }
     return done;

@@ -19,7 +19,8 @@ export function embeddedPassword(dir: string): string {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o750 });
   } catch (err) {
-    throw new AgentError('state_dir', `cannot create the state directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new AgentError('state_dir', `cannot create the state directory ${dir}: ${why}`);
   }
   // Two tries: another process may create the file between our read and our create.
   for (let attempt = 0; ; attempt += 1) {
@@ -56,8 +57,12 @@ function readPasswordFile(file: string): string | undefined {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw refuse(file, 'is not a regular file');
     const uid = process.getuid?.();
-    if (uid !== undefined && stat.uid !== uid) throw refuse(file, `belongs to uid ${stat.uid}, not to the agent (uid ${uid})`);
-    if ((stat.mode & 0o077) !== 0) throw refuse(file, `has mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}; it must be 0600`);
+    if (uid !== undefined && stat.uid !== uid) {
+      throw refuse(file, `belongs to uid ${stat.uid}, not to the agent (uid ${uid})`);
+    }
+    if ((stat.mode & 0o077) !== 0) {
+      throw refuse(file, `has mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}; it must be 0600`);
+    }
     const buffer = Buffer.alloc(MAX_PASSWORD_BYTES + 1);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
     if (length > MAX_PASSWORD_BYTES) throw refuse(file, `is over ${MAX_PASSWORD_BYTES} bytes`);
@@ -72,7 +77,8 @@ function readPasswordFile(file: string): string | undefined {
 function refuse(file: string, why: string): AgentError {
   return new AgentError(
     'embedded_password_file',
-    `the embedded broker's password file ${file} ${why}; remove it (the agent makes a new one) or fix it, then restart the agent`,
+    `the embedded broker's password file ${file} ${why}; ` +
+      'remove it (the agent makes a new one) or fix it, then restart the agent',
   );
 }
 
@@ -80,5 +86,6 @@ function fileError(file: string, err: unknown): AgentError {
   const code = (err as NodeJS.ErrnoException).code;
   // O_NOFOLLOW on a symbolic link fails with ELOOP.
   if (code === 'ELOOP') return refuse(file, 'is a symbolic link');
-  return new AgentError('embedded_password_file', `cannot use the embedded broker's password file ${file}: ${code ?? (err as Error).message}`);
+  const why = code ?? (err as Error).message;
+  return new AgentError('embedded_password_file', `cannot use the embedded broker's password file ${file}: ${why}`);
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { packageRoot } from '../../agent/package-root.js';
 import type { RobotView } from '../../agent/fleet/fleet-view.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
@@ -105,7 +106,18 @@ describe('robot-fleet: two robots on one broker', function () {
   it('watch streams the events of the fleet as they happen', async () => {
     const run = fleet([...common(), 'watch']);
     try {
-      await new Promise((r) => setTimeout(r, 1000));
+      // Subscribed once a marker event published on the fleet broker shows up in its stream (a fixed
+      // sleep lost the replug when the CLI started slowly on a loaded machine).
+      const marker = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 4 });
+      try {
+        await waitUntil(async () => {
+          await marker.publishAsync(`${base}/marker-robot/events`, JSON.stringify({ type: 'test.marker', ts: new Date().toISOString() }));
+          await new Promise((r) => setTimeout(r, 100));
+          return /marker-robot test\.marker/.test(run.stdout());
+        }, 20_000, 'robot-fleet watch subscribed');
+      } finally {
+        await marker.endAsync();
+      }
       bus.replug('1-1.4', { devnum: 31 });
       await waitUntil(() => /rosmaster-01 device\.changed device=camera/.test(run.stdout()), 5000, 'the replug in the stream');
       await waitUntil(() => /rosmaster-01 container\.devices name=ros/.test(run.stdout()), 5000, 'the live replug in the stream');
