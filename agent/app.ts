@@ -25,7 +25,8 @@ import { UpdateCheck } from './update/update-check.js';
 import { updateCommands } from './update/update-commands.js';
 import type { SwapStep } from './update/update-journal.js';
 import { Updater } from './update/updater.js';
-import { EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { EMBEDDED_DEFAULT_USERNAME, EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { embeddedPassword } from './mqtt/embedded-password.js';
 import { EventPublisher } from './mqtt/event-publisher.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
 import { StatePublisher } from './mqtt/state-publisher.js';
@@ -70,16 +71,20 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
   // 1. The agent's own directory.
   const stateDir = new StateDir(config.state.dir);
 
-  // 2. The embedded broker, only when no fleet broker is configured.
-  const embeddedCredentials =
-    config.mqtt.embedded.username !== undefined && secrets.embeddedPassword !== undefined
-      ? { username: config.mqtt.embedded.username, password: secrets.embeddedPassword }
-      : undefined;
-  const embeddedBroker = useEmbedded
+  // 2. The embedded broker, only when no fleet broker is configured. It always requires a
+  // password: ROS containers share the host's network, so loopback is no boundary. Without one
+  // in the config, the agent makes one in state.dir on first start (robot-fleet reads it there).
+  const embeddedCredentials = useEmbedded
+    ? {
+        username: config.mqtt.embedded.username ?? EMBEDDED_DEFAULT_USERNAME,
+        password: secrets.embeddedPassword ?? embeddedPassword(config.state.dir),
+      }
+    : undefined;
+  const embeddedBroker = embeddedCredentials
     ? new EmbeddedBroker({
         host: config.mqtt.embedded.host,
         port: config.mqtt.embedded.port,
-        ...(embeddedCredentials ? { credentials: embeddedCredentials } : {}),
+        credentials: embeddedCredentials,
         logger: logger.child('embedded-broker'),
       })
     : undefined;
@@ -90,7 +95,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
     url: () => config.mqtt.url ?? embeddedUrl(config.mqtt.embedded.host, embeddedBroker?.port ?? config.mqtt.embedded.port),
     clientId: config.mqtt.clientId ?? `robot-agent-${robotId}`,
     protocolVersion,
-    ...mqttCredentials(useEmbedded, config.mqtt.username, secrets.mqttPassword, embeddedCredentials),
+    ...mqttCredentials(config.mqtt.username, secrets.mqttPassword, embeddedCredentials),
     ...(config.mqtt.ca || config.mqtt.cert ? { tls: { ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key } } : {}),
     keepaliveSeconds: config.mqtt.keepalive,
     sessionExpirySeconds: config.mqtt.sessionExpiry,
@@ -165,7 +170,6 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
 
   const modules: AgentModule[] = [
     stateDir,
-    ...(embeddedBroker ? [embeddedBroker] : []),
     eventPublisher,
     statePublisher,
     commands,
@@ -190,11 +194,31 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
     topics,
     embeddedBroker,
     async start() {
+      // Outside the supervisor, whose way is to retry while the rest runs: the link would then
+      // connect to whatever holds the embedded broker's port. A broker that cannot listen is
+      // fatal (main.ts exits 1 with its sentence) before anything connects anywhere.
+      if (embeddedBroker) {
+        await embeddedBroker.start().catch((err: unknown) => {
+          logger.error('the embedded broker cannot start; the agent stops', { error: err as Error });
+          throw err;
+        });
+        const running = { status: 'running' as const, failures: 0 };
+        store.update('agent', (agent) => ({ ...agent, modules: { ...agent.modules, [embeddedBroker.name]: running } }));
+      }
       await supervisor.startAll();
-      bus.emit('agent.started', { version, pid: process.pid, modules: modules.map((m) => m.name) });
+      const names = [...(embeddedBroker ? [embeddedBroker.name] : []), ...modules.map((m) => m.name)];
+      bus.emit('agent.started', { version, pid: process.pid, modules: names });
       logger.info('agent started', { robot: robotId, version, broker: link.stats.connected ? 'connected' : 'connecting' });
     },
-    stop: (budgetMs) => supervisor.stopAll(budgetMs),
+    async stop(budgetMs) {
+      const deadline = Date.now() + budgetMs;
+      // The broker last: the link says offline through it on the way out.
+      await supervisor.stopAll(Math.max(0, budgetMs - 500));
+      if (!embeddedBroker) return;
+      await withDeadline(embeddedBroker.stop(), Math.max(100, deadline - Date.now())).catch((err: unknown) =>
+        logger.warn('embedded broker did not stop cleanly', { error: err as Error }),
+      );
+    },
   };
 }
 
@@ -228,11 +252,20 @@ function embeddedUrl(host: string, port: number): string {
 }
 
 function mqttCredentials(
-  useEmbedded: boolean,
   username: string | undefined,
   password: string | undefined,
   embedded: { username: string; password: string } | undefined,
 ): { username?: string; password?: string } {
-  if (useEmbedded) return embedded ?? {};
+  if (embedded) return embedded;
   return { ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+}
+
+function withDeadline(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not stop within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -3,6 +3,7 @@ import { buildAgent } from './app.js';
 import { SystemdNotifier } from './core/systemd-notify.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { LoadedConfig } from './config/types.js';
+import { AgentError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
 import { agentVersion } from './package-root.js';
 
@@ -119,7 +120,10 @@ async function run(loaded: LoadedConfig): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`robot-agent: fatal: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    // An AgentError is a sentence for the operator (e.g. embedded_broker_port_taken): no stack.
+    const stack = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const text = err instanceof AgentError ? `${err.code}: ${err.message}` : stack;
+    process.stderr.write(`robot-agent: fatal: ${text}\n`);
     process.exit(1);
   },
 );

@@ -89,6 +89,11 @@ function crossFieldProblems(config: AgentConfig): string[] {
   if ((mqtt.cert === undefined) !== (mqtt.key === undefined)) {
     problems.push(`mqtt.${mqtt.cert === undefined ? 'cert' : 'key'}: mqtt.cert and mqtt.key go together (mutual TLS)`);
   }
+  if (mqtt.url !== undefined && (mqtt.ca ?? mqtt.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(mqtt.url)) {
+    // Otherwise the TLS files would be ignored and the link would speak plaintext.
+    const scheme = mqtt.url.split('://')[0];
+    problems.push(`mqtt.url: ${scheme}:// is plaintext, but mqtt.ca/mqtt.cert are set: use mqtts:// (or wss://)`);
+  }
   if (mqtt.passwordFile !== undefined && mqtt.username === undefined) {
     problems.push('mqtt.username: is required when mqtt.passwordFile is set');
   }
@@ -98,9 +103,8 @@ function crossFieldProblems(config: AgentConfig): string[] {
       `mqtt.embedded.host: binding the embedded broker to ${embedded.host} (beyond loopback) requires mqtt.embedded.username and mqtt.embedded.passwordFile`,
     );
   }
-  if ((embedded.username === undefined) !== (embedded.passwordFile === undefined)) {
-    problems.push('mqtt.embedded.username: mqtt.embedded.username and mqtt.embedded.passwordFile go together');
-  }
+  // On loopback either may be left out: the username defaults to robot-agent and, without a
+  // passwordFile, the agent makes a password in state.dir (embedded-password.ts).
   problems.push(...containerProblems(config));
   for (const name of config.snapshots.containers) {
     if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);

@@ -18,25 +18,51 @@ export interface DesiredMessage {
 const validate = compileSchema<DesiredMessage>(JSON.parse(readFileSync(join(packageRoot(), 'docs', 'schemas', 'desired.json'), 'utf8')) as object);
 
 /**
+ * Limits on <b>/desired. The message is retained and its version is echoed into the state, and a
+ * refusal is echoed into an event and the state: without caps one publisher grows both for good.
+ * 32 containers with 255-character images fit in about 10 KiB.
+ */
+export const DESIRED_LIMITS = {
+  /** Bytes of the payload; bigger is refused before it is parsed. */
+  maxBytes: 64 * 1024,
+  /** Problems named in a refusal; the rest are counted. */
+  maxProblems: 5,
+  /** Characters of one problem, or of a name, quoted back in a refusal. */
+  maxEchoChars: 120,
+  /** Characters of a refusal's whole message (it lands in an event and in the state). */
+  maxMessageChars: 1024,
+} as const;
+
+/**
  * Reads a <b>/desired payload against the robot's own config: the fleet may choose images and
  * switch containers on or off, only for containers defined here and only within images.allow.
- * An empty payload clears the desired state. Any problem rejects the whole message.
+ * An empty payload clears the desired state. Any problem rejects the whole message, and what
+ * the refusal quotes of the payload is clipped (DESIRED_LIMITS).
  */
 export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'containers' | 'images'>): DesiredMessage | null {
   if (payload.length === 0) return null;
+  if (payload.length > DESIRED_LIMITS.maxBytes) {
+    const limit = DESIRED_LIMITS.maxBytes;
+    throw new AgentError('too_large', `desired state is ${payload.length} bytes; the limit is ${limit}`);
+  }
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    throw new AgentError('bad_json', `desired state is not JSON: ${(err as Error).message}`);
+    const message = clip(`desired state is not JSON: ${(err as Error).message}`, DESIRED_LIMITS.maxMessageChars);
+    throw new AgentError('bad_json', message);
   }
   const problems = validate.problems(doc);
-  if (problems.length > 0) throw new AgentError('invalid_desired', `desired state is invalid: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new AgentError('invalid_desired', refusal(problems));
   const message = doc as DesiredMessage;
   const containers: DesiredMessage['containers'] = {};
   for (const [name, entry] of Object.entries(message.containers)) {
     if (!Object.hasOwn(config.containers, name)) {
-      throw new AgentError('unknown_container', `desired state names container "${name}", which this robot's config does not define (defined: ${Object.keys(config.containers).join(', ') || 'none'})`);
+      const defined = Object.keys(config.containers).join(', ') || 'none';
+      const quoted = clip(name, DESIRED_LIMITS.maxEchoChars);
+      const message = `desired state names container "${quoted}", which this robot's config does not define ` +
+        `(defined: ${defined})`;
+      throw new AgentError('unknown_container', clip(message, DESIRED_LIMITS.maxMessageChars));
     }
     containers[name] = {
       ...(entry.image !== undefined ? { image: allowedReference(entry.image, config.images.allow).familiar } : {}),
@@ -44,6 +70,18 @@ export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'contain
     };
   }
   return { containers, ...(message.version !== undefined ? { version: message.version } : {}) };
+}
+
+/** The first problems, each clipped, and how many more: 100,000 unknown keys make one short line. */
+function refusal(problems: string[]): string {
+  const named = problems.slice(0, DESIRED_LIMITS.maxProblems).map((p) => clip(p, DESIRED_LIMITS.maxEchoChars));
+  const more = problems.length - named.length;
+  const rest = more > 0 ? `; and ${more} more problem(s)` : '';
+  return clip(`desired state is invalid: ${named.join('; ')}${rest}`, DESIRED_LIMITS.maxMessageChars);
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** The local specs with the fleet's choices laid over them (pure). */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { AgentState } from '../state/types.js';
@@ -14,7 +16,10 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
-         --username U and --password-file F (or ROBOT_FLEET_PASSWORD), --ca FILE, --timeout SECONDS (60)
+         --username U and --password-file F (or ROBOT_FLEET_PASSWORD), --ca FILE, --timeout SECONDS (60),
+         --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
+         loopback broker and no password given, the embedded broker's password is read from
+         DIR/embedded-broker.password (as user robot-agent unless --username)
 exit codes: 0 ok, 1 the robot answered with an error, 2 usage, 3 no answer in time or no broker`;
 
 interface Options {
@@ -24,7 +29,14 @@ interface Options {
   password?: string;
   ca?: string;
   timeoutMs: number;
+  /** Said when the broker refuses us: why no password was sent. */
+  passwordHint?: string;
 }
+
+const DEFAULT_STATE_DIR = '/var/lib/robot-agent';
+const EMBEDDED_PASSWORD_FILE = 'embedded-broker.password';
+const EMBEDDED_DEFAULT_USERNAME = 'robot-agent';
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
 class UsageError extends Error {}
 
@@ -32,7 +44,7 @@ class UsageError extends Error {}
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
   const flags: Record<string, string | true> = {};
   const args: string[] = [];
-  const valued = new Set(['broker', 'base', 'username', 'password-file', 'ca', 'timeout', 'message']);
+  const valued = new Set(['broker', 'base', 'username', 'password-file', 'ca', 'timeout', 'message', 'state-dir']);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
     if (a.startsWith('--')) {
@@ -56,7 +68,35 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
     ...(passwordFile ? { password: readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') } : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
     ...(typeof flags.ca === 'string' ? { ca: readFileSync(flags.ca, 'utf8') } : {}),
   };
+  const stateDir = (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? DEFAULT_STATE_DIR;
+  if (options.password === undefined) embeddedCredentials(options, stateDir);
   return { options, flags, args };
+}
+
+/**
+ * The embedded broker requires the password the agent made in its state dir. With a broker on
+ * loopback and no password given, that file is read when it is there; when it is there but
+ * unreadable (not root), the refusal will say so.
+ */
+function embeddedCredentials(options: Options, stateDir: string): void {
+  let url: URL;
+  try {
+    url = new URL(options.broker);
+  } catch {
+    return;
+  }
+  if (url.protocol !== 'mqtt:' || !LOOPBACK.test(url.hostname)) return;
+  const file = join(stateDir, EMBEDDED_PASSWORD_FILE);
+  try {
+    const password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    if (password === '' || password.length > 1024) return;
+    options.password = password;
+    options.username ??= EMBEDDED_DEFAULT_USERNAME;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    options.passwordHint = `cannot read ${file} (${code ?? 'error'}): run as root or pass --password-file`;
+  }
 }
 
 async function connect(o: Options): Promise<MqttClient> {
@@ -69,11 +109,17 @@ async function connect(o: Options): Promise<MqttClient> {
     ...(o.password ? { password: o.password } : {}),
     ...(o.ca ? { ca: o.ca } : {}),
   };
+  let client: MqttClient;
   try {
-    return await mqtt.connectAsync(o.broker, options);
+    client = await mqtt.connectAsync(o.broker, options);
   } catch (err) {
-    throw Object.assign(new Error(`cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}`), { exitCode: 3 });
+    const hint = o.passwordHint ? ` (${o.passwordHint})` : '';
+    const message = `cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}${hint}`;
+    throw Object.assign(new Error(message), { exitCode: 3 });
   }
+  // Requests and their answers are small and interactive: no Nagle delay.
+  (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+  return client;
 }
 
 /** Retained states and availabilities arrive right after subscribing; a short quiet period ends the list. */

@@ -3,6 +3,7 @@ import { buildAgent, type Agent } from '../../agent/app.js';
 import { loadConfig } from '../../agent/config/load-config.js';
 import type { LoadedConfig } from '../../agent/config/types.js';
 import { createLogger } from '../../agent/core/logger.js';
+import { embeddedBrokerLogins } from './mqtt-probe.js';
 import { tempDir, writeYaml } from './temp.js';
 
 export interface AgentUnderTest {
@@ -44,6 +45,8 @@ export async function startAgent(doc: Record<string, any> = {}, env: NodeJS.Proc
   const logger = createLogger({ level: 'debug', secrets, write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const agent = buildAgent({ loaded, logger, version: 'test' });
   await agent.start();
+  const broker = agent.embeddedBroker;
+  if (broker) embeddedBrokerLogins.set(String(broker.port), broker.credentials);
   let stopped = false;
   return {
     agent,
@@ -53,6 +56,7 @@ export async function startAgent(doc: Record<string, any> = {}, env: NodeJS.Proc
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      if (broker) embeddedBrokerLogins.delete(String(broker.port));
       await agent.stop(4000);
     },
   };

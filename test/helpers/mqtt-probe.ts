@@ -10,6 +10,13 @@ export interface Received {
 }
 
 /**
+ * The embedded brokers of agents the harness started, by port: every client must log in, and a
+ * probe given no username on one of them logs in as an on-robot tool would. Tests of the refusal
+ * itself connect with mqtt directly.
+ */
+export const embeddedBrokerLogins = new Map<string, { username: string; password: string }>();
+
+/**
  * A dashboard stand-in: a real MQTT client that records everything it receives on its
  * subscriptions and waits for what a test expects, with a deadline.
  */
@@ -30,7 +37,8 @@ export class MqttProbe {
    * as CONNACK, before connectAsync's caller could attach a listener.
    */
   static async connect(url: string, options: IClientOptions = {}): Promise<MqttProbe> {
-    const client = mqtt.connect(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...options });
+    const login = options.username === undefined ? embeddedBrokerLogins.get(new URL(url).port) : undefined;
+    const client = mqtt.connect(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...login, ...options });
     const probe = new MqttProbe(client);
     try {
       await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../../agent/package-root.js';
 import type { AgentState } from '../../agent/state/types.js';
@@ -58,7 +58,9 @@ describe('the agent image (deploy/Dockerfile)', function () {
     docker('run', '-d', '--name', name, '--network', 'host', '--device-cgroup-rule', 'c 188:* rmw', '--device-cgroup-rule', 'c 189:* rmw', '--device-cgroup-rule', 'c 81:* rmw',
       '-v', `${rig().docker.socketPath}:/var/run/docker.sock`, '-v', `${join(dir, 'etc')}:/etc/robot-agent:ro`, '-v', `${join(dir, 'state')}:/var/lib/robot-agent`,
       'robot-agent:test');
-    const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0 }), 20_000, 'the agent in its container listening');
+    // The embedded broker requires the password the agent made in its state dir (mounted here).
+    const login = () => ({ username: 'robot-agent', password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim() });
+    const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }), 20_000, 'the agent in its container listening');
     try {
       await probe.subscribe(`fleet/${robot}/#`);
       const state = await probe.waitFor((m) => m.topic === `fleet/${robot}/state` && (JSON.parse(m.text) as AgentState).docker.available, 15_000, 'state with the engine available');

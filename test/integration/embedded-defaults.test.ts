@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { Contract } from '../helpers/contract.js';
@@ -15,6 +16,8 @@ describe('agent on its embedded defaults (spawned)', function () {
   let agent: AgentProcess;
   let probe: MqttProbe;
   let port: number;
+  /** The embedded broker requires the password the agent made in its state dir, as user robot-agent. */
+  let auth: { username: string; password: string };
   const robot = `embedded-${process.pid}`;
   const b = `fleet/${robot}`;
 
@@ -30,7 +33,8 @@ describe('agent on its embedded defaults (spawned)', function () {
     const t0 = Date.now();
     for (;;) {
       try {
-        probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, protocolVersion: 4 });
+        auth = { username: 'robot-agent', password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim() };
+        probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, protocolVersion: 4, ...auth });
         break;
       } catch {
         if (Date.now() - t0 > 10_000) throw new Error(`embedded broker never came up:\n${agent.stdout.join('\n')}\n${agent.stderr.join('\n')}`);
@@ -49,7 +53,7 @@ describe('agent on its embedded defaults (spawned)', function () {
     await probe.waitForTopic(`${b}/availability`, 10_000, (m) => m.text === 'online');
     await probe.waitForTopic(`${b}/state`, 10_000);
     // Retained means a dashboard that subscribes later gets both at once.
-    const late = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 });
+    const late = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, ...auth });
     await late.subscribe(`${b}/availability`, `${b}/state`);
     const online = await late.waitForTopic(`${b}/availability`, 2000);
     const state = await late.waitForTopic(`${b}/state`, 2000);

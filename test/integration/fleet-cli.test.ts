@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { packageRoot } from '../../agent/package-root.js';
 import type { RobotView } from '../../agent/fleet/fleet-view.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
@@ -105,7 +106,18 @@ describe('robot-fleet: two robots on one broker', function () {
   it('watch streams the events of the fleet as they happen', async () => {
     const run = fleet([...common(), 'watch']);
     try {
-      await new Promise((r) => setTimeout(r, 1000));
+      // Subscribed once a marker event published on the fleet broker shows up in its stream (a fixed
+      // sleep lost the replug when the CLI started slowly on a loaded machine).
+      const marker = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 4 });
+      try {
+        await waitUntil(async () => {
+          await marker.publishAsync(`${base}/marker-robot/events`, JSON.stringify({ type: 'test.marker', ts: new Date().toISOString() }));
+          await new Promise((r) => setTimeout(r, 100));
+          return /marker-robot test\.marker/.test(run.stdout());
+        }, 20_000, 'robot-fleet watch subscribed');
+      } finally {
+        await marker.endAsync();
+      }
       bus.replug('1-1.4', { devnum: 31 });
       await waitUntil(() => /rosmaster-01 device\.changed device=camera/.test(run.stdout()), 5000, 'the replug in the stream');
       await waitUntil(() => /rosmaster-01 container\.devices name=ros/.test(run.stdout()), 5000, 'the live replug in the stream');
@@ -113,5 +125,27 @@ describe('robot-fleet: two robots on one broker', function () {
       run.kill();
     }
     assert.equal(await run.code, 0);
+  });
+});
+
+describe('robot-fleet on the robot, against the embedded broker', function () {
+  this.timeout(60_000);
+  let robot: AgentUnderTest | undefined;
+
+  after(async () => {
+    await robot?.stop();
+  });
+
+  it('reads the embedded broker password from --state-dir (user robot-agent); without it the broker refuses', async () => {
+    robot = await startAgent({});
+    const r = robot;
+    await waitUntil(() => r.agent.store.get().agent.mqtt.connected, 10_000, 'the agent connected to its own broker');
+    const broker = ['--broker', `mqtt://127.0.0.1:${r.agent.embeddedBroker!.port}`, '--timeout', '5'];
+    const ping = fleet([...broker, '--state-dir', r.loaded.config.state.dir, 'send', r.loaded.config.robot.id, 'ping']);
+    assert.equal(await ping.code, 0, ping.stderr());
+    assert.equal(JSON.parse(ping.stdout()).result.pong, true);
+    const elsewhere = fleet([...broker, '--state-dir', join(tempDir(), 'none'), 'send', r.loaded.config.robot.id, 'ping']);
+    assert.equal(await elsewhere.code, 3);
+    assert.match(elsewhere.stderr(), /cannot reach the fleet broker.*(Bad username or password|Not authorized)/i);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { freePort } from '../rig/net.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
@@ -99,18 +99,20 @@ describe('MQTT link resilience', function () {
   });
 
   it('a module that fails to start is reported and retried while the daemon lives on', async function () {
-    // The embedded broker cannot listen while something else holds its port.
-    const port = await freePort();
-    const squatter: Server = createServer((s) => s.destroy());
-    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
-    subject = await startAgent({ mqtt: { embedded: { port } } });
-    const failed = subject.agent.store.get().agent.modules['embedded-broker'];
+    needRig(this);
+    // The state directory cannot be made while a file stands where its parent should be. (Not the
+    // embedded broker's port: a broker that cannot listen is fatal, see test/security.)
+    broker = await startMosquitto(tempDir('rfa-mq-'));
+    const blocker = join(tempDir(), 'blocker');
+    writeFileSync(blocker, 'not a directory');
+    subject = await startAgent({ mqtt: { url: broker.url, protocolVersion: 5 }, state: { dir: join(blocker, 'state') } });
+    const failed = subject.agent.store.get().agent.modules['state-dir'];
     assert.equal(failed?.status, 'failed');
-    assert.equal(failed?.error?.code, 'embedded_broker_listen');
-    assert.ok(subject.logs.some((l) => l.msg === 'module failed to start; will retry' && l.module === 'supervisor' && l.target === 'embedded-broker'));
-    await new Promise<void>((resolve) => squatter.close(() => resolve()));
-    await waitUntil(() => subject!.agent.store.get().agent.modules['embedded-broker']?.status === 'running', 5000, 'embedded broker retried');
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 });
+    assert.equal(failed?.error?.code, 'state_dir');
+    assert.ok(subject.logs.some((l) => l.msg === 'module failed to start; will retry' && l.module === 'supervisor' && l.target === 'state-dir'));
+    rmSync(blocker);
+    await waitUntil(() => subject!.agent.store.get().agent.modules['state-dir']?.status === 'running', 5000, 'state dir retried');
+    probe = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().agent.mqtt.connected, 5000, 'agent connected to its broker');
     assert.equal((await probe.request(subject.base, 'ping', { id: 'alive' })).ok, true);
