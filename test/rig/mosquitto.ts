@@ -40,6 +40,8 @@ export async function startMosquitto(dir: string, o: { persistence?: boolean } =
       // As root, mosquitto would otherwise drop to user "mosquitto" and lose our temp files.
       'user root',
       'per_listener_settings true',
+      // Without it every answer waits for a delayed ACK (Nagle's algorithm): ~40 ms per hop.
+      'set_tcp_nodelay true',
       ...(o.persistence ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
       'log_dest stdout',
       'log_type error',
