@@ -22,6 +22,8 @@ export const MAX_WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
  * invalid): the oldest unacknowledged publish is that packet, since the broker reads in order.
  */
 const PACKET_FAULTS = new Set([0x81, 0x82, 0x90, 0x93, 0x95, 0x99]);
+/** The error MQTT.js gives the callback of a publish removeOutgoingMessage() dropped. */
+const POISON_REMOVED = 'Message removed';
 
 export interface OutboundMessage {
   topic: string;
@@ -132,6 +134,11 @@ export class MqttLink {
     client.on('disconnect', (packet) => {
       this.disconnectReason = packet.reasonCode;
     });
+    // MQTT.js emits 'connect' only once the resent publishes were acknowledged; a session in which
+    // one of them killed the connection began at CONNACK all the same.
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack' && !(packet.reasonCode ?? packet.returnCode)) this.sessionRan = true;
+    });
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
       this.lastError = { code: typeof code === 'string' ? code.toLowerCase() : `mqtt_${String(code ?? 'error')}`, message: err.message };
@@ -175,7 +182,8 @@ export class MqttLink {
       // A message the broker refused (a reason code, or dropped as poison) is not sent again:
       // one bad message costs that message, not the link.
       const refused = isRefusal(err);
-      if (refused) this.refusedCount += 1;
+      // Dropped as poison: counted where it was dropped.
+      if (refused && (err as Error).message !== POISON_REMOVED) this.refusedCount += 1;
       if (whenOffline === 'queue' && !refused) this.queue.push(message);
       this.options.logger[refused ? 'warn' : 'debug']('publish failed', { topic: message.topic.slice(0, 200), error: err as Error });
     });
@@ -248,7 +256,6 @@ export class MqttLink {
   }
 
   private handleConnect(): void {
-    this.sessionRan = true;
     this.backoff.reset();
     this.lastError = undefined;
     this.options.logger.info('connected to broker', { url: this.url(), clientId: this.options.clientId });
@@ -382,7 +389,7 @@ async function oldestPublish(client: MqttClient): Promise<{ messageId: number; t
 
 /** A publish the broker answered with a failure reason code, or one dropped as poison. */
 function isRefusal(err: unknown): boolean {
-  return typeof (err as { code?: unknown }).code === 'number' || (err as Error).message === 'Message removed';
+  return typeof (err as { code?: unknown }).code === 'number' || (err as Error).message === POISON_REMOVED;
 }
 
 function readPem(file: string, key: string): Buffer {

@@ -23,7 +23,7 @@ export interface MosquittoRig {
 }
 
 /** A real mosquitto (MQTT 3.1.1 and 5) with three loopback listeners and files under dir. */
-export async function startMosquitto(dir: string, o: { persistence?: boolean } = {}): Promise<MosquittoRig> {
+export async function startMosquitto(dir: string, o: { persistence?: boolean; extraConfig?: string[] } = {}): Promise<MosquittoRig> {
   mkdirSync(dir, { recursive: true });
   const [port, authPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const certs = makeCerts(dir);
@@ -47,6 +47,7 @@ export async function startMosquitto(dir: string, o: { persistence?: boolean } =
       'log_type error',
       'log_type warning',
       'log_type notice',
+      ...(o.extraConfig ?? []),
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
       `listener ${authPort} 127.0.0.1`,
