@@ -204,7 +204,12 @@ export class CommandRouter {
       return { id, error: { code: 'unknown_command', message: `unknown command "${command.slice(0, 64)}"; known: ${this.names.join(', ')}` } };
     }
     const problems = registered.schemas.request.problems(args);
-    if (problems.length > 0) return { id, error: { code: 'invalid_args', message: problems.join('; ') } };
+    if (problems.length > 0) {
+      // Problems name the keys they are about, and whoever sent the request chose those names.
+      const listed = problems.slice(0, 10).map((p) => (p.length > 200 ? `${p.slice(0, 200)}...` : p));
+      const more = problems.length > 10 ? `; and ${problems.length - 10} more` : '';
+      return { id, error: { code: 'invalid_args', message: listed.join('; ') + more } };
+    }
     return { id, args, registered };
   }
 
