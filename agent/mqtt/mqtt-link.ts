@@ -15,6 +15,8 @@ import { publishTopicProblem } from './topics.js';
  * bounded queue instead (a flood of answers to a broker that reads slowly must not grow memory).
  */
 export const MAX_WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
+/** Largest packet the agent takes from the broker (MQTT 5 Maximum Packet Size). */
+export const MAX_INCOMING_PACKET_BYTES = 1024 * 1024;
 
 /**
  * MQTT 5 DISCONNECT reasons by which the broker says a packet we sent was at fault (malformed,
@@ -243,7 +245,9 @@ export class MqttLink {
       writeCache: false,
       will: { topic: o.availabilityTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     };
-    if (o.protocolVersion === 5) options.properties = { sessionExpiryInterval: o.sessionExpirySeconds };
+    // The broker drops what is bigger instead of sending it: a request over 1 MiB never reaches
+    // the agent's memory (the router answers too_large from 256 KiB). MQTT 3.1.1 has no such limit.
+    if (o.protocolVersion === 5) options.properties = { sessionExpiryInterval: o.sessionExpirySeconds, maximumPacketSize: MAX_INCOMING_PACKET_BYTES };
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password;
     if (o.tls) {
