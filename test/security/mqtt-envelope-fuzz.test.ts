@@ -90,6 +90,8 @@ describe('envelope fuzzing of every command, with bounded RSS', function () {
         assert.ok(reply.payload.length < 8192, `${name} ${what}: a ${reply.payload.length}-byte answer`);
       }
     }
+    // Over the 1 MiB the agent told the broker it takes: dropped by the broker, never delivered.
+    await probe.client.publishAsync(`${b}/request/ping`, Buffer.alloc(2 * 1024 * 1024, 0x20), { qos: 1 });
     assert.equal((await probe.request(b, 'ping', { id: 'after-fuzz' })).ok, true, 'alive after the fuzzing');
     assert.equal(agent.child.exitCode, null);
     const rssAfter = rssOf(pid);
