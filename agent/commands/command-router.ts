@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
-import { AgentError, toErrorInfo } from '../core/errors.js';
+import { AgentError, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MqttLink } from '../mqtt/mqtt-link.js';
 import { MAX_CORRELATION_BYTES, type CommandResponse, type Topics } from '../mqtt/topics.js';
@@ -123,7 +123,8 @@ export class CommandRouter {
     if (running) {
       if (running.digest !== digest) return this.reply(replyTo, duplicateId(command, id, 'is still running'));
       if (running.waiting.length >= MAX_WAITING_REDELIVERIES) {
-        return this.reply(replyTo, { id, ok: false, error: { code: 'in_progress', message: `request "${id}" (${command}) is still running; its answer will follow` } });
+        const message = `request "${id}" (${command}) is still running; its answer will follow`;
+        return this.reply(replyTo, { id, ok: false, error: { code: 'in_progress', message } });
       }
       // A true redelivery while it runs: answered with the same answer when it comes.
       running.waiting.push(replyTo);
@@ -138,7 +139,8 @@ export class CommandRouter {
     const lane = registered.lane;
     if (this.inFlight[lane] >= this.limits[lane]) {
       const what = lane === 'long' ? 'long commands (pull, push, update, ...)' : 'commands';
-      return this.reply(replyTo, { id, ok: false, error: { code: 'busy', message: `${this.inFlight[lane]} ${what} are already running; try again shortly` } });
+      const message = `${this.inFlight[lane]} ${what} are already running; try again shortly`;
+      return this.reply(replyTo, { id, ok: false, error: { code: 'busy', message } });
     }
 
     const entry: Running = { digest, waiting: [] };
@@ -165,16 +167,19 @@ export class CommandRouter {
   }
 
   /** Why the request's MQTT 5 reply properties cannot be honoured, or undefined. */
-  private replyProblem(packet: Pick<IPublishPacket, 'properties'> | undefined): { code: string; message: string } | undefined {
+  private replyProblem(packet: Pick<IPublishPacket, 'properties'> | undefined): ErrorInfo | undefined {
     const properties = packet?.properties;
     if (!properties) return undefined;
     const { responseTopic, correlationData } = properties;
     if (responseTopic !== undefined) {
       const problem = this.options.topics.responseTopicProblem(responseTopic);
-      if (problem) return { code: 'bad_response_topic', message: `the response topic cannot be answered on: ${problem}` };
+      if (problem) {
+        return { code: 'bad_response_topic', message: `the response topic cannot be answered on: ${problem}` };
+      }
     }
     if (correlationData !== undefined && correlationData.length > MAX_CORRELATION_BYTES) {
-      return { code: 'bad_correlation_data', message: `correlation data is ${correlationData.length} bytes; the limit is ${MAX_CORRELATION_BYTES}` };
+      const message = `correlation data is ${correlationData.length} bytes; the limit is ${MAX_CORRELATION_BYTES}`;
+      return { code: 'bad_correlation_data', message };
     }
     return undefined;
   }
@@ -201,7 +206,8 @@ export class CommandRouter {
     }
     const registered = this.commands.get(command);
     if (!registered) {
-      return { id, error: { code: 'unknown_command', message: `unknown command "${command.slice(0, 64)}"; known: ${this.names.join(', ')}` } };
+      const message = `unknown command "${command.slice(0, 64)}"; known: ${this.names.join(', ')}`;
+      return { id, error: { code: 'unknown_command', message } };
     }
     const problems = registered.schemas.request.problems(args);
     if (problems.length > 0) {
@@ -227,7 +233,8 @@ export class CommandRouter {
       link.send({ topic: topics.response(destination.command), payload, qos: 1, retain: false }, 'queue');
       if (destination.responseTopic) {
         const properties = destination.correlationData ? { correlationData: destination.correlationData } : undefined;
-        link.send({ topic: destination.responseTopic, payload, qos: 1, retain: false, ...(properties ? { properties } : {}) }, 'queue');
+        const message = { topic: destination.responseTopic, payload, qos: 1 as const, retain: false };
+        link.send({ ...message, ...(properties ? { properties } : {}) }, 'queue');
       }
     }
     return payload.length;
@@ -251,6 +258,9 @@ function duplicateId(command: string, id: string, what: string): CommandResponse
   return {
     id,
     ok: false,
-    error: { code: 'duplicate_id', message: `request id "${id}" of ${command} ${what} with other arguments; use a new id for a new request` },
+    error: {
+      code: 'duplicate_id',
+      message: `request id "${id}" of ${command} ${what} with other arguments; use a new id for a new request`,
+    },
   };
 }

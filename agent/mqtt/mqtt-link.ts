@@ -173,7 +173,10 @@ export class MqttLink {
     if (problem) {
       // Never sent, never queued: the broker would drop the connection, again after every reconnect.
       this.refusedCount += 1;
-      this.options.logger.warn('message not published: its topic is invalid', { topic: message.topic.slice(0, 200), problem });
+      this.options.logger.warn('message not published: its topic is invalid', {
+        topic: message.topic.slice(0, 200),
+        problem,
+      });
       return;
     }
     if (!this.connected || this.congested()) {
@@ -187,7 +190,8 @@ export class MqttLink {
       // Dropped as poison: counted where it was dropped.
       if (refused && (err as Error).message !== POISON_REMOVED) this.refusedCount += 1;
       if (whenOffline === 'queue' && !refused) this.queue.push(message);
-      this.options.logger[refused ? 'warn' : 'debug']('publish failed', { topic: message.topic.slice(0, 200), error: err as Error });
+      const fields = { topic: message.topic.slice(0, 200), error: err as Error };
+      this.options.logger[refused ? 'warn' : 'debug']('publish failed', fields);
     });
   }
 
@@ -195,7 +199,10 @@ export class MqttLink {
   publishNow(message: OutboundMessage): Promise<void> {
     const client = this.client;
     const problem = publishTopicProblem(message.topic);
-    if (problem) return Promise.reject(new AgentError('bad_topic', `cannot publish to "${message.topic.slice(0, 200)}": ${problem}`));
+    if (problem) {
+      const named = message.topic.slice(0, 200);
+      return Promise.reject(new AgentError('bad_topic', `cannot publish to "${named}": ${problem}`));
+    }
     if (!client?.connected) return Promise.reject(new AgentError('mqtt_offline', 'not connected to the broker'));
     const options: IClientPublishOptions = { qos: message.qos, retain: message.retain };
     if (message.properties && this.options.protocolVersion === 5) options.properties = message.properties;
@@ -247,7 +254,12 @@ export class MqttLink {
     };
     // The broker drops what is bigger instead of sending it: a request over 1 MiB never reaches
     // the agent's memory (the router answers too_large from 256 KiB). MQTT 3.1.1 has no such limit.
-    if (o.protocolVersion === 5) options.properties = { sessionExpiryInterval: o.sessionExpirySeconds, maximumPacketSize: MAX_INCOMING_PACKET_BYTES };
+    if (o.protocolVersion === 5) {
+      options.properties = {
+        sessionExpiryInterval: o.sessionExpirySeconds,
+        maximumPacketSize: MAX_INCOMING_PACKET_BYTES,
+      };
+    }
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password;
     if (o.tls) {
@@ -285,7 +297,9 @@ export class MqttLink {
     if (this.reconnectTimer) return;
     // Settled before the reconnect is scheduled, so a poison message is gone before it could be resent.
     this.dropPoison(blamed, ran)
-      .catch((err: unknown) => this.options.logger.warn('could not inspect unacknowledged messages', { error: err as Error }))
+      .catch((err: unknown) => {
+        this.options.logger.warn('could not inspect unacknowledged messages', { error: err as Error });
+      })
       .finally(() => this.scheduleReconnect());
   }
 
@@ -311,7 +325,8 @@ export class MqttLink {
     }
     this.suspect = undefined;
     this.refusedCount += 1;
-    this.options.logger.warn('dropped a message the broker refused; it will not be sent again', { topic: oldest.topic.slice(0, 200), blamed });
+    const fields = { topic: oldest.topic.slice(0, 200), blamed };
+    this.options.logger.warn('dropped a message the broker refused; it will not be sent again', fields);
     if (client.outgoing[oldest.messageId]) client.removeOutgoingMessage(oldest.messageId);
     else client.outgoingStore.del({ messageId: oldest.messageId }, () => undefined);
   }
@@ -380,10 +395,13 @@ export function mqttStreamBuilder(
 
 /** The oldest publish MQTT.js holds unacknowledged (its store keeps them in the order sent). */
 async function oldestPublish(client: MqttClient): Promise<{ messageId: number; topic: string } | undefined> {
-  const stream = client.outgoingStore.createStream() as AsyncIterable<{ cmd?: string; messageId?: number; topic?: string }> & { destroy(): void };
+  type Stored = { cmd?: string; messageId?: number; topic?: string };
+  const stream = client.outgoingStore.createStream() as AsyncIterable<Stored> & { destroy(): void };
   try {
     for await (const packet of stream) {
-      if (packet.cmd === 'publish' && typeof packet.messageId === 'number') return { messageId: packet.messageId, topic: String(packet.topic) };
+      if (packet.cmd === 'publish' && typeof packet.messageId === 'number') {
+        return { messageId: packet.messageId, topic: String(packet.topic) };
+      }
     }
     return undefined;
   } finally {

@@ -64,11 +64,17 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
     responseTopicProblem: (topic) => {
       const problem = publishTopicProblem(topic);
       if (problem) return problem;
-      if (Buffer.byteLength(topic, 'utf8') > MAX_RESPONSE_TOPIC_BYTES) return `the topic is longer than ${MAX_RESPONSE_TOPIC_BYTES} bytes`;
+      if (Buffer.byteLength(topic, 'utf8') > MAX_RESPONSE_TOPIC_BYTES) {
+        return `the topic is longer than ${MAX_RESPONSE_TOPIC_BYTES} bytes`;
+      }
       if (topic.startsWith('$')) return 'the topic starts with $ (broker topics)';
       // U+FFFD is what invalid UTF-8 from the wire decodes to; control characters have no place in a topic.
-      if (/[\u0001-\u001f\u007f-\u009f\ufffd]/.test(topic)) return 'the topic holds control characters or invalid UTF-8';
-      if (topic === baseTopic || topic.startsWith(`${baseTopic}/`)) return `the topic is inside the fleet's own topics (${baseTopic}/...)`;
+      if (/[\u0001-\u001f\u007f-\u009f\ufffd]/.test(topic)) {
+        return 'the topic holds control characters or invalid UTF-8';
+      }
+      if (topic === baseTopic || topic.startsWith(`${baseTopic}/`)) {
+        return `the topic is inside the fleet's own topics (${baseTopic}/...)`;
+      }
       return undefined;
     },
   };
