@@ -22,7 +22,12 @@ const PINGS = Number(process.env.BENCH_PINGS ?? 500);
 const WARMUP = 50;
 
 /** Sequential round trips: send(i) publishes, the i-th answer is awaited; milliseconds each. */
-async function roundTrips(probe: MqttProbe, topic: string, send: (i: number) => Promise<unknown>, matches: (text: string, i: number) => boolean): Promise<number[]> {
+async function roundTrips(
+  probe: MqttProbe,
+  topic: string,
+  send: (i: number) => Promise<unknown>,
+  matches: (text: string, i: number) => boolean,
+): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < WARMUP + PINGS; i += 1) {
     probe.clear();
@@ -58,13 +63,15 @@ async function main(): Promise<void> {
       }),
     );
     const root = packageRoot();
-    const agent = spawn(process.execPath, [join(root, 'build', 'agent', 'main.js'), 'run', '--config', config], { cwd: root, stdio: 'ignore' });
+    const main = join(root, 'build', 'agent', 'main.js');
+    const agent = spawn(process.execPath, [main, 'run', '--config', config], { cwd: root, stdio: 'ignore' });
     children.push(agent);
 
     const dashboard = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
     probes.push(dashboard);
     await dashboard.subscribe(`${b}/availability`, `${b}/response/ping`, 'bench/echo/out');
-    await pollFor(() => (dashboard.received.some((m) => m.topic === `${b}/availability` && m.text === 'online') ? true : undefined), 15_000, 'the agent online');
+    const online = () => dashboard.received.some((m) => m.topic === `${b}/availability` && m.text === 'online');
+    await pollFor(() => (online() ? true : undefined), 15_000, 'the agent online');
 
     // The broker-only baseline: a client that answers every message at once, two hops like a ping.
     const echo = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
@@ -90,10 +97,14 @@ async function main(): Promise<void> {
     const p = figures(ping);
     const e = figures(bare);
     const ms = (n: number) => `${n.toFixed(2)} ms`;
-    console.log(`ping round trip over loopback through mosquitto (set_tcp_nodelay true), ${PINGS} sequential requests after ${WARMUP} warm-up, QoS 1`);
+    console.log(
+      `ping round trip over loopback through mosquitto (set_tcp_nodelay true), ${PINGS} sequential requests ` +
+        `after ${WARMUP} warm-up, QoS 1`,
+    );
     console.log(`  broker-only echo (two hops): p50 ${ms(e.p50)}, p95 ${ms(e.p95)}, p99 ${ms(e.p99)}`);
     console.log(`  agent ping (two hops):       p50 ${ms(p.p50)}, p95 ${ms(p.p95)}, p99 ${ms(p.p99)}`);
-    console.log(`  ratio agent/echo: p50 ${(p.p50 / e.p50).toFixed(2)}, p95 ${(p.p95 / e.p95).toFixed(2)}, p99 ${(p.p99 / e.p99).toFixed(2)}`);
+    const ratio = (key: 'p50' | 'p95' | 'p99') => (p[key] / e[key]).toFixed(2);
+    console.log(`  ratio agent/echo: p50 ${ratio('p50')}, p95 ${ratio('p95')}, p99 ${ratio('p99')}`);
     console.log(`  ping p50 ${ms(p.p50)} (target <= 5 ms) ${p.p50 <= 5 ? 'OK' : 'OVER'}`);
   } finally {
     for (const probe of probes) await probe.close();

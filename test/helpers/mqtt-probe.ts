@@ -31,7 +31,8 @@ export class MqttProbe {
    * as CONNACK, before connectAsync's caller could attach a listener.
    */
   static async connect(url: string, options: IClientOptions = {}): Promise<MqttProbe> {
-    const all: IClientOptions = { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...options };
+    const clientId = `probe-${Math.random().toString(16).slice(2)}`;
+    const all: IClientOptions = { reconnectPeriod: 200, connectTimeout: 5000, clientId, ...options };
     const client = plainTcp(url, all) ?? mqtt.connect(url, all);
     const probe = new MqttProbe(client);
     try {

@@ -54,11 +54,13 @@ describe('command lanes on the rig (issue 19.3)', function () {
     await probe.subscribe(`${b}/response/#`);
     await waitUntil(() => subject!.agent.store.get().docker.available, 10_000, 'docker connected');
     for (let i = 0; i < 8; i += 1) {
-      await probe.client.publishAsync(`${b}/request/plan`, JSON.stringify({ id: `plan-${i}`, image: `${host}/yahboomtechnology/ros-foxy:${i}` }), { qos: 1 });
+      const body = { id: `plan-${i}`, image: `${host}/yahboomtechnology/ros-foxy:${i}` };
+      await probe.client.publishAsync(`${b}/request/plan`, JSON.stringify(body), { qos: 1 });
     }
     // Four run (and hang); the other four are refused at once.
     const busy = await waitUntil(() => {
-      const codes = probe!.messagesOn(`${b}/response/plan`).map((m) => (JSON.parse(m.text) as { error?: { code: string } }).error?.code);
+      const answers = probe!.messagesOn(`${b}/response/plan`);
+      const codes = answers.map((m) => (JSON.parse(m.text) as { error?: { code: string } }).error?.code);
       return codes.length >= 4 ? codes : undefined;
     }, 10_000, 'four busy plans');
     assert.deepEqual(busy, ['busy', 'busy', 'busy', 'busy']);
@@ -66,7 +68,8 @@ describe('command lanes on the rig (issue 19.3)', function () {
       const response = await probe.request(b, command, { id: `quick-${command}` }, 5000);
       assert.equal(response.ok, true, `${command}: ${JSON.stringify(response).slice(0, 300)}`);
     }
-    assert.equal(probe.messagesOn(`${b}/response/plan`).length, 4, 'the four running plans are still waiting on the registry');
+    const plans = probe.messagesOn(`${b}/response/plan`);
+    assert.equal(plans.length, 4, 'the four running plans are still waiting on the registry');
   });
 
   it('the agent socket has TCP_NODELAY set, plain and TLS (issue 19.4)', async function () {
@@ -83,7 +86,8 @@ describe('command lanes on the rig (issue 19.3)', function () {
     plain.destroy();
     const c = rig.mqtt.certs;
     const { readFileSync } = await import('node:fs');
-    const secure = mqttStreamBuilder(rig.mqtt.tlsUrl, { ca: readFileSync(c.ca), cert: readFileSync(c.clientCert), key: readFileSync(c.clientKey) }).streamBuilder() as Socket;
+    const pems = { ca: readFileSync(c.ca), cert: readFileSync(c.clientCert), key: readFileSync(c.clientKey) };
+    const secure = mqttStreamBuilder(rig.mqtt.tlsUrl, pems).streamBuilder() as Socket;
     await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
     assert.equal(noDelay(secure), true);
     secure.destroy();

@@ -23,7 +23,11 @@ export interface MosquittoRig {
 }
 
 /** A real mosquitto (MQTT 3.1.1 and 5) with three loopback listeners and files under dir. */
-export async function startMosquitto(dir: string, o: { persistence?: boolean; extraConfig?: string[] } = {}): Promise<MosquittoRig> {
+export async function startMosquitto(
+  dir: string,
+  /** extraConfig: lines added to the general section (e.g. a max_packet_size for a test). */
+  o: { persistence?: boolean; extraConfig?: string[] } = {},
+): Promise<MosquittoRig> {
   mkdirSync(dir, { recursive: true });
   const [port, authPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const certs = makeCerts(dir);

@@ -15,7 +15,8 @@ function commands(): Array<{ name: string; properties: Record<string, { type?: s
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => {
-      const doc = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { request: { properties?: Record<string, { type?: string | string[] }> } };
+      type Doc = { request: { properties?: Record<string, { type?: string | string[] }> } };
+      const doc = JSON.parse(readFileSync(join(dir, f), 'utf8')) as Doc;
       return { name: f.replace(/\.json$/, ''), properties: doc.request.properties ?? {} };
     });
 }
@@ -75,7 +76,10 @@ describe('envelope fuzzing of every command, with bounded RSS', function () {
         ['an unknown key', JSON.stringify({ id: id('unknown'), __proto__x: 1, constructor: 'x' }), ['invalid_args']],
         ['a huge unknown key', JSON.stringify({ id: id('hugekey'), ['k'.repeat(150_000)]: 1 }), ['invalid_args']],
         ['a huge string', JSON.stringify({ id: id('hugestring'), junk: 'a'.repeat(200_000) }), ['invalid_args']],
-        ['deep nesting', `{"id":"${id('deep')}","junk":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, ['invalid_args', 'bad_json']],
+        ['deep nesting',
+          `{"id":"${id('deep')}","junk":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+          ['invalid_args', 'bad_json'],
+        ],
         ['over the size limit', Buffer.alloc(256 * 1024 + 1, 0x20), ['too_large']],
       ];
       const topic = `${b}/response/${name}`;
@@ -86,7 +90,8 @@ describe('envelope fuzzing of every command, with bounded RSS', function () {
         const reply = await waitUntil(() => probe!.messagesOn(topic)[before], 5000, `${name}: the answer to ${what}`);
         const body = JSON.parse(reply.text) as { ok: boolean; error?: { code: string; message: string } };
         assert.equal(body.ok, false, `${name} ${what}`);
-        assert.ok(codes.includes(body.error!.code), `${name} ${what}: ${body.error!.code} ${body.error!.message.slice(0, 200)}`);
+        const { code, message } = body.error!;
+        assert.ok(codes.includes(code), `${name} ${what}: ${code} ${message.slice(0, 200)}`);
         assert.ok(reply.payload.length < 8192, `${name} ${what}: a ${reply.payload.length}-byte answer`);
       }
     }

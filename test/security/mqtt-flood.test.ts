@@ -63,7 +63,9 @@ describe('request floods', function () {
     }
     const summary = JSON.stringify(Object.fromEntries(codes));
     // not_allowed is the plans' own answer: the allowlist, checked before anything is fetched.
-    for (const code of codes.keys()) assert.ok(['ok', 'busy', 'not_allowed'].includes(code), `unexpected ${code} in ${summary}`);
+    for (const code of codes.keys()) {
+      assert.ok(['ok', 'busy', 'not_allowed'].includes(code), `unexpected ${code} in ${summary}`);
+    }
     assert.ok(probe.received.length >= total / 5, `only ${probe.received.length} answers of ${total}: ${summary}`);
     assert.equal((await probe.request(b, 'ping', { id: 'after-flood' }, 10_000)).ok, true, 'alive after the flood');
     assert.equal(agent.child.exitCode, null);

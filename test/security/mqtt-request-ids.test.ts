@@ -30,9 +30,13 @@ function gate(): { promise: Promise<void>; open(): void } {
 const base = 'fleet/r1';
 const topics = buildTopics('fleet', 'r1');
 
-function router(commands: CommandDefinition[], lanes?: { quick?: number; long?: number }): { router: CommandRouter; link: RecordingLink } {
+function router(
+  commands: CommandDefinition[],
+  lanes?: { quick?: number; long?: number },
+): { router: CommandRouter; link: RecordingLink } {
   const link = new RecordingLink();
-  const r = new CommandRouter({ link: link as unknown as MqttLink, topics, bus: new EventBus(), logger: silentLogger, commands, ...(lanes ? { lanes } : {}) });
+  const fake = link as unknown as MqttLink;
+  const r = new CommandRouter({ link: fake, topics, bus: new EventBus(), logger: silentLogger, commands, ...(lanes ? { lanes } : {}) });
   return { router: r, link };
 }
 
@@ -108,7 +112,9 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     ]);
     const plans = Array.from({ length: 4 }, (_, i) => r.handle('plan', json({ id: `p${i}`, image: 'x:1' })));
     // Eight: what used to take every slot of the one shared budget.
-    for (let i = 4; i < 8; i += 1) assert.equal(errorCode(await r.handle('plan', json({ id: `p${i}`, image: 'x:1' }))), 'busy');
+    for (let i = 4; i < 8; i += 1) {
+      assert.equal(errorCode(await r.handle('plan', json({ id: `p${i}`, image: 'x:1' }))), 'busy');
+    }
     assert.equal(r.stats.inFlight.long, 4);
     assert.equal((await r.handle('ping', json({ id: 'q1' })))?.ok, true);
     assert.equal((await r.handle('containers', json({ id: 'q2' })))?.ok, true);

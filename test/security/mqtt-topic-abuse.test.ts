@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createLogger } from '../../agent/core/logger.js';
 import { MqttLink } from '../../agent/mqtt/mqtt-link.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { startMosquitto, type MosquittoRig } from '../rig/mosquitto.js';
@@ -49,8 +49,10 @@ describe('MQTT topic and response-topic abuse', function () {
     ];
     for (const [i, [responseTopic]] of hostile.entries()) {
       const id = `hostile-${i}`;
-      await probe.client.publishAsync(`${b}/request/ping`, JSON.stringify({ id }), { qos: 1, properties: { responseTopic, correlationData: Buffer.from(id) } });
-      const reply = await probe.waitFor((m) => m.topic === `${b}/response/ping` && m.text.includes(`"${id}"`), 5000, `the answer to ${responseTopic.slice(0, 40)}`);
+      const properties = { responseTopic, correlationData: Buffer.from(id) };
+      await probe.client.publishAsync(`${b}/request/ping`, JSON.stringify({ id }), { qos: 1, properties });
+      const answers = (m: Received) => m.topic === `${b}/response/ping` && m.text.includes(`"${id}"`);
+      const reply = await probe.waitFor(answers, 5000, `the answer to ${responseTopic.slice(0, 40)}`);
       const body = JSON.parse(reply.text) as { ok: boolean; error?: { code: string } };
       assert.equal(body.ok, false);
       assert.equal(body.error?.code, 'bad_response_topic', `for ${responseTopic.slice(0, 40)}`);
@@ -59,17 +61,21 @@ describe('MQTT topic and response-topic abuse', function () {
       qos: 1,
       properties: { responseTopic: 'dashboard/replies/1', correlationData: Buffer.alloc(4096, 1) },
     });
-    const refused = await probe.waitFor((m) => m.topic === `${b}/response/ping` && m.text.includes('"big-correlation"'), 5000, 'the big correlation data answer');
+    const isAnswer = (m: Received) => m.topic === `${b}/response/ping` && m.text.includes('"big-correlation"');
+    const refused = await probe.waitFor(isAnswer, 5000, 'the big correlation data answer');
     assert.equal((JSON.parse(refused.text) as { error?: { code: string } }).error?.code, 'bad_correlation_data');
 
     let answered = 0;
-    for (let n = 0; n < 12; n += 1) if ((await probe.request(b, 'ping', { id: `after-${n}` }, 5000)).ok === true) answered += 1;
+    for (let n = 0; n < 12; n += 1) {
+      if ((await probe.request(b, 'ping', { id: `after-${n}` }, 5000)).ok === true) answered += 1;
+    }
     assert.equal(answered, 12);
     const mqtt = subject.agent.store.get().agent.mqtt;
     assert.equal(mqtt.connected, true);
     assert.equal(mqtt.reconnects, 0, 'the broker never dropped the robot');
     // The robot published nothing on the hostile topics, nor on other robots' topics.
-    const stray = probe.received.filter((m) => m.topic.includes('replies/r') || m.topic === 'fleet/some-other-robot/desired' || m.topic === `${b}/desired`);
+    const forbidden = ['fleet/some-other-robot/desired', `${b}/desired`];
+    const stray = probe.received.filter((m) => m.topic.includes('replies/r') || forbidden.includes(m.topic));
     assert.deepEqual(stray.map((m) => m.topic), []);
   });
 
@@ -89,7 +95,7 @@ describe('MQTT topic and response-topic abuse', function () {
         subscriptions: [],
         reconnect: { initialMs: 100, maxMs: 400 },
         queueCapacity: 100,
-        logger: createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) }),
+        logger: createLogger({ level: 'debug', write: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
       });
       probe = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
       await probe.subscribe('poison/#');
@@ -127,7 +133,9 @@ describe('MQTT topic and response-topic abuse', function () {
     });
     await link.start();
     await waitUntil(() => link!.connected, 5000, 'link connected');
-    for (const topic of ['x/#', 'a/+/b', '', 'nul\u0000x', 'lone\ud800x']) link.send({ topic, payload: 'x', qos: 1, retain: false }, 'queue');
+    for (const topic of ['x/#', 'a/+/b', '', 'nul\u0000x', 'lone\ud800x']) {
+      link.send({ topic, payload: 'x', qos: 1, retain: false }, 'queue');
+    }
     await assert.rejects(link.publishNow({ topic: 'y/#', payload: 'x', qos: 1, retain: false }), /holds a wildcard/);
     await sleep(500);
     assert.equal(link.connected, true);
