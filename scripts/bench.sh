@@ -11,3 +11,4 @@ node build/bench/image-pull.js
 node build/bench/container-replug.js
 node build/bench/update-downtime.js
 node build/bench/snapshot-push.js
+node build/bench/ping-latency.js

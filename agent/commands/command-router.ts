@@ -1,13 +1,21 @@
+import { createHash } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
-import { AgentError, toErrorInfo } from '../core/errors.js';
+import { AgentError, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MqttLink } from '../mqtt/mqtt-link.js';
-import type { CommandResponse, Topics } from '../mqtt/topics.js';
+import { MAX_CORRELATION_BYTES, type CommandResponse, type Topics } from '../mqtt/topics.js';
 import type { EventBus } from '../state/event-bus.js';
-import type { CommandDefinition } from './command.js';
+import type { CommandDefinition, CommandLane } from './command.js';
 import { loadCommandSchemas, type CommandSchemas } from './command-schemas.js';
 
 export const MAX_REQUEST_BYTES = 256 * 1024;
+/** Commands running at once in each lane; beyond it a request is answered `busy`, never queued. */
+export const DEFAULT_LANE_LIMITS: Readonly<Record<CommandLane, number>> = { quick: 8, long: 4 };
+/** Answers kept for redeliveries: at most this many, and at most this many bytes of them. */
+export const MAX_REMEMBERED_ANSWERS = 256;
+export const MAX_REMEMBERED_BYTES = 1024 * 1024;
+/** Redeliveries of a request still running that wait for its answer; beyond, `in_progress`. */
+export const MAX_WAITING_REDELIVERIES = 4;
 
 export interface CommandRouterOptions {
   link: MqttLink;
@@ -15,13 +23,14 @@ export interface CommandRouterOptions {
   bus: EventBus;
   logger: Logger;
   commands: CommandDefinition[];
-  /** Commands running at once; beyond it a request is answered `busy` rather than queued without end. */
-  maxInFlight?: number;
+  /** In-flight limits per lane (DEFAULT_LANE_LIMITS when not given). */
+  lanes?: Partial<Record<CommandLane, number>>;
 }
 
 interface RegisteredCommand {
   definition: CommandDefinition;
   schemas: CommandSchemas;
+  lane: CommandLane;
 }
 
 interface ReplyTo {
@@ -30,28 +39,54 @@ interface ReplyTo {
   correlationData?: Buffer;
 }
 
+/** A request under way: who else asked for the same answer (true redeliveries) meanwhile. */
+interface Running {
+  digest: string;
+  waiting: ReplyTo[];
+}
+
+interface Answered {
+  digest: string;
+  response: CommandResponse;
+  bytes: number;
+}
+
 /**
  * Turns <b>/request/<command> messages into calls and answers every one of them on
- * <b>/response/<command> (and the MQTT 5 response topic when given). Bad input is answered with
- * a code at once; a handler that throws or rejects becomes an error response, never a crash.
+ * <b>/response/<command> (and the MQTT 5 response topic when it is a safe one). Bad input is
+ * answered with a code at once; a handler that throws or rejects becomes an error response,
+ * never a crash. Requests are known by command and id: a redelivery (same command, id and
+ * payload) gets the same answer without a second run; the same command and id with another
+ * payload is refused (`duplicate_id`).
  */
 export class CommandRouter {
   readonly name = 'commands';
   private readonly commands = new Map<string, RegisteredCommand>();
-  /** Recent answers by request id: a QoS 1 redelivery gets the same answer, not a second run. */
-  private readonly answered = new Map<string, CommandResponse | 'running'>();
-  private inFlight = 0;
+  private readonly limits: Record<CommandLane, number>;
+  private readonly inFlight: Record<CommandLane, number> = { quick: 0, long: 0 };
+  /** Bounded by the lane limits: an entry exists only while its command runs. */
+  private readonly running = new Map<string, Running>();
+  /** Oldest first; bounded by MAX_REMEMBERED_ANSWERS and MAX_REMEMBERED_BYTES. */
+  private readonly answered = new Map<string, Answered>();
+  private answeredBytes = 0;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly options: CommandRouterOptions) {
+    this.limits = { ...DEFAULT_LANE_LIMITS, ...options.lanes };
     for (const definition of options.commands) {
       if (this.commands.has(definition.name)) throw new AgentError('command_duplicate', `command "${definition.name}" registered twice`);
-      this.commands.set(definition.name, { definition, schemas: loadCommandSchemas(definition.name) });
+      const lane = definition.lane ?? 'quick';
+      this.commands.set(definition.name, { definition, schemas: loadCommandSchemas(definition.name), lane });
     }
   }
 
   get names(): string[] {
     return [...this.commands.keys()].sort();
+  }
+
+  /** For tests and the state: what runs now in each lane. */
+  get stats(): { inFlight: Record<CommandLane, number>; remembered: number; rememberedBytes: number } {
+    return { inFlight: { ...this.inFlight }, remembered: this.answered.size, rememberedBytes: this.answeredBytes };
   }
 
   async start(): Promise<void> {
@@ -70,25 +105,47 @@ export class CommandRouter {
   /** Public for tests that drive the router without a broker. */
   async handle(command: string, payload: Buffer, packet?: Pick<IPublishPacket, 'properties'>): Promise<CommandResponse | undefined> {
     const replyTo: ReplyTo = { command };
-    // A response topic inside our own request space would feed answers back in as requests.
-    const responseTopic = packet?.properties?.responseTopic;
-    if (responseTopic && this.options.topics.commandOf(responseTopic) === undefined) replyTo.responseTopic = responseTopic;
-    if (packet?.properties?.correlationData) replyTo.correlationData = packet.properties.correlationData;
-
     const parsed = this.parse(command, payload);
+    const badReplyTo = this.replyProblem(packet);
+    // A response topic or correlation data we will not use: answered where every request is,
+    // and nothing else happens (the request is not run).
+    if (badReplyTo) return this.reply(replyTo, { id: parsed.id, ok: false, error: badReplyTo });
+    const properties = packet?.properties;
+    if (properties?.responseTopic) replyTo.responseTopic = properties.responseTopic;
+    if (properties?.correlationData) replyTo.correlationData = properties.correlationData;
+
     if ('error' in parsed) return this.reply(replyTo, { id: parsed.id, ok: false, error: parsed.error });
     const { id, args, registered } = parsed;
+    const key = `${command}\u0000${id}`;
+    const digest = createHash('sha256').update(payload).digest('base64');
 
-    const previous = this.answered.get(id);
-    if (previous === 'running') return undefined;
-    if (previous) return this.reply(replyTo, previous);
-
-    if (this.inFlight >= (this.options.maxInFlight ?? 8)) {
-      return this.reply(replyTo, { id, ok: false, error: { code: 'busy', message: `${this.inFlight} commands are already running; try again shortly` } });
+    const running = this.running.get(key);
+    if (running) {
+      if (running.digest !== digest) return this.reply(replyTo, duplicateId(command, id, 'is still running'));
+      if (running.waiting.length >= MAX_WAITING_REDELIVERIES) {
+        const message = `request "${id}" (${command}) is still running; its answer will follow`;
+        return this.reply(replyTo, { id, ok: false, error: { code: 'in_progress', message } });
+      }
+      // A true redelivery while it runs: answered with the same answer when it comes.
+      running.waiting.push(replyTo);
+      return undefined;
+    }
+    const previous = this.answered.get(key);
+    if (previous) {
+      if (previous.digest !== digest) return this.reply(replyTo, duplicateId(command, id, 'was already answered'));
+      return this.reply(replyTo, previous.response);
     }
 
-    this.remember(id, 'running');
-    this.inFlight += 1;
+    const lane = registered.lane;
+    if (this.inFlight[lane] >= this.limits[lane]) {
+      const what = lane === 'long' ? 'long commands (pull, push, update, ...)' : 'commands';
+      const message = `${this.inFlight[lane]} ${what} are already running; try again shortly`;
+      return this.reply(replyTo, { id, ok: false, error: { code: 'busy', message } });
+    }
+
+    const entry: Running = { digest, waiting: [] };
+    this.running.set(key, entry);
+    this.inFlight[lane] += 1;
     let response: CommandResponse;
     try {
       const result = await registered.definition.run(args, {
@@ -101,10 +158,30 @@ export class CommandRouter {
       if (!(err instanceof AgentError)) this.options.logger.error('command failed unexpectedly', { command, id, error: err as Error });
       response = { id, ok: false, error: info };
     } finally {
-      this.inFlight -= 1;
+      this.inFlight[lane] -= 1;
+      this.running.delete(key);
     }
-    this.remember(id, response);
-    return this.reply(replyTo, response);
+    const bytes = this.publish(replyTo, response, entry.waiting);
+    this.remember(key, { digest, response, bytes });
+    return response;
+  }
+
+  /** Why the request's MQTT 5 reply properties cannot be honoured, or undefined. */
+  private replyProblem(packet: Pick<IPublishPacket, 'properties'> | undefined): ErrorInfo | undefined {
+    const properties = packet?.properties;
+    if (!properties) return undefined;
+    const { responseTopic, correlationData } = properties;
+    if (responseTopic !== undefined) {
+      const problem = this.options.topics.responseTopicProblem(responseTopic);
+      if (problem) {
+        return { code: 'bad_response_topic', message: `the response topic cannot be answered on: ${problem}` };
+      }
+    }
+    if (correlationData !== undefined && correlationData.length > MAX_CORRELATION_BYTES) {
+      const message = `correlation data is ${correlationData.length} bytes; the limit is ${MAX_CORRELATION_BYTES}`;
+      return { code: 'bad_correlation_data', message };
+    }
+    return undefined;
   }
 
   private parse(
@@ -129,27 +206,61 @@ export class CommandRouter {
     }
     const registered = this.commands.get(command);
     if (!registered) {
-      return { id, error: { code: 'unknown_command', message: `unknown command "${command}"; known: ${this.names.join(', ')}` } };
+      const message = `unknown command "${command.slice(0, 64)}"; known: ${this.names.join(', ')}`;
+      return { id, error: { code: 'unknown_command', message } };
     }
     const problems = registered.schemas.request.problems(args);
-    if (problems.length > 0) return { id, error: { code: 'invalid_args', message: problems.join('; ') } };
+    if (problems.length > 0) {
+      // Problems name the keys they are about, and whoever sent the request chose those names.
+      const listed = problems.slice(0, 10).map((p) => (p.length > 200 ? `${p.slice(0, 200)}...` : p));
+      const more = problems.length > 10 ? `; and ${problems.length - 10} more` : '';
+      return { id, error: { code: 'invalid_args', message: listed.join('; ') + more } };
+    }
     return { id, args, registered };
   }
 
   private reply(to: ReplyTo, response: CommandResponse): CommandResponse {
-    const payload = JSON.stringify(response);
-    const { link, topics } = this.options;
-    link.send({ topic: topics.response(to.command), payload, qos: 1, retain: false }, 'queue');
-    if (to.responseTopic) {
-      const properties = to.correlationData ? { correlationData: to.correlationData } : undefined;
-      link.send({ topic: to.responseTopic, payload, qos: 1, retain: false, ...(properties ? { properties } : {}) }, 'queue');
-    }
+    this.publish(to, response, []);
     return response;
   }
 
-  private remember(id: string, value: CommandResponse | 'running'): void {
-    this.answered.delete(id);
-    this.answered.set(id, value);
-    if (this.answered.size > 256) this.answered.delete(this.answered.keys().next().value as string);
+  /** Publishes the answer to the request and to any redeliveries that waited; returns its size. */
+  private publish(to: ReplyTo, response: CommandResponse, alsoTo: ReplyTo[]): number {
+    const payload = JSON.stringify(response);
+    const { link, topics } = this.options;
+    // Every request gets its own answer on <b>/response/<command>, a redelivery too.
+    for (const destination of [to, ...alsoTo]) {
+      link.send({ topic: topics.response(destination.command), payload, qos: 1, retain: false }, 'queue');
+      if (destination.responseTopic) {
+        const properties = destination.correlationData ? { correlationData: destination.correlationData } : undefined;
+        const message = { topic: destination.responseTopic, payload, qos: 1 as const, retain: false };
+        link.send({ ...message, ...(properties ? { properties } : {}) }, 'queue');
+      }
+    }
+    return payload.length;
   }
+
+  private remember(key: string, answer: Answered): void {
+    // An answer too big to keep (a whole state) is not kept: a redelivery runs it again, which
+    // is harmless for the read-only commands whose answers are that large.
+    if (answer.bytes > MAX_REMEMBERED_BYTES / 8) return;
+    this.answered.set(key, answer);
+    this.answeredBytes += answer.bytes;
+    while (this.answered.size > MAX_REMEMBERED_ANSWERS || this.answeredBytes > MAX_REMEMBERED_BYTES) {
+      const [oldestKey, oldest] = this.answered.entries().next().value as [string, Answered];
+      this.answered.delete(oldestKey);
+      this.answeredBytes -= oldest.bytes;
+    }
+  }
+}
+
+function duplicateId(command: string, id: string, what: string): CommandResponse {
+  return {
+    id,
+    ok: false,
+    error: {
+      code: 'duplicate_id',
+      message: `request id "${id}" of ${command} ${what} with other arguments; use a new id for a new request`,
+    },
+  };
 }

@@ -10,8 +10,18 @@ export interface CommandContext {
   progress(fields: Record<string, unknown>, type?: string): void;
 }
 
+/**
+ * Which in-flight budget a command runs in. `quick` (the default): answers in moments (ping,
+ * state, devices, containers, stop, restart, ...). `long`: may take minutes or wait for hours
+ * (pulls, pushes, updates waiting for the maintenance window, registry calls that hang): these
+ * have their own smaller budget, so they can never leave the quick commands without a slot.
+ */
+export type CommandLane = 'quick' | 'long';
+
 export interface CommandDefinition<Args = Record<string, unknown>, Result = unknown> {
   name: string;
+  /** `quick` when not given. */
+  lane?: CommandLane;
   run(args: Args, context: CommandContext): Promise<Result>;
 }
 

@@ -57,10 +57,12 @@ export function imageCommands(d: {
     defineCommand({ name: 'images', run: async () => (engine(), d.inventory.refresh()) }),
     defineCommand<{ image: string }, unknown>({
       name: 'plan',
+      lane: 'long',
       run: async ({ image }) => d.puller.plan(allowedReference(image, d.config.allow)),
     }),
     defineCommand<{ image: string }, unknown>({
       name: 'pull',
+      lane: 'long',
       run: async ({ image }, ctx) => d.puller.pull(allowedReference(image, d.config.allow), { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'pull.progress') }),
     }),
     defineCommand<{ source: string; target: string }, unknown>({
@@ -99,6 +101,7 @@ export function imageCommands(d: {
     }),
     defineCommand<{ image: string }, unknown>({
       name: 'push',
+      lane: 'long',
       run: async ({ image }, ctx) => {
         const ref = allowedReference(image, d.config.pushAllow, 'images.pushAllow');
         return reported('push', ctx.requestId, ref.familiar, () =>
@@ -108,6 +111,7 @@ export function imageCommands(d: {
     }),
     defineCommand<{ image: string; file: string }, unknown>({
       name: 'save',
+      lane: 'long',
       run: async ({ image, file }, ctx) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         return reported('save', ctx.requestId, ref.familiar, () => files.save(ref, file));
@@ -115,10 +119,12 @@ export function imageCommands(d: {
     }),
     defineCommand<{ file: string }, unknown>({
       name: 'load',
+      lane: 'long',
       run: async ({ file }, ctx) => reported('load', ctx.requestId, undefined, () => files.load(file)),
     }),
     defineCommand<{ file: string; image: string }, unknown>({
       name: 'import',
+      lane: 'long',
       run: async ({ file, image }, ctx) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         return reported('import', ctx.requestId, ref.familiar, () => files.import(ref, file));
@@ -126,6 +132,7 @@ export function imageCommands(d: {
     }),
     defineCommand<{ context: string; dockerfile?: string; image: string }, unknown>({
       name: 'build',
+      lane: 'long',
       run: async ({ context, dockerfile, image }, ctx) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         return reported('build', ctx.requestId, ref.familiar, () =>

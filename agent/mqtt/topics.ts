@@ -21,6 +21,32 @@ export interface Topics {
   response(command: string): string;
   /** The command name from a request topic, or undefined when the topic is not one. */
   commandOf(topic: string): string | undefined;
+  /**
+   * Why an MQTT 5 response topic from a request must not be published to, or undefined when it
+   * may. Whoever can publish a request chooses it: it must be a valid topic name (or the broker
+   * drops the robot for a protocol error) and must not be one of the fleet's own topics (the
+   * robot would publish on another robot's desired state or requests on the sender's behalf).
+   */
+  responseTopicProblem(topic: string): string | undefined;
+}
+
+/** Longest MQTT 5 response topic the agent answers on, in UTF-8 bytes. */
+export const MAX_RESPONSE_TOPIC_BYTES = 256;
+/** Largest MQTT 5 correlation data the agent echoes back. */
+export const MAX_CORRELATION_BYTES = 256;
+
+/**
+ * Why a topic cannot be published to (a name the broker refuses, dropping the connection for
+ * some), or undefined. Applies to every publish: the link checks before anything is sent.
+ */
+export function publishTopicProblem(topic: string): string | undefined {
+  if (topic.length === 0) return 'the topic is empty';
+  if (topic.includes('+') || topic.includes('#')) return 'the topic holds a wildcard (+ or #)';
+  if (topic.includes('\u0000')) return 'the topic holds a NUL character';
+  // A lone surrogate has no UTF-8 form: it would go out as U+FFFD, to a topic nobody named.
+  if (Buffer.from(topic, 'utf8').toString('utf8') !== topic) return 'the topic is not valid UTF-8';
+  if (Buffer.byteLength(topic, 'utf8') > 65_535) return 'the topic is longer than MQTT allows (65,535 bytes)';
+  return undefined;
 }
 
 export function buildTopics(baseTopic: string, robotId: string): Topics {
@@ -35,6 +61,22 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
     request: (command) => requestPrefix + command,
     response: (command) => `${b}/response/${command}`,
     commandOf: (topic) => (topic.startsWith(requestPrefix) ? topic.slice(requestPrefix.length) : undefined),
+    responseTopicProblem: (topic) => {
+      const problem = publishTopicProblem(topic);
+      if (problem) return problem;
+      if (Buffer.byteLength(topic, 'utf8') > MAX_RESPONSE_TOPIC_BYTES) {
+        return `the topic is longer than ${MAX_RESPONSE_TOPIC_BYTES} bytes`;
+      }
+      if (topic.startsWith('$')) return 'the topic starts with $ (broker topics)';
+      // U+FFFD is what invalid UTF-8 from the wire decodes to; control characters have no place in a topic.
+      if (/[\u0001-\u001f\u007f-\u009f\ufffd]/.test(topic)) {
+        return 'the topic holds control characters or invalid UTF-8';
+      }
+      if (topic === baseTopic || topic.startsWith(`${baseTopic}/`)) {
+        return `the topic is inside the fleet's own topics (${baseTopic}/...)`;
+      }
+      return undefined;
+    },
   };
 }
 

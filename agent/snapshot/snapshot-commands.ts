@@ -11,11 +11,13 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
   return [
     defineCommand<SnapshotArgs, unknown>({
       name: 'snapshot',
+      lane: 'long',
       run: async (args, ctx) => d.snapshotter.take(args, { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'snapshot.progress') }),
     }),
     defineCommand({ name: 'snapshots', run: async () => d.snapshotter.refreshState() }),
     defineCommand<{ container: string; image: string }, unknown>({
       name: 'restore',
+      lane: 'long',
       run: async ({ container, image }, ctx) => {
         d.containers.specOf(container);
         // What may run: images.allow, or a snapshot this robot committed itself (by its recorded

@@ -14,6 +14,7 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
   return [
     defineCommand<{ container: string; image: string; force?: boolean }, unknown>({
       name: 'update',
+      lane: 'long',
       run: async ({ container, image, force }, ctx) => {
         d.containers.specOf(container);
         const ref = allowedReference(image, d.config.allow);
@@ -26,6 +27,7 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
     }),
     defineCommand<{ container: string }, unknown>({
       name: 'rollback',
+      lane: 'long',
       run: async ({ container }, ctx) => {
         d.containers.specOf(container);
         const previous = d.updater.history.previous.get(container);
@@ -39,6 +41,7 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
     }),
     defineCommand<Record<string, never>, unknown>({
       name: 'update.check',
+      lane: 'long',
       run: async (_args, ctx) => d.check.checkNow(ctx.requestId),
     }),
   ];

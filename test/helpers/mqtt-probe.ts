@@ -1,4 +1,5 @@
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { connect as netConnect } from 'node:net';
+import mqtt, { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt';
 
 export interface Received {
   topic: string;
@@ -38,7 +39,9 @@ export class MqttProbe {
    */
   static async connect(url: string, options: IClientOptions = {}): Promise<MqttProbe> {
     const login = options.username === undefined ? embeddedBrokerLogins.get(new URL(url).port) : undefined;
-    const client = mqtt.connect(url, { reconnectPeriod: 200, connectTimeout: 5000, clientId: `probe-${Math.random().toString(16).slice(2)}`, ...login, ...options });
+    const clientId = `probe-${Math.random().toString(16).slice(2)}`;
+    const all: IClientOptions = { reconnectPeriod: 200, connectTimeout: 5000, clientId, ...login, ...options };
+    const client = plainTcp(url, all) ?? mqtt.connect(url, all);
     const probe = new MqttProbe(client);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -110,4 +113,16 @@ export class MqttProbe {
   async close(): Promise<void> {
     await this.client.endAsync(true).catch(() => undefined);
   }
+}
+
+/**
+ * mqtt:// with TCP_NODELAY: MQTT.js's own TCP transport leaves Nagle's algorithm on, which adds
+ * ~40 ms to a request written while an ACK is outstanding. Other schemes go through mqtt.connect.
+ */
+function plainTcp(url: string, options: IClientOptions): MqttClient | undefined {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'mqtt:') return undefined;
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = parsed.port ? Number(parsed.port) : 1883;
+  return new MqttClient(() => netConnect({ host, port, noDelay: true }), { ...options, host, port, protocol: 'mqtt' });
 }
