@@ -52,13 +52,15 @@ export interface BuildAgentOptions {
   version: string;
   /** Fault injection for the crash tests only (ROBOT_AGENT_TEST_KILL_AT in main.ts). */
   onUpdateStep?: (step: SwapStep) => void;
+  /** The same for the steps of a recreate (`recreate:<step>`). */
+  onRecreateStep?: (step: string) => void;
 }
 
 /**
  * The composition root: every module is built here, handed what it depends on, and listed in
  * the order it starts. Reading this function top to bottom is reading the agent.
  */
-export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgentOptions): Agent {
+export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateStep }: BuildAgentOptions): Agent {
   const { config, secrets } = loaded;
   const robotId = config.robot.id;
   const topics = buildTopics(config.mqtt.baseTopic, robotId);
@@ -119,7 +121,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep }: BuildAgent
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
-  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater });
+  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
   const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
   // One for the agent: it counts the saves in flight against images.exportMaxBytes.

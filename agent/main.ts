@@ -82,7 +82,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
   // Crash tests kill the agent right after it journals a given update step; nothing else reads this.
   const killAt = process.env.ROBOT_AGENT_TEST_KILL_AT;
   const onUpdateStep = killAt ? (step: string) => void (step === killAt && process.kill(process.pid, 'SIGKILL')) : undefined;
-  const agent = buildAgent({ loaded, logger, version, ...(onUpdateStep ? { onUpdateStep } : {}) });
+  const agent = buildAgent({ loaded, logger, version, ...(onUpdateStep ? { onUpdateStep, onRecreateStep: onUpdateStep } : {}) });
 
   // The boundary of last resort: a promise nobody awaited is logged and reported, not fatal.
   process.on('unhandledRejection', (reason) => {

@@ -1,12 +1,14 @@
 import type Docker from 'dockerode';
 import type { ContainerSpec } from '../config/types.js';
-import { AgentError } from '../core/errors.js';
+import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { changesOf } from '../docker/container-changes.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { Step } from './container-plan.js';
 import { createOptions } from './container-spec.js';
 import type { DeviceMapping } from './device-mappings.js';
+import type { RecreateEntry, RecreateJournal, RecreateStep } from './recreate-journal.js';
 
 export interface ExecutorDeps {
   docker: () => Docker;
@@ -18,6 +20,12 @@ export interface ExecutorDeps {
   startPull: (image: string, forContainer: string) => void;
   /** Hands a new image for a running container to the update flow (in the background). */
   startUpdate: (name: string, image: string) => void;
+  /** Where a container's changes are committed before it is replaced (snapshots.repository). */
+  commitRepository: string;
+  /** Written before each step of a recreate, so a crash mid-way is settled at the next start. */
+  journal: RecreateJournal;
+  /** Fault injection for the crash tests only: called after each recreate step is journaled. */
+  onRecreateStep?: (step: string) => void;
   bus: EventBus;
   logger: Logger;
 }
@@ -44,7 +52,8 @@ export class ContainerExecutor {
         await this.start(this.d.docker().getContainer(step.id), step.name);
         return;
       case 'stop':
-        await this.stop(step.id, step.name);
+        if (step.reason === 'orphan') await this.stopOrphan(step.id, step.name);
+        else await this.stop(step.id, step.name);
         this.d.bus.emit('container.stopped', { name: step.name, reason: step.reason });
         return;
       case 'recreate':
@@ -90,6 +99,21 @@ export class ContainerExecutor {
   }
 
   /**
+   * A container whose spec left the config: there is no spec, so no stopTimeout of ours; the
+   * engine uses the container's own (its StopTimeout, else 10 s).
+   */
+  private async stopOrphan(id: string, name: string): Promise<void> {
+    try {
+      await this.d.docker().getContainer(id).stop();
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 304 || status === 404) return;
+      const why = engineMessage(err);
+      throw new AgentError('stop_failed', `container ${name} (no longer in the config) did not stop: ${why}`);
+    }
+  }
+
+  /**
    * Replaces a container without ever losing it: stop, commit its changes (so a student's work
    * survives), move it aside under another name, create and start the new one, and only then
    * remove the old. If the new one cannot be made or started, the old one comes back as it was.
@@ -97,39 +121,98 @@ export class ContainerExecutor {
   private async recreate(step: Extract<Step, { action: 'recreate' }>): Promise<void> {
     const docker = this.d.docker();
     const old = docker.getContainer(step.id);
-    await this.stop(step.id, step.name);
-    const committed = await this.commitChanges(old, step.name, step.image);
+    const aside = `${step.name}-replaced-${stamp()}`;
+    const entry: RecreateEntry = {
+      container: step.name,
+      step: 'stopping',
+      oldContainerId: step.id,
+      aside,
+      startedAt: new Date().toISOString(),
+    };
+    // First of all: a journal that cannot be written (a full disk) refuses the recreate untouched.
+    this.mark(entry, 'stopping');
+    let committed: string | undefined;
+    try {
+      await this.stop(step.id, step.name);
+      committed = await this.commitChanges(old, step.name, step.image);
+      this.mark(entry, 'renaming');
+      await old.rename({ name: aside });
+    } catch (err) {
+      // Nothing was moved: the old container is still under its name (stopped, restarted by the
+      // loop as its policy says), so the journal has nothing to settle.
+      this.clearJournal();
+      throw err;
+    }
     // The same image with a new spec or new devices carries the work on.
     const runImage = committed ?? step.image;
-    const aside = `${step.name}-replaced-${stamp()}`;
-    await old.rename({ name: aside });
     let created: Docker.Container | undefined;
     try {
+      this.mark(entry, 'creating');
       created = await this.create(step.name, step.image, runImage);
+      this.mark(entry, 'starting', { newContainerId: created.id });
       await this.start(created, step.name);
     } catch (err) {
       this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
       await created?.remove({ force: true }).catch(() => undefined);
-      await old.rename({ name: step.name }).catch((e: unknown) => this.d.logger.error('could not rename the old container back', { name: step.name, error: e as Error }));
-      await old.start().catch(() => undefined);
+      try {
+        await old.rename({ name: step.name });
+        await old.start().catch(() => undefined);
+        this.clearJournal();
+      } catch (e) {
+        // Kept in the journal: recovery puts it back when the engine answers again.
+        this.d.logger.error('could not rename the old container back', { name: step.name, error: e as Error });
+      }
       throw err;
     }
+    try {
+      this.mark(entry, 'removing');
+    } catch (err) {
+      // The new one runs: recovery would only remove the old one, which is done right here.
+      this.d.logger.warn('could not journal the last recreate step', { name: step.name, error: toErrorInfo(err) });
+    }
     await old.remove({ force: true }).catch((err: unknown) => this.d.logger.warn('could not remove the replaced container', { name: aside, error: err as Error }));
+    this.clearJournal();
     this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created.id });
+  }
+
+  private mark(entry: RecreateEntry, step: RecreateStep, extra: Partial<RecreateEntry> = {}): void {
+    Object.assign(entry, extra, { step });
+    try {
+      this.d.journal.write(entry);
+    } catch (err) {
+      const { code, message } = toErrorInfo(err, 'state_write_failed');
+      const what = `could not journal the recreate of ${entry.container} (${message}); stopped before ${step}`;
+      throw new AgentError(code, what, { cause: err });
+    }
+    this.d.onRecreateStep?.(`recreate:${step}`);
+  }
+
+  private clearJournal(): void {
+    try {
+      this.d.journal.clear();
+    } catch (err) {
+      this.d.logger.warn('could not clear the recreate journal', { error: toErrorInfo(err) });
+    }
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */
   async commitChanges(container: Docker.Container, name: string, image: string): Promise<string | undefined> {
-    const changes = (await container.changes()) as unknown[] | null;
-    if (!changes || changes.length === 0) return undefined;
-    const ref = parseImageReference(image);
+    // Mount points Docker made are not changes: a container nobody touched is not committed.
+    const info = (await container.inspect()) as { Mounts?: Array<{ Destination: string }> };
+    const changes = await changesOf(container, info.Mounts ?? []);
+    if (changes.length === 0) return undefined;
+    this.d.logger.debug('committing a changed container', { name, changes: changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`) });
+    // Into the robot's own snapshot repository, never the vendor's: a commit there would pass
+    // for the vendor's image to anything that lists or pushes that repository.
     const tag = `${name}-${stamp()}`;
+    const ref = parseImageReference(`${this.d.commitRepository}:${tag}`);
     try {
-      await container.commit({ repo: ref.familiarRepository, tag, comment: `robot-agent: ${name} before it was recreated`, pause: false });
+      const comment = `robot-agent: ${name} (from ${image}) before it was replaced`;
+      await container.commit({ repo: ref.familiarRepository, tag, comment, pause: false });
     } catch (err) {
       throw new AgentError('commit_failed', `could not commit ${name}'s changes before recreating it, so it was left as it is: ${engineMessage(err)}`);
     }
-    const committed = `${ref.familiarRepository}:${tag}`;
+    const committed = ref.familiar;
     this.d.bus.emit('container.committed', { name, image: committed, changes: changes.length });
     return committed;
   }

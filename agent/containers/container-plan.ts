@@ -62,6 +62,10 @@ export interface PlanInput {
   updating?: ReadonlySet<string>;
   /** Targets an update rolled back from, by container: not tried again until asked anew. */
   rolledBack?: ReadonlyMap<string, { image: string; imageId?: string; reason: string }>;
+  /** Asked to start by command: started when down, whatever the restart policy says. */
+  startNow?: ReadonlySet<string>;
+  /** Ids of containers whose spec left the config that the agent already stopped once. */
+  orphansStopped?: ReadonlySet<string>;
 }
 
 export interface Plan {
@@ -86,15 +90,22 @@ export function planContainers(input: PlanInput): Plan {
   }
   const desiredNames = new Set(input.desired.map((d) => d.name));
   for (const have of input.observed) {
-    // A container whose spec left the config is stopped, never removed: its writable layer may
-    // hold someone's work.
-    if (!desiredNames.has(have.name) && isUp(have)) steps.push({ action: 'stop', name: have.name, id: have.id, reason: 'orphan' });
+    // A container whose spec left the config is stopped once, never removed: its writable layer
+    // may hold someone's work, and an operator who starts it again by hand is not fought.
+    if (desiredNames.has(have.name) || !isUp(have) || input.orphansStopped?.has(have.id)) continue;
+    if (input.backingOff.has(have.name)) continue;
+    steps.push({ action: 'stop', name: have.name, id: have.id, reason: 'orphan' });
   }
   return { steps, verdicts };
 }
 
 function planOne(want: DesiredContainer, have: ObservedContainer | undefined, input: PlanInput): { step?: Step; verdict: ContainerVerdict } {
   const name = want.name;
+  // The update flow owns it (swap, verification, rollback): nothing else touches it, not even a
+  // stop, which would stop the new container and have the flow blame the new image.
+  if (input.updating?.has(name)) return { verdict: { inSync: false, reason: `updating to ${want.image}` } };
+  // Before any step, stops included: a step that failed is retried at its time, never sooner.
+  if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
   if (!want.enabled) {
     if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'disabled' }, verdict: { inSync: false, reason: 'stopping: disabled' } };
     return { verdict: { inSync: true } };
@@ -103,8 +114,6 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
     if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'held' }, verdict: { inSync: false, reason: 'stopping: stopped by command' } };
     return { verdict: { inSync: false, reason: 'stopped by command' } };
   }
-  if (input.updating?.has(name)) return { verdict: { inSync: false, reason: `updating to ${want.image}` } };
-  if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
 
   // A new image, or the same tag pulled anew, for a container that exists: the update flow.
   const targetId = input.imageIdOf?.(want.image);
@@ -112,7 +121,13 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
   if (have && newImage && have.specHash === want.specHash) {
     const refused = input.rolledBack?.get(name);
     if (refused && refused.image === want.image && (refused.imageId === undefined || refused.imageId === targetId)) {
-      return { verdict: { inSync: false, reason: `update to ${want.image} was rolled back (${refused.reason}); running ${have.image}` } };
+      // The container it went back to is kept as any other (started when down, by policy or
+      // command): only the refused image is not tried again.
+      const kept = planOne({ ...want, image: have.image }, have, { ...input, rolledBack: new Map() });
+      if (kept.step) return kept;
+      const now = kept.verdict.inSync ? `running ${have.image}` : `${have.image}: ${kept.verdict.reason ?? have.state}`;
+      const reason = `update to ${want.image} was rolled back (${refused.reason}); ${now}`;
+      return { verdict: { inSync: false, reason } };
     }
     return { step: { action: 'update', name, id: have.id, image: want.image }, verdict: { inSync: false, reason: `updating to ${want.image}` } };
   }
@@ -138,7 +153,7 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
   if (want.spec.replug === 'recreate' && have.state === 'running' && devicesMoved(have.createdDevices, resolved.mappings)) {
     return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'devices' }, verdict: { inSync: false, reason: 'recreating: devices moved' } };
   }
-  if (!isUp(have) && shouldStart(have, want.spec)) {
+  if (!isUp(have) && (shouldStart(have, want.spec) || input.startNow?.has(name))) {
     if (waiting) return { verdict: { inSync: false, reason: waiting } };
     return { step: { action: 'start', name, id: have.id }, verdict: { inSync: false, reason: 'starting' } };
   }

@@ -19,6 +19,7 @@ import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type Desire
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
+import { leftAside, RecreateJournal, settleReplaced } from './recreate-journal.js';
 import { StableNodes } from './stable-nodes.js';
 
 /** What the containers loop needs of the update flow. */
@@ -31,7 +32,7 @@ export interface UpdatesPort {
 }
 
 export interface ContainersModuleOptions {
-  config: Pick<AgentConfig, 'containers' | 'images' | 'devices' | 'reconcile' | 'state'>;
+  config: Pick<AgentConfig, 'containers' | 'images' | 'devices' | 'reconcile' | 'state' | 'snapshots'>;
   /** A function: the update flow is built after this module, and needs it. */
   updates: () => UpdatesPort;
   engine: DockerEngineLink;
@@ -40,10 +41,17 @@ export interface ContainersModuleOptions {
   store: StateStore;
   bus: EventBus;
   logger: Logger;
+  /** The clock for backoff (tests inject one). */
+  now?: () => number;
+  /** Fault injection for the crash tests only (ROBOT_AGENT_TEST_KILL_AT in main.ts). */
+  onRecreateStep?: (step: string) => void;
 }
 
 /** Passes of observe-plan-execute per reconcile: each step changes what the next pass sees. */
 const MAX_PASSES = 6;
+
+/** How long a stop or restart by command waits for an update of its container to end. */
+export const UPDATE_WAIT_MS = 120_000;
 
 /**
  * Keeps the robot's containers as its config and the fleet's desired state say: one reconcile
@@ -60,6 +68,16 @@ export class ContainersModule {
   private readonly pulling = new Set<string>();
   private readonly failures = new Map<string, { backoff: Backoff; retryAt: number; error: { code: string; message: string; at: string } }>();
   private readonly agentStarts = new Map<string, number>();
+  /** Ids of containers that left the config and were stopped once: not fought over after. */
+  private readonly orphansStopped = new Set<string>();
+  /** Containers a start command asked for: started whatever their restart policy says. */
+  private readonly startNow = new Set<string>();
+  private readonly recreateJournal: RecreateJournal;
+  /** A recreate cut short is settled before the loop acts: at start and when the engine returns. */
+  private recreateSettled = false;
+  private readonly updateWaiters = new Set<() => void>();
+  private readonly recoverFailed = new Set<string>();
+  private readonly now: () => number;
   readonly executor: ContainerExecutor;
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
@@ -68,13 +86,22 @@ export class ContainersModule {
   private reconcileScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private passTimer: NodeJS.Timeout | undefined;
+  private readonly unconverged: Backoff;
   private unsubscribers: Array<() => void> = [];
   private running = false;
+  /** Once stopped, never acts again: a reconcile queued or timed before the stop does nothing. */
+  private stopped = false;
+  private reconcileTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ContainersModuleOptions) {
     this.desiredStore = new DesiredStore(o.config.state.dir);
     this.holds = new HoldStore(o.config.state.dir);
     this.stableNodes = new StableNodes(join(o.config.state.dir, 'dev'));
+    this.recreateJournal = new RecreateJournal(o.config.state.dir);
+    this.now = o.now ?? Date.now;
+    const { retry } = o.config.reconcile;
+    this.unconverged = new Backoff({ initialMs: retry.initial * 1000, maxMs: retry.max * 1000 });
     // Read now, not at start: a retained desired message may arrive before this module starts.
     this.desired = this.desiredStore.load(o.config);
     this.holds.load();
@@ -85,6 +112,9 @@ export class ContainersModule {
       stableNode: (key) => this.stableNodes.pathOf(key),
       startPull: (image, forContainer) => this.startPull(image, forContainer),
       startUpdate: (name, image) => o.updates().startInBackground(name, image),
+      commitRepository: o.config.snapshots.repository,
+      journal: this.recreateJournal,
+      ...(o.onRecreateStep ? { onRecreateStep: o.onRecreateStep } : {}),
       bus: o.bus,
       logger: o.logger,
     });
@@ -105,7 +135,10 @@ export class ContainersModule {
     this.publishDesiredInfo(received ? { appliedAt: new Date().toISOString(), ...(received.version !== undefined ? { version: received.version } : {}) } : {});
     const { engine, bus } = this.o;
     this.unsubscribers = [
-      engine.onConnected(() => this.requestReconcile()),
+      engine.onConnected(() => {
+        this.recreateSettled = false;
+        this.requestReconcile();
+      }),
       engine.onEngineEvent((event) => this.onEngineEvent(event)),
       bus.subscribe((event) => {
         if (event.type === 'device.attached' || event.type === 'device.detached' || event.type === 'device.changed') {
@@ -121,10 +154,13 @@ export class ContainersModule {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopped = true;
+    clearTimeout(this.reconcileTimer);
     for (const off of this.unsubscribers) off();
     this.unsubscribers = [];
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.passTimer);
     await this.queue.catch(() => undefined);
     await this.deviceSync.idle();
   }
@@ -158,9 +194,11 @@ export class ContainersModule {
 
   /** Coalesces triggers: any number of them while one reconcile waits cost one more pass. */
   requestReconcile(): void {
+    // The update flow asks for a reconcile when an update ends: a command waiting on it looks again.
+    for (const wake of [...this.updateWaiters]) wake();
     if (!this.running || this.reconcileScheduled) return;
     this.reconcileScheduled = true;
-    setTimeout(() => {
+    this.reconcileTimer = setTimeout(() => {
       this.reconcileScheduled = false;
       void this.serially(() => this.reconcile()).catch((err: unknown) => this.o.logger.warn('reconcile failed', { error: toErrorInfo(err) }));
     }, 50);
@@ -174,15 +212,24 @@ export class ContainersModule {
   }
 
   async reconcile(): Promise<void> {
+    if (this.stopped) return;
     if (!this.o.engine.available) {
       this.publishState(new Map());
       return;
     }
     // A swap the agent did not live to finish is settled before anything else touches containers.
     await this.o.updates().ready();
+    if (!this.recreateSettled) await this.settleRecreates();
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
+      if (this.stopped) return;
       this.observed = await observeContainers(this.docker());
+      for (const id of this.orphansStopped) if (!this.observed.some((o) => o.id === id)) this.orphansStopped.delete(id);
       const desired = this.desiredContainers();
+      // A container gone from both the config and the engine has nothing left to retry.
+      for (const name of this.failures.keys()) {
+        const known = desired.some((d) => d.name === name) || this.observed.some((o) => o.name === name);
+        if (!known) this.failures.delete(name);
+      }
       // The engine's own list, not a cached one: an offline robot must not try to pull an image it has.
       const inventory = await this.o.inventory.current();
       const images = new Set(inventory.flatMap((i) => i.tags));
@@ -195,26 +242,40 @@ export class ContainersModule {
         imagePresent: (image) => images.has(image),
         pulling: this.pulling,
         held: this.holds.names,
-        backingOff: new Set([...this.failures].filter(([, f]) => f.retryAt > Date.now()).map(([name]) => name)),
+        backingOff: this.backingOff(),
         imageIdOf: (image) => idOf.get(image),
         updating: updates.busy,
         rolledBack: updates.history.rolledBack,
+        startNow: this.startNow,
+        orphansStopped: this.orphansStopped,
       });
+      // In sync once its retry time has passed: whatever failed came right, the backoff starts over.
+      for (const [name, verdict] of plan.verdicts) {
+        if (verdict.inSync && (this.failures.get(name)?.retryAt ?? Infinity) <= this.now()) this.failures.delete(name);
+      }
       this.publishState(plan.verdicts);
       const acting = plan.steps.filter((s) => s.action !== 'pull' || !this.pulling.has(s.image));
-      if (acting.length === 0) return;
+      if (acting.length === 0) {
+        this.unconverged.reset();
+        return;
+      }
       for (const step of acting) {
         try {
           await this.executor.run(step);
           if (step.action === 'start') this.agentStarts.set(step.name, (this.agentStarts.get(step.name) ?? 0) + 1);
-          if (step.action !== 'pull') this.failures.delete(step.name);
+          if (step.action === 'start' || step.action === 'run') this.startNow.delete(step.name);
+          if (step.action === 'stop' && step.reason === 'orphan') this.orphansStopped.add(step.id);
+          // A pull or an update only begins here; its failure (noted when it ends) keeps its backoff.
+          if (step.action !== 'pull' && step.action !== 'update') this.failures.delete(step.name);
         } catch (err) {
           this.noteFailure(step.name, step.action, err);
         }
       }
       if (acting.every((s) => s.action === 'pull')) return;
     }
-    this.requestReconcile();
+    // Steps that succeed and yet leave more to do pass after pass: again later, with backoff.
+    clearTimeout(this.passTimer);
+    this.passTimer = setTimeout(() => this.requestReconcile(), this.unconverged.next());
   }
 
   // --- commands -----------------------------------------------------------------------
@@ -223,43 +284,96 @@ export class ContainersModule {
     return this.o.store.get().containers;
   }
 
+  /**
+   * Releases a stop by command (on disk first: a full disk refuses and changes nothing) and
+   * starts the container now, whatever its restart policy. Answers with its state; a start the
+   * engine refused is the answer's error, not a success with a stopped container.
+   */
   async startByCommand(name: string): Promise<ContainerState> {
     this.specOf(name);
-    return this.serially(async () => {
-      this.holds.release(name);
+    return this.afterUpdate(name, 'start', async () => {
+      await this.holds.set(name, false);
       this.failures.delete(name);
-      await this.holds.save();
+      this.startNow.add(name);
       await this.reconcile();
-      return this.stateOf(name);
+      return this.answer(name, 'start');
     });
   }
 
+  /** Holds the container stopped (on disk first, as for start); answers once it is stopped. */
   async stopByCommand(name: string): Promise<ContainerState> {
     this.specOf(name);
-    return this.serially(async () => {
-      this.holds.hold(name);
-      await this.holds.save();
+    return this.afterUpdate(name, 'stop', async () => {
+      await this.holds.set(name, true);
+      this.failures.delete(name);
+      this.startNow.delete(name);
       await this.reconcile();
-      return this.stateOf(name);
+      return this.answer(name, 'stop');
     });
   }
 
   async restartByCommand(name: string): Promise<ContainerState> {
     this.specOf(name);
-    return this.serially(async () => {
+    return this.afterUpdate(name, 'restart', async () => {
       this.observed = await observeContainers(this.docker());
       const found = this.requireContainer(name);
+      // Released first, on disk: a restarted container must not be stopped again by its old hold.
+      await this.holds.set(name, false);
       try {
         await this.docker().getContainer(found.id).restart({ t: this.specOf(name).stopTimeout });
       } catch (err) {
         throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
       }
       this.agentStarts.set(name, (this.agentStarts.get(name) ?? 0) + 1);
-      this.holds.release(name);
-      await this.holds.save();
+      this.failures.delete(name);
       await this.reconcile();
-      return this.stateOf(name);
+      return this.answer(name, 'restart');
     });
+  }
+
+  /**
+   * Runs a command's work in the loop's turn once no update owns the container: a stop or a
+   * restart in the middle of a swap would hit the new container and the update would blame its
+   * image. Waits at most UPDATE_WAIT_MS, outside the loop's turn (other containers go on), then
+   * refuses with update_in_progress, having changed nothing.
+   */
+  private async afterUpdate<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = this.now() + UPDATE_WAIT_MS;
+    for (;;) {
+      await this.untilNotUpdating(name, what, deadline);
+      const result = await this.serially(async () => {
+        return this.o.updates().busy.has(name) ? undefined : { value: await fn() };
+      });
+      if (result) return result.value;
+    }
+  }
+
+  private async untilNotUpdating(name: string, what: string, deadline: number): Promise<void> {
+    while (this.o.updates().busy.has(name)) {
+      const left = deadline - this.now();
+      if (left <= 0) {
+        const why = `${name} is still being updated after ${UPDATE_WAIT_MS / 1000} s`;
+        const message = `${why}; the ${what} was not done, ask again when the update has ended`;
+        throw new AgentError('update_in_progress', message);
+      }
+      // Woken when the update ends (the flow asks for a reconcile then); the timer is a backstop.
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.updateWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, 1000));
+        this.updateWaiters.add(wake);
+      });
+    }
+  }
+
+  /** The container's state after a command, or the failure the command's step ran into. */
+  private answer(name: string, action: string): ContainerState {
+    const failure = this.failures.get(name);
+    if (failure) throw new AgentError(failure.error.code, `${action} ${name}: ${failure.error.message}`);
+    return this.stateOf(name);
   }
 
   /** The container's id by name, from the last observation (absent: not_found). */
@@ -328,6 +442,49 @@ export class ContainersModule {
       });
   }
 
+  /** Names (config or left-config containers) whose last step failed and whose retry time is not yet. */
+  private backingOff(): Set<string> {
+    const now = this.now();
+    return new Set([...this.failures].filter(([, f]) => f.retryAt > now).map(([name]) => name));
+  }
+
+  /**
+   * A recreate the agent did not live to finish (journaled), and any container still moved
+   * aside under <name>-replaced-*: the old one is put back unless its replacement runs.
+   */
+  private async settleRecreates(): Promise<void> {
+    const docker = this.docker();
+    const entry = this.recreateJournal.read();
+    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside }] : []), ...(await leftAside(docker))];
+    const seen = new Set<string>();
+    let unsettled = false;
+    for (const { name, aside } of pending) {
+      if (seen.has(aside)) continue;
+      seen.add(aside);
+      // A settle that failed is tried again at its retry time, like any step.
+      if (this.backingOff().has(name)) {
+        unsettled = true;
+        continue;
+      }
+      try {
+        const outcome = await settleReplaced(docker, name, aside);
+        if (this.recoverFailed.delete(name)) this.failures.delete(name);
+        if (outcome !== 'nothing') {
+          this.o.logger.warn('settled a recreate interrupted by a restart', { container: name, aside, outcome });
+          this.o.bus.emit('container.recovered', { name, aside, outcome });
+        }
+      } catch (err) {
+        // The loop leaves this container alone while it backs off (its failure is in state).
+        this.recoverFailed.add(name);
+        this.noteFailure(name, 'recover', err);
+        unsettled = true;
+      }
+    }
+    if (unsettled) return;
+    if (entry) this.recreateJournal.clear();
+    this.recreateSettled = true;
+  }
+
   /** A step for a container failed: an event, its error in state, and a retry with backoff. */
   noteFailure(name: string, action: string, err: unknown): void {
     const info = toErrorInfo(err, `${action}_failed`);
@@ -335,11 +492,11 @@ export class ContainersModule {
     const backoff = previous?.backoff ?? new Backoff({ initialMs: this.o.config.reconcile.retry.initial * 1000, maxMs: this.o.config.reconcile.retry.max * 1000 });
     const delay = backoff.next();
     const error = { ...info, at: new Date().toISOString() };
-    this.failures.set(name, { backoff, retryAt: Date.now() + delay, error });
+    this.failures.set(name, { backoff, retryAt: this.now() + delay, error });
     this.o.logger.warn('container step failed; will retry', { container: name, action, error: info, retryInMs: delay });
     this.o.bus.emit('container.failed', { name, action, error: info, retryInMs: delay });
     clearTimeout(this.retryTimer);
-    const next = Math.min(...[...this.failures.values()].map((f) => f.retryAt)) - Date.now();
+    const next = Math.min(...[...this.failures.values()].map((f) => f.retryAt)) - this.now();
     this.retryTimer = setTimeout(() => this.requestReconcile(), Math.max(0, next) + 10);
   }
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { AgentError, toErrorInfo } from '../core/errors.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 
 /**
@@ -33,5 +34,28 @@ export class HoldStore {
 
   async save(): Promise<void> {
     writeJsonFile(this.file, [...this.held].sort());
+  }
+
+  /**
+   * A hold set or released by command: the file first, memory only once it is written. A full
+   * disk refuses the command and changes nothing, so no later reconcile acts on a hold the
+   * command answered as not made. Returns whether anything changed.
+   */
+  async set(name: string, held: boolean): Promise<boolean> {
+    if (this.held.has(name) === held) return false;
+    const next = new Set(this.held);
+    if (held) next.add(name);
+    else next.delete(name);
+    try {
+      writeJsonFile(this.file, [...next].sort());
+    } catch (err) {
+      const { code, message } = toErrorInfo(err, 'state_write_failed');
+      const what = held ? `the stop of ${name}` : `the start of ${name}`;
+      throw new AgentError(code, `could not record ${what} in ${this.file} (${message}); nothing was changed`, {
+        cause: err,
+      });
+    }
+    this.held = next;
+    return true;
   }
 }

@@ -5,6 +5,7 @@ import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { changesOf } from '../docker/container-changes.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
@@ -247,16 +248,6 @@ export class Snapshotter {
     if (!found) throw new AgentError('not_found', `container ${container} does not exist on this robot yet`);
     return found;
   }
-}
-
-/**
- * `docker diff`, less the mount points Docker itself made in the writable layer (a bind mount's
- * target directory shows as added): those are not anyone's work.
- */
-async function changesOf(container: Docker.Container, mounts: Array<{ Destination: string }>): Promise<Array<{ Path: string; Kind: number }>> {
-  const points = new Set(mounts.map((m) => m.Destination));
-  const all = ((await container.changes()) as Array<{ Path: string; Kind: number }> | null) ?? [];
-  return all.filter((c) => !points.has(c.Path));
 }
 
 /** GET /containers/{id}/json?size=true: SizeRw, the writable layer's bytes (the typings omit the option). */

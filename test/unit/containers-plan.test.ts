@@ -1,11 +1,21 @@
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { mock } from 'node:test';
 import type { ContainerSpec } from '../../agent/config/types.js';
 import { devicesMoved, planContainers, type DesiredContainer, type ObservedContainer, type PlanInput } from '../../agent/containers/container-plan.js';
-import { createOptions, specHash } from '../../agent/containers/container-spec.js';
+import { createOptions, LABELS, specHash } from '../../agent/containers/container-spec.js';
 import { mergeDesired, parseDesired } from '../../agent/containers/desired-state.js';
 import { resolveDeviceMappings, splitDev } from '../../agent/containers/device-mappings.js';
 import { planNodeSync, nodeSyncArgs } from '../../agent/containers/node-sync.js';
+import { loadConfig } from '../../agent/config/load-config.js';
+import { ContainersModule, type UpdatesPort } from '../../agent/containers/containers-module.js';
 import { AgentError } from '../../agent/core/errors.js';
+import { createLogger } from '../../agent/core/logger.js';
+import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
+import { StateStore } from '../../agent/state/state-store.js';
+import type { AgentState } from '../../agent/state/types.js';
+import { tempDir, writeYaml } from '../helpers/temp.js';
 import { absentDevices } from '../../agent/devices/device-resolver.js';
 import type { DevicesState } from '../../agent/state/types.js';
 
@@ -211,5 +221,271 @@ describe('fleet view (pure)', () => {
     assert.equal(progressBar(30, 20, 4), '[####] 100% 0.0/0.0 MB');
     const table = renderFleetTable([{ robot: 'b', online: false, state: null }, { robot: 'a', online: null, state: null }]);
     assert.deepEqual(table.split('\n').map((l) => l.split(/\s+/).slice(0, 2)), [['ROBOT', 'ONLINE'], ['a', '?'], ['b', 'OFFLINE']]);
+  });
+});
+
+describe('container planning: who acts first, and never sooner than a retry', () => {
+  const every: Array<[string, Partial<PlanInput>]> = [
+    ['held stop', { held: new Set(['ros']), observed: [observed()] }],
+    ['disabled stop', { desired: [desired({ enabled: false })], observed: [observed()] }],
+    ['pull', { imagePresent: () => false }],
+    ['run', {}],
+    ['start', { observed: [observed({ state: 'exited', exitCode: 1 })] }],
+    ['recreate', { observed: [observed({ specHash: 'other' })] }],
+    ['update', { desired: [desired({ image: NEXT })], observed: [observed()] }],
+  ];
+
+  it('no step of any kind for a container backing off, stops included', () => {
+    for (const [what, o] of every) {
+      assert.equal(planContainers(input(o)).steps.length, 1, `${what} is planned when not backing off`);
+      assert.deepEqual(planContainers(input({ ...o, backingOff: new Set(['ros']) })).steps, [], `${what} while backing off`);
+    }
+  });
+
+  it('a container the update flow owns gets no step, not even a stop by command or a disable', () => {
+    for (const [what, o] of every) {
+      const plan = planContainers(input({ ...o, updating: new Set(['ros']) }));
+      assert.deepEqual(plan.steps, [], what);
+      assert.match(plan.verdicts.get('ros')?.reason ?? '', /^updating to/);
+    }
+  });
+
+  it('a container that left the config is stopped once, not while backing off, and not again', () => {
+    const orphan = observed({ name: 'old', id: 'o1' });
+    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan] })).steps, [{ action: 'stop', name: 'old', id: 'o1', reason: 'orphan' }]);
+    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan], backingOff: new Set(['old']) })).steps, []);
+    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan], orphansStopped: new Set(['o1']) })).steps, []);
+  });
+
+  it('after a rolled-back update the old container is kept as any other: started when down, by policy or command', () => {
+    const rolledBack = new Map([['ros', { image: NEXT, reason: 'container_exited' }]]);
+    const want = [desired({ image: NEXT })];
+    const running = planContainers(input({ desired: want, observed: [observed()], rolledBack }));
+    assert.deepEqual(running.steps, []);
+    assert.match(running.verdicts.get('ros')!.reason!, /rolled back \(container_exited\); running .*3\.3\.9/);
+    const stopped = planContainers(input({ desired: want, observed: [observed({ state: 'exited', exitCode: 0 })], rolledBack }));
+    assert.deepEqual(stopped.steps, [{ action: 'start', name: 'ros', id: 'c1' }]);
+    const policyNo = [desired({ image: NEXT, spec: spec({ restart: 'no' }) })];
+    const exited = observed({ state: 'exited', exitCode: 0, specHash: specHash(spec({ restart: 'no' })) });
+    const left = planContainers(input({ desired: policyNo, observed: [exited], rolledBack }));
+    assert.deepEqual(left.steps, []);
+    assert.match(left.verdicts.get('ros')!.reason!, /rolled back .*exited \(exit 0\)/);
+    const asked = planContainers(input({ desired: policyNo, observed: [exited], rolledBack, startNow: new Set(['ros']) }));
+    assert.deepEqual(asked.steps, [{ action: 'start', name: 'ros', id: 'c1' }]);
+  });
+});
+
+/** An engine with one container in it whose calls are counted, and fail when told to. */
+class FakeEngine {
+  calls: Record<string, number> = {};
+  fail = new Set<string>();
+  containers: Array<{ id: string; name: string; image: string; state: string; exitCode: number; specHash: string }> = [];
+
+  private call(what: string): void {
+    this.calls[what] = (this.calls[what] ?? 0) + 1;
+    if (this.fail.has(what)) throw Object.assign(new Error(`engine refused ${what}`), { statusCode: 500 });
+  }
+
+  docker(): unknown {
+    return {
+      listContainers: async () => {
+        this.call('list');
+        return this.containers.map((c) => ({
+          Id: c.id,
+          Names: [`/${c.name}`],
+          State: c.state,
+          Labels: { [LABELS.managed]: 'true', [LABELS.name]: c.name },
+        }));
+      },
+      createContainer: async () => {
+        this.call('create');
+        return { id: 'new', start: async () => this.call('start') };
+      },
+      getContainer: (id: string) => {
+        const c = this.containers.find((x) => x.id === id)!;
+        return {
+          id,
+          inspect: async () => ({
+            Id: c.id, Name: `/${c.name}`, Image: 'sha256:1', RestartCount: 0, HostConfig: { Devices: [] }, Mounts: [],
+            Config: { Image: c.image, Labels: { [LABELS.managed]: 'true', [LABELS.name]: c.name, [LABELS.image]: c.image, [LABELS.spec]: c.specHash } },
+            State: { Status: c.state, StartedAt: '2026-11-24T00:00:00Z', ExitCode: c.exitCode },
+          }),
+          stop: async () => this.call('stop'),
+          start: async () => this.call('start'),
+          changes: async () => [],
+          rename: async () => this.call('rename'),
+          remove: async () => this.call('remove'),
+        };
+      },
+    };
+  }
+}
+
+describe('the containers loop honours every retry time (injected clock)', () => {
+  let clock = 1_000_000;
+  let module: ContainersModule | undefined;
+  afterEach(async () => module?.stop());
+
+  interface Fakes {
+    containers: Record<string, unknown>;
+    engine: FakeEngine;
+    pull?: () => Promise<void>;
+    startUpdate?: (name: string) => void;
+    images?: string[];
+  }
+  function build(o: Fakes) {
+    const dir = tempDir('rfa-loop-');
+    mkdirSync(join(dir, 'state'));
+    const { config } = loadConfig({
+      file: writeYaml(dir, 'config.yaml', {
+        robot: { id: 'unit' },
+        state: { dir: join(dir, 'state') },
+        reconcile: { retry: { initial: 1, max: 4 } },
+        containers: o.containers,
+      }),
+      env: {},
+    });
+    const events: AgentEvent[] = [];
+    const bus = new EventBus();
+    bus.subscribe((e) => events.push(e));
+    const store = new StateStore({ devices: absentDevices(), containers: [], desired: { appliedAt: null } } as unknown as AgentState);
+    const updates: UpdatesPort = {
+      busy: new Set(),
+      history: { rolledBack: new Map() },
+      startInBackground: (name) => o.startUpdate?.(name),
+      ready: async () => undefined,
+    };
+    module = new ContainersModule({
+      config,
+      updates: () => updates,
+      engine: { available: true, required: () => o.engine.docker(), onConnected: () => () => undefined, onEngineEvent: () => () => undefined } as never,
+      puller: { pull: o.pull ?? (async () => undefined) } as never,
+      inventory: { current: async () => (o.images ?? [IMAGE]).map((tag) => ({ id: 'sha256:1', tags: [tag] })), refresh: async () => undefined } as never,
+      store,
+      bus,
+      logger: createLogger({ level: 'error', write: () => undefined }),
+      now: () => clock,
+    });
+    return { module, events };
+  }
+
+  const ros = (o: Partial<FakeEngine['containers'][number]> = {}) => ({ id: 'c1', name: 'ros', image: IMAGE, state: 'running', exitCode: 0, specHash: 'x', ...o });
+  const rosSpec = { ros: { image: IMAGE, devices: [], restart: 'unless-stopped' } };
+
+  /** Reconciles three times at the same instant, then once past the longest retry delay. */
+  async function attempts(m: ContainersModule, count: () => number): Promise<[number, number]> {
+    for (let i = 0; i < 3; i += 1) {
+      await m.reconcile();
+      await new Promise((r) => setImmediate(r));
+    }
+    const before = count();
+    clock += 5_000;
+    await m.reconcile();
+    await new Promise((r) => setImmediate(r));
+    return [before, count()];
+  }
+
+  it('a container that left the config: one failed stop per retry time, not a spin (issue 19.1)', async () => {
+    const engine = new FakeEngine();
+    engine.containers = [ros()];
+    engine.fail.add('stop');
+    const { module: m, events } = build({ containers: {}, engine });
+    assert.deepEqual(await attempts(m, () => engine.calls.stop ?? 0), [1, 2]);
+    assert.equal(events.filter((e) => e.type === 'container.failed').length, 2);
+    engine.fail.clear();
+    clock += 5_000;
+    await m.reconcile();
+    engine.containers[0]!.state = 'exited';
+    await m.reconcile();
+    assert.equal(engine.calls.stop, 3, 'stopped once it could be; not again');
+  });
+
+  it('steps that succeed yet change nothing are not run again at once: the next reconcile waits its backoff', async () => {
+    const hash = build({ containers: rosSpec, engine: new FakeEngine() }).module.desiredContainers()[0]!.specHash;
+    await module!.stop();
+    const engine = new FakeEngine();
+    // Started, yet still exited at every look: each pass plans the start again.
+    engine.containers = [ros({ state: 'exited', exitCode: 1, specHash: hash })];
+    const { module: m } = build({ containers: rosSpec, engine });
+    const flush = async () => {
+      for (let i = 0; i < 50; i += 1) await new Promise((r) => setImmediate(r));
+    };
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      await m.start();
+      mock.timers.tick(60);
+      await flush();
+      const once = engine.calls.start ?? 0;
+      assert.ok(once > 0, 'the first reconcile started it');
+      mock.timers.tick(200);
+      await flush();
+      assert.equal(engine.calls.start, once, 'a reconcile ran again before any backoff');
+      mock.timers.tick(5_000);
+      await flush();
+      mock.timers.tick(60);
+      await flush();
+      assert.ok((engine.calls.start ?? 0) > once, 'and again after it');
+    } finally {
+      mock.timers.reset();
+      await m.stop();
+    }
+  });
+
+  it('a reconcile asked for just before the module stops never runs after it', async () => {
+    const engine = new FakeEngine();
+    const { module: m } = build({ containers: rosSpec, engine });
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      await m.start();
+      m.requestReconcile();
+      await m.stop();
+      mock.timers.tick(10_000);
+      for (let i = 0; i < 20; i += 1) await new Promise((r) => setImmediate(r));
+      assert.equal(engine.calls.list ?? 0, 0, 'the engine was looked at after stop');
+      assert.equal(engine.calls.create ?? 0, 0);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('every other failing step is retried at its time, never sooner', async () => {
+    const specHashOf = async (): Promise<string> => {
+      const e = new FakeEngine();
+      const { module: probe } = build({ containers: rosSpec, engine: e });
+      return probe.desiredContainers()[0]!.specHash;
+    };
+    const hash = await specHashOf();
+    const cases: Array<[string, string, (e: FakeEngine) => void, Record<string, unknown>?]> = [
+      ['start', 'start', (e) => (e.containers = [ros({ state: 'exited', exitCode: 1, specHash: hash })])],
+      ['run', 'create', () => undefined],
+      ['recreate', 'rename', (e) => (e.containers = [ros({ specHash: 'old' })])],
+      ['held stop', 'stop', (e) => (e.containers = [ros({ specHash: hash })])],
+    ];
+    for (const [what, call, setup] of cases) {
+      const engine = new FakeEngine();
+      setup(engine);
+      engine.fail.add(call);
+      const { module: m } = build({ containers: rosSpec, engine });
+      if (what === 'held stop') await assert.rejects(m.stopByCommand('ros'), { code: 'stop_failed' });
+      assert.deepEqual(await attempts(m, () => engine.calls[call] ?? 0), [1, 2], what);
+      await m.stop();
+    }
+    let pulls = 0;
+    const pull = async () => {
+      pulls += 1;
+      throw new AgentError('pull_failed', 'registry down');
+    };
+    const { module: pulling } = build({ containers: rosSpec, engine: new FakeEngine(), images: [], pull });
+    assert.deepEqual(await attempts(pulling, () => pulls), [1, 2], 'pull');
+    await pulling.stop();
+    let updates = 0;
+    const engine = new FakeEngine();
+    engine.containers = [ros({ specHash: hash, image: 'yahboomtechnology/ros-foxy:3.3.8' })];
+    const startUpdate = (name: string) => {
+      updates += 1;
+      updating.noteFailure(name, 'update', new AgentError('update_failed', 'no'));
+    };
+    const { module: updating } = build({ containers: rosSpec, engine, startUpdate });
+    assert.deepEqual(await attempts(updating, () => updates), [1, 2], 'update');
   });
 });
