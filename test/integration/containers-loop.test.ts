@@ -176,7 +176,8 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     const ros = (x: string) => ({
       ros: { image: r.fixtures.images.v339, stopTimeout: 1, env: { X: x }, mounts: [`${data}:/data`] },
     });
-    const repository = 'robot-snapshots/ros';
+    // The default snapshots.repository: a name no stranger can own on Docker Hub (12.9).
+    const repository = 'localhost/robot-snapshots/ros';
     await agent({ containers: ros('1') });
     const diff = docker('diff', 'ros');
     await stopAgent();
@@ -192,7 +193,7 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     const recreated = await waitUntil(() => events.find((e) => e.type === 'container.recreated'), 30_000, 'recreated again');
     const committed = events.find((e) => e.type === 'container.committed');
     assert.ok(committed, 'the changed container was committed');
-    assert.match(String(committed.image), /^robot-snapshots\/ros:ros-\d{8}T\d{9}Z$/);
+    assert.match(String(committed.image), /^localhost\/robot-snapshots\/ros:ros-\d{8}T\d{9}Z$/);
     assert.equal(recreated.committed, committed.image);
     assert.equal(docker('exec', 'ros', 'cat', '/root/work.txt'), 'work');
     const vendor = r.fixtures.images.v339.split(':')[0]!;
