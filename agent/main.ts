@@ -95,7 +95,9 @@ async function run(loaded: LoadedConfig): Promise<number> {
   // The boundary of last resort: a promise nobody awaited is logged and reported, not fatal.
   process.on('unhandledRejection', (reason) => {
     logger.error('unhandled promise rejection', { code: 'unhandled_rejection', error: reason instanceof Error ? reason : new Error(String(reason)) });
-    agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message: String(reason instanceof Error ? reason.message : reason) } });
+    // Events do not pass through the logger: the message is redacted here, as a log line would be.
+    const message = secrets.redact(String(reason instanceof Error ? reason.message : reason));
+    agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message } });
   });
 
   const systemd = new SystemdNotifier({ env: process.env, onError: (err) => logger.warn('systemd notification failed', { error: err as Error }) });

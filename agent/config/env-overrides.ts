@@ -86,7 +86,8 @@ function shown(raw: string, node: SchemaNode): string {
 function describeType(node: SchemaNode): string {
   if (node.enum) return `value (one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')})`;
   const types = node.type === undefined ? [] : Array.isArray(node.type) ? node.type : [node.type];
-  if (types.includes('array') || types.includes('object')) return `JSON ${types.includes('array') ? 'array' : 'object'}`;
+  if (types.includes('array')) return 'JSON array';
+  if (types.includes('object')) return 'JSON object';
   return String(node.type ?? 'value');
 }
 

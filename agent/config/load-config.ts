@@ -185,11 +185,14 @@ function readDockerConfigAuths(file: string, problems: string[]): Record<string,
     doc = JSON.parse(readFileSync(file, 'utf8')) as typeof doc;
   } catch (err) {
     // JSON.parse's message quotes the text around the fault: the credentials themselves.
-    const why = err instanceof SyntaxError ? 'it is not valid JSON' : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
+    const why = err instanceof SyntaxError
+      ? 'it is not valid JSON'
+      : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
     problems.push(`images.dockerConfig: cannot read ${file}: ${why}`);
     return undefined;
   }
-  if (typeof doc !== 'object' || doc === null || (doc.auths !== undefined && (typeof doc.auths !== 'object' || doc.auths === null))) {
+  const auths: unknown = typeof doc === 'object' && doc !== null ? doc.auths : null;
+  if (auths !== undefined && (typeof auths !== 'object' || auths === null)) {
     problems.push(`images.dockerConfig: ${file} is not a Docker config.json (an object with "auths")`);
     return undefined;
   }

@@ -73,7 +73,9 @@ export function diffPlacements(before: DevicePlacement, after: DevicePlacement):
     const b = after[device];
     if (!a.present && b.present) out.push({ type: 'device.attached', device, placement: b });
     // Where it was, but no longer there: the event must never say `present: true`.
-    else if (a.present && !b.present) out.push({ type: 'device.detached', device, placement: { ...a, present: false } });
+    else if (a.present && !b.present) {
+      out.push({ type: 'device.detached', device, placement: { ...a, present: false } });
+    }
     else if (a.present && b.present) {
       const changes = changedFields(flatten(a), flatten(b));
       if (Object.keys(changes).length > 0) out.push({ type: 'device.changed', device, changes, placement: b });

@@ -103,7 +103,8 @@ export class DevicesModule {
     const holders = await holdersOf(lidar.path);
     if (holders.length > 0) return this.busy(lidar.path, holders, explicit);
     const c = this.options.config.lidar;
-    const result = await (this.options.probe ?? probeLidar)({ path: lidar.path, baudRate: c.baudRate, timeoutMs: c.timeout, holders: holdersOf });
+    const probe = this.options.probe ?? probeLidar;
+    const result = await probe({ path: lidar.path, baudRate: c.baudRate, timeoutMs: c.timeout, holders: holdersOf });
     if (!result.ok && result.code === 'busy') return this.busy(lidar.path, result.holders, explicit);
     const checkedAt = new Date().toISOString();
     if (result.ok) {

@@ -2,7 +2,9 @@ import { readSync, writeSync } from 'node:fs';
 // The bindings' plain functions, not their LinuxPortBinding: that class makes a native Poller per
 // open which @serialport/bindings-cpp 13 never frees (its destroy() drops the finalizer), ~3 KiB
 // of RSS per open for ever (bench/serial-reopen.ts). The probe reads the non-blocking fd itself.
-import { asyncClose, asyncDrain, asyncFlush, asyncOpen, asyncSet } from '@serialport/bindings-cpp/dist/load-bindings.js';
+import {
+  asyncClose, asyncDrain, asyncFlush, asyncOpen, asyncSet,
+} from '@serialport/bindings-cpp/dist/load-bindings.js';
 import { Answer, Command, decodeHealth, decodeInfo, encodeRequest, findAnswer, type LidarHealth, type LidarInfo } from './lidar-protocol.js';
 
 export type ProbeResult =
@@ -137,14 +139,18 @@ export async function probeLidar(o: ProbeOptions): Promise<ProbeResult> {
   } catch (err) {
     const message = (err as Error).message;
     // flock refused: another process (a second agent, a tool) has the port locked.
-    if (/cannot lock port/i.test(message)) return { ok: false, code: 'busy', reason: `${o.path} is locked by another process`, holders: [] };
+    if (/cannot lock port/i.test(message)) {
+      return { ok: false, code: 'busy', reason: `${o.path} is locked by another process`, holders: [] };
+    }
     return { ok: false, code: 'port_error', reason: `cannot open ${o.path}: ${message}` };
   }
   const reader = new AnswerReader(link);
   // Nothing is written unless, right before, nobody else has the port open.
   const send = async (command: number): Promise<ProbeResult | undefined> => {
     const held = o.holders ? await o.holders(o.path) : [];
-    if (held.length > 0) return { ok: false, code: 'busy', reason: `${o.path} is held open by process ${held.join(', ')}`, holders: held };
+    if (held.length > 0) {
+      return { ok: false, code: 'busy', reason: `${o.path} is held open by process ${held.join(', ')}`, holders: held };
+    }
     await link.write(encodeRequest(command));
     return undefined;
   };

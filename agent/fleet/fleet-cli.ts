@@ -119,7 +119,8 @@ async function connect(o: Options): Promise<MqttClient> {
     // --broker mqtt://user:pass@host works, but the terminal and its scrollback never see the pass.
     const secrets = new SecretSet();
     secrets.addCredentials(o.username ?? '', o.password);
-    const message = secrets.redact(`cannot reach the fleet broker at ${urlForPrinting(o.broker)}: ${(err as Error).message}${hint}`);
+    const where = urlForPrinting(o.broker);
+    const message = secrets.redact(`cannot reach the fleet broker at ${where}: ${(err as Error).message}${hint}`);
     throw Object.assign(new Error(message), { exitCode: 3 });
   }
   // Requests and their answers are small and interactive: no Nagle delay.

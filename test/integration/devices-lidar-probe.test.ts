@@ -95,7 +95,8 @@ describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
     // probe checks again once open and before every write.
     const holder = await PortHolder.hold(sim.ptyPath);
     try {
-      const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300, holders: (p) => portHolders(p) });
+      const holders = (p: string) => portHolders(p);
+      const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300, holders });
       assert.equal(!result.ok && result.code, 'busy', JSON.stringify(result));
       assert.deepEqual(!result.ok && result.code === 'busy' ? result.holders : [], [holder.pid]);
       assert.deepEqual(sim.commands, [], 'bytes were sent to a held port');
@@ -125,9 +126,11 @@ describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
   });
 
   it('a port another process has flock()ed cannot be opened: busy, nothing written', async () => {
-    const locker = spawn('flock', ['--exclusive', sim.ptyPath, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const locker = spawn('flock', ['--exclusive', sim.ptyPath, '-c', 'echo locked; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
-      await new Promise<void>((resolve) => locker.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+      await new Promise<void>((resolve) => locker.stdout.on('data', (d: Buffer) => d.includes('locked') && resolve()));
       const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300 });
       assert.equal(!result.ok && result.code, 'busy', JSON.stringify(result));
       assert.deepEqual(sim.commands, []);

@@ -155,7 +155,9 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
 
   it('a detached lidar is absent; devices.check says not_present', async () => {
     bus.unplug('1-1.2');
-    const detached = await probe.waitFor((m) => m.topic === `${subject.base}/events` && m.text.includes('"device.detached"'), 2000, 'device.detached');
+    const isDetached = (m: { topic: string; text: string }) =>
+      m.topic === `${subject.base}/events` && m.text.includes('"device.detached"');
+    const detached = await probe.waitFor(isDetached, 2000, 'device.detached');
     const event = JSON.parse(detached.text) as { device: string; present: boolean; node: string };
     // Issue 19.8: the event said `present: true` for a device that had just gone.
     assert.equal(event.device, 'lidar');

@@ -24,11 +24,14 @@ const USER = 'fleet-user';
 function forms(secret = SECRET, user = USER): string[] {
   const once = JSON.stringify(secret).slice(1, -1);
   const pair = Buffer.from(`${user}:${secret}`);
-  return [secret, once, JSON.stringify(once).slice(1, -1), encodeURIComponent(secret), pair.toString('base64'), pair.toString('base64url')];
+  const twice = JSON.stringify(once).slice(1, -1);
+  return [secret, once, twice, encodeURIComponent(secret), pair.toString('base64'), pair.toString('base64url')];
 }
 
 function assertNoSecret(where: string, text: string): void {
-  for (const form of forms()) assert.ok(!text.includes(form), `${where} printed the secret as ${JSON.stringify(form)}:\n${text.slice(0, 2000)}`);
+  for (const form of forms()) {
+    assert.ok(!text.includes(form), `${where} printed the secret as ${JSON.stringify(form)}:\n${text.slice(0, 2000)}`);
+  }
 }
 
 interface Run {
@@ -37,7 +40,8 @@ interface Run {
 }
 
 function fleet(args: string[]): Run {
-  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const main = join(packageRoot(), 'build/agent/fleet/main.js');
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -71,7 +75,8 @@ describe('security: secrets in every output (issue 12.7)', function () {
     secretFile = join(dir, 'secret');
     writeFileSync(secretFile, SECRET + '\n', { mode: 0o600 });
     dockerConfig = join(dir, 'docker-config.json');
-    writeFileSync(dockerConfig, JSON.stringify({ auths: { 'registry.lab.example:5000': { auth: Buffer.from(`${USER}:${SECRET}`).toString('base64') } } }));
+    const auth = Buffer.from(`${USER}:${SECRET}`).toString('base64');
+    writeFileSync(dockerConfig, JSON.stringify({ auths: { 'registry.lab.example:5000': { auth } } }));
   });
 
   afterEach(async () => {
@@ -109,14 +114,16 @@ describe('security: secrets in every output (issue 12.7)', function () {
       assertNoSecret(`robot-agent ${command}`, result.out);
     }
     // The same URL from the environment.
-    const fromEnv = await agentCli(['check-config', '--config', writeYaml(dir, 'plain.yaml', base())], { ROBOT_AGENT_MQTT_URL: url });
+    const plain = writeYaml(dir, 'plain.yaml', base());
+    const fromEnv = await agentCli(['check-config', '--config', plain], { ROBOT_AGENT_MQTT_URL: url });
     assert.equal(fromEnv.code, 2, fromEnv.out);
     assertNoSecret('check-config with ROBOT_AGENT_MQTT_URL', fromEnv.out);
   });
 
   it('a registry mirror with credentials is refused the same way', async () => {
     const mirror = `https://${USER}:${encodeURIComponent(SECRET)}@mirror.lab.example/`;
-    const result = await agentCli(['check-config', '--config', writeYaml(dir, 'mirror.yaml', base({ registries: { 'docker.io': { mirror } } }))]);
+    const config = writeYaml(dir, 'mirror.yaml', base({ registries: { 'docker.io': { mirror } } }));
+    const result = await agentCli(['check-config', '--config', config]);
     assert.equal(result.code, 2, result.out);
     assert.match(result.out, /registries\.docker\.io\.mirror: holds a user name or password/);
     assert.match(result.out, /registries\.docker\.io\.passwordFile/);
@@ -125,14 +132,17 @@ describe('security: secrets in every output (issue 12.7)', function () {
 
   it('a malformed ROBOT_AGENT_CONTAINERS or Docker config.json is refused without echoing its text', async () => {
     const config = writeYaml(dir, 'plain.yaml', base());
-    const containers = `{"ros": {"image": "yahboomtechnology/ros-foxy:3.3.9", "env": {"PASSWORD": ${JSON.stringify(SECRET)}}`;
+    // Cut short: the closing brace is missing.
+    const containers = `{"ros": {"image": "yahboomtechnology/ros-foxy:3.3.9", "env": {"PW": ${JSON.stringify(SECRET)}}`;
     const env = await agentCli(['check-config', '--config', config], { ROBOT_AGENT_CONTAINERS: containers });
     assert.equal(env.code, 2, env.out);
     assert.match(env.out, /containers: ROBOT_AGENT_CONTAINERS \(\d+ characters\) is not a valid JSON object/);
     assertNoSecret('check-config (ROBOT_AGENT_CONTAINERS)', env.out);
 
-    writeFileSync(dockerConfig, `{"auths": {"registry.lab.example:5000": {"auth": "${Buffer.from(`${USER}:${SECRET}`).toString('base64')}"}`);
-    const docker = await agentCli(['check-config', '--config', writeYaml(dir, 'docker.yaml', base({ images: { dockerConfig } }))]);
+    const auth = Buffer.from(`${USER}:${SECRET}`).toString('base64');
+    writeFileSync(dockerConfig, `{"auths": {"registry.lab.example:5000": {"auth": "${auth}"}`);
+    const withDocker = writeYaml(dir, 'docker.yaml', base({ images: { dockerConfig } }));
+    const docker = await agentCli(['check-config', '--config', withDocker]);
     assert.equal(docker.code, 2, docker.out);
     assert.match(docker.out, /images\.dockerConfig: cannot read .*: it is not valid JSON/);
     assertNoSecret('check-config (dockerConfig)', docker.out);
@@ -151,13 +161,14 @@ describe('security: secrets in every output (issue 12.7)', function () {
     // The broker refuses the password: the agent retries, logging why, at debug level.
     running = spawnAgent(['run', '--config', config]);
     const agent = running;
-    await waitUntil(() => agent.logs().some((l) => l.msg === 'broker connection error'), 20_000, 'a refused connection logged');
+    const refusedLogged = () => agent.logs().some((l) => l.msg === 'broker connection error');
+    await waitUntil(refusedLogged, 20_000, 'a refused connection logged');
     agent.kill('SIGTERM');
     await agent.exited();
     assertNoSecret('the agent refused by the broker', [...agent.stdout, ...agent.stderr].join('\n'));
   });
 
-  it('a real run on the embedded broker: logs, events, state, answers, robot-fleet and state.dir hold no secret', async () => {
+  it('a real run on the embedded broker: logs, events, state, answers, robot-fleet, state.dir: no secret', async () => {
     const port = await freePort();
     const config = writeYaml(dir, 'embedded.yaml', base({
       mqtt: { embedded: { port, username: USER, passwordFile: secretFile } },
@@ -167,7 +178,8 @@ describe('security: secrets in every output (issue 12.7)', function () {
     running = spawnAgent(['run', '--config', config]);
     const agent = running;
     await waitUntil(() => agent.logs().some((l) => l.msg === 'connected to broker'), 20_000, 'the agent on its broker');
-    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { username: USER, password: SECRET, protocolVersion: 4 });
+    const broker = `mqtt://127.0.0.1:${port}`;
+    const probe = await MqttProbe.connect(broker, { username: USER, password: SECRET, protocolVersion: 4 });
     try {
       await probe.subscribe('#');
       const robot = 'fleet/secret-bot';
@@ -183,13 +195,16 @@ describe('security: secrets in every output (issue 12.7)', function () {
         await probe.request(robot, command, { id: `s-${command}`, ...body }, 10_000);
       }
       // robot-fleet with the password, then with it inside a URL to a broker that is not there.
-      const ok = fleet(['--broker', `mqtt://127.0.0.1:${port}`, '--username', USER, '--password-file', secretFile, '--timeout', '10', 'send', 'secret-bot', 'state']);
+      const ok = fleet(['--broker', broker, '--username', USER, '--password-file', secretFile, '--timeout', '10',
+        'send', 'secret-bot', 'state']);
       assert.equal(await ok.code, 0, ok.out());
       const closed = await freePort();
-      const refused = fleet(['--broker', `mqtt://${USER}:${encodeURIComponent(SECRET)}@127.0.0.1:${closed}`, '--timeout', '3', 'list']);
+      const withPassword = `mqtt://${USER}:${encodeURIComponent(SECRET)}@127.0.0.1:${closed}`;
+      const refused = fleet(['--broker', withPassword, '--timeout', '3', 'list']);
       assert.equal(await refused.code, 3, refused.out());
       assert.match(refused.out(), /cannot reach the fleet broker at mqtt:\/\/\*\*\*@127\.0\.0\.1/);
-      const wrong = fleet(['--broker', `mqtt://127.0.0.1:${port}`, '--username', USER, '--password-file', dockerConfig, '--timeout', '3', 'list']);
+      const wrong = fleet(['--broker', broker, '--username', USER, '--password-file', dockerConfig,
+        '--timeout', '3', 'list']);
       assert.equal(await wrong.code, 3, wrong.out());
 
       agent.kill('SIGTERM');

@@ -55,8 +55,9 @@ describe('device placement (pure)', () => {
     assert.deepEqual(changed[0]!.changes, { path: ['/dev/ttyUSB0', '/dev/ttyUSB1'], node: ['/dev/ttyUSB0', '/dev/ttyUSB1'], 'usb.devnum': [5, 12] });
     const detached = diffPlacements(after, absentDevices());
     assert.deepEqual(detached.map((d) => d.type), ['device.detached']);
-    assert.equal((detached[0]!.placement as { present: boolean; node: string }).present, false, 'a detached device is not present');
-    assert.equal((detached[0]!.placement as { present: boolean; node: string }).node, '/dev/ttyUSB1', 'where it was');
+    const where = detached[0]!.placement as { present: boolean; node: string };
+    assert.equal(where.present, false, 'a detached device is not present');
+    assert.equal(where.node, '/dev/ttyUSB1', 'where it was');
     assert.deepEqual(diffPlacements(after, after), []);
   });
 });

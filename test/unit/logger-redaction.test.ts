@@ -58,7 +58,8 @@ describe('logger: secrets are redacted before JSON escaping (issue 12.7)', () =>
     set.addCredentials(USER, SECRET);
     const { lines, logger } = collect(set);
     const auth = Buffer.from(`${USER}:${SECRET}`).toString('base64');
-    logger.error('pull failed', { url: `mqtt://${USER}:${encodeURIComponent(SECRET)}@host`, header: `Basic ${auth}`, auths: { 'docker.io': { auth } } });
+    const url = `mqtt://${USER}:${encodeURIComponent(SECRET)}@host`;
+    logger.error('pull failed', { url, header: `Basic ${auth}`, auths: { 'docker.io': { auth } } });
     assertClean(lines);
     const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
     assert.equal(entry.header, 'Basic ***');
@@ -69,7 +70,8 @@ describe('logger: secrets are redacted before JSON escaping (issue 12.7)', () =>
     const { lines, logger } = collect(set);
     const child = logger.child('mqtt');
     child.info('before', { p: SECRET });
-    assert.ok(lines[0]!.includes(JSON.stringify(SECRET).slice(1, -1)), 'not yet known: printed (the test would prove nothing otherwise)');
+    // Not yet known: printed (else this test would prove nothing).
+    assert.ok(lines[0]!.includes(JSON.stringify(SECRET).slice(1, -1)));
     set.add(SECRET);
     child.info('after', { p: SECRET });
     logger.child('other').info(SECRET);
@@ -104,7 +106,9 @@ describe('URLs with credentials (issue 12.7)', () => {
       assert.ok(!urlForPrinting(url).includes('p@') && !urlForPrinting(url).includes('u:'), urlForPrinting(url));
       assert.match(urlForPrinting(url), /\*\*\*@/);
     }
-    for (const url of ['mqtt://h:1883', 'https://mirror.lab/', 'mqtt://h/a@b']) assert.equal(hasUserinfo(url), false, url);
+    for (const url of ['mqtt://h:1883', 'https://mirror.lab/', 'mqtt://h/a@b']) {
+      assert.equal(hasUserinfo(url), false, url);
+    }
     assert.equal(urlForPrinting('mqtt://h:1883'), 'mqtt://h:1883');
   });
 });
