@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { createLogger, SecretSet } from '../../agent/core/logger.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { knownSecrets } from '../../agent/config/known-secrets.js';
+import { loadConfig } from '../../agent/config/load-config.js';
 import { hasUserinfo, urlForPrinting } from '../../agent/config/url-credentials.js';
+import { tempDir, writeYaml } from '../helpers/temp.js';
 
 /** A password as an operator may choose one: quotes, backslashes and URL delimiters in it. */
 const SECRET = 'pa"ss\\wo:rd@/%x';
@@ -110,5 +115,31 @@ describe('URLs with credentials (issue 12.7)', () => {
       assert.equal(hasUserinfo(url), false, url);
     }
     assert.equal(urlForPrinting('mqtt://h:1883'), 'mqtt://h:1883');
+  });
+});
+
+describe('the secrets the agent knows (issue 12.7)', () => {
+  it('every password of the config, Docker config credentials and the embedded one made at start', () => {
+    const dir = tempDir('rfa-known-');
+    const file = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const auth = Buffer.from('bob:d"ock\\er').toString('base64');
+    const dockerConfig = file('config.json', JSON.stringify({ auths: { 'lab:5000': { auth } } }));
+    const loaded = loadConfig({
+      file: writeYaml(dir, 'c.yaml', {
+        mqtt: { url: 'mqtts://broker:8883', username: 'rosmaster', passwordFile: file('mqtt', 'mq"tt\\pw\n') },
+        images: { dockerConfig },
+        registries: { 'reg:5000': { username: 'ann', passwordFile: file('reg', 're"g\\pw') } },
+      }),
+      env: {},
+    });
+    // main.ts makes the embedded password before the logger when the config has none.
+    loaded.secrets.embeddedPassword = 'made-at-start';
+    const set = knownSecrets(loaded);
+    const text = JSON.stringify({ a: 'mq"tt\\pw', b: 're"g\\pw', c: 'd"ock\\er', d: 'made-at-start' });
+    assert.equal(set.redact(text), JSON.stringify({ a: '***', b: '***', c: '***', d: '***' }));
+    assert.equal(set.redact(`Basic ${auth}`), 'Basic ***');
   });
 });
