@@ -5,6 +5,9 @@ import { ConfigError, loadConfig } from './config/load-config.js';
 import type { LoadedConfig } from './config/types.js';
 import { AgentError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
+import { knownSecrets } from './config/known-secrets.js';
+import { urlForPrinting } from './config/url-credentials.js';
+import { embeddedPassword } from './mqtt/embedded-password.js';
 import { agentVersion } from './package-root.js';
 
 const USAGE = `usage: robot-agent run [--config FILE]
@@ -49,7 +52,9 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_CONFIG;
   }
   if (command === 'check-config') {
-    process.stdout.write(`config OK: ${loaded.source} (robot ${loaded.config.robot.id}, broker ${loaded.config.mqtt.url ?? 'embedded'})\n`);
+    // The config refuses a URL with a password; printed without one all the same.
+    const broker = loaded.config.mqtt.url === undefined ? 'embedded' : urlForPrinting(loaded.config.mqtt.url);
+    process.stdout.write(`config OK: ${loaded.source} (robot ${loaded.config.robot.id}, broker ${broker})\n`);
     return 0;
   }
   return run(loaded);
@@ -74,9 +79,12 @@ function parseConfigFlag(args: string[]): string | undefined | Error {
 }
 
 async function run(loaded: LoadedConfig): Promise<number> {
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {}), ...Object.values(loaded.secrets.dockerConfigAuths ?? {}).map((a) => a.password)].filter(
-    (s): s is string => s !== undefined,
-  );
+  // The embedded broker's password is made (or read) before the logger exists, so that the
+  // logger knows it from its first line; buildAgent then finds it in loaded.secrets.
+  if (loaded.config.mqtt.url === undefined && loaded.secrets.embeddedPassword === undefined) {
+    loaded.secrets.embeddedPassword = embeddedPassword(loaded.config.state.dir);
+  }
+  const secrets = knownSecrets(loaded);
   const logger = createLogger({ level: loaded.config.log.level, secrets });
   const version = agentVersion();
   // Crash tests kill the agent right after it journals a given update step; nothing else reads this.
@@ -87,7 +95,9 @@ async function run(loaded: LoadedConfig): Promise<number> {
   // The boundary of last resort: a promise nobody awaited is logged and reported, not fatal.
   process.on('unhandledRejection', (reason) => {
     logger.error('unhandled promise rejection', { code: 'unhandled_rejection', error: reason instanceof Error ? reason : new Error(String(reason)) });
-    agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message: String(reason instanceof Error ? reason.message : reason) } });
+    // Events do not pass through the logger: the message is redacted here, as a log line would be.
+    const message = secrets.redact(String(reason instanceof Error ? reason.message : reason));
+    agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message } });
   });
 
   const systemd = new SystemdNotifier({ env: process.env, onError: (err) => logger.warn('systemd notification failed', { error: err as Error }) });

@@ -42,7 +42,7 @@ export function applyEnvOverrides(doc: Record<string, unknown>, schema: SchemaNo
     }
     const converted = convert(raw, leaf.node);
     if (converted === undefined) {
-      problems.push(`${dotted}: ${leaf.envName}=${JSON.stringify(raw)} is not a valid ${describeType(leaf.node)}`);
+      problems.push(`${dotted}: ${leaf.envName}${shown(raw, leaf.node)} is not a valid ${describeType(leaf.node)}`);
       continue;
     }
     setAt(doc, leaf.path, converted);
@@ -72,8 +72,22 @@ function convert(raw: string, node: SchemaNode): unknown {
   return raw;
 }
 
+/**
+ * The refused value, when it is safe to print: a short number, boolean or enum. A JSON object or
+ * array (ROBOT_AGENT_CONTAINERS) may hold passwords in a container's env, so it is never echoed,
+ * and neither is JSON.parse's message, which quotes the text around the fault.
+ */
+function shown(raw: string, node: SchemaNode): string {
+  const types = node.type === undefined ? [] : Array.isArray(node.type) ? node.type : [node.type];
+  if (types.includes('array') || types.includes('object') || raw.length > 32) return ` (${raw.length} characters)`;
+  return `=${JSON.stringify(raw)}`;
+}
+
 function describeType(node: SchemaNode): string {
   if (node.enum) return `value (one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')})`;
+  const types = node.type === undefined ? [] : Array.isArray(node.type) ? node.type : [node.type];
+  if (types.includes('array')) return 'JSON array';
+  if (types.includes('object')) return 'JSON object';
   return String(node.type ?? 'value');
 }
 

@@ -8,6 +8,7 @@ import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../images/image-reference.js';
 import { packageRoot } from '../package-root.js';
 import { applyEnvOverrides } from './env-overrides.js';
+import { hasUserinfo, urlForPrinting } from './url-credentials.js';
 import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
 
 /** Thrown with every problem found, so an operator fixes the file in one go. Exit code 2. */
@@ -94,6 +95,20 @@ function crossFieldProblems(config: AgentConfig): string[] {
     const scheme = mqtt.url.split('://')[0];
     problems.push(`mqtt.url: ${scheme}:// is plaintext, but mqtt.ca/mqtt.cert are set: use mqtts:// (or wss://)`);
   }
+  if (mqtt.url !== undefined && hasUserinfo(mqtt.url)) {
+    problems.push(
+      `mqtt.url: holds a user name or password (${urlForPrinting(mqtt.url)}); a URL is printed in logs and by ` +
+        'check-config: put the user in mqtt.username and the password in the file named by mqtt.passwordFile',
+    );
+  }
+  for (const [host, registry] of Object.entries(config.registries)) {
+    if (registry.mirror !== undefined && hasUserinfo(registry.mirror)) {
+      problems.push(
+        `registries.${host}.mirror: holds a user name or password (${urlForPrinting(registry.mirror)}); put them in ` +
+          `registries.${host}.username and the file named by registries.${host}.passwordFile`,
+      );
+    }
+  }
   if (mqtt.passwordFile !== undefined && mqtt.username === undefined) {
     problems.push('mqtt.username: is required when mqtt.passwordFile is set');
   }
@@ -169,7 +184,16 @@ function readDockerConfigAuths(file: string, problems: string[]): Record<string,
   try {
     doc = JSON.parse(readFileSync(file, 'utf8')) as typeof doc;
   } catch (err) {
-    problems.push(`images.dockerConfig: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    // JSON.parse's message quotes the text around the fault: the credentials themselves.
+    const why = err instanceof SyntaxError
+      ? 'it is not valid JSON'
+      : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
+    problems.push(`images.dockerConfig: cannot read ${file}: ${why}`);
+    return undefined;
+  }
+  const auths: unknown = typeof doc === 'object' && doc !== null ? doc.auths : null;
+  if (auths !== undefined && (typeof auths !== 'object' || auths === null)) {
+    problems.push(`images.dockerConfig: ${file} is not a Docker config.json (an object with "auths")`);
     return undefined;
   }
   const out: Record<string, { username: string; password: string }> = {};

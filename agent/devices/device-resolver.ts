@@ -72,7 +72,10 @@ export function diffPlacements(before: DevicePlacement, after: DevicePlacement):
     const a = before[device];
     const b = after[device];
     if (!a.present && b.present) out.push({ type: 'device.attached', device, placement: b });
-    else if (a.present && !b.present) out.push({ type: 'device.detached', device, placement: a });
+    // Where it was, but no longer there: the event must never say `present: true`.
+    else if (a.present && !b.present) {
+      out.push({ type: 'device.detached', device, placement: { ...a, present: false } });
+    }
     else if (a.present && b.present) {
       const changes = changedFields(flatten(a), flatten(b));
       if (Object.keys(changes).length > 0) out.push({ type: 'device.changed', device, changes, placement: b });

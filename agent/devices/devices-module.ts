@@ -46,7 +46,12 @@ export class DevicesModule {
     await this.rescan();
     this.schedulePoll();
     this.checkTimer = setInterval(() => void this.checkLidar(false).catch(() => undefined), this.options.config.lidar.checkInterval * 1000);
-    if (this.placement.lidar.present) void this.checkLidar(false).catch(() => undefined);
+    // The first scan found the lidar "attached" and scheduled a settled check: run that one now
+    // instead, so that start-up probes the port once, not twice.
+    if (this.placement.lidar.present) {
+      clearTimeout(this.settleTimer);
+      void this.checkLidar(false).catch(() => undefined);
+    }
   }
 
   async stop(): Promise<void> {
@@ -92,14 +97,15 @@ export class DevicesModule {
       if (explicit) throw new AgentError('not_present', 'no lidar is plugged in (no CP2102 with a tty found)');
       return current;
     }
-    const holders = await (this.options.holders ?? portHolders)(lidar.path);
-    if (holders.length > 0) {
-      this.setHealth({ ...current.health, busy: true }, current.info);
-      if (explicit) throw new AgentError('busy', `${lidar.path} is held open by process ${holders.join(', ')} (the ROS driver?); health keeps its last value`);
-      return this.options.store.get().devices.lidar;
-    }
+    const holdersOf = this.options.holders ?? portHolders;
+    // Checked here (no open at all while the driver has the port) and again by the probe after
+    // its open and before each write (the driver may open the port in between).
+    const holders = await holdersOf(lidar.path);
+    if (holders.length > 0) return this.busy(lidar.path, holders, explicit);
     const c = this.options.config.lidar;
-    const result = await (this.options.probe ?? probeLidar)({ path: lidar.path, baudRate: c.baudRate, timeoutMs: c.timeout });
+    const probe = this.options.probe ?? probeLidar;
+    const result = await probe({ path: lidar.path, baudRate: c.baudRate, timeoutMs: c.timeout, holders: holdersOf });
+    if (!result.ok && result.code === 'busy') return this.busy(lidar.path, result.holders, explicit);
     const checkedAt = new Date().toISOString();
     if (result.ok) {
       this.setHealth({ status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false }, result.info);
@@ -107,6 +113,17 @@ export class DevicesModule {
       // A mute or unplugged lidar is still the same lidar; a device that is not one has no identity.
       const info = result.code === 'not_a_lidar' ? null : current.info;
       this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason: `${result.code}: ${result.reason}` }, info);
+    }
+    return this.options.store.get().devices.lidar;
+  }
+
+  /** Health keeps its last value, marked busy; an explicit request learns why. */
+  private busy(path: string, holders: number[], explicit: boolean): DevicesState['lidar'] {
+    const current = this.options.store.get().devices.lidar;
+    this.setHealth({ ...current.health, busy: true }, current.info);
+    if (explicit) {
+      const who = holders.length > 0 ? `held open by process ${holders.join(', ')}` : 'locked by another process';
+      throw new AgentError('busy', `${path} is ${who} (the ROS driver?); health keeps its last value`);
     }
     return this.options.store.get().devices.lidar;
   }

@@ -1,9 +1,16 @@
-import { SerialPort } from 'serialport';
+import { readSync, writeSync } from 'node:fs';
+// The bindings' plain functions, not their LinuxPortBinding: that class makes a native Poller per
+// open which @serialport/bindings-cpp 13 never frees (its destroy() drops the finalizer), ~3 KiB
+// of RSS per open for ever (bench/serial-reopen.ts). The probe reads the non-blocking fd itself.
+import {
+  asyncClose, asyncDrain, asyncFlush, asyncOpen, asyncSet,
+} from '@serialport/bindings-cpp/dist/load-bindings.js';
 import { Answer, Command, decodeHealth, decodeInfo, encodeRequest, findAnswer, type LidarHealth, type LidarInfo } from './lidar-protocol.js';
 
 export type ProbeResult =
   | { ok: true; info: LidarInfo; health: LidarHealth }
-  | { ok: false; code: 'no_answer' | 'not_a_lidar' | 'port_error' | 'port_closed' | 'bad_answer'; reason: string };
+  | { ok: false; code: 'no_answer' | 'not_a_lidar' | 'port_error' | 'port_closed' | 'bad_answer'; reason: string }
+  | { ok: false; code: 'busy'; reason: string; holders: number[] };
 
 /** The serial port as the probe uses it; tests may wrap a real one, never replace the protocol. */
 export interface SerialLink {
@@ -16,28 +23,96 @@ export interface SerialLink {
 
 export type OpenSerial = (path: string, baudRate: number) => Promise<SerialLink>;
 
+/** How often the open port is read while the probe waits: an answer is 27 bytes at most. */
+const READ_EVERY_MS = 5;
+
 /**
- * Opens a tty with serialport. DTR is set (on an A1 that keeps the motor stopped while we ask);
- * a port without modem lines (a pty, some bridges) answers that ioctl with ENOTTY, which means
- * "no modem lines", not a failure.
+ * Opens a tty 115200 8N1 raw through @serialport/bindings-cpp: O_NONBLOCK | O_NOCTTY, then
+ * flock(LOCK_EX | LOCK_NB) (`lock: true`), so a second agent or any tool that locks the port
+ * makes this open fail. DTR is set (on an A1 that keeps the motor stopped while we ask); a port
+ * without modem lines (a pty, some bridges) answers that ioctl with ENOTTY, which means "no
+ * modem lines", not a failure. HUPCL off: closing must not drop DTR under the ROS driver.
  */
 export const openSerialPort: OpenSerial = async (path, baudRate) => {
-  const port = new SerialPort({ path, baudRate, dataBits: 8, stopBits: 1, parity: 'none', rtscts: false, autoOpen: false, hupcl: false });
-  await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  port.on('error', () => undefined);
-  await new Promise<void>((resolve) => port.set({ dtr: true }, () => resolve()));
-  return {
-    write: (data) => new Promise((resolve, reject) => port.write(data, (err) => (err ? reject(err) : port.drain(() => resolve())))),
-    onData: (listener) => port.on('data', listener),
-    onClose: (listener) => port.on('close', (err?: Error | null) => listener(err ?? undefined)),
-    flush: () => new Promise((resolve) => port.flush(() => resolve())),
-    close: () =>
-      new Promise((resolve) => {
-        if (!port.isOpen) return resolve();
-        port.close(() => resolve());
-      }),
-  };
+  const fd = (await asyncOpen(path, {
+    baudRate, dataBits: 8, stopBits: 1, parity: 'none', rtscts: false, xon: false, xoff: false, xany: false,
+    hupcl: false, lock: true, vmin: 1, vtime: 0,
+  })) as number;
+  await Promise.resolve(asyncSet(fd, { brk: false, cts: false, dsr: false, dtr: true, rts: true, lowLatency: false }))
+    .catch(() => undefined);
+  return new PolledTty(fd);
 };
+
+/** A non-blocking tty fd read on a short timer while open; nothing native is left behind at close. */
+class PolledTty implements SerialLink {
+  private readonly dataListeners: ((data: Buffer) => void)[] = [];
+  private readonly closeListeners: ((err?: Error) => void)[] = [];
+  private readonly buffer = Buffer.alloc(4096);
+  private timer: NodeJS.Timeout | undefined;
+  private open = true;
+  private ended = false;
+
+  constructor(private readonly fd: number) {
+    this.timer = setInterval(() => this.drainInput(), READ_EVERY_MS);
+  }
+
+  onData(listener: (data: Buffer) => void): void {
+    this.dataListeners.push(listener);
+  }
+
+  onClose(listener: (err?: Error) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  async write(data: Buffer): Promise<void> {
+    if (!this.open || this.ended) throw new Error('the port is closed');
+    let written = 0;
+    while (written < data.length) {
+      try {
+        written += writeSync(this.fd, data, written);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    }
+    await asyncDrain(this.fd);
+  }
+
+  async flush(): Promise<void> {
+    if (this.open && !this.ended) await asyncFlush(this.fd);
+  }
+
+  async close(): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    clearInterval(this.timer);
+    await asyncClose(this.fd);
+  }
+
+  /** Everything readable now; EOF or EIO is the device gone (a pulled cable, a pty whose master closed). */
+  private drainInput(): void {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(this.fd, this.buffer, 0, this.buffer.length, null);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EINTR') return;
+        return this.end(err as Error);
+      }
+      if (n === 0) return this.end();
+      const chunk = Buffer.from(this.buffer.subarray(0, n));
+      for (const listener of this.dataListeners) listener(chunk);
+    }
+  }
+
+  private end(err?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.timer);
+    for (const listener of this.closeListeners) listener(err);
+  }
+}
 
 export interface ProbeOptions {
   path: string;
@@ -45,6 +120,11 @@ export interface ProbeOptions {
   /** Per answer, as the SDK's 2 s. */
   timeoutMs: number;
   open?: OpenSerial;
+  /**
+   * Who else holds the port (/proc), asked again after the open and before every write: a ROS
+   * driver that opened the port after the caller's own check must never receive a byte.
+   */
+  holders?: (path: string) => Promise<number[]>;
 }
 
 /**
@@ -57,17 +137,33 @@ export async function probeLidar(o: ProbeOptions): Promise<ProbeResult> {
   try {
     link = await (o.open ?? openSerialPort)(o.path, o.baudRate);
   } catch (err) {
-    return { ok: false, code: 'port_error', reason: `cannot open ${o.path}: ${(err as Error).message}` };
+    const message = (err as Error).message;
+    // flock refused: another process (a second agent, a tool) has the port locked.
+    if (/cannot lock port/i.test(message)) {
+      return { ok: false, code: 'busy', reason: `${o.path} is locked by another process`, holders: [] };
+    }
+    return { ok: false, code: 'port_error', reason: `cannot open ${o.path}: ${message}` };
   }
   const reader = new AnswerReader(link);
+  // Nothing is written unless, right before, nobody else has the port open.
+  const send = async (command: number): Promise<ProbeResult | undefined> => {
+    const held = o.holders ? await o.holders(o.path) : [];
+    if (held.length > 0) {
+      return { ok: false, code: 'busy', reason: `${o.path} is held open by process ${held.join(', ')}`, holders: held };
+    }
+    await link.write(encodeRequest(command));
+    return undefined;
+  };
   try {
-    await link.write(encodeRequest(Command.STOP));
+    const stopRefused = await send(Command.STOP);
+    if (stopRefused) return stopRefused;
     // The A1 needs at least 1 ms after STOP; give the stream time to dry up, then drop it.
     await sleep(20);
     await link.flush();
     reader.discard();
 
-    await link.write(encodeRequest(Command.GET_INFO));
+    const infoRefused = await send(Command.GET_INFO);
+    if (infoRefused) return infoRefused;
     const infoPayload = await reader.next(Answer.INFO, o.timeoutMs);
     if ('failure' in infoPayload) {
       return infoPayload.failure.code === 'no_answer' && infoPayload.junk > 0
@@ -76,7 +172,8 @@ export async function probeLidar(o: ProbeOptions): Promise<ProbeResult> {
     }
     const info = decodeInfo(infoPayload.payload);
 
-    await link.write(encodeRequest(Command.GET_HEALTH));
+    const healthRefused = await send(Command.GET_HEALTH);
+    if (healthRefused) return healthRefused;
     const healthPayload = await reader.next(Answer.HEALTH, o.timeoutMs);
     if ('failure' in healthPayload) return { ok: false, ...healthPayload.failure };
     return { ok: true, info, health: decodeHealth(healthPayload.payload) };

@@ -6,6 +6,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { AgentState } from '../state/types.js';
 import { renderEvent, renderFleetTable, type RobotView } from './fleet-view.js';
+import { urlForPrinting } from '../config/url-credentials.js';
+import { SecretSet } from '../core/logger.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -114,7 +116,11 @@ async function connect(o: Options): Promise<MqttClient> {
     client = await mqtt.connectAsync(o.broker, options);
   } catch (err) {
     const hint = o.passwordHint ? ` (${o.passwordHint})` : '';
-    const message = `cannot reach the fleet broker at ${o.broker}: ${(err as Error).message}${hint}`;
+    // --broker mqtt://user:pass@host works, but the terminal and its scrollback never see the pass.
+    const secrets = new SecretSet();
+    secrets.addCredentials(o.username ?? '', o.password);
+    const where = urlForPrinting(o.broker);
+    const message = secrets.redact(`cannot reach the fleet broker at ${where}: ${(err as Error).message}${hint}`);
     throw Object.assign(new Error(message), { exitCode: 3 });
   }
   // Requests and their answers are small and interactive: no Nagle delay.

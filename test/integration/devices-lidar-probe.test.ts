@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { probeLidar } from '../../agent/devices/lidar-probe.js';
 import { Command } from '../../agent/devices/lidar-protocol.js';
 import { portHolders } from '../../agent/devices/port-holders.js';
 import { LidarSimulator, type Behaviour } from '../helpers/lidar-simulator.js';
+import { PortHolder } from '../helpers/port-holder.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const A1M8 = { model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677' };
 
@@ -85,6 +88,55 @@ describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
     assert.equal(result.ok, false);
     assert.ok(!result.ok && ['port_closed', 'port_error'].includes(result.code), JSON.stringify(result));
     assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
+  });
+
+  it('a port held by another process after the caller checked: busy, and not one byte written (19.7)', async () => {
+    // The ROS driver opens the port between the agent's /proc check and the probe's open: the
+    // probe checks again once open and before every write.
+    const holder = await PortHolder.hold(sim.ptyPath);
+    try {
+      const holders = (p: string) => portHolders(p);
+      const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300, holders });
+      assert.equal(!result.ok && result.code, 'busy', JSON.stringify(result));
+      assert.deepEqual(!result.ok && result.code === 'busy' ? result.holders : [], [holder.pid]);
+      assert.deepEqual(sim.commands, [], 'bytes were sent to a held port');
+    } finally {
+      await holder.release();
+    }
+    assert.deepEqual(await portHolders(sim.ptyPath, { selfPid: -1 }), [], 'the probe left the port open');
+  });
+
+  it('a port held after the first write: the next command is not sent', async () => {
+    let checks = 0;
+    let holder: PortHolder | undefined;
+    // The driver starts right after STOP went out: GET_INFO must not follow.
+    const holders = async (p: string) => {
+      checks += 1;
+      if (checks === 2) holder = await PortHolder.hold(p);
+      return portHolders(p);
+    };
+    try {
+      const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300, holders });
+      assert.equal(!result.ok && result.code, 'busy', JSON.stringify(result));
+      await waitUntil(() => sim.commands.length >= 1, 2000, 'STOP at the simulator');
+      assert.deepEqual(sim.commands, [Command.STOP]);
+    } finally {
+      await holder?.release();
+    }
+  });
+
+  it('a port another process has flock()ed cannot be opened: busy, nothing written', async () => {
+    const locker = spawn('flock', ['--exclusive', sim.ptyPath, '-c', 'echo locked; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await new Promise<void>((resolve) => locker.stdout.on('data', (d: Buffer) => d.includes('locked') && resolve()));
+      const result = await probeLidar({ path: sim.ptyPath, baudRate: 115200, timeoutMs: 300 });
+      assert.equal(!result.ok && result.code, 'busy', JSON.stringify(result));
+      assert.deepEqual(sim.commands, []);
+    } finally {
+      locker.kill('SIGKILL');
+    }
   });
 
   it('a path that is not there is a port error, not a throw', async () => {

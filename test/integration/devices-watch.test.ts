@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
 import { FakeUsbBus, X3 } from '../helpers/fake-sysfs.js';
 import { LidarSimulator } from '../helpers/lidar-simulator.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { PortHolder } from '../helpers/port-holder.js';
 import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
+import { Command } from '../../agent/devices/lidar-protocol.js';
 import type { AgentEvent } from '../../agent/state/event-bus.js';
 import type { DevicesState } from '../../agent/state/types.js';
 
@@ -91,13 +92,20 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     assert.equal((await probe.request(subject.base, 'ping', { id: 'p' })).ok, true);
   });
 
+  it('start-up probes the lidar once, not twice (attach and start)', async () => {
+    await waitUntil(() => devices().lidar.health.status === 'good', 5000, 'the start-up probe');
+    // Absence can only be shown by waiting: past the 150 ms settle delay and a probe's length.
+    await sleep(600);
+    assert.deepEqual(sim.commands, [Command.STOP, Command.GET_INFO, Command.GET_HEALTH]);
+  });
+
   it('never probes a port another process holds: busy, last health kept, devices.check answers busy', async () => {
     await waitUntil(() => devices().lidar.health.status === 'good', 5000, 'the start-up probe');
+    // 'good' is set after the last answer, and nothing else probes before checkInterval: stable.
     const before = sim.commands.length;
-    // One process holding the tty, as the ROS driver in its container would.
-    const holder = spawn('sh', ['-c', `exec 3<>${sim.ptyPath}; exec sleep 30`], { stdio: 'ignore' });
+    // One process holding the tty, as the ROS driver in its container would; open once hold() resolves.
+    const holder = await PortHolder.hold(sim.ptyPath);
     try {
-      await sleep(200);
       const response = await probe.request(subject.base, 'devices.check', { id: 'busy' });
       assert.equal(response.ok, false);
       assert.equal((response.error as { code: string }).code, 'busy');
@@ -106,9 +114,8 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
       assert.equal(devices().lidar.health.busy, true);
       assert.equal(sim.commands.length, before, 'bytes were sent to a held port');
     } finally {
-      holder.kill('SIGKILL');
+      await holder.release();
     }
-    await new Promise((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve(null) : holder.once('exit', resolve)));
     const again = await probe.request(subject.base, 'devices.check', { id: 'free' });
     assert.equal(again.ok, true);
     assert.equal((again.result as DevicesState['lidar']).health.busy, false);
@@ -148,6 +155,15 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
 
   it('a detached lidar is absent; devices.check says not_present', async () => {
     bus.unplug('1-1.2');
+    const isDetached = (m: { topic: string; text: string }) =>
+      m.topic === `${subject.base}/events` && m.text.includes('"device.detached"');
+    const detached = await probe.waitFor(isDetached, 2000, 'device.detached');
+    const event = JSON.parse(detached.text) as { device: string; present: boolean; node: string };
+    // Issue 19.8: the event said `present: true` for a device that had just gone.
+    assert.equal(event.device, 'lidar');
+    assert.equal(event.present, false);
+    assert.equal(event.node, join(bus.devRoot, 'ttyUSB0'), 'where it was');
+    contract.assert('event.json', event);
     await waitUntil(() => !devices().lidar.present, 1000, 'lidar gone');
     assert.equal(devices().lidar.health.status, 'unknown');
     const response = await probe.request(subject.base, 'devices.check', { id: 'np' });

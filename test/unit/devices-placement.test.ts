@@ -53,7 +53,11 @@ describe('device placement (pure)', () => {
     const changed = diffPlacements(before, after);
     assert.equal(changed.length, 1);
     assert.deepEqual(changed[0]!.changes, { path: ['/dev/ttyUSB0', '/dev/ttyUSB1'], node: ['/dev/ttyUSB0', '/dev/ttyUSB1'], 'usb.devnum': [5, 12] });
-    assert.deepEqual(diffPlacements(after, absentDevices()).map((d) => d.type), ['device.detached']);
+    const detached = diffPlacements(after, absentDevices());
+    assert.deepEqual(detached.map((d) => d.type), ['device.detached']);
+    const where = detached[0]!.placement as { present: boolean; node: string };
+    assert.equal(where.present, false, 'a detached device is not present');
+    assert.equal(where.node, '/dev/ttyUSB1', 'where it was');
     assert.deepEqual(diffPlacements(after, after), []);
   });
 });
