@@ -12,3 +12,4 @@ node build/bench/container-replug.js
 node build/bench/update-downtime.js
 node build/bench/snapshot-push.js
 node build/bench/ping-latency.js
+node build/bench/serial-reopen.js
