@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { AgentState } from '../state/types.js';
+import type { StateSummary } from '../state/summary.js';
 import { renderEvent, renderFleetTable, type RobotView } from './fleet-view.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
@@ -141,7 +141,7 @@ async function list(o: Options, json: boolean, out: (s: string) => void): Promis
     if (kind === 'availability') view(robot).online = payload.toString() === 'online';
     if (kind === 'state') {
       try {
-        view(robot).state = JSON.parse(payload.toString()) as AgentState;
+        view(robot).state = JSON.parse(payload.toString()) as StateSummary;
       } catch {
         // A robot that sent something unreadable still shows, without state.
       }

@@ -1,20 +1,20 @@
 import type { AgentEvent } from '../state/event-bus.js';
-import type { AgentState } from '../state/types.js';
+import type { StateSummary } from '../state/summary.js';
 
-/** What the fleet broker holds for one robot: its retained state and availability. */
+/** What the fleet broker holds for one robot: its retained summary (<b>/state) and availability. */
 export interface RobotView {
   robot: string;
   online: boolean | null;
-  state: AgentState | null;
+  state: StateSummary | null;
 }
 
 /**
- * The `robot-fleet list` table (pure): one line per robot, the columns an operator scans for a
- * robot in trouble: online, devices and the lidar's health, containers, images, the update, and
- * how old the last state is.
+ * The `robot-fleet list` table (pure), from the summaries alone: one line per robot, the columns
+ * an operator scans for a robot in trouble: online, status and why, devices and the lidar's
+ * health, containers (outdated ones marked), the update, and when the robot was last heard of.
  */
 export function renderFleetTable(robots: RobotView[], now = Date.now()): string {
-  const header = ['ROBOT', 'ONLINE', 'LIDAR', 'CAMERA', 'BOARD', 'CONTAINERS', 'IMAGES', 'UPDATE', 'LAST SEEN'];
+  const header = ['ROBOT', 'ONLINE', 'STATUS', 'LIDAR', 'CAMERA', 'BOARD', 'CONTAINERS', 'UPDATE', 'DISK FREE', 'LAST SEEN', 'WHY'];
   const rows = [...robots].sort((a, b) => a.robot.localeCompare(b.robot)).map((r) => row(r, now));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => cells[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -24,14 +24,17 @@ export function renderFleetTable(robots: RobotView[], now = Date.now()): string 
 function row(r: RobotView, now: number): string[] {
   const s = r.state;
   const online = r.online === null ? '?' : r.online ? 'online' : 'OFFLINE';
-  if (!s) return [r.robot, online, '-', '-', '-', '-', '-', '-', 'never'];
-  const lidar = s.devices.lidar.present ? (s.devices.lidar.health.busy ? `${s.devices.lidar.health.status} (busy)` : s.devices.lidar.health.status) : 'ABSENT';
+  if (!s) return [r.robot, online, '-', '-', '-', '-', '-', '-', '-', 'never', ''];
+  const lidar = s.devices.lidar.present ? `${s.devices.lidar.health}${s.devices.lidar.busy ? ' (busy)' : ''}` : 'ABSENT';
   const camera = s.devices.camera.present ? 'ok' : 'ABSENT';
   const board = s.devices.board.present ? 'ok' : 'ABSENT';
-  const containers = (s.containers ?? []).map((c) => `${c.name}:${c.state}${c.inSync ? '' : '!'}`).join(',') || '-';
-  const images = String((s.images ?? []).length);
-  const update = s.update ? `${s.update.status}${s.update.container ? ` ${s.update.container}` : ''}` : '-';
-  return [r.robot, online, lidar, camera, board, s.docker.available ? containers : 'NO DOCKER', images, update, age(now - Date.parse(s.ts))];
+  const listed = s.containers.list.map((c) => `${c.name}:${c.state}${c.outdated ? ' OUTDATED' : ''}`);
+  if (s.containers.omitted > 0) listed.push(`+${s.containers.omitted}`);
+  const containers = s.docker ? listed.join(',') || '-' : 'NO DOCKER';
+  const update = `${s.update.status}${s.update.container ? ` ${s.update.container}` : ''}`;
+  const disk = s.diskFree === null ? '-' : `${(s.diskFree / 1e9).toFixed(1)} GB`;
+  const status = s.status === 'ok' ? 'ok' : s.status.toUpperCase();
+  return [r.robot, online, status, lidar, camera, board, containers, update, disk, age(now - Date.parse(s.seen)), s.why.join('; ').slice(0, 120)];
 }
 
 function age(ms: number): string {

@@ -4,18 +4,27 @@ import si from 'systeminformation';
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import type { HostMetrics } from '../state/types.js';
+import { metricsNewsworthy, type MetricsDeadband } from './metrics-deadband.js';
 
 export interface HostMetricsOptions {
   store: StateStore;
   logger: Logger;
   intervalMs: number;
   stateDir: string;
+  /** When a sample replaces the one in the state; default: every 10 samples at most, 30 at least. */
+  deadband?: MetricsDeadband;
+}
+
+/** At the default 30 s interval: CPU/memory news at most every 5 min, a fresh sample at least every 15. */
+export function defaultDeadband(intervalMs: number): MetricsDeadband {
+  return { minSpacingMs: intervalMs * 10, maxAgeMs: intervalMs * 30 };
 }
 
 /**
- * Samples the host every interval into state.host.metrics. Chosen to be cheap on a Pi: /proc
- * reads and statfs(2), no process spawned per sample beyond what systeminformation needs for
- * the temperature, and never two samples at once.
+ * Samples the host every interval into state.host.metrics when the sample is news (a disk
+ * filling, a big move of CPU or memory, or the one there getting old: metrics-deadband.ts).
+ * Chosen to be cheap on a Pi: /proc reads and statfs(2), no process spawned per sample beyond
+ * what systeminformation needs for the temperature, and never two samples at once.
  */
 export class HostMetricsSampler {
   readonly name = 'metrics';
@@ -56,6 +65,8 @@ export class HostMetricsSampler {
         cpuTemperature: temperature && typeof temperature.main === 'number' && temperature.main > 0 ? round(temperature.main) : null,
         uptime: Math.round(uptime()),
       };
+      const deadband = this.options.deadband ?? defaultDeadband(this.options.intervalMs);
+      if (!metricsNewsworthy(this.options.store.get().host.metrics, metrics, deadband)) return metrics;
       this.options.store.update('host', (host) => ({ ...host, metrics }));
       return metrics;
     } catch (err) {

@@ -1,6 +1,7 @@
 import type { DesiredMessage } from '../containers/desired-state.js';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { AgentState } from '../state/types.js';
+import type { StateSummary } from '../state/summary.js';
+import type { AgentState, StateSection } from '../state/types.js';
 
 /**
  * Every topic the agent uses and the payload that travels on it: the MQTT contract in one
@@ -9,8 +10,10 @@ import type { AgentState } from '../state/types.js';
 export interface Topics {
   /** Retained, QoS 1: "online" | "offline" (also the last will). */
   availability: string;
-  /** Retained JSON AgentState. */
+  /** Retained JSON StateSummary (at most 1 KiB): what a fleet table shows of the robot. */
   state: string;
+  /** Retained JSON of one section of the AgentState in full, republished when it changes. */
+  stateSection(section: StateSection): string;
   /** Not retained JSON AgentEvent. */
   events: string;
   /** Retained, fleet -> robot: what it should run (docs/schemas/desired.json). */
@@ -55,6 +58,7 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
   return {
     availability: `${b}/availability`,
     state: `${b}/state`,
+    stateSection: (section) => `${b}/state/${section}`,
     events: `${b}/events`,
     desired: `${b}/desired`,
     requests: `${requestPrefix}+`,
@@ -95,7 +99,8 @@ export type CommandResponse =
 /** Payload types by topic role, for code that wants the compiler to check what it sends. */
 export interface TopicPayloads {
   availability: Availability;
-  state: AgentState;
+  state: StateSummary;
+  stateSection: AgentState[StateSection];
   events: AgentEvent;
   request: CommandRequest;
   response: CommandResponse;
