@@ -54,19 +54,27 @@ describe('agent on its embedded defaults (spawned)', function () {
     await probe.waitForTopic(`${b}/state`, 10_000);
     // Retained means a dashboard that subscribes later gets both at once.
     const late = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, ...auth });
-    await late.subscribe(`${b}/availability`, `${b}/state`);
+    await late.subscribe(`${b}/availability`, `${b}/state`, `${b}/state/docker`, `${b}/state/agent`);
     const online = await late.waitForTopic(`${b}/availability`, 2000);
     const state = await late.waitForTopic(`${b}/state`, 2000);
+    const dockerSection = await late.waitForTopic(`${b}/state/docker`, 2000);
+    const agentSection = await late.waitForTopic(`${b}/state/agent`, 2000);
     await late.close();
     assert.equal(online.text, 'online');
     assert.equal(online.retain, true);
     assert.equal(state.retain, true);
-    const body = JSON.parse(state.text) as { docker: { available: boolean; error?: { code: string; message: string } }; agent: { mqtt: { broker: string } } };
-    contract.assert('state.json', body);
-    assert.equal(body.docker.available, false);
-    assert.equal(body.docker.error?.code, 'docker_unreachable');
-    assert.match(body.docker.error!.message, /docker\.sock/);
-    assert.equal(body.agent.mqtt.broker, 'embedded');
+    assert.equal(dockerSection.retain, true);
+    const summary = JSON.parse(state.text) as { docker: boolean; status: string; why: string[] };
+    contract.assert('state-summary.json', summary);
+    assert.equal(summary.docker, false);
+    assert.equal(summary.status, 'error');
+    assert.equal(summary.why[0], 'Docker unavailable (docker_unreachable)');
+    const docker = JSON.parse(dockerSection.text) as { available: boolean; error?: { code: string; message: string } };
+    contract.assert('state.json#/properties/docker', docker);
+    assert.equal(docker.available, false);
+    assert.equal(docker.error?.code, 'docker_unreachable');
+    assert.match(docker.error!.message, /docker\.sock/);
+    assert.equal((JSON.parse(agentSection.text) as { mqtt: { broker: string } }).mqtt.broker, 'embedded');
   });
 
   it('answers ping', async () => {

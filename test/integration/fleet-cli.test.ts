@@ -6,6 +6,7 @@ import { packageRoot } from '../../agent/package-root.js';
 import type { RobotView } from '../../agent/fleet/fleet-view.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { cleanEngine } from '../helpers/engine-cli.js';
+import { Contract } from '../helpers/contract.js';
 import { FakeUsbBus, X3 } from '../helpers/fake-sysfs.js';
 import { LidarSimulator } from '../helpers/lidar-simulator.js';
 import { tempDir } from '../helpers/temp.js';
@@ -74,13 +75,16 @@ describe('robot-fleet: two robots on one broker', function () {
     const run = fleet([...common(), 'list']);
     assert.equal(await run.code, 0, run.stderr());
     const lines = run.stdout().trim().split('\n');
-    assert.match(lines[0]!, /^ROBOT\s+ONLINE\s+LIDAR\s+CAMERA\s+BOARD\s+CONTAINERS\s+IMAGES\s+UPDATE\s+LAST SEEN$/);
-    assert.match(lines[1]!, /^rosmaster-01\s+online\s+good\s+ok\s+ok\s+ros:running\s+1\s+idle\s+\d+s ago$/);
-    assert.match(lines[2]!, /^rosmaster-02\s+online\s+ABSENT\s+ABSENT\s+ABSENT\s+NO DOCKER\s+0\s+idle\s+\d+s ago$/);
+    assert.match(lines[0]!, /^ROBOT\s+ONLINE\s+STATUS\s+LIDAR\s+CAMERA\s+BOARD\s+CONTAINERS\s+UPDATE\s+DISK FREE\s+LAST SEEN\s+WHY$/);
+    assert.match(lines[1]!, /^rosmaster-01\s+online\s+ok\s+good\s+ok\s+ok\s+ros:running\s+idle\s+\d+\.\d GB\s+\d+s ago$/);
+    assert.match(lines[2]!, /^rosmaster-02\s+online\s+ERROR\s+ABSENT\s+ABSENT\s+ABSENT\s+NO DOCKER\s+idle\s+\d+\.\d GB\s+\d+s ago\s+Docker unavailable \(docker_unreachable\); lidar absent; camera absent; board absent$/);
     const json = fleet([...common(), 'list', '--json']);
     assert.equal(await json.code, 0);
     const robots = JSON.parse(json.stdout()) as RobotView[];
     assert.deepEqual(robots.map((r) => [r.robot, r.online]).sort(), [['rosmaster-01', true], ['rosmaster-02', true]]);
+    // list reads the summaries only: what a fleet of thousands can afford.
+    for (const r of robots) new Contract().assert('state-summary.json', r.state);
+    assert.deepEqual(robots.find((r) => r.robot === 'rosmaster-01')!.state!.containers.list.map((c) => [c.name, c.outdated]), [['ros', false]]);
   });
 
   it('send prints the response and exits by its ok; shortcuts; no answer and bad usage get their codes', async () => {

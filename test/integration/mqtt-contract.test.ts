@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { spawnAgent } from '../helpers/agent-process.js';
 import { startAgent, uniqueRobotId, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
+import { STATE_SECTIONS } from '../../agent/mqtt/state-publisher.js';
+import { SUMMARY_LIMIT_BYTES } from '../../agent/state/summary.js';
 import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { sleep } from '../helpers/wait.js';
@@ -23,7 +25,8 @@ describe('MQTT contract against mosquitto', function () {
   function validate(base: string, m: Received): void {
     const leaf = m.topic.slice(base.length + 1);
     if (leaf === 'availability') contract.assert('availability.json', m.text);
-    else if (leaf === 'state') contract.assert('state.json', JSON.parse(m.text));
+    else if (leaf === 'state') contract.assert('state-summary.json', JSON.parse(m.text));
+    else if (leaf.startsWith('state/')) contract.assert(`state.json#/properties/${leaf.slice('state/'.length)}`, JSON.parse(m.text));
     else if (leaf === 'events') contract.assert('event.json', JSON.parse(m.text));
     else if (leaf.startsWith('response/')) contract.assert('response.json', JSON.parse(m.text));
     else if (!leaf.startsWith('request/')) assert.fail(`undocumented topic ${m.topic}`);
@@ -36,7 +39,8 @@ describe('MQTT contract against mosquitto', function () {
     await probe.subscribe(`fleet/${robot}/#`);
     subject = await startAgent({ robot: { id: robot }, mqtt: { url: rig.mqtt.url }, docker: { socketPath: rig.docker.socketPath } });
     await probe.waitForTopic(`${subject.base}/availability`, 5000, (m) => m.text === 'online');
-    await probe.waitFor((m) => m.topic === `${subject!.base}/state` && (JSON.parse(m.text) as { docker: { available: boolean } }).docker.available, 5000, 'state with docker');
+    await probe.waitFor((m) => m.topic === `${subject!.base}/state` && (JSON.parse(m.text) as { docker: boolean }).docker, 5000, 'a summary with docker');
+    await probe.waitFor((m) => m.topic === `${subject!.base}/state/docker` && (JSON.parse(m.text) as { available: boolean }).available, 5000, 'state/docker available');
     await probe.request(subject.base, 'ping', { id: 'c1' });
     await probe.request(subject.base, 'state', { id: 'c2' });
     await probe.request(subject.base, 'nope', { id: 'c3' });
@@ -45,7 +49,9 @@ describe('MQTT contract against mosquitto', function () {
     await probe.waitForTopic(`${subject.base}/availability`, 3000, (m) => m.text === 'offline');
     const topics = new Set(probe.received.map((m) => m.topic.slice(subject!.base.length + 1)));
     for (const leaf of ['availability', 'state', 'events', 'response/ping', 'response/state', 'response/nope']) assert.ok(topics.has(leaf), `nothing on ${leaf}`);
+    for (const section of STATE_SECTIONS) assert.ok(topics.has(`state/${section}`), `nothing on state/${section}`);
     for (const m of probe.received) validate(subject.base, m);
+    for (const m of probe.messagesOn(`${subject.base}/state`)) assert.ok(m.payload.length <= SUMMARY_LIMIT_BYTES, `a summary of ${m.payload.length} bytes`);
   });
 
   it('answers on the MQTT 5 response topic with the correlation data, as well as on response/<command>', async function () {
@@ -75,25 +81,27 @@ describe('MQTT contract against mosquitto', function () {
     assert.equal(subject.agent.store.get().agent.mqtt.protocolVersion, 4);
   });
 
-  it('coalesces a burst of changes into one state publish within 1 s, and republishes on the heartbeat', async function () {
+  it('coalesces a burst of changes into one publish of the section within 1 s; the summary on the heartbeat', async function () {
     this.timeout(15_000);
     const rig = needRig(this);
     subject = await startAgent({ mqtt: { url: rig.mqtt.url, heartbeat: 5 }, metrics: { interval: 3600 } });
     probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
-    await probe.subscribe(`${subject.base}/state`);
+    await probe.subscribe(`${subject.base}/state`, `${subject.base}/state/+`);
     await probe.waitForTopic(`${subject.base}/state`, 3000);
     await sleep(500);
     probe.clear();
     const t0 = Date.now();
     for (let i = 1; i <= 20; i += 1) subject.agent.store.update('host', (h) => ({ ...h, hostname: `burst-${i}` }));
     await sleep(1000);
-    const burst = probe.messagesOn(`${subject.base}/state`);
+    const burst = probe.messagesOn(`${subject.base}/state/host`);
     assert.equal(burst.length, 1, `${burst.length} publishes for one burst`);
     assert.ok(burst[0]!.at - t0 < 1000);
-    assert.equal((JSON.parse(burst[0]!.text) as { host: { hostname: string } }).host.hostname, 'burst-20');
+    assert.equal((JSON.parse(burst[0]!.text) as { hostname: string }).hostname, 'burst-20');
+    assert.deepEqual(probe.received.map((m) => m.topic), [`${subject.base}/state/host`], 'nothing but the section that changed');
     probe.clear();
     const beat = await probe.waitForTopic(`${subject.base}/state`, 6000);
     assert.ok(beat.at - t0 >= 3000, 'a heartbeat, not a change');
+    assert.deepEqual(probe.received.map((m) => m.topic), [`${subject.base}/state`], 'the heartbeat is the summary alone');
   });
 
   it('a crashed agent is marked offline by its last will (retained)', async function () {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
+import { STATE_SECTIONS } from '../../agent/mqtt/state-publisher.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
@@ -58,8 +59,10 @@ describe('MQTT link resilience', function () {
     await probe.waitForTopic(`${subject.base}/availability`, 5000, (m) => m.text === 'online');
     await probe.waitForTopic(`${subject.base}/state`, 5000);
     const late = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
-    await late.subscribe(`${subject.base}/state`, `${subject.base}/availability`);
+    await late.subscribe(`${subject.base}/state`, `${subject.base}/state/+`, `${subject.base}/availability`);
     assert.equal((await late.waitForTopic(`${subject.base}/state`, 3000)).retain, true);
+    // Every section too, though none changed since they were last sent.
+    for (const section of STATE_SECTIONS) assert.equal((await late.waitForTopic(`${subject.base}/state/${section}`, 3000)).retain, true, section);
     assert.equal((await late.waitForTopic(`${subject.base}/availability`, 3000)).text, 'online');
     await late.close();
     // The buffered events were sent before our probe subscribed; prove delivery with a probe
