@@ -1,0 +1,157 @@
+import Modem from 'docker-modem';
+import { AgentError } from '../core/errors.js';
+
+/** Seconds each kind of engine operation may take before the agent gives up on it. */
+export interface EngineDeadlines {
+  /** ping, version, info: liveness probes, the only short ones. */
+  probe: number;
+  /** inspect, list, history, logs (not followed). */
+  read: number;
+  /** create, start, rename, tag, remove, kill, exec create and any other short change. */
+  change: number;
+  /** Added to a stop's or restart's own wait (its `t`, else the longest configured stopTimeout). */
+  stopMargin: number;
+}
+
+export const DEFAULT_ENGINE_DEADLINES: EngineDeadlines = { probe: 10, read: 60, change: 120, stopMargin: 30 };
+
+/** What one engine request is, for its deadline and for the sentence an operator reads. */
+export interface EngineOperation {
+  /** e.g. "stop container 3f2a1b0c9d8e", "inspect image ros:1". */
+  what: string;
+  /** Milliseconds, or undefined for no fixed deadline (streams, commit, wait). */
+  deadlineMs: number | undefined;
+}
+
+const ID = '([^/?]+)';
+const route = (method: string, path: string) => new RegExp(`^${method} ${path.replace(/\{\}/g, ID)}$`);
+
+/**
+ * Operations with no fixed deadline: they last as long as their work (a 20 GB pull, a commit of
+ * 3 GB of changes, a container that runs for hours) and are watched otherwise: pull and push by
+ * their progress (images.stallTimeout), the event stream by pings, a wait by the container.
+ */
+const UNBOUNDED: Array<[RegExp, string]> = [
+  [route('GET', '/events'), 'follow the event stream'],
+  [route('POST', '/commit'), 'commit a container'],
+  [route('POST', '/containers/{}/wait'), 'wait for container $1'],
+  [route('POST', '/containers/{}/attach'), 'attach to container $1'],
+  [route('GET', '/containers/{}/export'), 'export container $1'],
+  [route('(?:GET|PUT|HEAD)', '/containers/{}/archive'), 'copy files of container $1'],
+  [route('POST', '/exec/{}/start'), 'run a command in a container'],
+  [route('POST', '/images/create'), 'pull or import an image'],
+  [route('POST', '/images/{}/push'), 'push image $1'],
+  [route('POST', '/build'), 'build an image'],
+  [route('POST', '/images/load'), 'load an image archive'],
+  [route('GET', '/images/{}/get'), 'save image $1'],
+  [route('GET', '/images/get'), 'save images'],
+];
+
+const PROBES: Array<[RegExp, string]> = [
+  [route('(?:GET|HEAD)', '/_ping'), 'answer a ping'],
+  [route('GET', '/version'), 'tell its version'],
+  [route('GET', '/info'), 'describe itself'],
+];
+
+const STOPS = route('POST', '/containers/{}/(stop|restart)');
+const LOGS = route('GET', '/containers/{}/logs');
+
+/**
+ * The deadline that fits one Engine API request. `stopSeconds` is what a stop or restart without
+ * its own `t` waits: the engine then uses the container's StopTimeout, set from its config.
+ */
+export function engineOperation(
+  request: { method: string; path: string; options?: Record<string, unknown> },
+  deadlines: EngineDeadlines,
+  stopSeconds: number,
+): EngineOperation {
+  const key = `${request.method.toUpperCase()} ${request.path.split('?')[0]}`;
+  const describe = (template: string, match: RegExpExecArray) =>
+    template.replace(/\$(\d)/g, (_, n: string) => decodeURIComponent(match[Number(n)] ?? '').slice(0, 64));
+  for (const [pattern, what] of UNBOUNDED) {
+    const m = pattern.exec(key);
+    if (m) return { what: describe(what, m), deadlineMs: undefined };
+  }
+  for (const [pattern, what] of PROBES) {
+    const m = pattern.exec(key);
+    if (m) return { what: describe(what, m), deadlineMs: deadlines.probe * 1000 };
+  }
+  const stop = STOPS.exec(key);
+  if (stop) {
+    const t = Number(request.options?.t);
+    const wait = Number.isFinite(t) && t >= 0 ? t : stopSeconds;
+    return { what: `${stop[2]} container ${describe('$1', stop)}`, deadlineMs: (wait + deadlines.stopMargin) * 1000 };
+  }
+  const logs = LOGS.exec(key);
+  if (logs) {
+    // Followed logs last as long as the container prints; a tail is a read.
+    if (request.options?.follow === true) return { what: `follow the logs of container ${describe('$1', logs)}`, deadlineMs: undefined };
+    return { what: `read the logs of container ${describe('$1', logs)}`, deadlineMs: deadlines.read * 1000 };
+  }
+  const method = request.method.toUpperCase();
+  const what = `${method} ${request.path.split('?')[0]}`.slice(0, 120);
+  return { what, deadlineMs: (method === 'GET' || method === 'HEAD' ? deadlines.read : deadlines.change) * 1000 };
+}
+
+type DialOptions = { method: string; path: string; options?: Record<string, unknown>; abortSignal?: AbortSignal; isStream?: boolean };
+type DialCallback = (err: unknown, result?: unknown) => void;
+
+/**
+ * docker-modem with a deadline per operation instead of one blanket socket timeout: the blanket
+ * 15 s cut the quiet event stream, a 25 s stop, a long commit and a stalled pull alike. A request
+ * past its deadline is aborted (docker-modem's abortSignal) and fails with `engine_deadline`.
+ */
+export class DeadlineModem extends Modem {
+  constructor(
+    options: Modem.ConstructorOptions,
+    private readonly deadlines: EngineDeadlines = DEFAULT_ENGINE_DEADLINES,
+    /** The longest stop a container may take when a stop names no `t`, seconds. */
+    private readonly stopSeconds: () => number = () => 10,
+  ) {
+    super({ ...options, timeout: undefined });
+  }
+
+  override dial(options: DialOptions, callback: DialCallback): void {
+    const operation = engineOperation(options, this.deadlines, this.stopSeconds());
+    if (operation.deadlineMs === undefined) {
+      super.dial(options as never, callback as never);
+      return;
+    }
+    const deadlineMs = operation.deadlineMs;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), deadlineMs);
+    timer.unref();
+    const caller = options.abortSignal ?? (options.options?.abortSignal as AbortSignal | undefined);
+    const signal = caller ? AbortSignal.any([caller, controller.signal]) : controller.signal;
+    const explain = (err: unknown): unknown =>
+      controller.signal.aborted
+        ? new AgentError(
+            'engine_deadline',
+            `the Docker engine did not ${operation.what} within ${Math.round(deadlineMs / 1000)} s; it may be overloaded or stuck (see journalctl -u docker)`,
+            { cause: err, details: { deadlineSeconds: Math.round(deadlineMs / 1000) } },
+          )
+        : err;
+    super.dial({ ...options, abortSignal: signal } as never, ((err: unknown, result?: unknown) => {
+      if (err || !options.isStream || !isStream(result)) {
+        clearTimeout(timer);
+        callback(err ? explain(err) : null, result);
+        return;
+      }
+      // A bounded stream (a logs tail) keeps its deadline until it is read to the end.
+      result.once('close', () => clearTimeout(timer));
+      controller.signal.addEventListener('abort', () => result.destroy(explain(new Error('aborted')) as Error), { once: true });
+      callback(null, result);
+    }) as never);
+  }
+}
+
+class DeadlineExceeded extends Error {
+  constructor() {
+    super('engine deadline exceeded');
+    this.name = 'AbortError';
+  }
+}
+
+function isStream(value: unknown): value is NodeJS.ReadableStream & { destroy(err?: Error): void; once(e: string, l: () => void): void } {
+  return typeof (value as { pipe?: unknown } | null)?.pipe === 'function';
+}
