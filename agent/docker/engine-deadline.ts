@@ -85,15 +85,22 @@ export function engineOperation(
   const logs = LOGS.exec(key);
   if (logs) {
     // Followed logs last as long as the container prints; a tail is a read.
-    if (request.options?.follow === true) return { what: `follow the logs of container ${describe('$1', logs)}`, deadlineMs: undefined };
-    return { what: `read the logs of container ${describe('$1', logs)}`, deadlineMs: deadlines.read * 1000 };
+    const name = describe('$1', logs);
+    if (request.options?.follow === true) return { what: `follow the logs of ${name}`, deadlineMs: undefined };
+    return { what: `read the logs of container ${name}`, deadlineMs: deadlines.read * 1000 };
   }
   const method = request.method.toUpperCase();
   const what = `${method} ${request.path.split('?')[0]}`.slice(0, 120);
   return { what, deadlineMs: (method === 'GET' || method === 'HEAD' ? deadlines.read : deadlines.change) * 1000 };
 }
 
-type DialOptions = { method: string; path: string; options?: Record<string, unknown>; abortSignal?: AbortSignal; isStream?: boolean };
+type DialOptions = {
+  method: string;
+  path: string;
+  options?: Record<string, unknown>;
+  abortSignal?: AbortSignal;
+  isStream?: boolean;
+};
 type DialCallback = (err: unknown, result?: unknown) => void;
 
 /**
@@ -123,12 +130,14 @@ export class DeadlineModem extends Modem {
     timer.unref();
     const caller = options.abortSignal ?? (options.options?.abortSignal as AbortSignal | undefined);
     const signal = caller ? AbortSignal.any([caller, controller.signal]) : controller.signal;
+    const seconds = Math.round(deadlineMs / 1000);
     const explain = (err: unknown): unknown =>
       controller.signal.aborted
         ? new AgentError(
             'engine_deadline',
-            `the Docker engine did not ${operation.what} within ${Math.round(deadlineMs / 1000)} s; it may be overloaded or stuck (see journalctl -u docker)`,
-            { cause: err, details: { deadlineSeconds: Math.round(deadlineMs / 1000) } },
+            `the Docker engine did not ${operation.what} within ${seconds} s; ` +
+              'it may be overloaded or stuck (see journalctl -u docker)',
+            { cause: err, details: { deadlineSeconds: seconds } },
           )
         : err;
     super.dial({ ...options, abortSignal: signal } as never, ((err: unknown, result?: unknown) => {
@@ -139,7 +148,8 @@ export class DeadlineModem extends Modem {
       }
       // A bounded stream (a logs tail) keeps its deadline until it is read to the end.
       result.once('close', () => clearTimeout(timer));
-      controller.signal.addEventListener('abort', () => result.destroy(explain(new Error('aborted')) as Error), { once: true });
+      const cut = () => result.destroy(explain(new Error('aborted')) as Error);
+      controller.signal.addEventListener('abort', cut, { once: true });
       callback(null, result);
     }) as never);
   }
@@ -152,6 +162,8 @@ class DeadlineExceeded extends Error {
   }
 }
 
-function isStream(value: unknown): value is NodeJS.ReadableStream & { destroy(err?: Error): void; once(e: string, l: () => void): void } {
+type EngineStream = NodeJS.ReadableStream & { destroy(err?: Error): void; once(e: string, l: () => void): void };
+
+function isStream(value: unknown): value is EngineStream {
   return typeof (value as { pipe?: unknown } | null)?.pipe === 'function';
 }

@@ -51,7 +51,8 @@ export class DockerEngineLink {
 
   constructor(private readonly options: EngineLinkOptions) {
     // Each operation gets its own deadline (engine-deadline.ts); a quiet event stream is healthy.
-    const modem = new DeadlineModem({ socketPath: options.socketPath }, options.deadlines ?? DEFAULT_ENGINE_DEADLINES, options.stopSeconds);
+    const deadlines = options.deadlines ?? DEFAULT_ENGINE_DEADLINES;
+    const modem = new DeadlineModem({ socketPath: options.socketPath }, deadlines, options.stopSeconds);
     this.docker = new Docker({ modem } as Docker.DockerOptions);
     this.backoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
   }
@@ -156,13 +157,15 @@ export class DockerEngineLink {
     if (!this.running || !this.connected) return;
     try {
       await this.docker.ping();
-      const since = this.lastEventNano === undefined ? Math.floor(Date.now() / 1000) : formatNano(this.lastEventNano + 1n);
+      const last = this.lastEventNano;
+      const since = last === undefined ? Math.floor(Date.now() / 1000) : formatNano(last + 1n);
       const stream = await this.docker.getEvents({ since } as { since: number });
       if (!this.running || !this.connected) {
         (stream as unknown as { destroy?: () => void }).destroy?.();
         return;
       }
-      this.options.logger.warn('docker event stream ended while the engine answers; resumed', { error: toErrorInfo(err) });
+      const error = toErrorInfo(err);
+      this.options.logger.warn('docker event stream ended while the engine answers; resumed', { error });
       this.followEvents(stream);
     } catch (pingErr) {
       this.markUnavailable(pingErr instanceof AgentError && pingErr.code === 'engine_deadline' ? pingErr : err);
@@ -176,15 +179,20 @@ export class DockerEngineLink {
    */
   async explain(err: unknown, doing: string): Promise<AgentError> {
     const answered = typeof (err as { statusCode?: unknown })?.statusCode === 'number';
-    if (answered) return new AgentError('engine_error', `the Docker engine refused to ${doing}: ${engineMessage(err)}`, { cause: err });
+    if (answered) {
+      const message = `the Docker engine refused to ${doing}: ${engineMessage(err)}`;
+      return new AgentError('engine_error', message, { cause: err });
+    }
     try {
       await this.docker.ping();
     } catch (pingErr) {
       const why = describeDockerError(pingErr, this.options.socketPath);
-      return new AgentError('docker_unresponsive', `could not ${doing}: the Docker engine does not answer pings (${why.message})`, { cause: err });
+      const message = `could not ${doing}: the Docker engine does not answer pings (${why.message})`;
+      return new AgentError('docker_unresponsive', message, { cause: err });
     }
     if (err instanceof AgentError) return err;
-    return new AgentError('engine_error', `the Docker engine failed to ${doing} (it answers pings): ${engineMessage(err)}`, { cause: err });
+    const message = `the Docker engine failed to ${doing} (it answers pings): ${engineMessage(err)}`;
+    return new AgentError('engine_error', message, { cause: err });
   }
 
   private dispatch(line: string): void {
@@ -265,7 +273,10 @@ export function describeDockerError(err: unknown, socketPath: string): { code: s
     case 'econnrefused':
       return { code: 'docker_unreachable', message: `Docker engine at ${socketPath} refuses connections: is docker.service running?` };
     case 'engine_deadline':
-      return { code: 'docker_unresponsive', message: `the Docker engine at ${socketPath} does not answer pings in time: is dockerd hung? (${info.message})` };
+      return {
+        code: 'docker_unresponsive',
+        message: `the Docker engine at ${socketPath} does not answer pings in time: is dockerd hung? (${info.message})`,
+      };
     case 'eacces':
       return { code: 'docker_forbidden', message: `no permission to use ${socketPath}: run the agent as root or in the docker group` };
     default:

@@ -122,7 +122,8 @@ export class ImagePuller {
           if (isTransportError(err)) transport = err;
           return classifyPullError(err, ref.familiar);
         },
-        onProgress: (p) => ctx.progress({ image: ref.familiar, source: endpoint.source, ...p, bytesToDownload: plan.bytesToDownload }),
+        onProgress: (p) =>
+          ctx.progress({ image: ref.familiar, source: endpoint.source, ...p, bytesToDownload: plan.bytesToDownload }),
       });
     } catch (err) {
       throw transport === undefined ? err : await lostEngine(transport);

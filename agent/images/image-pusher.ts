@@ -1,7 +1,13 @@
 import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
-import { followEngineProgress, isExistingLayerStatus, isLayerId, type EngineMessage, type ProgressSnapshot } from './engine-progress.js';
+import {
+  followEngineProgress,
+  isExistingLayerStatus,
+  isLayerId,
+  type EngineMessage,
+  type ProgressSnapshot,
+} from './engine-progress.js';
 import type { ImageReference } from './image-reference.js';
 import { classifyPullError } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';

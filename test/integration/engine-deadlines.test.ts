@@ -24,7 +24,8 @@ async function linkOn(socketPath: string, deadlines?: EngineDeadlines, stopSecon
   const events: AgentEvent[] = [];
   const bus = new EventBus();
   bus.subscribe((e) => events.push(e));
-  const logger = createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const write = (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>);
+  const logger = createLogger({ level: 'debug', write });
   const link = new DockerEngineLink({
     socketPath,
     store,
@@ -127,7 +128,7 @@ describe('engine deadlines: each operation gets the time it needs, and no blanke
     }
   });
 
-  it('an engine that accepts and never answers: engine_deadline per operation, docker_unresponsive only when ping fails', async function () {
+  it('a hung engine: engine_deadline per operation, docker_unresponsive only when ping fails', async function () {
     const socketPath = join(tempDir('rfa-mute-'), 'docker.sock');
     // Answers pings, hangs on everything else: a daemon stuck in one operation.
     const held = new Set<Socket>();
@@ -181,10 +182,13 @@ describe('engine deadlines: a pull from a registry that stops answering', functi
     faulty = undefined;
   });
 
-  it('is a stall after images.stallTimeout (17 s, beyond the old 15 s cut), never "the engine is not available"', async function () {
+  it('is a stall after images.stallTimeout (17 s, past the old 15 s cut), not "engine unavailable"', async function () {
     needRig(this);
     faulty = await FaultyRegistry.start(rig().registry.url, 'stall-layers');
-    subject = await startAgent({ docker: { socketPath: rig().docker.socketPath }, images: { allow: [`${faulty.host}/**`], stallTimeout: 17 } });
+    subject = await startAgent({
+      docker: { socketPath: rig().docker.socketPath },
+      images: { allow: [`${faulty.host}/**`], stallTimeout: 17 },
+    });
     const events: AgentEvent[] = [];
     subject.agent.bus.subscribe((e) => events.push(e));
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });

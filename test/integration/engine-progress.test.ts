@@ -10,14 +10,15 @@ import { needRig, rig } from '../setup.js';
 
 const LAYER_ID = /^[a-f0-9]{12}$/;
 
-describe('engine progress says what happened: layers only, real byte totals, mounted layers count as existing', function () {
+describe('engine progress: layers only, real byte totals, mounted layers count as existing', function () {
   this.timeout(90_000);
   let subject: AgentUnderTest | undefined;
   let probe: MqttProbe | undefined;
   const events: AgentEvent[] = [];
   const host = () => rig().registry.host;
   const source = () => `${host()}/yahboomtechnology/ros-foxy:3.3.9`;
-  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}`, ...body }, ms);
+  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}`, ...body }, ms);
 
   async function agent(doc: Record<string, unknown> = {}): Promise<void> {
     const dir = tempDir('rfa-progress-');
@@ -60,13 +61,14 @@ describe('engine progress says what happened: layers only, real byte totals, mou
       assert.ok((e.layersDone as number) <= (e.layersTotal as number));
     }
     const last = progress.at(-1)!;
-    const layers = (JSON.parse(docker('image', 'inspect', source()))[0] as { RootFS: { Layers: string[] } }).RootFS.Layers.length;
+    const inspected = JSON.parse(docker('image', 'inspect', source()))[0] as { RootFS: { Layers: string[] } };
+    const layers = inspected.RootFS.Layers.length;
     assert.equal(last.layersTotal, layers, JSON.stringify(progress.map((e) => e.layers)));
     assert.equal(last.layersDone, layers);
     assert.ok((last.total as number) > 0 && last.current === last.total, JSON.stringify(last));
   });
 
-  it('a snapshot push whose base layers the registry mounted: layersExisting names them; no 0/0 byte progress', async () => {
+  it('a snapshot push with base layers mounted: layersExisting names them; no 0/0 byte progress', async () => {
     docker('pull', source());
     await agent({ containers: { ros: { image: source(), stopTimeout: 1 } } });
     await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');

@@ -13,9 +13,10 @@ import { rssOf } from './agent-on-rig.js';
 const LIMIT = 192 * 1024;
 
 /**
- * The engine's json-file log keeps a line in 16 KiB pieces, each counted as a line by tail: a tail of
- * 1000 (reconcile.logTail's default) is 16 MB of one line. 30 MiB on stdout without a newline (a 1 MiB string doubled up in the shell, printed 30 times),
- * then a marker file, then idle: `logs` of it used to read the whole tail into memory.
+ * 30 MiB on stdout without a newline (a 1 MiB string doubled up in the shell, printed 30 times),
+ * then a marker file, then idle. The engine's json-file log keeps a line in 16 KiB pieces, each
+ * a line for tail: a tail of 1000 (reconcile.logTail's default) is 16 MB of one line, which
+ * `logs` used to read whole into memory.
  */
 const PRINTER = [
   'sh',
@@ -43,7 +44,7 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
     }
   });
 
-  it('8 concurrent logs requests on a container that printed 30 MB without a newline: RSS grows < 64 MiB, answers <= 192 KiB', async function () {
+  it('8 concurrent logs of 30 MB printed without a newline: RSS grows < 64 MiB, answers <= 192 KiB', async function () {
     const rig = needRig(this);
     const robot = uniqueRobotId('logs');
     const b = `fleet/${robot}`;
@@ -79,7 +80,8 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
     }, 20);
     let answers: Array<Record<string, unknown>>;
     try {
-      answers = await Promise.all(Array.from({ length: 8 }, (_, i) => probe!.request(b, 'logs', { id: `logs-${i}`, name: 'ros', tail: 1000 }, 30_000)));
+      const ask = (i: number) => probe!.request(b, 'logs', { id: `logs-${i}`, name: 'ros', tail: 1000 }, 30_000);
+      answers = await Promise.all(Array.from({ length: 8 }, (_, i) => ask(i)));
     } finally {
       clearInterval(sampler);
     }
