@@ -107,8 +107,13 @@ type DialCallback = (err: unknown, result?: unknown) => void;
  * docker-modem with a deadline per operation instead of one blanket socket timeout: the blanket
  * 15 s cut the quiet event stream, a 25 s stop, a long commit and a stalled pull alike. A request
  * past its deadline is aborted (docker-modem's abortSignal) and fails with `engine_deadline`.
+ * Requests with no deadline still waiting for the engine's answer are aborted when the engine is
+ * found gone (abortWaiting): a hung dockerd must not hold a commit for ever.
  */
 export class DeadlineModem extends Modem {
+  /** Requests sent and not yet answered, with what to say if the engine is found gone. */
+  private readonly waiting = new Set<{ controller: AbortController; lost?: AgentError; what: string }>();
+
   constructor(
     options: Modem.ConstructorOptions,
     private readonly deadlines: EngineDeadlines = DEFAULT_ENGINE_DEADLINES,
@@ -118,30 +123,39 @@ export class DeadlineModem extends Modem {
     super({ ...options, timeout: undefined });
   }
 
+  /** The engine stopped answering pings: fail every request still waiting for an answer. */
+  abortWaiting(why: string): void {
+    for (const entry of this.waiting) {
+      entry.lost = new AgentError('docker_unresponsive', `could not ${entry.what}: ${why}`);
+      entry.controller.abort(entry.lost);
+    }
+    this.waiting.clear();
+  }
+
   override dial(options: DialOptions, callback: DialCallback): void {
     const operation = engineOperation(options, this.deadlines, this.stopSeconds());
-    if (operation.deadlineMs === undefined) {
-      super.dial(options as never, callback as never);
-      return;
-    }
     const deadlineMs = operation.deadlineMs;
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), deadlineMs);
-    timer.unref();
+    const entry: { controller: AbortController; lost?: AgentError; what: string } = { controller, what: operation.what };
+    this.waiting.add(entry);
+    const timer = deadlineMs === undefined ? undefined : setTimeout(() => controller.abort(new DeadlineExceeded()), deadlineMs);
+    timer?.unref();
     const caller = options.abortSignal ?? (options.options?.abortSignal as AbortSignal | undefined);
     const signal = caller ? AbortSignal.any([caller, controller.signal]) : controller.signal;
-    const seconds = Math.round(deadlineMs / 1000);
-    const explain = (err: unknown): unknown =>
-      controller.signal.aborted
-        ? new AgentError(
-            'engine_deadline',
-            `the Docker engine did not ${operation.what} within ${seconds} s; ` +
-              'it may be overloaded or stuck (see journalctl -u docker)',
-            { cause: err, details: { deadlineSeconds: seconds } },
-          )
-        : err;
+    const seconds = Math.round((deadlineMs ?? 0) / 1000);
+    const explain = (err: unknown): unknown => {
+      if (entry.lost) return entry.lost;
+      if (!controller.signal.aborted) return err;
+      return new AgentError(
+        'engine_deadline',
+        `the Docker engine did not ${operation.what} within ${seconds} s; ` +
+          'it may be overloaded or stuck (see journalctl -u docker)',
+        { cause: err, details: { deadlineSeconds: seconds } },
+      );
+    };
     super.dial({ ...options, abortSignal: signal } as never, ((err: unknown, result?: unknown) => {
-      if (err || !options.isStream || !isStream(result)) {
+      this.waiting.delete(entry);
+      if (err || !options.isStream || !isStream(result) || timer === undefined) {
         clearTimeout(timer);
         callback(err ? explain(err) : null, result);
         return;

@@ -39,6 +39,7 @@ export interface EngineLinkOptions {
 export class DockerEngineLink {
   readonly name = 'docker';
   readonly docker: Docker;
+  private readonly modem: DeadlineModem;
   private readonly emitter = new EventEmitter();
   private readonly backoff: Backoff;
   private stream: NodeJS.ReadableStream | undefined;
@@ -52,8 +53,8 @@ export class DockerEngineLink {
   constructor(private readonly options: EngineLinkOptions) {
     // Each operation gets its own deadline (engine-deadline.ts); a quiet event stream is healthy.
     const deadlines = options.deadlines ?? DEFAULT_ENGINE_DEADLINES;
-    const modem = new DeadlineModem({ socketPath: options.socketPath }, deadlines, options.stopSeconds);
-    this.docker = new Docker({ modem } as Docker.DockerOptions);
+    this.modem = new DeadlineModem({ socketPath: options.socketPath }, deadlines, options.stopSeconds);
+    this.docker = new Docker({ modem: this.modem } as Docker.DockerOptions);
     this.backoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
   }
 
@@ -228,6 +229,8 @@ export class DockerEngineLink {
     clearInterval(this.pingTimer);
     this.closeStream();
     const error = describeDockerError(err, this.options.socketPath);
+    // Nothing sent to an engine found gone may wait for ever for its answer (a hung dockerd).
+    this.modem.abortWaiting(`the Docker engine is not available (${error.message})`);
     this.options.store.update('docker', (current) => ({
       available: false,
       error,

@@ -160,6 +160,13 @@ describe('engine deadlines: each operation gets the time it needs, and no blanke
       const explained = await link.explain(err, 'inspect ros');
       assert.equal(explained.code, 'docker_unresponsive');
       assert.match(explained.message, /does not answer pings/);
+      // A commit has no deadline, but it does not wait for ever on an engine found gone.
+      const commit = link.docker.getContainer('ros').commit({ repo: 'x' }).then(() => undefined, (e: unknown) => e);
+      await link.start();
+      const lost = (await commit) as AgentError;
+      assert.equal(lost.code, 'docker_unresponsive', String(lost));
+      assert.match(lost.message, /could not commit a container: the Docker engine is not available/);
+      assert.equal(subject.store.get().docker.error?.code, 'docker_unresponsive');
     } finally {
       for (const socket of held) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
