@@ -8,7 +8,7 @@ import type { EngineDeadlines } from '../../agent/docker/engine-deadline.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { docker } from '../helpers/engine-cli.js';
+import { cleanEngine, docker } from '../helpers/engine-cli.js';
 import { FaultyRegistry } from '../helpers/faulty-registry.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
@@ -191,6 +191,8 @@ describe('engine deadlines: a pull from a registry that stops answering', functi
 
   it('is a stall after images.stallTimeout (17 s, past the old 15 s cut), not "engine unavailable"', async function () {
     needRig(this);
+    // No layer of it may be here already, or nothing would need the stalled registry.
+    cleanEngine();
     faulty = await FaultyRegistry.start(rig().registry.url, 'stall-layers');
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
