@@ -67,7 +67,7 @@ export function engineOperation(
 ): EngineOperation {
   const key = `${request.method.toUpperCase()} ${request.path.split('?')[0]}`;
   const describe = (template: string, match: RegExpExecArray) =>
-    template.replace(/\$(\d)/g, (_, n: string) => decodeURIComponent(match[Number(n)] ?? '').slice(0, 64));
+    template.replace(/\$(\d)/g, (_, n: string) => decoded(match[Number(n)] ?? '').slice(0, 64));
   for (const [pattern, what] of UNBOUNDED) {
     const m = pattern.exec(key);
     if (m) return { what: describe(what, m), deadlineMs: undefined };
@@ -94,6 +94,15 @@ export function engineOperation(
   return { what, deadlineMs: (method === 'GET' || method === 'HEAD' ? deadlines.read : deadlines.change) * 1000 };
 }
 
+/** A path segment as the operator named it; a malformed escape is shown as sent. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 type DialOptions = {
   method: string;
   path: string;
@@ -102,6 +111,13 @@ type DialOptions = {
   isStream?: boolean;
 };
 type DialCallback = (err: unknown, result?: unknown) => void;
+
+/** One request sent and not yet answered; `lost` is set when the engine is found gone. */
+interface Waiting {
+  controller: AbortController;
+  what: string;
+  lost?: AgentError;
+}
 
 /**
  * docker-modem with a deadline per operation instead of one blanket socket timeout: the blanket
@@ -112,7 +128,7 @@ type DialCallback = (err: unknown, result?: unknown) => void;
  */
 export class DeadlineModem extends Modem {
   /** Requests sent and not yet answered, with what to say if the engine is found gone. */
-  private readonly waiting = new Set<{ controller: AbortController; lost?: AgentError; what: string }>();
+  private readonly waiting = new Set<Waiting>();
 
   constructor(
     options: Modem.ConstructorOptions,
@@ -136,9 +152,10 @@ export class DeadlineModem extends Modem {
     const operation = engineOperation(options, this.deadlines, this.stopSeconds());
     const deadlineMs = operation.deadlineMs;
     const controller = new AbortController();
-    const entry: { controller: AbortController; lost?: AgentError; what: string } = { controller, what: operation.what };
+    const entry: Waiting = { controller, what: operation.what };
     this.waiting.add(entry);
-    const timer = deadlineMs === undefined ? undefined : setTimeout(() => controller.abort(new DeadlineExceeded()), deadlineMs);
+    const expire = () => controller.abort(new DeadlineExceeded());
+    const timer = deadlineMs === undefined ? undefined : setTimeout(expire, deadlineMs);
     timer?.unref();
     const caller = options.abortSignal ?? (options.options?.abortSignal as AbortSignal | undefined);
     const signal = caller ? AbortSignal.any([caller, controller.signal]) : controller.signal;
