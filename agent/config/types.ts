@@ -18,7 +18,7 @@ export interface AgentConfig {
     reconnect: { initial: number; max: number };
     embedded: { host: string; port: number; username?: string; passwordFile?: string };
   };
-  docker: { socketPath: string };
+  docker: { socketPath: string; deadlines: { probe: number; read: number; change: number; stopMargin: number } };
   images: {
     allow: string[];
     pushAllow: string[];
