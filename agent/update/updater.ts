@@ -54,6 +54,13 @@ export interface UpdateJob {
   reason: 'desired' | 'command' | 'check' | 'rollback' | 'restore';
   force?: boolean;
   requestId?: string;
+  /**
+   * A command's pin of its image in the desired state: called inside the flow (the loop cannot
+   * act on the container meanwhile) once the update is sure to be tried (journaled), is done
+   * already, or waits for its container to be created. Never for an update refused before it
+   * changed anything (a full state.dir, a failed pull): a refusal changes nothing.
+   */
+  pin?: () => Promise<void>;
 }
 
 /**
@@ -219,7 +226,10 @@ export class Updater {
     const c = this.o.containers();
     const spec = c.specOf(name);
     const old = await findManagedContainer(docker, name);
-    if (!old) throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
+    if (!old) {
+      await job.pin?.();
+      throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
+    }
     const from = old.Labels[LABELS.image] ?? old.Image;
     const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
     let entry: JournalEntry | undefined;
@@ -238,6 +248,7 @@ export class Updater {
         });
       }
       const targetId = await imageId(docker, target);
+      if (targetId === old.ImageID && from === target) await job.pin?.();
       if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
         config: this.o.config.update,
@@ -249,6 +260,7 @@ export class Updater {
       // The journal first: a state.dir that cannot take it refuses the update before anything
       // changes (a swap that could not be journaled could not be undone after a crash).
       entry = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
+      await job.pin?.();
       // Students' work in the old container survives as a snapshot (the container itself is kept
       // until the new one is proven, and removed after); unchanged, nothing is committed.
       const why = job.reason === 'restore' ? 'a restore' : job.reason === 'rollback' ? 'a rollback' : 'an update';
