@@ -85,7 +85,7 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     }
   });
 
-  it('19.5/19.6: nothing committed when nothing changed; work saved as a snapshot; rollback after a restore returns it', async () => {
+  it('19.5/19.6: no commit unchanged; work saved as a snapshot; rollback after a restore returns it', async () => {
     const r = rig();
     const vendorTags = () => tagsOf('yahboomtechnology/ros-foxy').filter((t) => t.startsWith('ros-')).sort();
     const before = vendorTags();
@@ -109,7 +109,8 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     assert.equal(committed.length, 1, JSON.stringify(committed));
     const saved = committed[0]!.image as string;
     assert.ok(saved.startsWith(`${SNAPSHOTS}:ros-`), saved);
-    assert.equal(docker('image', 'inspect', '-f', '{{index .Config.Labels "io.robot-agent.snapshot.container"}}', saved), 'ros');
+    const label = '{{index .Config.Labels "io.robot-agent.snapshot.container"}}';
+    assert.equal(docker('image', 'inspect', '-f', label, saved), 'ros');
     const listed = (await ask('snapshots', {})).result as Array<{ image: string }>;
     assert.ok(listed.some((s) => s.image === saved), JSON.stringify(listed));
     assert.deepEqual(vendorTags(), before);
@@ -122,7 +123,7 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     assert.equal(rosContainers().length, 1);
   });
 
-  it('19.5/19.8/19.13: a crash is reported with its exit code and last lines; a retry reuses the saved work; stop then start runs ros', async () => {
+  it('19.5/19.8/19.13: a crash gives exit code, last lines; a retry reuses saved work; stop, start: runs', async () => {
     const r = rig();
     docker('pull', r.fixtures.images.crash);
     // Restart "no": the crashed container stays exited, so its exit code is what it exited with.
@@ -161,29 +162,41 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     assert.equal(docker('inspect', '-f', '{{.State.Status}}', 'ros'), 'exited');
     const started = await ask('start', { name: 'ros' });
     assert.equal(code(started), 'ok', JSON.stringify(started));
-    await waitUntil(() => docker('inspect', '-f', '{{.State.Status}}', 'ros') === 'running', 10_000, 'ros running after start');
+    const status = () => docker('inspect', '-f', '{{.State.Status}}', 'ros');
+    await waitUntil(() => status() === 'running', 10_000, 'ros running after start');
     assert.equal(rosVersion(), '3.3.9');
   });
 
   it('19.14: a background update that keeps failing backs off (update.retry), not every reconcile', async () => {
     const dead = '127.0.0.1:9/yahboomtechnology/ros-foxy:9.9.9';
-    await agent({ images: { allow: ['127.0.0.1:9/**', 'yahboomtechnology/*'] }, update: { retry: { initial: 4, max: 8 } } });
-    await probe!.client.publishAsync(`${subject!.base}/desired`, JSON.stringify({ containers: { ros: { image: dead } } }), { retain: true, qos: 1 });
-    const firstAt = (await waitUntil(() => events.find((e) => e.type === 'update.started'), 10_000, 'a first attempt')).at;
+    await agent({
+      images: { allow: ['127.0.0.1:9/**', 'yahboomtechnology/*'] },
+      update: { retry: { initial: 4, max: 8 } },
+    });
+    const desired = JSON.stringify({ containers: { ros: { image: dead } } });
+    await probe!.client.publishAsync(`${subject!.base}/desired`, desired, { retain: true, qos: 1 });
+    const first = await waitUntil(() => events.find((e) => e.type === 'update.started'), 10_000, 'a first attempt');
+    const firstAt = first.at;
     // Without the backoff, the loop (reconcile.retry 0.5..1 s) begins it about once a second.
     await new Promise((res) => setTimeout(res, 14_000));
     const attempts = events.filter((e) => e.type === 'update.started' && e.at <= firstAt + 14_000).map((e) => e.at);
     assert.ok(attempts.length >= 2 && attempts.length <= 4, `attempts in 14 s: ${attempts.length}`);
-    for (let i = 1; i < attempts.length; i++) assert.ok(attempts[i]! - attempts[i - 1]! >= 1900, `gap ${attempts[i]! - attempts[i - 1]!} ms`);
+    for (let i = 1; i < attempts.length; i++) {
+      const gap = attempts[i]! - attempts[i - 1]!;
+      assert.ok(gap >= 1900, `gap ${gap} ms`);
+    }
     const failed = events.filter((e) => e.type === 'container.failed' && e.action === 'update');
-    assert.ok(failed.length <= attempts.length + 1, `${failed.length} container.failed for ${attempts.length} attempts`);
+    assert.ok(failed.length <= attempts.length + 1, `${failed.length} container.failed, ${attempts.length} attempts`);
     assert.match(String((failed[0]!.error as { message: string }).message), /tried again in about \d+ s/);
     assert.equal(rosVersion(), '3.3.9');
   });
 
-  it('19.11: dockerd killed while an update verifies: when it is back the swap is undone, the journal cleared', async () => {
+  it('19.11: dockerd killed while an update verifies: once back, the swap is undone, journal cleared', async () => {
     const r = rig();
-    await agent({ update: { stableSeconds: 20, healthTimeout: 40, retry: { initial: 120, max: 240 } }, spec: { restart: 'unless-stopped' } });
+    await agent({
+      update: { stableSeconds: 20, healthTimeout: 40, retry: { initial: 120, max: 240 } },
+      spec: { restart: 'unless-stopped' },
+    });
     const oldId = docker('inspect', '-f', '{{.Id}}', 'ros');
     const journal = join(subject!.loaded.config.state.dir, 'update-journal.json');
     const pending = ask('update', { container: 'ros', image: r.fixtures.images.v340 }, 90_000);
@@ -192,7 +205,7 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     await r.docker.restart({ kill: true, downMs: 3000 });
     const answer = await pending;
     assert.notEqual((answer.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(answer));
-    const recovered = await waitUntil(() => events.find((e) => e.type === 'update.recovered'), 30_000, 'update.recovered');
+    const recovered = await waitUntil(() => events.find((e) => e.type === 'update.recovered'), 30_000, 'recovered');
     assert.equal(recovered.outcome, 'rolledback');
     assert.ok(!existsSync(journal), 'journal cleared');
     await waitUntil(() => {
@@ -206,7 +219,7 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     assert.equal(update.lastResult?.status, 'rolledback');
   });
 
-  it('19.12: a full state.dir refuses update (disk_full) and snapshot, changing nothing and leaving no image', async () => {
+  it('19.12: a full state.dir refuses update (disk_full) and snapshot; nothing changed, no image left', async () => {
     const r = rig();
     mountPoint = tempDir('rfa-smallstate-');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]);
