@@ -130,7 +130,18 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
   const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
-  const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
+  const updater: Updater = new Updater({
+    config,
+    engine: docker,
+    puller,
+    store,
+    bus,
+    logger: logger.child('update'),
+    containers: () => containers,
+    // Saves a replaced container's work as a snapshot; built below, read when an update runs.
+    work: () => snapshotter,
+    ...(onUpdateStep ? { onStep: onUpdateStep } : {}),
+  });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
   // One for the agent: it counts the saves in flight against images.exportMaxBytes.
   const imageFiles = new ImageFiles({ docker: () => docker.required(), config: config.images });
