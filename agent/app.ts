@@ -111,7 +111,15 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   const statePublisher = new StatePublisher({ store, link, topics, heartbeatMs: config.mqtt.heartbeat * 1000, logger: logger.child('state') });
 
   // 4. What the agent observes.
-  const docker = new DockerEngineLink({ socketPath: config.docker.socketPath, store, bus, logger: logger.child('docker') });
+  const docker = new DockerEngineLink({
+    socketPath: config.docker.socketPath,
+    deadlines: config.docker.deadlines,
+    // A stop without its own `t` waits the container's StopTimeout, at most the longest configured.
+    stopSeconds: () => Math.max(10, ...Object.values(config.containers).map((c) => c.stopTimeout ?? 10)),
+    store,
+    bus,
+    logger: logger.child('docker'),
+  });
   const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
   const inventory = new ImageInventory({ engine: docker, store, logger: logger.child('images') });
@@ -122,7 +130,18 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
   const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
-  const updater: Updater = new Updater({ config, engine: docker, puller, store, bus, logger: logger.child('update'), containers: () => containers, ...(onUpdateStep ? { onStep: onUpdateStep } : {}) });
+  const updater: Updater = new Updater({
+    config,
+    engine: docker,
+    puller,
+    store,
+    bus,
+    logger: logger.child('update'),
+    containers: () => containers,
+    // Saves a replaced container's work as a snapshot; built below, read when an update runs.
+    work: () => snapshotter,
+    ...(onUpdateStep ? { onStep: onUpdateStep } : {}),
+  });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
   // One for the agent: it counts the saves in flight against images.exportMaxBytes.
   const imageFiles = new ImageFiles({ docker: () => docker.required(), config: config.images });

@@ -18,7 +18,7 @@ export interface AgentConfig {
     reconnect: { initial: number; max: number };
     embedded: { host: string; port: number; username?: string; passwordFile?: string };
   };
-  docker: { socketPath: string };
+  docker: { socketPath: string; deadlines: { probe: number; read: number; change: number; stopMargin: number } };
   images: {
     allow: string[];
     pushAllow: string[];
@@ -52,6 +52,8 @@ export interface AgentConfig {
     stableSeconds: number;
     healthTimeout: number;
     check?: string;
+    /** Backoff of a failed background update, in seconds: doubles from initial up to max, reset by a success. */
+    retry: { initial: number; max: number };
   };
   snapshots: { repository: string; keep: number; pause: boolean; schedule?: string; containers: string[]; push: boolean };
   state: { dir: string };

@@ -5,6 +5,7 @@ import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
+import { DEFAULT_ENGINE_DEADLINES, DeadlineModem, type EngineDeadlines } from './engine-deadline.js';
 
 /** One message of the engine's event stream (GET /events), as the Engine API sends it. */
 export interface EngineEvent {
@@ -24,6 +25,10 @@ export interface EngineLinkOptions {
   /** How often a connected engine is pinged: a hung daemon keeps its socket open. */
   pingIntervalMs?: number;
   retry?: { initialMs: number; maxMs: number };
+  /** Seconds per kind of engine operation (docker.deadlines); no blanket timeout. */
+  deadlines?: EngineDeadlines;
+  /** Seconds a stop without its own `t` may wait: the longest configured stopTimeout. */
+  stopSeconds?: () => number;
 }
 
 /**
@@ -34,6 +39,7 @@ export interface EngineLinkOptions {
 export class DockerEngineLink {
   readonly name = 'docker';
   readonly docker: Docker;
+  private readonly modem: DeadlineModem;
   private readonly emitter = new EventEmitter();
   private readonly backoff: Backoff;
   private stream: NodeJS.ReadableStream | undefined;
@@ -41,9 +47,14 @@ export class DockerEngineLink {
   private pingTimer: NodeJS.Timeout | undefined;
   private running = false;
   private connected = false;
+  /** timeNano of the last engine event seen: a re-opened stream resumes right after it. */
+  private lastEventNano: bigint | undefined;
 
   constructor(private readonly options: EngineLinkOptions) {
-    this.docker = new Docker({ socketPath: options.socketPath, timeout: 15_000 });
+    // Each operation gets its own deadline (engine-deadline.ts); a quiet event stream is healthy.
+    const deadlines = options.deadlines ?? DEFAULT_ENGINE_DEADLINES;
+    this.modem = new DeadlineModem({ socketPath: options.socketPath }, deadlines, options.stopSeconds);
+    this.docker = new Docker({ modem: this.modem } as Docker.DockerOptions);
     this.backoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
   }
 
@@ -86,6 +97,7 @@ export class DockerEngineLink {
     try {
       const version = await this.docker.version();
       const info = (await this.docker.info()) as { DockerRootDir?: string };
+      this.lastEventNano = undefined;
       const stream = await this.docker.getEvents({ since: Math.floor(Date.now() / 1000) });
       if (!this.running) {
         (stream as unknown as { destroy?: () => void }).destroy?.();
@@ -128,19 +140,69 @@ export class DockerEngineLink {
     });
     const lost = (reason: string) => () => {
       if (this.stream !== stream) return;
-      this.markUnavailable(Object.assign(new Error(`docker event stream ${reason}`), { code: 'docker_lost' }));
+      void this.streamLost(Object.assign(new Error(`docker event stream ${reason}`), { code: 'docker_lost' }));
     };
     stream.on('end', lost('ended'));
     stream.on('close', lost('closed'));
     stream.on('error', (err: Error) => {
-      if (this.stream === stream) this.markUnavailable(err);
+      if (this.stream === stream) void this.streamLost(err);
     });
+  }
+
+  /**
+   * The event stream ended. Only a failed ping means the engine is gone; an engine that answers
+   * gets its stream re-opened from the last event seen, so followers miss nothing.
+   */
+  private async streamLost(err: Error): Promise<void> {
+    this.stream = undefined;
+    if (!this.running || !this.connected) return;
+    try {
+      await this.docker.ping();
+      const last = this.lastEventNano;
+      const since = last === undefined ? Math.floor(Date.now() / 1000) : formatNano(last + 1n);
+      const stream = await this.docker.getEvents({ since } as { since: number });
+      if (!this.running || !this.connected) {
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        return;
+      }
+      const error = toErrorInfo(err);
+      this.options.logger.warn('docker event stream ended while the engine answers; resumed', { error });
+      this.followEvents(stream);
+    } catch (pingErr) {
+      this.markUnavailable(pingErr instanceof AgentError && pingErr.code === 'engine_deadline' ? pingErr : err);
+    }
+  }
+
+  /**
+   * An engine call failed: say why in words that fit. The engine that still answers a ping is
+   * not "unavailable": its error is about the operation (engine_deadline, engine_error, or the
+   * HTTP error it answered). Only when the ping fails too is it docker_unresponsive.
+   */
+  async explain(err: unknown, doing: string): Promise<AgentError> {
+    const answered = typeof (err as { statusCode?: unknown })?.statusCode === 'number';
+    if (answered) {
+      const message = `the Docker engine refused to ${doing}: ${engineMessage(err)}`;
+      return new AgentError('engine_error', message, { cause: err });
+    }
+    try {
+      await this.docker.ping();
+    } catch (pingErr) {
+      const why = describeDockerError(pingErr, this.options.socketPath);
+      const message = `could not ${doing}: the Docker engine does not answer pings (${why.message})`;
+      return new AgentError('docker_unresponsive', message, { cause: err });
+    }
+    if (err instanceof AgentError) return err;
+    const message = `the Docker engine failed to ${doing} (it answers pings): ${engineMessage(err)}`;
+    return new AgentError('engine_error', message, { cause: err });
   }
 
   private dispatch(line: string): void {
     let event: EngineEvent;
     try {
       event = JSON.parse(line) as EngineEvent;
+      // From the text: timeNano is beyond a double's precision.
+      const nano = /"timeNano":(\d+)/.exec(line)?.[1];
+      if (nano) this.lastEventNano = BigInt(nano);
     } catch {
       this.options.logger.debug('unparseable docker event', { line: line.slice(0, 200) });
       return;
@@ -167,6 +229,8 @@ export class DockerEngineLink {
     clearInterval(this.pingTimer);
     this.closeStream();
     const error = describeDockerError(err, this.options.socketPath);
+    // Nothing sent to an engine found gone may wait for ever for its answer (a hung dockerd).
+    this.modem.abortWaiting(`the Docker engine is not available (${error.message})`);
     this.options.store.update('docker', (current) => ({
       available: false,
       error,
@@ -191,6 +255,18 @@ export class DockerEngineLink {
   }
 }
 
+/** A Docker timestamp "seconds.nanoseconds" for GET /events?since= (numbers lose nanoseconds). */
+function formatNano(nano: bigint): string {
+  return `${nano / 1_000_000_000n}.${(nano % 1_000_000_000n).toString().padStart(9, '0')}`;
+}
+
+/** The engine's own sentence ("(HTTP code 409) conflict - ..." keeps only what follows). */
+function engineMessage(err: unknown): string {
+  const json = (err as { json?: { message?: unknown } })?.json;
+  if (json && typeof json.message === 'string') return json.message;
+  return (err as Error)?.message ?? String(err);
+}
+
 /** Operators see "docker_unreachable: no Docker engine at /var/run/docker.sock", not ENOENT. */
 export function describeDockerError(err: unknown, socketPath: string): { code: string; message: string } {
   const info = toErrorInfo(err, 'docker_error');
@@ -199,6 +275,11 @@ export function describeDockerError(err: unknown, socketPath: string): { code: s
       return { code: 'docker_unreachable', message: `no Docker engine at ${socketPath} (socket missing): is docker.service running?` };
     case 'econnrefused':
       return { code: 'docker_unreachable', message: `Docker engine at ${socketPath} refuses connections: is docker.service running?` };
+    case 'engine_deadline':
+      return {
+        code: 'docker_unresponsive',
+        message: `the Docker engine at ${socketPath} does not answer pings in time: is dockerd hung? (${info.message})`,
+      };
     case 'eacces':
       return { code: 'docker_forbidden', message: `no permission to use ${socketPath}: run the agent as root or in the docker group` };
     default:

@@ -9,8 +9,12 @@ export interface LayerProgress {
 
 export interface ProgressSnapshot {
   layers: Record<string, LayerProgress>;
+  /** Bytes moved and to move, over the layers whose size the engine told (0 when none did). */
   current: number;
   total: number;
+  /** Layers finished (moved, or already there), of those the stream named. */
+  layersDone: number;
+  layersTotal: number;
 }
 
 /** One JSON message of the engine's pull, push, build or load streams. */
@@ -30,6 +34,19 @@ const TRANSFER = new Set(['Downloading', 'Pushing', 'Extracting']);
 const FINISHED = new Set(['Download complete', 'Pull complete', 'Pushed', 'Layer already exists', 'Already exists']);
 
 /**
+ * Whether a status line is about a layer: the engine names layers by 12 hex digits of their
+ * digest. Other ids are the tag ("3.3.9: Pulling from ...") or the repository: not layers.
+ */
+export function isLayerId(id: string | undefined): id is string {
+  return id !== undefined && /^[a-f0-9]{12}$/.test(id);
+}
+
+/** A layer the registry already had: reused as is, or mounted from another repository. */
+export function isExistingLayerStatus(status: string): boolean {
+  return status === 'Layer already exists' || status === 'Already exists' || status.startsWith('Mounted from');
+}
+
+/**
  * Follows one engine progress stream to its end: per-layer bytes, throttled progress callbacks,
  * every message to `onMessage`, a failure when the stream carries an error, and a failure
  * when nothing moves for stallMs (a transfer that moves has no time limit).
@@ -47,7 +64,14 @@ export function followEngineProgress(
     let streamError: string | undefined;
     const snapshot = (): ProgressSnapshot => {
       const values = Object.values(layers);
-      return { layers, current: values.reduce((s, l) => s + l.current, 0), total: values.reduce((s, l) => s + l.total, 0) };
+      return {
+        // A copy: an event queued for the broker must say what was true when it was made.
+        layers: Object.fromEntries(Object.entries(layers).map(([id, l]) => [id, { ...l }])),
+        current: values.reduce((s, l) => s + l.current, 0),
+        total: values.reduce((s, l) => s + l.total, 0),
+        layersDone: values.filter((l) => FINISHED.has(l.status) || isExistingLayerStatus(l.status)).length,
+        layersTotal: values.length,
+      };
     };
     const emit = (force: boolean) => {
       const now = Date.now();
@@ -84,7 +108,7 @@ export function followEngineProgress(
           streamError = message.error;
           return;
         }
-        if (!message.id || !message.status) return;
+        if (!isLayerId(message.id) || !message.status) return;
         const before = layers[message.id];
         const detail = message.progressDetail ?? {};
         const next: LayerProgress = { status: message.status, current: before?.current ?? 0, total: before?.total ?? 0 };
@@ -92,7 +116,7 @@ export function followEngineProgress(
           next.current = detail.current ?? next.current;
           next.total = detail.total ?? next.total;
         }
-        if (FINISHED.has(message.status)) next.current = next.total;
+        if (FINISHED.has(message.status) || isExistingLayerStatus(message.status)) next.current = next.total;
         layers[message.id] = next;
         emit(false);
       },

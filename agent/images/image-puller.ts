@@ -105,18 +105,29 @@ export class ImagePuller {
   private async pullFrom(endpoint: Endpoint, ref: ImageReference, plan: PullPlan, ctx: { progress: (fields: Record<string, unknown>) => void }): Promise<void> {
     const docker = this.o.engine.docker;
     const auth = endpoint.credentials ? { authconfig: { ...endpoint.credentials, serveraddress: ref.registry } } : {};
+    // A lost link to the engine is the engine's failure, not the registry's: explain() says which.
+    const lostEngine = (err: unknown) => this.o.engine.explain(err, `pull ${ref.familiar}`);
     let stream: NodeJS.ReadableStream;
     try {
       stream = await docker.pull(endpoint.pullReference, auth);
     } catch (err) {
-      throw classifyPullError(err, ref.familiar);
+      throw isTransportError(err) ? await lostEngine(err) : classifyPullError(err, ref.familiar);
     }
-    await followEngineProgress(docker.modem, stream, {
-      stallMs: this.o.config.stallTimeout * 1000,
-      what: `the pull of ${ref.familiar}`,
-      classify: (err) => classifyPullError(err, ref.familiar),
-      onProgress: (p) => ctx.progress({ image: ref.familiar, source: endpoint.source, ...p, bytesToDownload: plan.bytesToDownload }),
-    });
+    let transport: unknown;
+    try {
+      await followEngineProgress(docker.modem, stream, {
+        stallMs: this.o.config.stallTimeout * 1000,
+        what: `the pull of ${ref.familiar}`,
+        classify: (err) => {
+          if (isTransportError(err)) transport = err;
+          return classifyPullError(err, ref.familiar);
+        },
+        onProgress: (p) =>
+          ctx.progress({ image: ref.familiar, source: endpoint.source, ...p, bytesToDownload: plan.bytesToDownload }),
+      });
+    } catch (err) {
+      throw transport === undefined ? err : await lostEngine(transport);
+    }
   }
 
   private requireEngine(): NonNullable<ReturnType<StateStore['get']>['docker']> {
@@ -133,6 +144,15 @@ async function freeBytes(path: string | undefined): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/** The socket to the engine failed (reset, closed, aborted): nothing the engine said. */
+export function isTransportError(err: unknown): boolean {
+  if (err instanceof AgentError) return false;
+  if (typeof (err as { statusCode?: unknown })?.statusCode === 'number') return false;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const message = (err as Error)?.message ?? '';
+  return (typeof code === 'string' && code.length > 0) || message === 'aborted' || message === 'socket hang up';
 }
 
 export function classifyPullError(err: unknown, image: string): AgentError {

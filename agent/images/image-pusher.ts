@@ -1,7 +1,13 @@
 import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
-import { followEngineProgress, type EngineMessage } from './engine-progress.js';
+import {
+  followEngineProgress,
+  isExistingLayerStatus,
+  isLayerId,
+  type EngineMessage,
+  type ProgressSnapshot,
+} from './engine-progress.js';
 import type { ImageReference } from './image-reference.js';
 import { classifyPullError } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';
@@ -40,12 +46,14 @@ export async function pushImage(o: {
       const c = classifyPullError(err, o.ref.familiar);
       return c.code === 'pull_failed' ? new AgentError('push_failed', `the push of ${o.ref.familiar} failed: ${err.message}`) : c;
     },
-    onProgress: (p) => o.progress({ image: o.ref.familiar, ...p }),
+    onProgress: (p) => o.progress({ image: o.ref.familiar, ...byteTotals(p) }),
     onMessage: (m: EngineMessage) => {
-      if (m.id && m.status === 'Pushed') pushed.add(m.id);
-      if (m.id && m.status === 'Layer already exists') existing.add(m.id);
       const aux = m.aux as { Digest?: string } | undefined;
       if (aux?.Digest) digest = aux.Digest;
+      if (!isLayerId(m.id) || !m.status) return;
+      if (m.status === 'Pushed') pushed.add(m.id);
+      // "Mounted from <repo>": the registry reused a layer it had under another name.
+      if (isExistingLayerStatus(m.status)) existing.add(m.id);
     },
   });
   return {
@@ -55,4 +63,13 @@ export async function pushImage(o: {
     layersExisting: [...existing],
     bytesPushed: [...pushed].reduce((sum, id) => sum + (final.layers[id]?.total ?? 0), 0),
   };
+}
+
+/**
+ * Progress without made-up numbers: a push names its layers before it knows their sizes, and
+ * layers the registry already has never get one. Byte counts go out only once there are some.
+ */
+function byteTotals(p: ProgressSnapshot): Record<string, unknown> {
+  const { current, total, ...rest } = p;
+  return total > 0 ? { ...rest, current, total } : rest;
 }

@@ -32,9 +32,10 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
           );
         }
         d.updater.history.rolledBack.delete(container);
-        const outcome = d.updater.run({ container, image: ref.familiar, reason: 'restore', force: true, requestId: ctx.requestId });
-        await d.containers.pinImage(container, ref.familiar);
-        return outcome;
+        // Pinned by the flow once the restore is sure to be tried (as for update).
+        const pin = () => d.containers.pinImage(container, ref.familiar);
+        const job = { container, image: ref.familiar, reason: 'restore' as const, force: true, pin };
+        return d.updater.run({ ...job, requestId: ctx.requestId });
       },
     }),
   ];

@@ -11,6 +11,8 @@ export const SNAPSHOT_LABELS = {
   devices: 'io.robot-agent.snapshot.devices',
   /** What the container's changes were when it was taken: the schedule skips an unchanged one. */
   fingerprint: 'io.robot-agent.snapshot.fingerprint',
+  /** Work saved before an update or restore: a digest of its content, so a retry reuses it (work-identity.ts). */
+  work: 'io.robot-agent.snapshot.work',
 } as const;
 
 /**
@@ -45,6 +47,11 @@ export class SnapshotRecords {
 
   markCommitted(imageId: string): void {
     this.committed.add(imageId);
+  }
+
+  /** An id recorded and then not kept (its image was removed). */
+  forget(imageId: string): void {
+    this.committed.delete(imageId);
   }
 
   committedHere(imageId: string): boolean {

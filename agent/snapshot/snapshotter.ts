@@ -5,7 +5,7 @@ import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { changesOf } from '../docker/container-changes.js';
+import { changesOf, type ContainerChange } from '../docker/container-changes.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
@@ -14,6 +14,7 @@ import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { SnapshotSummary } from '../state/types.js';
 import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
+import { workDigest } from './work-identity.js';
 
 export interface SnapshotArgs {
   container: string;
@@ -42,6 +43,14 @@ export interface SnapshotResult {
   savedTo?: { file: string; bytes: number };
   /** Older snapshots of this container removed by retention. */
   removed: string[];
+}
+
+/** Work saved before a container was replaced: the snapshot that holds it. */
+export interface SavedWork {
+  image: string;
+  id: string;
+  /** An identical snapshot saved before (a retried update) was used instead of a new commit. */
+  reused: boolean;
 }
 
 /** Docker refuses images deeper than about 127 layers; snapshot-restore cycles stack them. */
@@ -82,7 +91,13 @@ export class Snapshotter {
       this.d.bus.emit('snapshot.done', { ...id, container: args.container, image: result.image, layers: result.layers, ...(result.pushed ? { pushed: result.pushed.image } : {}), ...(result.savedTo ? { savedTo: result.savedTo.file } : {}) });
       return result;
     } catch (err) {
-      this.d.bus.emit('snapshot.failed', { ...id, container: args.container, error: toErrorInfo(err, 'snapshot_failed') });
+      // A commit left behind (or removed) is named, so nobody has to guess what the failure kept.
+      const details = err instanceof AgentError ? err.details : undefined;
+      const left = details?.imageId
+        ? { image: details.image, imageId: details.imageId, kept: details.removed !== true }
+        : {};
+      const error = toErrorInfo(err, 'snapshot_failed');
+      this.d.bus.emit('snapshot.failed', { ...id, container: args.container, error, ...left });
       throw err;
     }
   }
@@ -92,7 +107,7 @@ export class Snapshotter {
     const found = await this.find(container);
     const c = this.d.docker().getContainer(found.Id);
     const info = (await inspectWithSize(c)) as { SizeRw?: number; Mounts?: Array<{ Destination: string }> };
-    const changes = await changesOf(c, info.Mounts ?? []);
+    const changes = await changesIn(c, info.Mounts ?? []);
     const fingerprint = changes.length === 0 ? null : digestOf(changes, info.SizeRw ?? 0);
     const last = (await this.snapshotsOf(container))[0];
     return { fingerprint, last: last?.Labels?.[SNAPSHOT_LABELS.fingerprint] };
@@ -115,7 +130,7 @@ export class Snapshotter {
       Config: { Labels: Record<string, string> | null };
       Mounts?: Array<{ Type: string; Source: string; Destination: string }>;
     };
-    const changes = await changesOf(container, info.Mounts ?? []);
+    const changes = await changesIn(container, info.Mounts ?? []);
     const sourceImage = info.Config.Labels?.[LABELS.image] ?? found.Image;
     const sourceDigest = ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
     const created = new Date().toISOString();
@@ -135,15 +150,68 @@ export class Snapshotter {
         comment: args.message ?? `snapshot of ${args.container} on ${cfg.robot.id}`,
         author: args.author ?? `robot-agent@${cfg.robot.id}`,
         pause: args.pause ?? cfg.snapshots.pause,
-        changes: `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`,
+        changes: labelChanges(labels),
       });
     } catch (err) {
       throw new AgentError('commit_failed', `docker commit of ${args.container} failed: ${(err as Error).message}`);
     }
     const image = (await docker.getImage(ref.familiar).inspect()) as { Id: string; Size: number; RootFS?: { Layers?: string[] } };
-    // What restore trusts: the image id this robot committed (a label anyone can set; this record only we write).
-    this.d.records.markCommitted(image.Id);
-    await this.d.records.save();
+    await this.recordOrRemove(ref.familiar, image.Id, args.container);
+    try {
+      return await this.ship(args, ctx, { ref, image, info, sourceImage, created });
+    } catch (err) {
+      // The commit stays (the work is in it): the answer names it, so a retry need not commit again.
+      const failure = toErrorInfo(err, 'snapshot_failed');
+      const kept = `the snapshot ${ref.familiar} (${image.Id.slice(7, 19)}) was committed and is kept on this robot`;
+      throw new AgentError(failure.code, `${failure.message}; ${kept}`, {
+        cause: err,
+        details: { image: ref.familiar, imageId: image.Id },
+      });
+    }
+  }
+
+  /**
+   * What restore trusts is the image id this robot committed (a label anyone can set; this record
+   * only we write). A commit that cannot be recorded (state.dir full) is not trusted by anything,
+   * so it is removed and the answer says so: nothing half-done is left behind.
+   */
+  private async recordOrRemove(tag: string, imageId: string, container: string): Promise<void> {
+    this.d.records.markCommitted(imageId);
+    try {
+      await this.d.records.save();
+    } catch (err) {
+      this.d.records.forget(imageId);
+      const removed = await this.d.docker().getImage(tag).remove().then(() => true, () => false);
+      const info = toErrorInfo(err);
+      const left = removed
+        ? 'the commit was removed'
+        : `the commit ${tag} (${imageId.slice(7, 19)}) could not be removed and is left`;
+      const full = info.code === 'enospc';
+      const why = full
+        ? `the robot's state directory is full`
+        : `the agent could not write its snapshot records (${info.message})`;
+      const message = `snapshot of ${container} not kept: ${why}; ${left}`;
+      throw new AgentError(full ? 'disk_full' : 'state_write_failed', message, {
+        cause: err,
+        details: { image: tag, imageId, removed },
+      });
+    }
+  }
+
+  private async ship(
+    args: SnapshotArgs,
+    ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void },
+    c: {
+      ref: ImageReference;
+      image: { Id: string; Size: number; RootFS?: { Layers?: string[] } };
+      info: { Mounts?: Array<{ Type: string; Source: string; Destination: string }> };
+      sourceImage: string;
+      created: string;
+    },
+  ): Promise<SnapshotResult> {
+    const cfg = this.d.config;
+    const docker = this.d.docker();
+    const { ref, image, info, sourceImage, created } = c;
     const history = (await docker.getImage(ref.familiar).history()) as Array<{ Size: number }>;
     const layers = image.RootFS?.Layers?.length ?? 0;
     const result: SnapshotResult = {
@@ -172,6 +240,71 @@ export class Snapshotter {
     await this.d.records.save();
     await this.refreshState();
     return result;
+  }
+
+  /**
+   * Keeps the work in a container an update or a restore is about to replace, as a snapshot of
+   * this robot (labels, records, listed in state.snapshots) in snapshots.repository, never the
+   * vendor's repository. Nothing when the container has no changes (other than its mount
+   * points); an identical snapshot already saved (same source image, same changes) is reused, so
+   * a retried update never commits the same work twice.
+   */
+  async saveWork(name: string, containerId: string, why: string): Promise<SavedWork | undefined> {
+    const cfg = this.d.config;
+    const docker = this.d.docker();
+    const container = docker.getContainer(containerId);
+    const info = (await inspectWithSize(container)) as {
+      Image: string;
+      SizeRw?: number;
+      Config: { Labels: Record<string, string> | null };
+      Mounts?: Array<{ Destination: string }>;
+    };
+    const changes = await changesIn(container, info.Mounts ?? []);
+    if (changes.length === 0) return undefined;
+    const listed = changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`);
+    this.d.logger.debug('saving the work in a changed container', { name, changes: listed });
+    const fingerprint = digestOf(changes, info.SizeRw ?? 0);
+    const sourceImage = info.Config.Labels?.[LABELS.image] ?? info.Image;
+    // Identical only by content (an edit that keeps a file's size must not be lost to a reuse).
+    const work = await workDigest(container, changes, info.SizeRw ?? 0);
+    for (const known of work ? await this.snapshotsOf(name) : []) {
+      const labels = known.Labels ?? {};
+      const same =
+        labels[SNAPSHOT_LABELS.work] === work &&
+        labels[SNAPSHOT_LABELS.sourceImage] === sourceImage &&
+        known.ParentId === info.Image;
+      if (!same || !this.d.records.committedHere(known.Id)) continue;
+      const tag = (known.RepoTags ?? []).find((t) => t !== '<none>:<none>');
+      if (!tag) continue;
+      this.d.bus.emit('container.committed', { name, image: tag, changes: changes.length, reused: true });
+      return { image: tag, id: known.Id, reused: true };
+    }
+    const ref = parseImageReference(`${cfg.snapshots.repository}:${name}-${stampNow()}`);
+    const labels: Record<string, string> = {
+      [SNAPSHOT_LABELS.robot]: cfg.robot.id,
+      [SNAPSHOT_LABELS.container]: name,
+      [SNAPSHOT_LABELS.sourceImage]: sourceImage,
+      [SNAPSHOT_LABELS.sourceDigest]: '',
+      [SNAPSHOT_LABELS.created]: new Date().toISOString(),
+      [SNAPSHOT_LABELS.devices]: info.Config.Labels?.[LABELS.devices] ?? '[]',
+      [SNAPSHOT_LABELS.fingerprint]: fingerprint,
+      ...(work ? { [SNAPSHOT_LABELS.work]: work } : {}),
+    };
+    try {
+      // Not paused: the container is about to be stopped, and its robot should not freeze first.
+      const comment = `robot-agent: the work in ${name} (from ${sourceImage}) before ${why}`;
+      const author = `robot-agent@${cfg.robot.id}`;
+      const changes = labelChanges(labels);
+      await container.commit({ repo: ref.familiarRepository, tag: ref.tag, comment, author, pause: false, changes });
+    } catch (err) {
+      const message = `could not save the work in ${name} before ${why}, so nothing was changed: ${engineText(err)}`;
+      throw new AgentError('commit_failed', message);
+    }
+    const id = ((await docker.getImage(ref.familiar).inspect()) as { Id: string }).Id;
+    await this.recordOrRemove(ref.familiar, id, name);
+    this.d.bus.emit('container.committed', { name, image: ref.familiar, changes: changes.length });
+    await this.refreshState().catch(() => undefined);
+    return { image: ref.familiar, id, reused: false };
   }
 
   /**
@@ -253,6 +386,33 @@ export class Snapshotter {
 /** GET /containers/{id}/json?size=true: SizeRw, the writable layer's bytes (the typings omit the option). */
 function inspectWithSize(container: Docker.Container): Promise<unknown> {
   return (container.inspect as unknown as (o: { size: boolean }) => Promise<unknown>).call(container, { size: true });
+}
+
+/**
+ * changesOf, where "no changes" is an empty list: the engine answers `null` for a container with
+ * no changes, which dockerode hands over as the raw bytes "null\n" (a Buffer, not a list), and
+ * read as a list that is five changes, so every untouched container looked changed.
+ */
+async function changesIn(
+  container: Docker.Container,
+  mounts: Array<{ Destination: string }>,
+): Promise<ContainerChange[]> {
+  const changes: unknown = await changesOf(container, mounts);
+  return Array.isArray(changes) ? (changes as ContainerChange[]) : [];
+}
+
+function engineText(err: unknown): string {
+  const json = (err as { json?: { message?: string } }).json;
+  return (json?.message ?? (err as Error).message ?? String(err)).trim();
+}
+
+function labelChanges(labels: Record<string, string>): string {
+  return `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`;
+}
+
+/** 20261124T013000123Z: sortable, to the millisecond, valid in a tag. */
+function stampNow(): string {
+  return new Date().toISOString().replace(/[-:.]/g, '');
 }
 
 function defaultTag(robot: string): string {

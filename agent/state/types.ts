@@ -126,6 +126,9 @@ export interface UpdateResult {
   to: string;
   at: string;
   error?: { code: string; message: string };
+  /** A new container that failed: its exit code (null while it ran) and its last lines (<= 20, <= 4 KiB). */
+  exitCode?: number | null;
+  logs?: string[];
 }
 
 /** The update flow: what it is doing now, and how the last one ended. */

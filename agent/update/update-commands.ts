@@ -19,10 +19,11 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
         d.containers.specOf(container);
         const ref = allowedReference(image, d.config.allow);
         if (force) d.updater.history.rolledBack.delete(container);
-        // Claimed by the update flow before the pin is visible, so the reconcile loop cannot start a second update for it.
-        const outcome = d.updater.run({ container, image: ref.familiar, reason: 'command', force: force ?? false, requestId: ctx.requestId });
-        await d.containers.pinImage(container, ref.familiar);
-        return outcome;
+        // Pinned from inside the flow (which owns the container, so the reconcile loop cannot start
+        // a second update for it), and only once the update is sure to be tried: a refusal changes nothing.
+        const pin = () => d.containers.pinImage(container, ref.familiar);
+        const job = { container, image: ref.familiar, reason: 'command' as const, force: force ?? false, pin };
+        return d.updater.run({ ...job, requestId: ctx.requestId });
       },
     }),
     defineCommand<{ container: string }, unknown>({
@@ -34,9 +35,9 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
         if (!previous) throw new AgentError('no_previous', `${container} has not been updated by this agent, so there is no previous image to go back to`);
         const target = await d.updater.previousReference(container, previous);
         d.updater.history.rolledBack.delete(container);
-        const outcome = d.updater.run({ container, image: target, reason: 'rollback', force: true, requestId: ctx.requestId });
-        await d.containers.pinImage(container, target);
-        return outcome;
+        const pin = () => d.containers.pinImage(container, target);
+        const job = { container, image: target, reason: 'rollback' as const, force: true, pin };
+        return d.updater.run({ ...job, requestId: ctx.requestId });
       },
     }),
     defineCommand<Record<string, never>, unknown>({

@@ -1,8 +1,21 @@
 import { join } from 'node:path';
 import { readJsonFile, removeJsonFile, writeJsonFile } from '../state/json-file.js';
 
-/** The steps of a swap, in order. Each is written before it is taken. */
-export const SWAP_STEPS = ['stopping', 'renaming', 'creating', 'starting', 'verifying', 'verified', 'rolling-back'] as const;
+/**
+ * The steps of a swap, in order. Each is written before it is taken; `preparing` before the old
+ * container's work is saved, so a state.dir that cannot take the journal refuses the update
+ * with nothing changed.
+ */
+export const SWAP_STEPS = [
+  'preparing',
+  'stopping',
+  'renaming',
+  'creating',
+  'starting',
+  'verifying',
+  'verified',
+  'rolling-back',
+] as const;
 export type SwapStep = (typeof SWAP_STEPS)[number];
 
 /** Everything recovery needs to finish or undo a swap the agent did not live to complete. */
@@ -14,6 +27,8 @@ export interface JournalEntry {
   /** The name the old container is kept under during the swap. */
   aside: string;
   newContainerId?: string;
+  /** The snapshot holding the old container's work, when it had changes: what a rollback returns to. */
+  saved?: { image: string; imageId: string };
   requestId?: string;
   startedAt: string;
 }

@@ -8,7 +8,12 @@ import type { JournalEntry } from './update-journal.js';
  * under its name, running. Every action is safe to repeat (an agent may die here too), so the
  * end is always exactly one container of that name, running.
  */
-export async function recoverFromJournal(docker: Docker, entry: JournalEntry): Promise<'completed' | 'rolledback'> {
+export async function recoverFromJournal(
+  docker: Docker,
+  entry: JournalEntry,
+): Promise<'completed' | 'rolledback' | 'untouched'> {
+  // Only the old container's work was being saved: it was never stopped, nothing to undo.
+  if (entry.step === 'preparing') return 'untouched';
   if (entry.step === 'verified') {
     await removeIfExists(docker, entry.from.containerId);
     return 'completed';

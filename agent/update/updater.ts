@@ -6,11 +6,13 @@ import { stamp } from '../containers/container-executor.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { lastLogLines } from '../docker/container-logs.js';
+import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
+import type { SavedWork } from '../snapshot/snapshotter.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { UpdateResult, UpdateState } from '../state/types.js';
@@ -23,7 +25,7 @@ import { verifyContainer } from './verify-container.js';
 
 /** What the update flow needs of the containers module. */
 export interface UpdaterContainers {
-  executor: Pick<ContainerExecutor, 'create' | 'start' | 'stop' | 'commitChanges'>;
+  executor: Pick<ContainerExecutor, 'create' | 'start' | 'stop'>;
   specOf(name: string): ContainerSpec;
   desiredContainers(): DesiredContainer[];
   requestReconcile(): void;
@@ -38,6 +40,10 @@ export interface UpdaterOptions {
   bus: EventBus;
   logger: Logger;
   containers: () => UpdaterContainers;
+  /** Saves a changed container's work as a snapshot (or finds it saved already) before it is replaced. */
+  work: () => { saveWork(name: string, containerId: string, why: string): Promise<SavedWork | undefined> };
+  /** The clock for the retry backoff (tests may inject one). */
+  now?: () => number;
   /** Fault injection for the crash tests: called right after each journal write. */
   onStep?: (step: SwapStep) => void;
 }
@@ -48,6 +54,13 @@ export interface UpdateJob {
   reason: 'desired' | 'command' | 'check' | 'rollback' | 'restore';
   force?: boolean;
   requestId?: string;
+  /**
+   * A command's pin of its image in the desired state: called inside the flow (the loop cannot
+   * act on the container meanwhile) once the update is sure to be tried (journaled), is done
+   * already, or waits for its container to be created. Never for an update refused before it
+   * changed anything (a full state.dir, a failed pull): a refusal changes nothing.
+   */
+  pin?: () => Promise<void>;
 }
 
 /**
@@ -68,35 +81,37 @@ export class Updater {
   private chain: Promise<unknown> = Promise.resolve();
   private recovered: Promise<void>;
   private markRecovered: () => void = () => undefined;
-  private unsubscribe: (() => void) | undefined;
   private unsubscribeBus: (() => void) | undefined;
+  /** Background updates that failed, by container: not begun again before retryAt (update.retry). */
+  private readonly retries = new Map<string, Retry>();
+  private readonly now: () => number;
 
   constructor(private readonly o: UpdaterOptions) {
     this.history = new UpdateHistory(o.config.state.dir);
     this.journal = new UpdateJournal(o.config.state.dir);
     this.window = new UpdateWindow(o.config.update.window);
     this.recovered = new Promise((resolve) => (this.markRecovered = resolve));
+    this.now = o.now ?? Date.now;
   }
 
   async start(): Promise<void> {
     this.history.load();
-    // The fleet naming a container anew is asking again: a target that rolled back may be retried.
+    const recover = () => void this.serially(() => this.recover()).finally(() => this.markRecovered());
     this.unsubscribeBus = this.o.bus.subscribe((event) => {
+      // Whenever the engine comes back, not only at start: a swap cut short by an engine that
+      // died under it (journal left, old container aside) is settled as soon as it can be.
+      if (event.type === 'docker.connected') recover();
       if (event.type !== 'desired.changed') return;
+      // The fleet naming a container anew is asking again: a target that rolled back may be retried.
       const named = event.containers as string[];
       if (named.some((n) => this.history.rolledBack.delete(n))) void this.history.save().catch(() => undefined);
     });
-    const recover = () => {
-      this.unsubscribe?.();
-      void this.serially(() => this.recover()).finally(() => this.markRecovered());
-    };
     if (this.o.engine.available) recover();
-    else this.unsubscribe = this.o.engine.onConnected(recover);
   }
 
   async stop(): Promise<void> {
-    this.unsubscribe?.();
     this.unsubscribeBus?.();
+    for (const retry of this.retries.values()) clearTimeout(retry.timer);
     this.abort.abort();
     this.window.destroy();
     // A swap in flight is undone by recovery at the next start if it cannot finish now.
@@ -133,17 +148,60 @@ export class Updater {
     return `${ref.familiarRepository}:${container}-previous`;
   }
 
-  /** From the reconcile loop or the digest check: runs in the background; a failure backs the container off. */
+  /**
+   * From the reconcile loop or the digest check: runs in the background. A failed update (from
+   * here or a command) backs this container's background updates off (update.retry, doubling up
+   * to its max, reset only by a success): the loop asks on every pass, and is turned away
+   * quietly until the retry time.
+   */
   startInBackground(container: string, image: string, reason: UpdateJob['reason'] = 'desired'): void {
     if (this.updating.has(container)) return;
-    void this.run({ container, image, reason }).catch((err: unknown) => this.o.containers().noteFailure(container, 'update', err));
+    if ((this.retries.get(container)?.retryAt ?? 0) > this.now()) return;
+    void this.run({ container, image, reason }).catch((err: unknown) => {
+      const delay = Math.max(0, (this.retries.get(container)?.retryAt ?? 0) - this.now());
+      const info = toErrorInfo(err, 'update_failed');
+      const message = `${info.message}; the update is tried again in about ${Math.ceil(delay / 1000)} s`;
+      this.o.containers().noteFailure(container, 'update', new AgentError(info.code, message, { cause: err }));
+    });
   }
 
-  /** From a command: waits for the outcome. */
+  /** When the update of a container may be begun again in the background (ms since the epoch), if it is backing off. */
+  retryAt(container: string): number | undefined {
+    return this.retries.get(container)?.retryAt;
+  }
+
+  private backOff(container: string): number {
+    const { initial, max } = this.o.config.update.retry;
+    const retry: Retry = this.retries.get(container) ?? {
+      backoff: new Backoff({ initialMs: initial * 1000, maxMs: max * 1000 }),
+      retryAt: 0,
+      timer: undefined,
+    };
+    const delay = retry.backoff.next();
+    retry.retryAt = this.now() + delay;
+    clearTimeout(retry.timer);
+    // The loop may be backing off longer itself: it is asked again at this retry time.
+    retry.timer = setTimeout(() => this.o.containers().requestReconcile(), delay + 10);
+    retry.timer.unref();
+    this.retries.set(container, retry);
+    return delay;
+  }
+
+  /** From a command: waits for the outcome (a command is never turned away by the backoff). */
   async run(job: UpdateJob): Promise<UpdateResult> {
     this.updating.set(job.container, (this.updating.get(job.container) ?? 0) + 1);
     try {
-      return await this.serially(() => this.flow(job));
+      const result = await this.serially(() => this.flow(job));
+      if (result.status === 'done' || result.status === 'up_to_date') {
+        clearTimeout(this.retries.get(job.container)?.timer);
+        this.retries.delete(job.container);
+      }
+      return result;
+    } catch (err) {
+      // Whoever asked (a command pins its image, so the loop would ask again at once): the next
+      // attempt in the background waits its turn.
+      this.backOff(job.container);
+      throw err;
     } finally {
       const left = (this.updating.get(job.container) ?? 1) - 1;
       if (left > 0) this.updating.set(job.container, left);
@@ -168,9 +226,14 @@ export class Updater {
     const c = this.o.containers();
     const spec = c.specOf(name);
     const old = await findManagedContainer(docker, name);
-    if (!old) throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
+    if (!old) {
+      await job.pin?.();
+      throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
+    }
     const from = old.Labels[LABELS.image] ?? old.Image;
     const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
+    let entry: JournalEntry | undefined;
+    let saved: SavedWork | undefined;
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
     try {
@@ -185,6 +248,7 @@ export class Updater {
         });
       }
       const targetId = await imageId(docker, target);
+      if (targetId === old.ImageID && from === target) await job.pin?.();
       if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
         config: this.o.config.update,
@@ -193,28 +257,69 @@ export class Updater {
         signal: this.abort.signal,
         onWait: (wait) => this.setState({ status: 'waiting', ...wait }),
       });
-      // Students' work in the old container survives as an image (the container itself is kept
-      // until the new one is proven, and removed after).
-      await c.executor.commitChanges(docker.getContainer(old.Id), name, from);
+      // The journal first: a state.dir that cannot take it refuses the update before anything
+      // changes (a swap that could not be journaled could not be undone after a crash).
+      entry = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
+      await job.pin?.();
+      // Students' work in the old container survives as a snapshot (the container itself is kept
+      // until the new one is proven, and removed after); unchanged, nothing is committed.
+      const why = job.reason === 'restore' ? 'a restore' : job.reason === 'rollback' ? 'a rollback' : 'an update';
+      saved = await this.o.work().saveWork(name, old.Id, why);
     } catch (err) {
+      if (entry) this.clearJournal();
       return this.fail(base, err, requestId);
     }
-    return this.swap(job, { id: old.Id, image: from, imageId: old.ImageID }, spec, base);
+    return this.swap(job, entry, saved, spec, base);
   }
 
-  private async swap(job: UpdateJob, old: { id: string; image: string; imageId: string }, spec: ContainerSpec, base: Record<string, unknown>): Promise<UpdateResult> {
-    const docker = this.docker();
-    const c = this.o.containers();
-    const name = job.container;
+  /** Writes the journal's first entry, or refuses with disk_full (nothing has changed yet). */
+  private begin(job: UpdateJob, old: { id: string; image: string; imageId: string }): JournalEntry {
     const entry: JournalEntry = {
-      container: name,
-      step: 'stopping',
+      container: job.container,
+      step: 'preparing',
       from: { image: old.image, imageId: old.imageId, containerId: old.id },
       to: { image: job.image },
-      aside: `${name}-previous-${stamp()}`,
+      aside: `${job.container}-previous-${stamp()}`,
       ...(job.requestId ? { requestId: job.requestId } : {}),
       startedAt: now(),
     };
+    try {
+      this.journal.write(entry);
+    } catch (err) {
+      const info = toErrorInfo(err);
+      if (info.code === 'enospc') {
+        const message =
+          `the agent's state directory (${this.o.config.state.dir}) is full, so the update of ${job.container} ` +
+          'could not be journaled and was not begun; nothing was changed. Free some space there and ask again.';
+        throw new AgentError('disk_full', message, { cause: err });
+      }
+      const message = `the update of ${job.container} could not be journaled (${info.message}); nothing was changed`;
+      throw new AgentError('state_write_failed', message, { cause: err });
+    }
+    this.o.onStep?.('preparing');
+    return entry;
+  }
+
+  private clearJournal(): void {
+    try {
+      this.journal.clear();
+    } catch (err) {
+      this.o.logger.warn('could not clear the update journal', { error: toErrorInfo(err) });
+    }
+  }
+
+  private async swap(
+    job: UpdateJob,
+    entry: JournalEntry,
+    saved: SavedWork | undefined,
+    spec: ContainerSpec,
+    base: Record<string, unknown>,
+  ): Promise<UpdateResult> {
+    const docker = this.docker();
+    const c = this.o.containers();
+    const name = job.container;
+    const old = { id: entry.from.containerId, image: entry.from.image, imageId: entry.from.imageId };
+    if (saved) entry.saved = { image: saved.image, imageId: saved.id };
     const step = (s: SwapStep, extra: Partial<JournalEntry> = {}) => {
       Object.assign(entry, extra, { step: s });
       this.journal.write(entry);
@@ -248,7 +353,8 @@ export class Updater {
       step('verified');
       await docker.getContainer(old.id).remove({ force: true }).catch((err: unknown) => this.o.logger.warn('could not remove the old container', { container: entry.aside, error: err as Error }));
       this.journal.clear();
-      this.history.previous.set(name, { image: old.image, imageId: old.imageId });
+      // The way back is what ran: its saved work when it had some, else its image.
+      this.history.previous.set(name, wayBack(entry));
       this.history.rolledBack.delete(name);
       await this.history.save();
       this.emit('update.verified', { ...base, by: proof.by, probe: proof.probe, downtimeMs }, job.requestId);
@@ -264,19 +370,46 @@ export class Updater {
 
   /** Puts the old container back as it was and says why, with what the new one printed last. */
   private async rollBack(entry: JournalEntry, cause: unknown, newImageId: string | undefined, base: Record<string, unknown>): Promise<UpdateResult> {
-    const docker = this.docker();
     const error = toErrorInfo(cause, 'update_failed');
-    const logs = entry.newContainerId ? await lastLines(docker, entry.newContainerId, 20) : [];
+    // What the new container said and how it ended, read before recovery removes it.
+    const last = entry.newContainerId
+      ? await lastWords(this.o.engine, entry.newContainerId)
+      : { exitCode: null, logs: [] };
     entry.step = 'rolling-back';
-    this.journal.write(entry);
+    try {
+      this.journal.write(entry);
+    } catch (err) {
+      // The step before is journaled, and recovery undoes that the same way.
+      this.o.logger.warn('could not journal the rollback', { container: entry.container, error: toErrorInfo(err) });
+    }
     this.o.onStep?.('rolling-back');
-    await recoverFromJournal(docker, entry);
-    this.journal.clear();
+    try {
+      await recoverFromJournal(this.docker(), entry);
+    } catch (err) {
+      // The engine went away (or would not answer) mid-swap: the journal stays, and recovery
+      // puts the old container back as soon as the engine is back (docker.connected).
+      const why = toErrorInfo(err, 'rollback_failed');
+      const message =
+        `the new ${entry.container} failed (${error.message}) and the old one could not be put back yet ` +
+        `(${why.message}); it will be as soon as the Docker engine answers again`;
+      const pending = { code: 'rollback_pending', message };
+      const { container, from, to } = { container: entry.container, from: entry.from.image, to: entry.to.image };
+      this.o.logger.error('update failed and could not roll back yet', { container, error, cause: why });
+      const lastResult: UpdateResult = { status: 'failed', container, from, to, at: now(), error: pending, ...last };
+      this.setState({ status: 'failed', progress: null, lastResult });
+      this.emit('update.failed', { ...base, error: pending, ...last }, entry.requestId);
+      throw new AgentError(pending.code, pending.message, { cause: err });
+    }
+    this.clearJournal();
     this.history.rolledBack.set(entry.container, { image: entry.to.image, ...(newImageId ? { imageId: newImageId } : {}), reason: error.code, at: now() });
-    await this.history.save();
-    this.o.logger.warn('update rolled back', { container: entry.container, to: entry.to.image, error });
-    this.emit('update.rolledback', { ...base, reason: error, logs }, entry.requestId);
-    return this.finish({ status: 'rolledback', container: entry.container, from: entry.from.image, to: entry.to.image, at: now(), error }, entry.requestId);
+    await this.history
+      .save()
+      .catch((err: unknown) => this.o.logger.warn('could not save the update history', { error: toErrorInfo(err) }));
+    const exitCode = last.exitCode;
+    this.o.logger.warn('update rolled back', { container: entry.container, to: entry.to.image, error, exitCode });
+    this.emit('update.rolledback', { ...base, reason: error, ...last }, entry.requestId);
+    const { container, from, to } = { container: entry.container, from: entry.from.image, to: entry.to.image };
+    return this.finish({ status: 'rolledback', container, from, to, at: now(), error, ...last }, entry.requestId);
   }
 
   private async recover(): Promise<void> {
@@ -286,12 +419,19 @@ export class Updater {
       const outcome = await recoverFromJournal(this.docker(), entry);
       this.journal.clear();
       if (outcome === 'completed') {
-        this.history.previous.set(entry.container, { image: entry.from.image, imageId: entry.from.imageId });
+        this.history.previous.set(entry.container, wayBack(entry));
         await this.history.save();
       }
       this.o.logger.warn('finished an update interrupted by a restart', { container: entry.container, step: entry.step, outcome });
       this.emit('update.recovered', { container: entry.container, from: entry.from.image, to: entry.to.image, step: entry.step, outcome }, entry.requestId);
-      this.setState({ status: outcome === 'completed' ? 'done' : 'rolledback', lastResult: { status: outcome === 'completed' ? 'done' : 'rolledback', container: entry.container, from: entry.from.image, to: entry.to.image, at: now(), ...(outcome === 'completed' ? {} : { error: { code: 'update_interrupted', message: `the agent stopped at step ${entry.step}; the old container was put back` } }) } });
+      const status = outcome === 'completed' ? 'done' : outcome === 'rolledback' ? 'rolledback' : 'failed';
+      const said = outcome === 'untouched' ? 'before anything was changed' : 'the old container was put back';
+      const message = `the update stopped at step ${entry.step} (the agent or the Docker engine stopped); ${said}`;
+      const error = { code: 'update_interrupted', message };
+      const { container, from, to } = { container: entry.container, from: entry.from.image, to: entry.to.image };
+      const lastResult: UpdateResult = { status, container, from, to, at: now() };
+      if (outcome !== 'completed') lastResult.error = error;
+      this.setState({ status, waitingFor: undefined, nextWindow: undefined, progress: null, lastResult });
     } catch (err) {
       // Kept: the next start tries again. The containers loop must not act meanwhile.
       this.o.logger.error('could not recover an interrupted update', { container: entry.container, error: toErrorInfo(err) });
@@ -332,14 +472,58 @@ async function imageId(docker: Docker, ref: string): Promise<string | undefined>
   }
 }
 
-async function lastLines(docker: Docker, id: string, lines: number): Promise<string[]> {
+/** What the events and state carry of a failed container's output: enough to see why, never a flood. */
+export const LAST_WORDS = { lines: 20, bytes: 4096 } as const;
+
+/**
+ * How a new container ended (its exit code, null while it runs or when unknown) and the last
+ * lines it printed, at most LAST_WORDS.lines and LAST_WORDS.bytes (the newest kept).
+ */
+async function lastWords(engine: DockerEngineLink, id: string): Promise<{ exitCode: number | null; logs: string[] }> {
   try {
-    const container = docker.getContainer(id);
-    const tty = ((await container.inspect()) as { Config: { Tty: boolean } }).Config.Tty;
-    return (await lastLogLines(container, { tail: lines, tty, limitBytes: 64 * 1024 })).lines.filter(Boolean);
+    const container = engine.required().getContainer(id);
+    const info = (await container.inspect()) as {
+      Config: { Tty: boolean };
+      State: { Status: string; ExitCode: number; Running: boolean };
+    };
+    const ended = !info.State.Running || ['exited', 'dead', 'restarting'].includes(info.State.Status);
+    const exitCode = ended ? info.State.ExitCode : null;
+    const read = { tail: LAST_WORDS.lines, tty: info.Config.Tty, limitBytes: 64 * 1024 };
+    const lines = (await lastLogLines(container, read).catch(() => ({ lines: [] }))).lines.filter(Boolean);
+    return { exitCode, logs: boundLines(lines, LAST_WORDS.bytes) };
   } catch {
-    return [];
+    return { exitCode: null, logs: [] };
   }
+}
+
+/** The newest lines whose UTF-8 total fits in maxBytes (a single longer line is cut to its end). */
+export function boundLines(lines: string[], maxBytes: number): string[] {
+  const kept: string[] = [];
+  let used = 0;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    let line = lines[i]!;
+    let size = Buffer.byteLength(line) + 1;
+    if (kept.length === 0 && size > maxBytes) {
+      line = Buffer.from(line).subarray(-(maxBytes - 1)).toString('utf8');
+      size = Buffer.byteLength(line) + 1;
+    }
+    if (used + size > maxBytes) break;
+    kept.unshift(line);
+    used += size;
+  }
+  return kept;
+}
+
+/** Where a rollback goes: the saved work of the container that ran, else the image it ran. */
+function wayBack(entry: JournalEntry): { image: string; imageId: string } {
+  const ran = entry.saved ?? entry.from;
+  return { image: ran.image, imageId: ran.imageId };
+}
+
+interface Retry {
+  backoff: Backoff;
+  retryAt: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 function now(): string {
