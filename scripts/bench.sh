@@ -6,6 +6,7 @@ bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
 npx --no-install tsc -p tsconfig.json
 node build/bench/idle-footprint.js
+node build/bench/traffic-budget.js
 node build/bench/devices-hotplug.js
 node build/bench/image-pull.js
 node build/bench/container-replug.js

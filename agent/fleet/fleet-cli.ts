@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { StateSummary } from '../state/summary.js';
-import { renderEvent, renderFleetTable, type RobotView } from './fleet-view.js';
+import { renderEvent, renderFleetTable, renderRobotDetail, type RobotDetail, type RobotView } from './fleet-view.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
   robot-fleet [options] list [--json]                     every robot: online, devices, containers, update
+  robot-fleet [options] status <robot> [--json]           one robot in detail, from its retained state sections
   robot-fleet [options] watch [robot]                     the event stream, with progress bars
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
@@ -155,6 +156,34 @@ async function list(o: Options, json: boolean, out: (s: string) => void): Promis
   return 0;
 }
 
+/** The summary, the sections and availability of one robot: all retained, they come at once. */
+async function status(o: Options, robot: string, json: boolean, out: (s: string) => void): Promise<number> {
+  const client = await connect(o);
+  const b = `${o.base}/${robot}`;
+  const detail: RobotDetail = { robot, online: null, state: null, sections: {} };
+  let last = Date.now();
+  client.on('message', (topic, payload) => {
+    last = Date.now();
+    try {
+      if (topic === `${b}/availability`) detail.online = payload.toString() === 'online';
+      else if (topic === `${b}/state`) detail.state = JSON.parse(payload.toString()) as StateSummary;
+      else if (topic.startsWith(`${b}/state/`)) Object.assign(detail.sections, { [topic.slice(b.length + 7)]: JSON.parse(payload.toString()) as unknown });
+    } catch {
+      // An unreadable part is left out; the rest still shows.
+    }
+  });
+  await client.subscribeAsync([`${b}/state`, `${b}/state/+`, `${b}/availability`], { qos: 1 });
+  const deadline = Date.now() + Math.min(o.timeoutMs, 5000);
+  while (Date.now() < deadline && Date.now() - last < 300) await new Promise((r) => setTimeout(r, 50));
+  await client.endAsync();
+  if (detail.state === null && detail.online === null) {
+    out(`nothing retained for ${robot} under ${o.base}/ (is the name right? robot-fleet list)`);
+    return 3;
+  }
+  out(json ? JSON.stringify(detail, null, 2) : renderRobotDetail(detail));
+  return 0;
+}
+
 async function watch(o: Options, robot: string | undefined, out: (s: string) => void): Promise<number> {
   const client = await connect(o);
   client.on('message', (topic, payload) => {
@@ -215,6 +244,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
     switch (command) {
       case 'list':
         return await list(options, flags.json === true, out);
+      case 'status': {
+        if (!rest[0]) throw new UsageError('status needs <robot>');
+        return await status(options, rest[0], flags.json === true, out);
+      }
       case 'watch':
         return await watch(options, rest[0], out);
       case 'send': {

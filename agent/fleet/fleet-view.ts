@@ -1,5 +1,6 @@
 import type { AgentEvent } from '../state/event-bus.js';
 import type { StateSummary } from '../state/summary.js';
+import type { AgentState, StateSection } from '../state/types.js';
 
 /** What the fleet broker holds for one robot: its retained summary (<b>/state) and availability. */
 export interface RobotView {
@@ -68,4 +69,54 @@ export function progressBar(current: number, total: number, width = 30): string 
 
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(1);
+}
+
+/** One robot as `robot-fleet status` reads it: the summary and whatever sections the broker holds. */
+export interface RobotDetail extends RobotView {
+  sections: Partial<Pick<AgentState, StateSection>>;
+}
+
+/**
+ * `robot-fleet status <robot>` (pure): the summary's verdict, then a line per section read from
+ * <b>/state/<section>, so an operator sees the details without asking the robot for its state.
+ */
+export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
+  const s = d.state;
+  const online = d.online === null ? '?' : d.online ? 'online' : 'OFFLINE';
+  const lines = [`${d.robot}  ${online}  ${s ? `${s.status === 'ok' ? 'ok' : s.status.toUpperCase()}  seen ${age(now - Date.parse(s.seen))}, changed ${age(now - Date.parse(s.changed))}` : 'no state'}`];
+  if (s && s.why.length > 0) lines.push(`  why         ${s.why.join('; ')}`);
+  const { agent, docker, devices, containers, images, update, host, snapshots, desired } = d.sections;
+  if (agent) {
+    const modules = Object.entries(agent.modules);
+    const failed = modules.filter(([, m]) => m.status === 'failed').map(([name, m]) => `${name} (${m.error?.code ?? 'failed'})`);
+    lines.push(`  agent       ${agent.version}, ${modules.length} modules${failed.length ? `, FAILED: ${failed.join(', ')}` : ''}, reconnects ${agent.mqtt.reconnects}`);
+  }
+  if (docker) lines.push(`  docker      ${docker.available ? `${docker.version ?? '?'} (API ${docker.apiVersion ?? '?'})` : `UNAVAILABLE: ${docker.error?.message ?? '?'}`}`);
+  if (devices) {
+    const l = devices.lidar;
+    const lidar = l.present ? `lidar ${l.health.status}${l.health.busy ? ' (busy)' : ''}${l.info ? ` ${l.info.modelName} fw ${l.info.firmware}` : ''} at ${l.path}` : 'lidar ABSENT';
+    lines.push(`  devices     ${lidar}; camera ${devices.camera.present ? 'ok' : 'ABSENT'}; board ${devices.board.present ? `ok at ${devices.board.path}` : 'ABSENT'}`);
+  }
+  for (const c of containers ?? []) {
+    const sync = c.inSync ? 'in sync' : `NOT IN SYNC: ${c.reason ?? '?'}`;
+    lines.push(`  container   ${c.name} ${c.state}${c.health ? ` (${c.health})` : ''} ${c.image}${c.runImage ? ` (runs ${c.runImage})` : ''}, ${sync}, restarts ${c.restarts}`);
+  }
+  if (images) lines.push(`  images      ${images.length}, ${gb(images.reduce((n, i) => n + i.uniqueSize, 0))} unique`);
+  if (update) {
+    const last = update.lastResult ? `; last: ${update.lastResult.status} ${update.lastResult.container} ${update.lastResult.from ?? '?'} -> ${update.lastResult.to}` : '';
+    lines.push(`  update      ${update.status}${update.container ? ` ${update.container}` : ''}${last}`);
+  }
+  if (desired?.rejected) lines.push(`  desired     REFUSED: ${desired.rejected.message}`);
+  const m = host?.metrics;
+  if (m) {
+    const disks = m.disks.map((disk) => `${disk.role} ${gb(disk.available)} free`).join(', ');
+    const temperature = m.cpuTemperature === null ? '' : `, ${m.cpuTemperature} °C`;
+    lines.push(`  host        cpu ${m.cpuLoad ?? '?'} %, memory ${gb(m.memory.total - m.memory.available)}/${gb(m.memory.total)}, ${disks}${temperature} (sampled ${age(now - Date.parse(m.sampledAt))})`);
+  }
+  if (snapshots) lines.push(`  snapshots   ${snapshots.length}${snapshots[0] ? `, newest ${snapshots[0].image}` : ''}`);
+  return lines.join('\n');
+}
+
+function gb(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(1)} GB`;
 }

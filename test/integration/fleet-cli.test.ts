@@ -87,6 +87,26 @@ describe('robot-fleet: two robots on one broker', function () {
     assert.deepEqual(robots.find((r) => r.robot === 'rosmaster-01')!.state!.containers.list.map((c) => [c.name, c.outdated]), [['ros', false]]);
   });
 
+  it('status shows one robot in detail from its retained sections', async () => {
+    const run = fleet([...common(), 'status', 'rosmaster-01']);
+    assert.equal(await run.code, 0, run.stderr());
+    const text = run.stdout();
+    assert.match(text, /^rosmaster-01 {2}online {2}ok {2}seen \d+s ago, changed \d+[sm] ago$/m);
+    assert.match(text, /^ {2}docker {6}20\.10\.\S+ \(API 1\.41\)$/m);
+    assert.match(text, /^ {2}devices {5}lidar good A1M8 fw 1\.29 at \S+rplidar; camera ok; board ok at \S+myserial$/m);
+    assert.match(text, /^ {2}container {3}ros running \S+ros-foxy:3\.3\.9, in sync, restarts 0$/m);
+    assert.match(text, /^ {2}host {8}cpu /m);
+    const json = fleet([...common(), 'status', 'rosmaster-01', '--json']);
+    assert.equal(await json.code, 0);
+    const detail = JSON.parse(json.stdout()) as { sections: Record<string, unknown> };
+    const contract = new Contract();
+    for (const [section, value] of Object.entries(detail.sections)) contract.assert(`state.json#/properties/${section}`, value);
+    assert.deepEqual(Object.keys(detail.sections).sort(), ['agent', 'containers', 'desired', 'devices', 'docker', 'host', 'images', 'snapshots', 'update']);
+    const ghost = fleet([...common(), '--timeout', '2', 'status', 'rosmaster-99']);
+    assert.equal(await ghost.code, 3);
+    assert.match(ghost.stdout(), /nothing retained for rosmaster-99/);
+  });
+
   it('send prints the response and exits by its ok; shortcuts; no answer and bad usage get their codes', async () => {
     const ping = fleet([...common(), 'send', 'rosmaster-02', 'ping']);
     assert.equal(await ping.code, 0);
