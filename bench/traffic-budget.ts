@@ -66,7 +66,8 @@ class FormerPublisher {
 
   private publish(): void {
     this.messages += 1;
-    this.bytes += Buffer.byteLength(this.topic) + Buffer.byteLength(JSON.stringify({ ...this.store.get(), ts: new Date().toISOString() }));
+    const whole = JSON.stringify({ ...this.store.get(), ts: new Date().toISOString() });
+    this.bytes += Buffer.byteLength(this.topic) + Buffer.byteLength(whole);
   }
 
   reset(): void {
@@ -90,9 +91,14 @@ function print(title: string, report: TrafficReport, former: FormerPublisher, ex
   const formerPerMinute = perMinute(former.bytes, report.seconds * 1000);
   console.log(title);
   for (const line of formatTraffic(report, 60 / SCALE)) console.log(line);
-  if (extraBytesPerMinute > 0) console.log(`  ${'+ one update an hour'.padEnd(24)}             ${extraBytesPerMinute.toFixed(0).padStart(8)} B/min`);
+  if (extraBytesPerMinute > 0) {
+    const extra = extraBytesPerMinute.toFixed(0).padStart(8);
+    console.log(`  ${'+ one update an hour'.padEnd(24)}             ${extra} B/min`);
+  }
   console.log(`  => ${total.toFixed(0)} B per robot minute (${(total / 1024).toFixed(2)} KiB)`);
-  console.log(`  former publisher, same store: ${former.messages} whole states, ${formatKiB(formerPerMinute)} a robot minute (x${(formerPerMinute / total).toFixed(1)})`);
+  const ratio = (formerPerMinute / total).toFixed(1);
+  const formerFigure = `${former.messages} whole states, ${formatKiB(formerPerMinute)} a robot minute (x${ratio})`;
+  console.log(`  former publisher, same store: ${formerFigure}`);
   return total;
 }
 
@@ -119,11 +125,23 @@ async function main(): Promise<void> {
       mqtt: { url: rig.mqtt.url, heartbeat: Math.max(5, Math.round(60 / SCALE)) },
       docker: { socketPath: rig.docker.socketPath },
       registries: { 'docker.io': { mirror: rig.registry.url } },
-      devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, lidar: { checkInterval: Math.max(10, Math.round(300 / SCALE)), timeout: 300 } },
+      devices: {
+        sysfsRoot: bus.sysfsRoot,
+        devRoot: bus.devRoot,
+        lidar: { checkInterval: Math.max(10, Math.round(300 / SCALE)), timeout: 300 },
+      },
       reconcile: { interval: Math.max(5, Math.round(60 / SCALE)) },
       metrics: { interval: METRICS_S },
       update: { stableSeconds: 2, healthTimeout: 8, lockFile: join(dir, 'no.lock') },
-      containers: { ros: { image: rig.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1 } },
+      containers: {
+        // 136: the pty standing in for the lidar's ttyUSB on this rig.
+        ros: {
+          image: rig.fixtures.images.v339,
+          devices: ['lidar', 'camera', 'board'],
+          deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1,
+        },
+      },
       log: { level: 'warn' },
     });
     const base = subject.base;
@@ -133,11 +151,14 @@ async function main(): Promise<void> {
     await probe.subscribe(`${base}/response/#`);
     former = new FormerPublisher(store, `${base}/state`);
     const ros = () => store.get().containers[0];
-    await pollFor(() => (ros()?.state === 'running' && ros()?.inSync && store.get().devices.lidar.health.status === 'good' ? true : undefined), 90_000, 'ros running, lidar good');
+    const lidarGood = () => store.get().devices.lidar.health.status === 'good';
+    const settled = () => ros()?.state === 'running' && ros()?.inSync && lidarGood();
+    await pollFor(() => (settled() ? true : undefined), 90_000, 'ros running, lidar good');
     // Settled: one robot minute with nothing to do.
     await new Promise((r) => setTimeout(r, MINUTE_MS));
 
-    console.log(`traffic of one robot on the fleet broker: shipped defaults ${SCALE}x faster (a robot minute = ${MINUTE_MS / 1000} s), ${SECONDS} s a phase`);
+    const speed = `shipped defaults ${SCALE}x faster (a robot minute = ${MINUTE_MS / 1000} s)`;
+    console.log(`traffic of one robot on the fleet broker: ${speed}, ${SECONDS} s a phase`);
     console.log('  (topic + payload bytes the broker delivered on <b>/#, per robot minute)');
     former.reset();
     let from = Date.now();
@@ -148,15 +169,17 @@ async function main(): Promise<void> {
     // One update (and back, so the next run starts alike), measured alone.
     former.reset();
     from = Date.now();
-    const update = await probe.request(base, 'update', { id: 'bench-update', container: 'ros', image: rig.fixtures.images.v340 }, 120_000);
+    const request = { id: 'bench-update', container: 'ros', image: rig.fixtures.images.v340 };
+    const update = await probe.request(base, 'update', request, 120_000);
     if (update.ok !== true) throw new Error(`update failed: ${JSON.stringify(update).slice(0, 400)}`);
-    await pollFor(() => (ros()?.inSync && store.get().update.status === 'done' ? true : undefined), 60_000, 'ros updated and in sync');
+    const updated = () => ros()?.inSync && store.get().update.status === 'done';
+    await pollFor(() => (updated() ? true : undefined), 60_000, 'ros updated and in sync');
     await new Promise((r) => setTimeout(r, 1000));
     const updateReport = meter.report(from);
     const updateBytes = updateReport.bytes;
     const formerUpdate = former.bytes;
-    console.log(`one update (3.3.9 -> 3.4.0): ${updateReport.messages} messages, ${formatKiB(updateBytes)} in ${updateReport.seconds.toFixed(1)} s` +
-      ` (former publisher: ${formatKiB(formerUpdate)} of whole states alone)`);
+    const took = `${updateReport.messages} messages, ${formatKiB(updateBytes)} in ${updateReport.seconds.toFixed(1)} s`;
+    console.log(`one update (3.3.9 -> 3.4.0): ${took} (former publisher: ${formatKiB(formerUpdate)} of whole states)`);
 
     // Busy: a lidar replug every robot minute.
     former.reset();
@@ -166,9 +189,13 @@ async function main(): Promise<void> {
       bus.replug('1-1.2', { devnum });
       await new Promise((r) => setTimeout(r, Math.min(MINUTE_MS, Math.max(0, end - Date.now()))));
     }
-    const busy = print('busy: a lidar replug a minute, one update an hour', meter.report(from), former, updateBytes / 60);
-    console.log(`  (the update alone: ${(updateBytes / 60).toFixed(0)} B a minute over its hour; whole states: ${(formerUpdate / 60).toFixed(0)})`);
-    console.log(`summary: idle ${idle.toFixed(0)} B/min, busy ${busy.toFixed(0)} B/min; a fleet of 5,000 idle robots: ${((idle * 5000) / 1024 / 1024).toFixed(1)} MiB a minute into the broker`);
+    const busyTitle = 'busy: a lidar replug a minute, one update an hour';
+    const busy = print(busyTitle, meter.report(from), former, updateBytes / 60);
+    const asWhole = (formerUpdate / 60).toFixed(0);
+    const spread = `${(updateBytes / 60).toFixed(0)} B a minute over its hour; as whole states ${asWhole}`;
+    console.log(`  (the update alone: ${spread})`);
+    const fleet = ((idle * 5000) / 1024 / 1024).toFixed(1);
+    console.log(`summary: idle ${idle.toFixed(0)} B/min, busy ${busy.toFixed(0)} B/min; 5,000 idle: ${fleet} MiB/min`);
   } finally {
     former?.stop();
     await meter?.close();

@@ -167,7 +167,10 @@ async function status(o: Options, robot: string, json: boolean, out: (s: string)
     try {
       if (topic === `${b}/availability`) detail.online = payload.toString() === 'online';
       else if (topic === `${b}/state`) detail.state = JSON.parse(payload.toString()) as StateSummary;
-      else if (topic.startsWith(`${b}/state/`)) Object.assign(detail.sections, { [topic.slice(b.length + 7)]: JSON.parse(payload.toString()) as unknown });
+      else if (topic.startsWith(`${b}/state/`)) {
+        const section = topic.slice(`${b}/state/`.length);
+        Object.assign(detail.sections, { [section]: JSON.parse(payload.toString()) as unknown });
+      }
     } catch {
       // An unreadable part is left out; the rest still shows.
     }

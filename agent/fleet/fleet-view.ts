@@ -15,7 +15,8 @@ export interface RobotView {
  * health, containers (outdated ones marked), the update, and when the robot was last heard of.
  */
 export function renderFleetTable(robots: RobotView[], now = Date.now()): string {
-  const header = ['ROBOT', 'ONLINE', 'STATUS', 'LIDAR', 'CAMERA', 'BOARD', 'CONTAINERS', 'UPDATE', 'DISK FREE', 'LAST SEEN', 'WHY'];
+  const header = ['ROBOT', 'ONLINE', 'STATUS', 'LIDAR', 'CAMERA', 'BOARD', 'CONTAINERS', 'UPDATE', 'DISK FREE'];
+  header.push('LAST SEEN', 'WHY');
   const rows = [...robots].sort((a, b) => a.robot.localeCompare(b.robot)).map((r) => row(r, now));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => cells[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -26,7 +27,8 @@ function row(r: RobotView, now: number): string[] {
   const s = r.state;
   const online = r.online === null ? '?' : r.online ? 'online' : 'OFFLINE';
   if (!s) return [r.robot, online, '-', '-', '-', '-', '-', '-', '-', 'never', ''];
-  const lidar = s.devices.lidar.present ? `${s.devices.lidar.health}${s.devices.lidar.busy ? ' (busy)' : ''}` : 'ABSENT';
+  const l = s.devices.lidar;
+  const lidar = l.present ? `${l.health}${l.busy ? ' (busy)' : ''}` : 'ABSENT';
   const camera = s.devices.camera.present ? 'ok' : 'ABSENT';
   const board = s.devices.board.present ? 'ok' : 'ABSENT';
   const listed = s.containers.list.map((c) => `${c.name}:${c.state}${c.outdated ? ' OUTDATED' : ''}`);
@@ -35,7 +37,9 @@ function row(r: RobotView, now: number): string[] {
   const update = `${s.update.status}${s.update.container ? ` ${s.update.container}` : ''}`;
   const disk = s.diskFree === null ? '-' : `${(s.diskFree / 1e9).toFixed(1)} GB`;
   const status = s.status === 'ok' ? 'ok' : s.status.toUpperCase();
-  return [r.robot, online, status, lidar, camera, board, containers, update, disk, age(now - Date.parse(s.seen)), s.why.join('; ').slice(0, 120)];
+  const seen = age(now - Date.parse(s.seen));
+  const why = s.why.join('; ').slice(0, 120);
+  return [r.robot, online, status, lidar, camera, board, containers, update, disk, seen, why];
 }
 
 function age(ms: number): string {
@@ -83,27 +87,45 @@ export interface RobotDetail extends RobotView {
 export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
   const s = d.state;
   const online = d.online === null ? '?' : d.online ? 'online' : 'OFFLINE';
-  const lines = [`${d.robot}  ${online}  ${s ? `${s.status === 'ok' ? 'ok' : s.status.toUpperCase()}  seen ${age(now - Date.parse(s.seen))}, changed ${age(now - Date.parse(s.changed))}` : 'no state'}`];
+  const since = (iso: string) => age(now - Date.parse(iso));
+  const status = s ? (s.status === 'ok' ? 'ok' : s.status.toUpperCase()) : '';
+  const verdict = s ? `${status}  seen ${since(s.seen)}, changed ${since(s.changed)}` : 'no state';
+  const lines = [`${d.robot}  ${online}  ${verdict}`];
   if (s && s.why.length > 0) lines.push(`  why         ${s.why.join('; ')}`);
   const { agent, docker, devices, containers, images, update, host, snapshots, desired } = d.sections;
   if (agent) {
     const modules = Object.entries(agent.modules);
-    const failed = modules.filter(([, m]) => m.status === 'failed').map(([name, m]) => `${name} (${m.error?.code ?? 'failed'})`);
-    lines.push(`  agent       ${agent.version}, ${modules.length} modules${failed.length ? `, FAILED: ${failed.join(', ')}` : ''}, reconnects ${agent.mqtt.reconnects}`);
+    const failed = modules
+      .filter(([, m]) => m.status === 'failed')
+      .map(([name, m]) => `${name} (${m.error?.code ?? '?'})`);
+    const failures = failed.length ? `, FAILED: ${failed.join(', ')}` : '';
+    const reconnects = agent.mqtt.reconnects;
+    lines.push(`  agent       ${agent.version}, ${modules.length} modules${failures}, reconnects ${reconnects}`);
   }
-  if (docker) lines.push(`  docker      ${docker.available ? `${docker.version ?? '?'} (API ${docker.apiVersion ?? '?'})` : `UNAVAILABLE: ${docker.error?.message ?? '?'}`}`);
+  if (docker) {
+    const engine = docker.available
+      ? `${docker.version ?? '?'} (API ${docker.apiVersion ?? '?'})`
+      : `UNAVAILABLE: ${docker.error?.message ?? '?'}`;
+    lines.push(`  docker      ${engine}`);
+  }
   if (devices) {
     const l = devices.lidar;
-    const lidar = l.present ? `lidar ${l.health.status}${l.health.busy ? ' (busy)' : ''}${l.info ? ` ${l.info.modelName} fw ${l.info.firmware}` : ''} at ${l.path}` : 'lidar ABSENT';
-    lines.push(`  devices     ${lidar}; camera ${devices.camera.present ? 'ok' : 'ABSENT'}; board ${devices.board.present ? `ok at ${devices.board.path}` : 'ABSENT'}`);
+    const identity = l.info ? ` ${l.info.modelName} fw ${l.info.firmware}` : '';
+    const busy = l.health.busy ? ' (busy)' : '';
+    const lidar = l.present ? `lidar ${l.health.status}${busy}${identity} at ${l.path}` : 'lidar ABSENT';
+    const board = devices.board.present ? `ok at ${devices.board.path}` : 'ABSENT';
+    lines.push(`  devices     ${lidar}; camera ${devices.camera.present ? 'ok' : 'ABSENT'}; board ${board}`);
   }
   for (const c of containers ?? []) {
     const sync = c.inSync ? 'in sync' : `NOT IN SYNC: ${c.reason ?? '?'}`;
-    lines.push(`  container   ${c.name} ${c.state}${c.health ? ` (${c.health})` : ''} ${c.image}${c.runImage ? ` (runs ${c.runImage})` : ''}, ${sync}, restarts ${c.restarts}`);
+    const runs = c.runImage ? ` (runs ${c.runImage})` : '';
+    const health = c.health ? ` (${c.health})` : '';
+    lines.push(`  container   ${c.name} ${c.state}${health} ${c.image}${runs}, ${sync}, restarts ${c.restarts}`);
   }
   if (images) lines.push(`  images      ${images.length}, ${gb(images.reduce((n, i) => n + i.uniqueSize, 0))} unique`);
   if (update) {
-    const last = update.lastResult ? `; last: ${update.lastResult.status} ${update.lastResult.container} ${update.lastResult.from ?? '?'} -> ${update.lastResult.to}` : '';
+    const r = update.lastResult;
+    const last = r ? `; last: ${r.status} ${r.container} ${r.from ?? '?'} -> ${r.to}` : '';
     lines.push(`  update      ${update.status}${update.container ? ` ${update.container}` : ''}${last}`);
   }
   if (desired?.rejected) lines.push(`  desired     REFUSED: ${desired.rejected.message}`);
@@ -111,7 +133,9 @@ export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
   if (m) {
     const disks = m.disks.map((disk) => `${disk.role} ${gb(disk.available)} free`).join(', ');
     const temperature = m.cpuTemperature === null ? '' : `, ${m.cpuTemperature} °C`;
-    lines.push(`  host        cpu ${m.cpuLoad ?? '?'} %, memory ${gb(m.memory.total - m.memory.available)}/${gb(m.memory.total)}, ${disks}${temperature} (sampled ${age(now - Date.parse(m.sampledAt))})`);
+    const memory = `${gb(m.memory.total - m.memory.available)}/${gb(m.memory.total)}`;
+    const sampled = `(sampled ${age(now - Date.parse(m.sampledAt))})`;
+    lines.push(`  host        cpu ${m.cpuLoad ?? '?'} %, memory ${memory}, ${disks}${temperature} ${sampled}`);
   }
   if (snapshots) lines.push(`  snapshots   ${snapshots.length}${snapshots[0] ? `, newest ${snapshots[0].image}` : ''}`);
   return lines.join('\n');

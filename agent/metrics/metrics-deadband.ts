@@ -30,7 +30,8 @@ export function metricsNewsworthy(previous: HostMetrics | null, next: HostMetric
   if (!(age < deadband.maxAgeMs)) return true;
   if (diskMoved(previous, next)) return true;
   if (age < deadband.minSpacingMs) return false;
-  const memory = next.memory.total > 0 ? Math.abs(next.memory.available - previous.memory.available) / next.memory.total : 0;
+  const memoryMoved = Math.abs(next.memory.available - previous.memory.available);
+  const memory = next.memory.total > 0 ? memoryMoved / next.memory.total : 0;
   return (
     moved(previous.cpuLoad, next.cpuLoad, CPU_DEADBAND) ||
     memory >= MEMORY_DEADBAND ||

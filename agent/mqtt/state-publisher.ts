@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../state/state-store.js';
-import { summarise, type StateSummary } from '../state/summary.js';
+import { summarise } from '../state/summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
 import type { MqttLink } from './mqtt-link.js';
 import type { Topics } from './topics.js';
@@ -9,7 +9,9 @@ import type { Topics } from './topics.js';
 export const STATE_SIZE_LIMIT = 64 * 1024;
 
 /** Every section, each on <b>/state/<section>, in the order they go out. */
-export const STATE_SECTIONS: readonly StateSection[] = ['agent', 'host', 'docker', 'devices', 'images', 'containers', 'desired', 'update', 'snapshots'];
+export const STATE_SECTIONS: readonly StateSection[] = [
+  'agent', 'host', 'docker', 'devices', 'images', 'containers', 'desired', 'update', 'snapshots',
+];
 
 export interface StatePublisherOptions {
   store: StateStore;
@@ -74,11 +76,6 @@ export class StatePublisher {
     return this.snapshot();
   }
 
-  /** The summary as it would be published now (for tests and the bench). */
-  summary(seen = this.now()): StateSummary {
-    return summarise(this.options.store.get(), { changed: this.changed, seen });
-  }
-
   private publish(why: Why): void {
     clearTimeout(this.pending);
     this.pending = undefined;
@@ -109,7 +106,8 @@ export class StatePublisher {
     this.sent.set(topic, payload);
     if (payload.length > STATE_SIZE_LIMIT && !this.warnedTooLarge.has(topic)) {
       this.warnedTooLarge.add(topic);
-      this.options.logger.warn('a state section exceeds its size budget', { topic, bytes: payload.length, limit: STATE_SIZE_LIMIT });
+      const fields = { topic, bytes: payload.length, limit: STATE_SIZE_LIMIT };
+      this.options.logger.warn('a state section exceeds its size budget', fields);
     }
     this.options.link.send({ topic, payload, qos: 1, retain: true }, 'drop');
   }

@@ -62,7 +62,11 @@ const UPDATING: ReadonlyArray<UpdateState['status']> = ['waiting', 'pulling', 's
 export function summarise(state: AgentState, times: { changed: string; seen: string }): StateSummary {
   const containers = state.containers.map((c) => ({ c, row: containerRow(c, state.images) }));
   const problems = assess(state, containers);
-  const status: SummaryStatus = problems.error.length > 0 ? 'error' : problems.updating.length > 0 ? 'updating' : problems.degraded.length > 0 ? 'degraded' : 'ok';
+  const status: SummaryStatus =
+    problems.error.length > 0 ? 'error'
+    : problems.updating.length > 0 ? 'updating'
+    : problems.degraded.length > 0 ? 'degraded'
+    : 'ok';
   const ranked = containers
     .map((entry, index) => ({ ...entry, index, rank: severity(entry.c, entry.row) }))
     .sort((a, b) => b.rank - a.rank || a.index - b.index)
@@ -75,7 +79,11 @@ export function summarise(state: AgentState, times: { changed: string; seen: str
     version: clip(state.agent.version, MAX_VERSION),
     docker: state.docker.available,
     devices: {
-      lidar: { present: lidar.present, health: lidar.present ? lidar.health.status : 'unknown', ...(lidar.present && lidar.health.busy ? { busy: true as const } : {}) },
+      lidar: {
+        present: lidar.present,
+        health: lidar.present ? lidar.health.status : 'unknown',
+        ...(lidar.present && lidar.health.busy ? { busy: true as const } : {}),
+      },
       camera: { present: state.devices.camera.present },
       board: { present: state.devices.board.present },
     },
@@ -104,9 +112,10 @@ export function summaryBytes(summary: StateSummary): number {
  * reasons into a count, until it fits: the counts above the list always cover every container.
  */
 function fit(summary: StateSummary): StateSummary {
-  const out = { ...summary, containers: { ...summary.containers, list: [...summary.containers.list] }, why: [...summary.why] };
-  while (summaryBytes(out) > SUMMARY_LIMIT_BYTES && out.containers.list.length > 0) {
-    out.containers.list.pop();
+  const list = [...summary.containers.list];
+  const out = { ...summary, containers: { ...summary.containers, list }, why: [...summary.why] };
+  while (summaryBytes(out) > SUMMARY_LIMIT_BYTES && list.length > 0) {
+    list.pop();
     out.containers.omitted += 1;
   }
   const reasons = summary.why;
@@ -125,13 +134,16 @@ interface Problems {
 /** What is wrong, sorted into the three levels of trouble; each a short sentence for an operator. */
 function assess(state: AgentState, containers: Array<{ c: ContainerState; row: SummaryContainer }>): Problems {
   const p: Problems = { error: [], updating: [], degraded: [] };
-  if (!state.docker.available) p.error.push(`Docker unavailable${state.docker.error ? ` (${state.docker.error.code})` : ''}`);
+  if (!state.docker.available) p.error.push(`Docker unavailable${codeOf(state.docker.error)}`);
   for (const [name, module] of Object.entries(state.agent.modules)) {
-    if (module.status === 'failed') p.error.push(`module ${name} failed${module.error ? ` (${module.error.code})` : ''}`);
+    if (module.status === 'failed') p.error.push(`module ${name} failed${codeOf(module.error)}`);
   }
   const lidar = state.devices.lidar;
   if (!lidar.present) p.degraded.push('lidar absent');
-  else if (lidar.health.status === 'error') p.error.push(`lidar health error${lidar.health.errorCode !== null ? ` (0x${lidar.health.errorCode.toString(16)})` : ''}`);
+  else if (lidar.health.status === 'error') {
+    const code = lidar.health.errorCode;
+    p.error.push(`lidar health error${code !== null ? ` (0x${code.toString(16)})` : ''}`);
+  }
   else if (lidar.health.status === 'warning') p.degraded.push('lidar health warning');
   if (!state.devices.camera.present) p.degraded.push('camera absent');
   if (!state.devices.board.present) p.degraded.push('board absent');
@@ -139,14 +151,16 @@ function assess(state: AgentState, containers: Array<{ c: ContainerState; row: S
     p.updating.push(`update ${state.update.status}${state.update.container ? ` (${state.update.container})` : ''}`);
   }
   for (const { c, row } of containers) {
-    if (containerFailed(c)) p.error.push(`${c.name}: ${c.error ? c.error.code : c.health === 'unhealthy' ? 'unhealthy' : c.state}`);
+    const failure = c.error?.code ?? (c.health === 'unhealthy' ? 'unhealthy' : c.state);
+    if (containerFailed(c)) p.error.push(`${c.name}: ${failure}`);
     else if (!c.inSync) p.degraded.push(`${c.name}: ${c.reason ?? 'not in sync'}`);
     else if (row.outdated) p.degraded.push(`${c.name}: outdated`);
     if (c.missingDevices.length > 0) p.degraded.push(`${c.name}: missing ${c.missingDevices.join(', ')}`);
   }
   if (state.desired.rejected) p.degraded.push(`desired state refused (${state.desired.rejected.code})`);
   for (const disk of state.host.metrics?.disks ?? []) {
-    if (disk.total > 0 && disk.available / disk.total < LOW_DISK_SHARE) p.degraded.push(`${disk.role} disk ${Math.floor((disk.available / disk.total) * 100)} % free`);
+    const share = disk.total > 0 ? disk.available / disk.total : 1;
+    if (share < LOW_DISK_SHARE) p.degraded.push(`${disk.role} disk ${Math.floor(share * 100)} % free`);
   }
   return p;
 }
@@ -168,17 +182,22 @@ function containerRow(c: ContainerState, images: ImageSummary[]): SummaryContain
   const wanted = imageNamed(images, should);
   const running = c.imageId ? images.find((i) => i.id === c.imageId) : undefined;
   let runs: string | null = null;
-  if (c.imageId) runs = c.runImage ?? (running && wanted && running.id === wanted.id ? should : (running?.tags[0] ?? shortId(c.imageId)));
+  if (c.imageId) {
+    runs = c.runImage ?? (running && running.id === wanted?.id ? should : (running?.tags[0] ?? shortId(c.imageId)));
+  }
   // A commit that keeps a container's changes is built on the image it should run: its layers
   // start with that image's layers. Anything else running is another image.
-  const outdated = c.imageId !== null && (wanted === undefined || (c.imageId !== wanted.id && !(running && startsWith(running.layers, wanted.layers))));
-  return { name: c.name, state: c.state, image: clipStart(should, MAX_IMAGE), runs: runs === null ? null : clipStart(runs, MAX_IMAGE), outdated };
+  const builtOnWanted = running !== undefined && wanted !== undefined && startsWith(running.layers, wanted.layers);
+  const outdated = c.imageId !== null && (wanted === undefined || (c.imageId !== wanted.id && !builtOnWanted));
+  const image = clipStart(should, MAX_IMAGE);
+  return { name: c.name, state: c.state, image, runs: runs === null ? null : clipStart(runs, MAX_IMAGE), outdated };
 }
 
 /** The local image a reference names, by tag or digest, however the reference is spelled. */
 function imageNamed(images: ImageSummary[], reference: string): ImageSummary | undefined {
   const wanted = familiar(reference);
-  return images.find((i) => i.tags.some((t) => familiar(t) === wanted) || i.digests.some((d) => familiar(d) === wanted));
+  const named = (names: string[]) => names.some((name) => familiar(name) === wanted);
+  return images.find((i) => named(i.tags) || named(i.digests));
 }
 
 function familiar(reference: string): string {
@@ -197,6 +216,10 @@ function startsWith(layers: string[], base: string[]): boolean {
 function diskFree(state: AgentState): number | null {
   const disks = state.host.metrics?.disks ?? [];
   return disks.length === 0 ? null : Math.min(...disks.map((d) => d.available));
+}
+
+function codeOf(error: { code: string } | undefined): string {
+  return error ? ` (${error.code})` : '';
 }
 
 function shortId(id: string): string {

@@ -31,7 +31,8 @@ export class TrafficMeter {
       // Retained copies delivered on subscribing are the broker's memory, not the robot's traffic;
       // live messages reach an existing subscriber with retain 0 (no retain-as-published asked).
       if (packet.retain) return;
-      this.seen.push({ leaf: topic.slice(base.length + 1), bytes: Buffer.byteLength(topic) + payload.length, at: Date.now() });
+      const bytes = Buffer.byteLength(topic) + payload.length;
+      this.seen.push({ leaf: topic.slice(base.length + 1), bytes, at: Date.now() });
     });
   }
 
@@ -72,8 +73,7 @@ export class TrafficMeter {
 /** A report as lines: bytes a minute per topic, scaled to the minute of the configuration measured. */
 export function formatTraffic(report: TrafficReport, secondsPerMinute = 60): string[] {
   const perMinute = (bytes: number) => (bytes / report.seconds) * secondsPerMinute;
-  return [
-    ...report.topics.map((t) => `  ${t.leaf.padEnd(24)} ${String(t.messages).padStart(5)} msgs  ${perMinute(t.bytes).toFixed(0).padStart(8)} B/min`),
-    `  ${'total'.padEnd(24)} ${String(report.messages).padStart(5)} msgs  ${perMinute(report.bytes).toFixed(0).padStart(8)} B/min`,
-  ];
+  const line = (name: string, messages: number, bytes: number) =>
+    `  ${name.padEnd(24)} ${String(messages).padStart(5)} msgs  ${perMinute(bytes).toFixed(0).padStart(8)} B/min`;
+  return [...report.topics.map((t) => line(t.leaf, t.messages, t.bytes)), line('total', report.messages, report.bytes)];
 }

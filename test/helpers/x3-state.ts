@@ -52,8 +52,14 @@ export function x3State(): AgentState {
       version: '0.1.0',
       startedAt: now,
       pid: 5571,
-      modules: { 'state-dir': { status: 'running', failures: 0 }, mqtt: { status: 'running', failures: 0 }, docker: { status: 'running', failures: 0 } },
-      mqtt: { connected: true, protocolVersion: 5, broker: 'external', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 },
+      modules: {
+        'state-dir': { status: 'running', failures: 0 },
+        mqtt: { status: 'running', failures: 0 },
+        docker: { status: 'running', failures: 0 },
+      },
+      mqtt: {
+        connected: true, protocolVersion: 5, broker: 'external', eventsDropped: 0, eventsBuffered: 0, reconnects: 0,
+      },
     },
     host: {
       hostname: 'rosmaster-07',
@@ -66,14 +72,18 @@ export function x3State(): AgentState {
         loadAverage: [0.31, 0.4, 0.38],
         memory: { total: 4143476736, used: 1620000000, available: 2400000000 },
         disks: [
-          { role: 'state', path: '/var/lib/robot-agent', total: 62725623808, free: 21474836480, available: 18253611008 },
+          { role: 'state', path: '/var/lib/robot-agent', total: 62725623808, free: 21474836480,
+            available: 18253611008 },
           { role: 'docker', path: '/var/lib/docker', total: 62725623808, free: 21474836480, available: 18253611008 },
         ],
         cpuTemperature: 41.5,
         uptime: 86400,
       },
     },
-    docker: { available: true, version: '20.10.24', apiVersion: '1.41', os: 'linux', arch: 'arm64', rootDir: '/var/lib/docker', since: now },
+    docker: {
+      available: true, version: '20.10.24', apiVersion: '1.41', os: 'linux', arch: 'arm64',
+      rootDir: '/var/lib/docker', since: now,
+    },
     devices: {
       lidar: {
         present: true,
@@ -81,14 +91,19 @@ export function x3State(): AgentState {
         node: '/dev/ttyUSB0',
         usb: { vid: '10c4', pid: 'ea60', busnum: 1, devnum: 5, serial: '0001' },
         health: { status: 'good', errorCode: 0, checkedAt: now, busy: false },
-        info: { model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677' },
+        info: {
+          model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677',
+        },
       },
       camera: {
         present: true,
         depth: { busnum: 1, devnum: 7, node: '/dev/bus/usb/001/007' },
         rgb: { busnum: 1, devnum: 8, node: '/dev/bus/usb/001/008', video: ['/dev/video0', '/dev/video1'] },
       },
-      board: { present: true, path: '/dev/myserial', node: '/dev/ttyUSB1', usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null } },
+      board: {
+        present: true, path: '/dev/myserial', node: '/dev/ttyUSB1',
+        usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null },
+      },
     },
     images: [rosImage('3.3.9', V339_ID)],
     containers: [rosContainer()],

@@ -6,7 +6,7 @@ import { packageRoot } from '../../agent/package-root.js';
 import type { StateSummary } from '../../agent/state/summary.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { docker } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 import { freePort } from '../rig/net.js';
@@ -64,11 +64,16 @@ describe('the agent image (deploy/Dockerfile)', function () {
     const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }), 20_000, 'the agent in its container listening');
     try {
       await probe.subscribe(`fleet/${robot}/#`);
-      const state = await probe.waitFor((m) => m.topic === `fleet/${robot}/state/docker` && (JSON.parse(m.text) as AgentState['docker']).available, 15_000, 'state/docker with the engine available');
+      const dockerUp = (m: Received) =>
+        m.topic === `fleet/${robot}/state/docker` && (JSON.parse(m.text) as AgentState['docker']).available;
+      const state = await probe.waitFor(dockerUp, 15_000, 'state/docker with the engine available');
       const s = JSON.parse(state.text) as AgentState['docker'];
       assert.equal(s.version, '20.10.24+dfsg1');
-      const summary = await probe.waitFor((m) => m.topic === `fleet/${robot}/state` && (JSON.parse(m.text) as StateSummary).docker, 5000, 'a summary with the engine available');
-      assert.equal((JSON.parse(summary.text) as StateSummary).version, JSON.parse(execFileSync('cat', [join(packageRoot(), 'package.json')]).toString()).version);
+      const summaryUp = (m: Received) =>
+        m.topic === `fleet/${robot}/state` && (JSON.parse(m.text) as StateSummary).docker;
+      const summary = await probe.waitFor(summaryUp, 5000, 'a summary with the engine available');
+      const version = JSON.parse(execFileSync('cat', [join(packageRoot(), 'package.json')]).toString()).version;
+      assert.equal((JSON.parse(summary.text) as StateSummary).version, version);
       assert.equal((await probe.request(`fleet/${robot}`, 'ping', { id: 'in-container' })).ok, true);
     } finally {
       await probe.close();

@@ -26,7 +26,9 @@ describe('MQTT contract against mosquitto', function () {
     const leaf = m.topic.slice(base.length + 1);
     if (leaf === 'availability') contract.assert('availability.json', m.text);
     else if (leaf === 'state') contract.assert('state-summary.json', JSON.parse(m.text));
-    else if (leaf.startsWith('state/')) contract.assert(`state.json#/properties/${leaf.slice('state/'.length)}`, JSON.parse(m.text));
+    else if (leaf.startsWith('state/')) {
+      contract.assert(`state.json#/properties/${leaf.slice('state/'.length)}`, JSON.parse(m.text));
+    }
     else if (leaf === 'events') contract.assert('event.json', JSON.parse(m.text));
     else if (leaf.startsWith('response/')) contract.assert('response.json', JSON.parse(m.text));
     else if (!leaf.startsWith('request/')) assert.fail(`undocumented topic ${m.topic}`);
@@ -39,8 +41,11 @@ describe('MQTT contract against mosquitto', function () {
     await probe.subscribe(`fleet/${robot}/#`);
     subject = await startAgent({ robot: { id: robot }, mqtt: { url: rig.mqtt.url }, docker: { socketPath: rig.docker.socketPath } });
     await probe.waitForTopic(`${subject.base}/availability`, 5000, (m) => m.text === 'online');
-    await probe.waitFor((m) => m.topic === `${subject!.base}/state` && (JSON.parse(m.text) as { docker: boolean }).docker, 5000, 'a summary with docker');
-    await probe.waitFor((m) => m.topic === `${subject!.base}/state/docker` && (JSON.parse(m.text) as { available: boolean }).available, 5000, 'state/docker available');
+    const on = (leaf: string) => (m: Received) => m.topic === `${subject!.base}/${leaf}`;
+    const summaryUp = (m: Received) => on('state')(m) && (JSON.parse(m.text) as { docker: boolean }).docker;
+    await probe.waitFor(summaryUp, 5000, 'a summary with docker');
+    const dockerUp = (m: Received) => on('state/docker')(m) && (JSON.parse(m.text) as { available: boolean }).available;
+    await probe.waitFor(dockerUp, 5000, 'state/docker available');
     await probe.request(subject.base, 'ping', { id: 'c1' });
     await probe.request(subject.base, 'state', { id: 'c2' });
     await probe.request(subject.base, 'nope', { id: 'c3' });
@@ -51,7 +56,9 @@ describe('MQTT contract against mosquitto', function () {
     for (const leaf of ['availability', 'state', 'events', 'response/ping', 'response/state', 'response/nope']) assert.ok(topics.has(leaf), `nothing on ${leaf}`);
     for (const section of STATE_SECTIONS) assert.ok(topics.has(`state/${section}`), `nothing on state/${section}`);
     for (const m of probe.received) validate(subject.base, m);
-    for (const m of probe.messagesOn(`${subject.base}/state`)) assert.ok(m.payload.length <= SUMMARY_LIMIT_BYTES, `a summary of ${m.payload.length} bytes`);
+    for (const m of probe.messagesOn(`${subject.base}/state`)) {
+      assert.ok(m.payload.length <= SUMMARY_LIMIT_BYTES, `a summary of ${m.payload.length} bytes`);
+    }
   });
 
   it('answers on the MQTT 5 response topic with the correlation data, as well as on response/<command>', async function () {
@@ -81,7 +88,7 @@ describe('MQTT contract against mosquitto', function () {
     assert.equal(subject.agent.store.get().agent.mqtt.protocolVersion, 4);
   });
 
-  it('coalesces a burst of changes into one publish of the section within 1 s; the summary on the heartbeat', async function () {
+  it('coalesces a burst of changes into one section publish within 1 s; the summary on heartbeats', async function () {
     this.timeout(15_000);
     const rig = needRig(this);
     subject = await startAgent({ mqtt: { url: rig.mqtt.url, heartbeat: 5 }, metrics: { interval: 3600 } });
@@ -97,11 +104,12 @@ describe('MQTT contract against mosquitto', function () {
     assert.equal(burst.length, 1, `${burst.length} publishes for one burst`);
     assert.ok(burst[0]!.at - t0 < 1000);
     assert.equal((JSON.parse(burst[0]!.text) as { hostname: string }).hostname, 'burst-20');
-    assert.deepEqual(probe.received.map((m) => m.topic), [`${subject.base}/state/host`], 'nothing but the section that changed');
+    const topics = () => probe!.received.map((m) => m.topic);
+    assert.deepEqual(topics(), [`${subject.base}/state/host`], 'nothing but the section that changed');
     probe.clear();
     const beat = await probe.waitForTopic(`${subject.base}/state`, 6000);
     assert.ok(beat.at - t0 >= 3000, 'a heartbeat, not a change');
-    assert.deepEqual(probe.received.map((m) => m.topic), [`${subject.base}/state`], 'the heartbeat is the summary alone');
+    assert.deepEqual(topics(), [`${subject.base}/state`], 'the heartbeat is the summary alone');
   });
 
   it('a crashed agent is marked offline by its last will (retained)', async function () {

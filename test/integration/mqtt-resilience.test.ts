@@ -62,7 +62,9 @@ describe('MQTT link resilience', function () {
     await late.subscribe(`${subject.base}/state`, `${subject.base}/state/+`, `${subject.base}/availability`);
     assert.equal((await late.waitForTopic(`${subject.base}/state`, 3000)).retain, true);
     // Every section too, though none changed since they were last sent.
-    for (const section of STATE_SECTIONS) assert.equal((await late.waitForTopic(`${subject.base}/state/${section}`, 3000)).retain, true, section);
+    for (const section of STATE_SECTIONS) {
+      assert.equal((await late.waitForTopic(`${subject.base}/state/${section}`, 3000)).retain, true, section);
+    }
     assert.equal((await late.waitForTopic(`${subject.base}/availability`, 3000)).text, 'online');
     await late.close();
     // The buffered events were sent before our probe subscribed; prove delivery with a probe

@@ -54,7 +54,11 @@ describe('traffic budget: an idle robot on the fleet broker', function () {
       reconcile: { interval: 60 / SCALE },
       metrics: { interval: 5 },
       update: { lockFile: join(bus.root, 'no.lock') },
-      containers: { ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1 } },
+      containers: {
+        // 136: the pty standing in for the lidar's ttyUSB on this rig.
+        ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1 },
+      },
       log: { level: 'info' },
     });
     const base = subject.base;
@@ -62,12 +66,16 @@ describe('traffic budget: an idle robot on the fleet broker', function () {
     probe = await MqttProbe.connect(r.mqtt.url, { protocolVersion: 5 });
     await probe.subscribe(`${base}/state`);
     const store = () => subject!.agent.store.get();
-    await waitUntil(() => store().containers[0]?.state === 'running' && store().containers[0]?.inSync && store().devices.lidar.health.status === 'good', 60_000, 'ros running with a good lidar');
+    const settled = () => {
+      const ros = store().containers[0];
+      return ros?.state === 'running' && ros.inSync && store().devices.lidar.health.status === 'good';
+    };
+    await waitUntil(settled, 60_000, 'ros running with a good lidar');
     // Settled: a summary that is only a heartbeat (nothing changed since the one before it).
     const summaries = () => probe!.messagesOn(`${base}/state`).map((m) => JSON.parse(m.text) as StateSummary);
     await waitUntil(() => {
       const [previous, last] = summaries().slice(-2);
-      return previous && last && last.status === 'ok' && previous.changed === last.changed && last.seen !== previous.seen;
+      return previous && last && last.status === 'ok' && previous.changed === last.changed && last.seen > previous.seen;
     }, 6 * MINUTE_S * 1000, 'a heartbeat with nothing changed');
 
     const from = Date.now();
@@ -75,7 +83,8 @@ describe('traffic budget: an idle robot on the fleet broker', function () {
     const report = meter.report(from);
     const perMinute = (report.bytes / report.seconds) * MINUTE_S;
     const lines = formatTraffic(report, MINUTE_S).join('\n');
-    assert.ok(perMinute <= BUDGET_PER_MINUTE, `an idle robot sent ${perMinute.toFixed(0)} B a (scaled) minute:\n${lines}`);
+    const said = `an idle robot sent ${perMinute.toFixed(0)} B a (scaled) minute:\n${lines}`;
+    assert.ok(perMinute <= BUDGET_PER_MINUTE, said);
     // Last seen is still known: the summary went out on every heartbeat of the window.
     const beats = report.topics.find((t) => t.leaf === 'state')?.messages ?? 0;
     assert.ok(beats >= WINDOW_S / MINUTE_S - 1, `${beats} summaries in ${WINDOW_S} s:\n${lines}`);

@@ -4,6 +4,8 @@ import type { AgentState, ContainerState } from '../../agent/state/types.js';
 import { Contract } from '../helpers/contract.js';
 import { rosContainer, rosImage, V339_ID, V340_ID, x3State } from '../helpers/x3-state.js';
 
+const ROS_339 = 'yahboomtechnology/ros-foxy:3.3.9';
+const ROS_340 = 'yahboomtechnology/ros-foxy:3.4.0';
 const times = { changed: '2026-11-23T05:00:00.000Z', seen: '2026-11-23T05:01:00.000Z' };
 
 describe('state summary (pure): what <b>/state carries', () => {
@@ -23,7 +25,7 @@ describe('state summary (pure): what <b>/state carries', () => {
         total: 1,
         running: 1,
         outdated: 0,
-        list: [{ name: 'ros', state: 'running', image: 'yahboomtechnology/ros-foxy:3.3.9', runs: 'yahboomtechnology/ros-foxy:3.3.9', outdated: false }],
+        list: [{ name: 'ros', state: 'running', image: ROS_339, runs: ROS_339, outdated: false }],
         omitted: 0,
       },
       update: { status: 'idle' },
@@ -44,9 +46,12 @@ describe('state summary (pure): what <b>/state carries', () => {
   it('a container running another image than it should is outdated (degraded); a commit built on it is not', () => {
     const state = x3State();
     state.images = [rosImage('3.3.9', V339_ID), rosImage('3.4.0', V340_ID)];
-    state.containers = [rosContainer({ desired: { image: 'docker.io/yahboomtechnology/ros-foxy:3.4.0', enabled: true, source: 'desired' }, image: 'yahboomtechnology/ros-foxy:3.4.0' })];
+    const spelled = `docker.io/${ROS_340}`;
+    const wants = { image: spelled, enabled: true, source: 'desired' as const };
+    state.containers = [rosContainer({ image: ROS_340, desired: wants })];
     let s = summarise(state, times);
-    assert.deepEqual(s.containers.list[0], { name: 'ros', state: 'running', image: 'docker.io/yahboomtechnology/ros-foxy:3.4.0', runs: 'yahboomtechnology/ros-foxy:3.3.9', outdated: true });
+    const row = { name: 'ros', state: 'running', image: spelled, runs: ROS_339, outdated: true };
+    assert.deepEqual(s.containers.list[0], row);
     assert.equal(s.containers.outdated, 1);
     assert.equal(s.status, 'degraded');
     assert.deepEqual(s.why, ['ros: outdated']);
@@ -54,14 +59,16 @@ describe('state summary (pure): what <b>/state carries', () => {
     // Kept changes: a commit of 3.4.0 plus one layer, named by the snapshot.
     const commitId = `sha256:${'c'.repeat(64)}`;
     const base = rosImage('3.4.0', V340_ID);
-    state.images.push({ ...base, id: commitId, tags: ['ros-keep:20261123'], layers: [...base.layers, `sha256:${'d'.repeat(64)}`] });
-    state.containers = [rosContainer({ image: 'yahboomtechnology/ros-foxy:3.4.0', imageId: commitId, runImage: 'ros-keep:20261123', desired: { image: 'yahboomtechnology/ros-foxy:3.4.0', enabled: true, source: 'config' } })];
+    const layers = [...base.layers, `sha256:${'d'.repeat(64)}`];
+    state.images.push({ ...base, id: commitId, tags: ['ros-keep:20261123'], layers });
+    const desired = { image: ROS_340, enabled: true, source: 'config' as const };
+    state.containers = [rosContainer({ image: ROS_340, imageId: commitId, runImage: 'ros-keep:20261123', desired })];
     s = summarise(state, times);
-    assert.deepEqual(s.containers.list[0], { name: 'ros', state: 'running', image: 'yahboomtechnology/ros-foxy:3.4.0', runs: 'ros-keep:20261123', outdated: false });
+    assert.deepEqual(s.containers.list[0], { ...row, image: ROS_340, runs: 'ros-keep:20261123', outdated: false });
     assert.equal(s.status, 'ok');
 
     // The image it should run is not on the robot yet: whatever runs is outdated.
-    state.containers = [rosContainer({ desired: { image: 'yahboomtechnology/ros-foxy:9.9.9', enabled: true, source: 'desired' } })];
+    state.containers = [rosContainer({ desired: { ...desired, image: 'yahboomtechnology/ros-foxy:9.9.9' } })];
     assert.equal(summarise(state, times).containers.list[0]!.outdated, true);
   });
 
@@ -69,10 +76,12 @@ describe('state summary (pure): what <b>/state carries', () => {
     const state = x3State();
     state.devices.camera.present = false;
     assert.deepEqual([summarise(state, times).status, summarise(state, times).why], ['degraded', ['camera absent']]);
-    state.update = { status: 'pulling', container: 'ros', to: 'yahboomtechnology/ros-foxy:3.4.0', progress: { current: 1, total: 2 } };
-    assert.deepEqual([summarise(state, times).status, summarise(state, times).why], ['updating', ['update pulling (ros)', 'camera absent']]);
+    state.update = { status: 'pulling', container: 'ros', to: ROS_340, progress: { current: 1, total: 2 } };
+    const pulling = summarise(state, times);
+    assert.deepEqual([pulling.status, pulling.why], ['updating', ['update pulling (ros)', 'camera absent']]);
     assert.deepEqual(summarise(state, times).update, { status: 'pulling', container: 'ros' });
-    state.docker = { available: false, since: state.ts, error: { code: 'docker_unreachable', message: 'no Docker engine' } };
+    const error = { code: 'docker_unreachable', message: 'no Docker engine' };
+    state.docker = { available: false, since: state.ts, error };
     const s = summarise(state, times);
     assert.equal(s.status, 'error');
     assert.deepEqual(s.why, ['Docker unavailable (docker_unreachable)', 'update pulling (ros)', 'camera absent']);
@@ -82,7 +91,8 @@ describe('state summary (pure): what <b>/state carries', () => {
 
   it('a crashed or failing container is an error; one not in sync says why; the lidar is unknown when absent', () => {
     const state = x3State();
-    state.containers = [rosContainer({ state: 'exited', exitCode: 3, inSync: false, reason: 'exited (exit 3); restart policy no' })];
+    const reason = 'exited (exit 3); restart policy no';
+    state.containers = [rosContainer({ state: 'exited', exitCode: 3, inSync: false, reason })];
     state.devices.lidar = { ...state.devices.lidar, present: false };
     let s = summarise(state, times);
     assert.equal(s.status, 'error');
@@ -137,13 +147,16 @@ describe('state summary (pure): what <b>/state carries', () => {
     for (const c of s.containers.list) assert.equal(c.state, 'exited');
     assert.match(s.why.at(-1)!, /^\+\d+ more$/);
     assert.equal(s.status, 'error');
-    assert.ok(s.containers.list.every((c) => c.image.length <= 80 && c.image.startsWith('…') && c.image.endsWith('.0.0')));
+    const clipped = (image: string) => image.length <= 80 && image.startsWith('…') && image.endsWith('.0.0');
+    assert.ok(s.containers.list.every((c) => clipped(c.image)));
   });
 
   it('stays within 1 KiB for any count of containers up to 32 and every reason at once', () => {
     for (const n of [0, 1, 2, 5, 8, 16, 31, 32]) {
       const state: AgentState = x3State();
-      state.containers = Array.from({ length: n }, (_, i) => rosContainer({ name: `ros-${'a'.repeat(58)}${String(i).padStart(2, '0')}`, inSync: false, reason: 'r'.repeat(300) }));
+      const name = (i: number) => `ros-${'a'.repeat(58)}${String(i).padStart(2, '0')}`;
+      const reason = 'r'.repeat(300);
+      state.containers = Array.from({ length: n }, (_, i) => rosContainer({ name: name(i), inSync: false, reason }));
       const bytes = summaryBytes(summarise(state, times));
       assert.ok(bytes <= SUMMARY_LIMIT_BYTES, `${n} containers: ${bytes} bytes`);
     }
