@@ -30,7 +30,9 @@ need_setup
 if has_account "$name" && ! is_operator "$name"; then
   die "$name is a robot's account: an operator needs a name no robot has"
 fi
-if is_operator "$name" && [ "$rotate" = false ]; then die "$name already has an account: --rotate to give it a new password"; fi
+if is_operator "$name" && [ "$rotate" = false ]; then
+  die "$name already has an account: --rotate to give it a new password"
+fi
 if ! is_operator "$name" && [ "$rotate" = true ]; then die "$name has no operator account to rotate"; fi
 out="${out:-./$name.mqtt-password}"
 base="$(base_topic)"

@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$id" ] || die "which robot? add-robot.sh <robot id>"
-valid_name "$id" || die "'$id' is not a robot id: 1-64 letters, digits, . _ -, starting with a letter or digit (mqtt robot.id)"
+valid_name "$id" || die "'$id' is not a robot id (robot.id): 1-64 letters, digits, . _ -, first a letter or digit"
 DIE_CODE=1
 need_setup
 is_operator "$id" && die "$id is an operator account: a robot needs an id of its own"

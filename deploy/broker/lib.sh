@@ -14,7 +14,7 @@ die() { echo "$(basename "$0"): $*" >&2; exit "${DIE_CODE:-1}"; }
 valid_name() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; }
 
 need_setup() {
-  [ -f "$passwd" ] && [ -f "$acl" ] || die "no $passwd or $acl: run deploy/broker/setup.sh first (or set FLEET_BROKER_DIR)"
+  [ -f "$passwd" ] && [ -f "$acl" ] || die "no $passwd or $acl: run deploy/broker/setup.sh first (or FLEET_BROKER_DIR)"
   command -v mosquitto_passwd >/dev/null || die "mosquitto_passwd not found: apt-get install mosquitto"
 }
 

@@ -10,6 +10,8 @@
 # --bind: listen on one address only (default: every interface).
 # Files go to FLEET_BROKER_DIR (default /etc/mosquitto/fleet). Then: systemctl restart mosquitto.
 set -euo pipefail
+# Keys and password hashes are never world-readable, not even while being copied.
+umask 027
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
 . "$here/lib.sh"
@@ -38,9 +40,8 @@ DIE_CODE=1
 
 mkdir -p "$dir/certs" "$confdir"
 protect 0750 "$dir" "$dir/certs"
-for pair in "ca:$ca" "server:$cert" "server-key:$key"; do
-  name="${pair%%:*}" src="${pair#*:}"
-  case "$name" in ca) dst="$dir/certs/ca.pem" ;; server) dst="$dir/certs/server.pem" ;; *) dst="$dir/certs/server.key" ;; esac
+for pair in "ca.pem:$ca" "server.pem:$cert" "server.key:$key"; do
+  dst="$dir/certs/${pair%%:*}" src="${pair#*:}"
   if [ -n "$src" ]; then
     [ -r "$src" ] || die "cannot read $src"
     cp "$src" "$dst"

@@ -49,7 +49,10 @@ interface Run {
 /** robot-fleet as an operator runs it. */
 function fleet(args: string[]): Run {
   const main = join(packageRoot(), 'build/agent/fleet/main.js');
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  const child = spawn(process.execPath, [main, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH },
+  });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -118,7 +121,10 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   const agents: AgentUnderTest[] = [];
   const clients: MqttClient[] = [];
   const secret = (name: string) => join(dir, `${name}.mqtt-password`);
-  const operatorArgs = () => ['--broker', url, '--ca', rig().mqtt.certs.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR)];
+  const password = (name: string) => readFileSync(secret(name), 'utf8').trim();
+  const operatorArgs = () => [
+    '--broker', url, '--ca', rig().mqtt.certs.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR),
+  ];
 
   const robot = async (id: string, brokerUrl: string, tls: Record<string, string> = {}) => {
     const empty = join(dir, 'no-devices');
@@ -146,10 +152,12 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
       FLEET_BROKER_URL: url,
     };
     const certs = ['--ca', r.mqtt.certs.ca, '--cert', r.mqtt.certs.serverCert, '--key', r.mqtt.certs.serverKey];
-    const setup = await script('setup.sh', [...certs, '--port', String(port), '--bind', '127.0.0.1', '--conf-dir', join(dir, 'conf.d')], env);
+    const listen = (p: number) => ['--port', String(p), '--bind', '127.0.0.1'];
+    const setup = await script('setup.sh', [...certs, ...listen(port), '--conf-dir', join(dir, 'conf.d')], env);
     assert.equal(setup.code, 0, setup.stderr);
     // The same accounts behind a second listener that also requires a client certificate.
-    const setupMtls = await script('setup.sh', ['--port', String(mtlsPort), '--bind', '127.0.0.1', '--mutual-tls', '--conf-dir', join(dir, 'conf-mtls.d')], env);
+    const mtlsArgs = [...listen(mtlsPort), '--mutual-tls', '--conf-dir', join(dir, 'conf-mtls.d')];
+    const setupMtls = await script('setup.sh', mtlsArgs, env);
     assert.equal(setupMtls.code, 0, setupMtls.stderr);
     assert.match(setupMtls.stdout, /kept .*acl/);
     brokers.push((await startBroker(dir, join(dir, 'conf.d'), port)).daemon);
@@ -165,7 +173,7 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
     assert.equal(op.code, 0, op.stderr);
     // The reload is asynchronous: the accounts are in once the last one can log in.
     await waitUntil(
-      () => login(url, { username: OPERATOR, password: readFileSync(secret(OPERATOR), 'utf8').trim() }).then((c) => c.endAsync().then(() => true)),
+      () => login(url, { username: OPERATOR, password: password(OPERATOR) }).then((c) => c.endAsync().then(() => true)),
       10_000,
       'the broker to take the new accounts',
       200,
@@ -183,7 +191,7 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   });
 
   const as = async (name: string, target = url): Promise<MqttClient> => {
-    const client = await login(target, { username: name, password: readFileSync(secret(name), 'utf8').trim() });
+    const client = await login(target, { username: name, password: password(name) });
     clients.push(client);
     return client;
   };
@@ -202,21 +210,25 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
     const bad = await script('add-robot.sh', ['fleet/#'], env);
     assert.equal(bad.code, 2);
     // Nothing of a password may reach a command line (ps): mosquitto_passwd gets it on stdin.
-    const scripts = ['lib.sh', 'add-robot.sh', 'add-operator.sh'].map((f) => readFileSync(join(kit, f), 'utf8')).join('\n');
-    assert.doesNotMatch(scripts, /mosquitto_passwd\s+-b/);
+    const scripts = ['lib.sh', 'add-robot.sh', 'add-operator.sh'].map((f) => readFileSync(join(kit, f), 'utf8'));
+
+    assert.doesNotMatch(scripts.join('\n'), /mosquitto_passwd\s+-b/);
   });
 
   it('refuses anonymous clients and wrong passwords', async () => {
     await assert.rejects(login(url, {}), (err: { code?: unknown }) => err.code === NOT_AUTHORIZED || err.code === 5);
-    await assert.rejects(login(url, { username: A, password: 'not-the-password' }), (err: { code?: unknown }) => err.code === NOT_AUTHORIZED || err.code === 134);
+    // 134: bad user name or password.
+    const refused = (err: { code?: unknown }) => err.code === NOT_AUTHORIZED || err.code === 134;
+    await assert.rejects(login(url, { username: A, password: 'not-the-password' }), refused);
     // A robot's password is its own: B's does not log in as A.
-    await assert.rejects(login(url, { username: A, password: readFileSync(secret(B), 'utf8').trim() }));
+    await assert.rejects(login(url, { username: A, password: password(B) }));
   });
 
   it("robot A cannot publish on B's topics, only on its own", async () => {
     const a = await as(A);
     for (const topic of ['availability', 'state', 'state/host', 'events', 'response/ping', 'desired', 'request/ping']) {
-      assert.equal(await publishCode(a, `fleet/${B}/${topic}`, 'forged'), NOT_AUTHORIZED, `A publishing fleet/${B}/${topic}`);
+      const code = await publishCode(a, `fleet/${B}/${topic}`, 'forged');
+      assert.equal(code, NOT_AUTHORIZED, `A publishing fleet/${B}/${topic}`);
     }
     // Nor its own requests or desired state: only the fleet sends those.
     assert.equal(await publishCode(a, `fleet/${A}/request/stop`, '{"id":"x","name":"ros"}'), NOT_AUTHORIZED);
@@ -227,7 +239,8 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
       assert.equal(await publishCode(a, `fleet/${A}/${topic}`, '{}'), 0, `A publishing fleet/${A}/${topic}`);
     }
     // B's retained state is still B's own.
-    const operator = await MqttProbe.connect(url, { username: OPERATOR, password: readFileSync(secret(OPERATOR), 'utf8').trim(), ca: readFileSync(rig().mqtt.certs.ca) });
+    const ca = readFileSync(rig().mqtt.certs.ca);
+    const operator = await MqttProbe.connect(url, { username: OPERATOR, password: password(OPERATOR), ca });
     try {
       await operator.subscribe(`fleet/${B}/state`);
       const state = await operator.waitForTopic(`fleet/${B}/state`, 5000);
@@ -273,9 +286,9 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
     assert.deepEqual(robots, [A, B]);
     // The reply-topic convention of docs/fleet-broker.md: fleet-replies/<operator>/<robot>/...
     const operator = await as(OPERATOR);
-    const replies: Array<{ topic: string; payload: string; correlation?: Buffer }> = [];
+    const replies: Array<{ topic: string; payload: string; correlation: Buffer | undefined }> = [];
     operator.on('message', (topic, payload, packet) =>
-      replies.push({ topic, payload: payload.toString(), ...(packet.properties?.correlationData ? { correlation: packet.properties.correlationData } : {}) }),
+      replies.push({ topic, payload: payload.toString(), correlation: packet.properties?.correlationData }),
     );
     await operator.subscribeAsync(`fleet-replies/${OPERATOR}/#`, { qos: 1 });
     for (const id of [A, B]) {
@@ -284,7 +297,11 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
         qos: 1,
         properties: { responseTopic, correlationData: Buffer.from(`c-${id}`) },
       });
-      const reply = await waitUntil(() => replies.find((m) => m.topic === responseTopic), 5000, `${id}'s reply on ${responseTopic}`);
+      const reply = await waitUntil(
+        () => replies.find((m) => m.topic === responseTopic),
+        5000,
+        `${id}'s reply on ${responseTopic}`,
+      );
       assert.equal((JSON.parse(reply.payload) as { ok: boolean }).ok, true);
       assert.equal(reply.correlation?.toString(), `c-${id}`);
     }
@@ -300,7 +317,9 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
 
   it('robot-fleet with --cert/--key reaches a listener that requires client certificates', async () => {
     const c = rig().mqtt.certs;
-    const base = ['--broker', mtlsUrl, '--ca', c.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR), '--timeout', '10'];
+    const base = [
+      '--broker', mtlsUrl, '--ca', c.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR), '--timeout', '10',
+    ];
     const run = fleet([...base, '--cert', c.clientCert, '--key', c.clientKey, 'send', C, 'ping']);
     assert.equal(await run.code, 0, run.out());
     assert.match(run.out(), /"pong": true/);
@@ -318,7 +337,7 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   });
 
   it('rotating a robot password locks the old one out and lets the new one in', async () => {
-    const old = readFileSync(secret(B), 'utf8').trim();
+    const old = password(B);
     const rotated = join(dir, 'b-rotated');
     const r = await script('add-robot.sh', ['--rotate', '--out', rotated, B], env);
     assert.equal(r.code, 0, r.stderr);
