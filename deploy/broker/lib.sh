@@ -16,13 +16,17 @@ valid_name() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; }
 need_setup() {
   [ -f "$passwd" ] && [ -f "$acl" ] || die "no $passwd or $acl: run deploy/broker/setup.sh first (or FLEET_BROKER_DIR)"
   command -v mosquitto_passwd >/dev/null || die "mosquitto_passwd not found: apt-get install mosquitto"
+  # Two administrators adding accounts at once would each rewrite passwd and acl from a stale copy.
+  exec 9>>"$dir/.accounts.lock"
+  flock -w 30 9 || die "another account change holds $dir/.accounts.lock"
 }
 
 # The base topic the ACL was made for: the first robot pattern names it.
 base_topic() { sed -nE 's#^pattern write (.+)/%u/availability$#\1#p' "$acl" | head -n 1; }
 
-has_account() { grep -q "^$1:" "$passwd"; }
-is_operator() { grep -qx "user $1" "$acl"; }
+# Whole-word, literal comparisons: a "." in a name must not match any character.
+has_account() { awk -F: -v n="$1" '$1 == n { found = 1 } END { exit !found }' "$passwd"; }
+is_operator() { grep -qxF "user $1" "$acl"; }
 
 # Group mosquitto reads, nobody else: the broker may read these after dropping root.
 protect() {
