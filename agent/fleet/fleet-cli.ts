@@ -19,7 +19,10 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
-         --username U and --password-file F (or ROBOT_FLEET_PASSWORD), --ca FILE, --timeout SECONDS (60),
+         --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
+         password itself in ROBOT_FLEET_PASSWORD), TLS (mqtts://): --ca FILE (ROBOT_FLEET_CA) to verify the
+         broker, --cert FILE and --key FILE (ROBOT_FLEET_CERT, ROBOT_FLEET_KEY) for a broker that requires
+         client certificates; --timeout SECONDS (60),
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
          DIR/embedded-broker.password (as user robot-agent unless --username)
@@ -30,7 +33,10 @@ interface Options {
   base: string;
   username?: string;
   password?: string;
+  /** PEM contents, read at start so a missing file is a usage error, not a failed connection. */
   ca?: string;
+  cert?: string;
+  key?: string;
   timeoutMs: number;
   /** Said when the broker refuses us: why no password was sent. */
   passwordHint?: string;
@@ -47,7 +53,9 @@ class UsageError extends Error {}
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
   const flags: Record<string, string | true> = {};
   const args: string[] = [];
-  const valued = new Set(['broker', 'base', 'username', 'password-file', 'ca', 'timeout', 'message', 'state-dir']);
+  const valued = new Set([
+    'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
+  ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
     if (a.startsWith('--')) {
@@ -60,20 +68,57 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
       } else flags[name] = true;
     } else args.push(a);
   }
-  const passwordFile = typeof flags['password-file'] === 'string' ? flags['password-file'] : undefined;
+  // A flag wins over its environment variable; an empty variable counts as unset.
+  const pick = (flag: string, envName: string): string | undefined =>
+    typeof flags[flag] === 'string' ? (flags[flag] as string) : env[envName] || undefined;
+  const passwordFile = pick('password-file', 'ROBOT_FLEET_PASSWORD_FILE');
   const timeout = Number(flags.timeout ?? 60);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout must be a number of seconds');
+  const username = pick('username', 'ROBOT_FLEET_USERNAME');
+  const tls = tlsFiles(pick('ca', 'ROBOT_FLEET_CA'), pick('cert', 'ROBOT_FLEET_CERT'), pick('key', 'ROBOT_FLEET_KEY'));
   const options: Options = {
     broker: (flags.broker as string | undefined) ?? env.ROBOT_FLEET_BROKER ?? 'mqtt://127.0.0.1:1883',
     base: (flags.base as string | undefined) ?? 'fleet',
     timeoutMs: timeout * 1000,
-    ...(typeof flags.username === 'string' ? { username: flags.username } : {}),
-    ...(passwordFile ? { password: readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') } : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
-    ...(typeof flags.ca === 'string' ? { ca: readFileSync(flags.ca, 'utf8') } : {}),
+    ...(username ? { username } : {}),
+    ...(passwordFile
+      ? { password: readOption('--password-file', passwordFile).replace(/\r?\n$/, '') }
+      : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
+    ...tls,
   };
+  if ((options.ca ?? options.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(options.broker)) {
+    // As the agent's config check: the TLS files would be ignored and the link would be plaintext.
+    throw new UsageError(`--ca/--cert need a TLS broker URL (mqtts://...), not ${urlForPrinting(options.broker)}`);
+  }
   const stateDir = (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? DEFAULT_STATE_DIR;
   if (options.password === undefined) embeddedCredentials(options, stateDir);
   return { options, flags, args };
+}
+
+/** The TLS files, read now: the same options as the agent's mqtt.ca, mqtt.cert and mqtt.key. */
+function tlsFiles(
+  ca: string | undefined,
+  cert: string | undefined,
+  key: string | undefined,
+): Pick<Options, 'ca' | 'cert' | 'key'> {
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--cert and --key go together (the client certificate and its private key, for mutual TLS)');
+  }
+  return {
+    ...(ca ? { ca: readOption('--ca', ca) } : {}),
+    ...(cert ? { cert: readOption('--cert', cert) } : {}),
+    ...(key ? { key: readOption('--key', key) } : {}),
+  };
+}
+
+/** A file an option names; one that cannot be read is the operator's to fix, said with its errno. */
+function readOption(option: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new UsageError(`${option}: cannot read ${file} (${why})`);
+  }
 }
 
 /**
@@ -110,7 +155,11 @@ async function connect(o: Options): Promise<MqttClient> {
     connectTimeout: Math.min(o.timeoutMs, 10_000),
     ...(o.username ? { username: o.username } : {}),
     ...(o.password ? { password: o.password } : {}),
+    // The broker is always verified (as by the agent): against --ca, or the system's CAs.
+    rejectUnauthorized: true,
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.cert ? { cert: o.cert } : {}),
+    ...(o.key ? { key: o.key } : {}),
   };
   let client: MqttClient;
   try {
