@@ -54,6 +54,8 @@ export const SUMMARY_LIMIT_BYTES = 1024;
 export const LOW_DISK_SHARE = 0.05;
 
 const MAX_WHY = 100;
+/** Reasons listed before the rest are counted: the summary says what is wrong, the sections say all. */
+const MAX_REASONS = 5;
 const MAX_IMAGE = 80;
 const MAX_VERSION = 40;
 const UPDATING: ReadonlyArray<UpdateState['status']> = ['waiting', 'pulling', 'swapping', 'verifying'];
@@ -108,19 +110,22 @@ export function summaryBytes(summary: StateSummary): number {
 }
 
 /**
- * Leaves containers out (the healthiest first, they are last in the list), then folds the
- * reasons into a count, until it fits: the counts above the list always cover every container.
+ * Keeps the first reasons and counts the rest, then leaves containers out (the healthiest
+ * first, they are last in the list), then folds more reasons, until it fits: the counts above
+ * the list always cover every container.
  */
 function fit(summary: StateSummary): StateSummary {
+  const reasons = summary.why;
+  const fold = (keep: number) =>
+    reasons.length > keep ? [...reasons.slice(0, keep), `+${reasons.length - keep} more`] : reasons;
   const list = [...summary.containers.list];
-  const out = { ...summary, containers: { ...summary.containers, list }, why: [...summary.why] };
+  const out = { ...summary, containers: { ...summary.containers, list }, why: fold(MAX_REASONS) };
   while (summaryBytes(out) > SUMMARY_LIMIT_BYTES && list.length > 0) {
     list.pop();
     out.containers.omitted += 1;
   }
-  const reasons = summary.why;
-  for (let keep = reasons.length - 1; summaryBytes(out) > SUMMARY_LIMIT_BYTES && keep >= 1; keep -= 1) {
-    out.why = [...reasons.slice(0, keep), `+${reasons.length - keep} more`];
+  for (let keep = MAX_REASONS - 1; summaryBytes(out) > SUMMARY_LIMIT_BYTES && keep >= 1; keep -= 1) {
+    out.why = fold(keep);
   }
   return out;
 }

@@ -143,8 +143,12 @@ describe('state summary (pure): what <b>/state carries', () => {
     assert.equal(s.containers.outdated, 32, 'no image of theirs is on the robot');
     assert.equal(s.containers.list.length + s.containers.omitted, 32);
     assert.ok(s.containers.omitted > 0);
-    // The failed ones come first in what is listed.
+    // Some are listed, the failed ones first.
+    assert.ok(s.containers.list.length >= 1, `${s.containers.list.length} listed`);
     for (const c of s.containers.list) assert.equal(c.state, 'exited');
+    // Five reasons, worst first, and the rest counted.
+    assert.equal(s.why.length, 6);
+    assert.equal(s.why[0], `01-${'n'.repeat(60)}: exited`);
     assert.match(s.why.at(-1)!, /^\+\d+ more$/);
     assert.equal(s.status, 'error');
     const clipped = (image: string) => image.length <= 80 && image.startsWith('…') && image.endsWith('.0.0');
