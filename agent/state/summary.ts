@@ -111,8 +111,8 @@ export function summaryBytes(summary: StateSummary): number {
 
 /**
  * Keeps the first reasons and counts the rest, then leaves containers out (the healthiest
- * first, they are last in the list), then folds more reasons, until it fits: the counts above
- * the list always cover every container.
+ * first, they are last in the list) but the worst, then folds more reasons, until it fits: the
+ * counts above the list always cover every container.
  */
 function fit(summary: StateSummary): StateSummary {
   const reasons = summary.why;
@@ -120,13 +120,18 @@ function fit(summary: StateSummary): StateSummary {
     reasons.length > keep ? [...reasons.slice(0, keep), `+${reasons.length - keep} more`] : reasons;
   const list = [...summary.containers.list];
   const out = { ...summary, containers: { ...summary.containers, list }, why: fold(MAX_REASONS) };
-  while (summaryBytes(out) > SUMMARY_LIMIT_BYTES && list.length > 0) {
-    list.pop();
-    out.containers.omitted += 1;
-  }
+  const leaveOut = (keep: number) => {
+    while (summaryBytes(out) > SUMMARY_LIMIT_BYTES && list.length > keep) {
+      list.pop();
+      out.containers.omitted += 1;
+    }
+  };
+  // The worst container and the worst reason are the last to go.
+  leaveOut(1);
   for (let keep = MAX_REASONS - 1; summaryBytes(out) > SUMMARY_LIMIT_BYTES && keep >= 1; keep -= 1) {
     out.why = fold(keep);
   }
+  leaveOut(0);
   return out;
 }
 
