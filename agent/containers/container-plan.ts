@@ -60,6 +60,8 @@ export interface PlanInput {
   imageIdOf?: (image: string) => string | undefined;
   /** Containers the update flow owns right now: the loop keeps its hands off. */
   updating?: ReadonlySet<string>;
+  /** Containers whose last background update failed, with when it may be tried again (ISO time). */
+  updateRetry?: ReadonlyMap<string, string>;
   /** Targets an update rolled back from, by container: not tried again until asked anew. */
   rolledBack?: ReadonlyMap<string, { image: string; imageId?: string; reason: string }>;
   /** Asked to start by command: started when down, whatever the restart policy says. */
@@ -129,6 +131,9 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
       const reason = `update to ${want.image} was rolled back (${refused.reason}); ${now}`;
       return { verdict: { inSync: false, reason } };
     }
+    // Backing off after a failed update (update.retry): say so rather than "updating", which it is not.
+    const retry = input.updateRetry?.get(name);
+    if (retry) return { verdict: { inSync: false, reason: `update to ${want.image} failed; tried again at ${retry}` } };
     return { step: { action: 'update', name, id: have.id, image: want.image }, verdict: { inSync: false, reason: `updating to ${want.image}` } };
   }
 

@@ -27,6 +27,8 @@ export interface UpdatesPort {
   readonly busy: ReadonlySet<string>;
   readonly history: { rolledBack: ReadonlyMap<string, { image: string; imageId?: string; reason: string }> };
   startInBackground(container: string, image: string): void;
+  /** When a container's failed background update may be begun again (ms since the epoch), if it backs off. */
+  retryAt(container: string): number | undefined;
   /** Resolves once an update interrupted by a restart has been finished or undone. */
   ready(): Promise<void>;
 }
@@ -246,6 +248,7 @@ export class ContainersModule {
         imageIdOf: (image) => idOf.get(image),
         updating: updates.busy,
         rolledBack: updates.history.rolledBack,
+        updateRetry: this.updateRetry(desired.map((d) => d.name), updates),
         startNow: this.startNow,
         orphansStopped: this.orphansStopped,
       });
@@ -443,6 +446,16 @@ export class ContainersModule {
   }
 
   /** Names (config or left-config containers) whose last step failed and whose retry time is not yet. */
+  private updateRetry(names: string[], updates: UpdatesPort): Map<string, string> {
+    const now = this.now();
+    const retry = new Map<string, string>();
+    for (const name of names) {
+      const at = updates.retryAt(name);
+      if (at !== undefined && at > now) retry.set(name, new Date(at).toISOString());
+    }
+    return retry;
+  }
+
   private backingOff(): Set<string> {
     const now = this.now();
     return new Set([...this.failures].filter(([, f]) => f.retryAt > now).map(([name]) => name));

@@ -15,6 +15,10 @@ export async function changesOf(
   mounts: Array<{ Destination: string }>,
 ): Promise<ContainerChange[]> {
   const points = new Set(mounts.map((m) => m.Destination));
-  const all = ((await container.changes()) as ContainerChange[] | null) ?? [];
+  // The engine answers `null` for a container with no changes, which dockerode hands over as the
+  // raw bytes "null\n" (a Buffer, not a list): read as a list, that is five changes, and every
+  // untouched container looked changed. Anything but a list is no changes.
+  const answer: unknown = await container.changes();
+  const all = Array.isArray(answer) ? (answer as ContainerChange[]) : [];
   return all.filter((c) => !points.has(c.Path));
 }

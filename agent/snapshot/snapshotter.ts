@@ -5,7 +5,7 @@ import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { changesOf, type ContainerChange } from '../docker/container-changes.js';
+import { changesOf } from '../docker/container-changes.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
@@ -107,7 +107,7 @@ export class Snapshotter {
     const found = await this.find(container);
     const c = this.d.docker().getContainer(found.Id);
     const info = (await inspectWithSize(c)) as { SizeRw?: number; Mounts?: Array<{ Destination: string }> };
-    const changes = await changesIn(c, info.Mounts ?? []);
+    const changes = await changesOf(c, info.Mounts ?? []);
     const fingerprint = changes.length === 0 ? null : digestOf(changes, info.SizeRw ?? 0);
     const last = (await this.snapshotsOf(container))[0];
     return { fingerprint, last: last?.Labels?.[SNAPSHOT_LABELS.fingerprint] };
@@ -130,7 +130,7 @@ export class Snapshotter {
       Config: { Labels: Record<string, string> | null };
       Mounts?: Array<{ Type: string; Source: string; Destination: string }>;
     };
-    const changes = await changesIn(container, info.Mounts ?? []);
+    const changes = await changesOf(container, info.Mounts ?? []);
     const sourceImage = info.Config.Labels?.[LABELS.image] ?? found.Image;
     const sourceDigest = ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
     const created = new Date().toISOString();
@@ -259,7 +259,7 @@ export class Snapshotter {
       Config: { Labels: Record<string, string> | null };
       Mounts?: Array<{ Destination: string }>;
     };
-    const changes = await changesIn(container, info.Mounts ?? []);
+    const changes = await changesOf(container, info.Mounts ?? []);
     if (changes.length === 0) return undefined;
     const listed = changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`);
     this.d.logger.debug('saving the work in a changed container', { name, changes: listed });
@@ -386,19 +386,6 @@ export class Snapshotter {
 /** GET /containers/{id}/json?size=true: SizeRw, the writable layer's bytes (the typings omit the option). */
 function inspectWithSize(container: Docker.Container): Promise<unknown> {
   return (container.inspect as unknown as (o: { size: boolean }) => Promise<unknown>).call(container, { size: true });
-}
-
-/**
- * changesOf, where "no changes" is an empty list: the engine answers `null` for a container with
- * no changes, which dockerode hands over as the raw bytes "null\n" (a Buffer, not a list), and
- * read as a list that is five changes, so every untouched container looked changed.
- */
-async function changesIn(
-  container: Docker.Container,
-  mounts: Array<{ Destination: string }>,
-): Promise<ContainerChange[]> {
-  const changes: unknown = await changesOf(container, mounts);
-  return Array.isArray(changes) ? (changes as ContainerChange[]) : [];
 }
 
 function engineText(err: unknown): string {

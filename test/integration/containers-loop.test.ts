@@ -169,6 +169,18 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.equal((started.result as ContainerState | undefined)?.state, 'running', JSON.stringify(started));
   });
 
+  it('recreate of an untouched container without mounts commits nothing (the engine answers null) (19.5)', async () => {
+    const ros = (x: string) => ({ ros: { image: rig().fixtures.images.v339, stopTimeout: 1, env: { X: x } } });
+    await agent({ containers: ros('1') });
+    assert.equal(docker('diff', 'ros'), '', 'the fixture container changes nothing by itself');
+    await stopAgent();
+    await agent({ containers: ros('2'), wait: false });
+    await waitUntil(() => events.find((e) => e.type === 'container.recreated'), 30_000, 'recreated');
+    const committed = events.find((e) => e.type === 'container.committed');
+    assert.ok(!committed, `an untouched container was committed: ${JSON.stringify(committed)}`);
+    assert.equal(docker('image', 'ls', '-q', 'localhost/robot-snapshots/ros'), '');
+  });
+
   it('recreate commits only a changed container, into snapshots.repository, never the vendor\'s (19.5)', async () => {
     const r = rig();
     const data = join(dir, 'data');

@@ -84,6 +84,14 @@ describe('container planning (pure)', () => {
     assert.match(refused.verdicts.get('ros')!.reason!, /rolled back \(container_exited\)/);
   });
 
+  it('while a failed update backs off (update.retry), plans no update and says when it is tried again', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    const retry = new Map([['ros', '2026-12-06T10:30:00.000Z']]);
+    const plan = planContainers(input({ desired: [want], observed: [observed()], updateRetry: retry }));
+    assert.deepEqual(plan.steps, []);
+    assert.equal(plan.verdicts.get('ros')!.reason, `update to ${NEXT} failed; tried again at 2026-12-06T10:30:00.000Z`);
+  });
+
   it('recreates on a changed spec; an in-sync running container needs nothing', () => {
     const changed = spec({ env: { ROS_DOMAIN_ID: '7' } });
     assert.deepEqual(planContainers(input({ desired: [desired({ spec: changed })], observed: [observed()] })).steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'spec' }]);
@@ -353,6 +361,7 @@ describe('the containers loop honours every retry time (injected clock)', () => 
       busy: new Set(),
       history: { rolledBack: new Map() },
       startInBackground: (name) => o.startUpdate?.(name),
+      retryAt: () => undefined,
       ready: async () => undefined,
     };
     module = new ContainersModule({
