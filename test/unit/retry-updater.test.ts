@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mock } from 'node:test';
 import { loadConfig } from '../../agent/config/load-config.js';
 import { LABELS } from '../../agent/containers/container-spec.js';
 import { AgentError } from '../../agent/core/errors.js';
@@ -95,5 +96,83 @@ describe('retry: a failed background update backs off (update.retry, injected cl
     assert.equal(await ask(), true, 'no backoff left after the success');
     const next = u.retryAt('ros')! - clock;
     assert.ok(next >= 15_000 && next <= 30_000, `after a success the first delay is ${next} ms`);
+  });
+});
+
+describe('retry: an interrupted update whose recovery failed (mocked timers)', () => {
+  let updater: Updater | undefined;
+  afterEach(async () => {
+    mock.timers.reset();
+    await updater?.stop();
+    updater = undefined;
+  });
+
+  it('is recovered again with backoff while the engine stays up, not only at the next start or reconnect', async () => {
+    const dir = tempDir('rfa-retry-recover-');
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir);
+    const { config } = loadConfig({
+      file: writeYaml(dir, 'config.yaml', {
+        robot: { id: 'unit' },
+        state: { dir: stateDir },
+        update: { retry: { initial: 30, max: 120 } },
+        containers: { ros: { image: IMAGE } },
+      }),
+      env: {},
+    });
+    // Cut short while stopping the old container: recovery puts the old one back as ros.
+    const journal = join(stateDir, 'update-journal.json');
+    const entry = {
+      container: 'ros', step: 'stopping', aside: 'ros-previous-1', startedAt: new Date().toISOString(),
+      from: { image: IMAGE, imageId: 'sha256:1', containerId: 'old' }, to: { image: 'yahboomtechnology/ros-foxy:3.4.0' },
+    };
+    writeFileSync(journal, JSON.stringify(entry));
+    let failing = true;
+    let looks = 0;
+    const docker = {
+      listContainers: async () => {
+        looks += 1;
+        if (failing) throw new AgentError('engine_deadline', 'the Docker engine did not list containers within 60 s');
+        return [];
+      },
+      getContainer: () => ({ inspect: async () => ({ Name: '/ros', State: { Running: true } }) }),
+    };
+    mock.timers.enable({ apis: ['setTimeout'] });
+    updater = new Updater({
+      config,
+      engine: { required: () => docker, available: true } as never,
+      puller: {} as never,
+      store: new StateStore({ update: { status: 'idle' } } as unknown as AgentState),
+      bus: new EventBus(),
+      logger: silentLogger,
+      containers: () => ({ executor: {} as never, specOf: () => config.containers.ros!, desiredContainers: () => [], requestReconcile: () => undefined, noteFailure: () => undefined }),
+      work: () => ({ saveWork: async () => undefined }),
+    });
+    const flush = async () => {
+      for (let i = 0; i < 20; i += 1) await new Promise((r) => setImmediate(r));
+    };
+    await updater.start();
+    await flush();
+    assert.equal(looks, 1, 'recovery tried at start');
+    // Each delay lies in the upper half of its window: 15-30 s, 30-60 s, then 60-120 s (the cap).
+    const windows: Array<[number, number]> = [[15_000, 30_000], [30_000, 60_000], [60_000, 120_000], [60_000, 120_000]];
+    for (const [i, [low, high]] of windows.entries()) {
+      mock.timers.tick(low - 1);
+      await flush();
+      assert.equal(looks, i + 1, `recovery ${i + 2} tried before ${low} ms`);
+      mock.timers.tick(high - low + 1);
+      await flush();
+      assert.equal(looks, i + 2, `recovery ${i + 2} not tried by ${high} ms`);
+    }
+    assert.ok(existsSync(journal), 'the journal is kept while recovery fails');
+    // The engine answers: the old container is back, the journal cleared, nothing tried after.
+    failing = false;
+    mock.timers.tick(120_000);
+    await flush();
+    assert.equal(existsSync(journal), false, 'recovered');
+    const done = looks;
+    mock.timers.tick(1_000_000);
+    await flush();
+    assert.equal(looks, done);
   });
 });
