@@ -21,7 +21,9 @@ class OneContainerEngine {
   constructor(private readonly specHash: string) {}
 
   docker(): unknown {
-    const labels = { [LABELS.managed]: 'true', [LABELS.name]: 'ros', [LABELS.image]: IMAGE, [LABELS.spec]: this.specHash };
+    const labels = {
+      [LABELS.managed]: 'true', [LABELS.name]: 'ros', [LABELS.image]: IMAGE, [LABELS.spec]: this.specHash,
+    };
     return {
       listContainers: async () => [{ Id: 'c1', Names: ['/ros'], State: this.state, Labels: labels }],
       getContainer: (id: string) => ({
@@ -62,14 +64,23 @@ describe('retry: the containers loop backs a failing container off (injected clo
     const events: AgentEvent[] = [];
     const bus = new EventBus();
     bus.subscribe((e) => events.push(e));
-    const updates: UpdatesPort = { busy: new Set(), history: { rolledBack: new Map() }, startInBackground: () => undefined, retryAt: () => undefined, ready: async () => undefined };
+    const updates: UpdatesPort = {
+      busy: new Set(),
+      history: { rolledBack: new Map() },
+      startInBackground: () => undefined,
+      retryAt: () => undefined,
+      ready: async () => undefined,
+    };
+    const link = { available: true, onConnected: () => () => undefined, onEngineEvent: () => () => undefined };
+    const initial = { devices: absentDevices(), containers: [], desired: { appliedAt: null } } as unknown as AgentState;
+    const store = new StateStore(initial);
     const module = new ContainersModule({
       config,
       updates: () => updates,
-      engine: { available: true, required: () => engine()!.docker(), onConnected: () => () => undefined, onEngineEvent: () => () => undefined } as never,
+      engine: { ...link, required: () => engine()!.docker() } as never,
       puller: { pull: async () => undefined } as never,
       inventory: { current: async () => [{ id: 'sha256:1', tags: [IMAGE] }], refresh: async () => undefined } as never,
-      store: new StateStore({ devices: absentDevices(), containers: [], desired: { appliedAt: null } } as unknown as AgentState),
+      store,
       bus,
       logger: silentLogger,
       now,
@@ -78,7 +89,7 @@ describe('retry: the containers loop backs a failing container off (injected clo
     return { module, events };
   }
 
-  it('each failed start waits a doubling delay up to reconcile.retry.max; a start that worked starts the ladder over', async () => {
+  it('each failed start waits a doubling delay up to its cap; a start that worked starts the ladder over', async () => {
     let clock = 5_000_000;
     let engine: OneContainerEngine | undefined;
     const hash = build(() => engine, () => clock).module.desiredContainers()[0]!.specHash;

@@ -82,7 +82,8 @@ class FakeEngine {
 
 function state(): AgentState {
   const now = new Date().toISOString();
-  return { docker: { available: false, since: now, error: { code: 'docker_connecting', message: 'connecting' } } } as unknown as AgentState;
+  const docker = { available: false, since: now, error: { code: 'docker_connecting', message: 'connecting' } };
+  return { docker } as unknown as AgentState;
 }
 
 describe('retry: the Docker engine link backs off', () => {
@@ -100,11 +101,12 @@ describe('retry: the Docker engine link backs off', () => {
     const bus = new EventBus();
     bus.subscribe((e) => events.push(e));
     const store = new StateStore(state());
-    link = new DockerEngineLink({ socketPath: engine!.socketPath, store, bus, logger: silentLogger, retry, pingIntervalMs: 60_000 });
+    const socketPath = engine!.socketPath;
+    link = new DockerEngineLink({ socketPath, store, bus, logger: silentLogger, retry, pingIntervalMs: 60_000 });
     return { link, store, events };
   }
 
-  it('reconnects to an engine that refuses with growing delays up to the cap, and starts over after a success', async () => {
+  it('reconnects to a refusing engine with growing delays up to the cap, and starts over after a success', async () => {
     engine = new FakeEngine();
     await engine.listen();
     engine.failVersion = true;
@@ -136,7 +138,7 @@ describe('retry: the Docker engine link backs off', () => {
     assert.ok(first < 400, `the first reconnect after a success came after ${first} ms`);
   });
 
-  it('an event stream that ends at once while the engine answers pings is re-opened with backoff, not in a loop', async () => {
+  it('a stream that ends at once while pings are answered is re-opened with backoff, not in a loop', async () => {
     engine = new FakeEngine();
     await engine.listen();
     const { link: l, store, events } = build({ initialMs: 100, maxMs: 400 });

@@ -17,7 +17,11 @@ class FakeBroker {
   private readonly server: Server = createServer((socket) => this.accept(socket));
 
   listen(): Promise<string> {
-    return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => resolve(`mqtt://127.0.0.1:${(this.server.address() as AddressInfo).port}`)));
+    return new Promise((resolve) => {
+      this.server.listen(0, '127.0.0.1', () => {
+        resolve(`mqtt://127.0.0.1:${(this.server.address() as AddressInfo).port}`);
+      });
+    });
   }
 
   async close(): Promise<void> {

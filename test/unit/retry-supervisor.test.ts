@@ -10,7 +10,7 @@ import type { AgentState } from '../../agent/state/types.js';
 function state(): AgentState {
   const now = new Date().toISOString();
   return {
-    agent: { version: 't', startedAt: now, pid: 1, modules: {}, mqtt: { connected: false, protocolVersion: 4, broker: 'embedded', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 } },
+    agent: { version: 't', startedAt: now, pid: 1, modules: {} },
     devices: absentDevices(),
   } as unknown as AgentState;
 }
@@ -22,7 +22,7 @@ async function flush(): Promise<void> {
 describe('retry: the supervisor backs a failing module off (mocked timers)', () => {
   afterEach(() => mock.timers.reset());
 
-  it('retries a module that fails to start no sooner than each step of the ladder, capped, and not after it started', async () => {
+  it('retries a failing module no sooner than each step of the ladder, capped, and not once it started', async () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     let attempts = 0;
     let failing = true;
@@ -37,7 +37,9 @@ describe('retry: the supervisor backs a failing module off (mocked timers)', () 
     const bus = new EventBus();
     const events: AgentEvent[] = [];
     bus.subscribe((e) => events.push(e));
-    const sup = new Supervisor({ modules: [broken], store: new StateStore(state()), bus, logger: silentLogger, retry: { initialMs: 1000, maxMs: 4000 } });
+    const store = new StateStore(state());
+    const retry = { initialMs: 1000, maxMs: 4000 };
+    const sup = new Supervisor({ modules: [broken], store, bus, logger: silentLogger, retry });
     await sup.startAll();
     assert.equal(attempts, 1);
     // Each delay lies in the upper half of its window: 500-1000, 1000-2000, then 2000-4000 (the cap).

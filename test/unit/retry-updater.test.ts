@@ -19,7 +19,7 @@ describe('retry: a failed background update backs off (update.retry, injected cl
   let updater: Updater | undefined;
   afterEach(async () => updater?.stop());
 
-  it('is not begun again before each retry time, the delay doubles to its cap, and a success starts it over', async () => {
+  it('is not begun again before its retry time, the delay doubles to its cap, a success starts it over', async () => {
     const dir = tempDir('rfa-retry-update-');
     mkdirSync(join(dir, 'state'));
     const { config } = loadConfig({
@@ -40,7 +40,8 @@ describe('retry: a failed background update backs off (update.retry, injected cl
       listContainers: async () => {
         looks += 1;
         if (failing) throw new AgentError('engine_error', 'the Docker engine refused to list containers');
-        return [{ Id: 'c1', Names: ['/ros'], Image: IMAGE, ImageID: 'sha256:1', Labels: { [LABELS.managed]: 'true', [LABELS.name]: 'ros', [LABELS.image]: IMAGE } }];
+        const labels = { [LABELS.managed]: 'true', [LABELS.name]: 'ros', [LABELS.image]: IMAGE };
+        return [{ Id: 'c1', Names: ['/ros'], Image: IMAGE, ImageID: 'sha256:1', Labels: labels }];
       },
       getImage: () => ({ inspect: async () => ({ Id: 'sha256:1' }) }),
     };
@@ -124,7 +125,8 @@ describe('retry: an interrupted update whose recovery failed (mocked timers)', (
     const journal = join(stateDir, 'update-journal.json');
     const entry = {
       container: 'ros', step: 'stopping', aside: 'ros-previous-1', startedAt: new Date().toISOString(),
-      from: { image: IMAGE, imageId: 'sha256:1', containerId: 'old' }, to: { image: 'yahboomtechnology/ros-foxy:3.4.0' },
+      from: { image: IMAGE, imageId: 'sha256:1', containerId: 'old' },
+      to: { image: 'yahboomtechnology/ros-foxy:3.4.0' },
     };
     writeFileSync(journal, JSON.stringify(entry));
     let failing = true;
@@ -145,7 +147,13 @@ describe('retry: an interrupted update whose recovery failed (mocked timers)', (
       store: new StateStore({ update: { status: 'idle' } } as unknown as AgentState),
       bus: new EventBus(),
       logger: silentLogger,
-      containers: () => ({ executor: {} as never, specOf: () => config.containers.ros!, desiredContainers: () => [], requestReconcile: () => undefined, noteFailure: () => undefined }),
+      containers: () => ({
+        executor: {} as never,
+        specOf: () => config.containers.ros!,
+        desiredContainers: () => [],
+        requestReconcile: () => undefined,
+        noteFailure: () => undefined,
+      }),
       work: () => ({ saveWork: async () => undefined }),
     });
     const flush = async () => {
