@@ -42,8 +42,13 @@ export class DockerEngineLink {
   private readonly modem: DeadlineModem;
   private readonly emitter = new EventEmitter();
   private readonly backoff: Backoff;
+  /** Re-opens of an event stream that ended while the engine answers (see streamLost). */
+  private readonly reopenBackoff: Backoff;
   private stream: NodeJS.ReadableStream | undefined;
+  /** When the current event stream was opened: one that ends at once is re-opened with backoff. */
+  private streamOpenedAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private running = false;
   private connected = false;
@@ -56,6 +61,7 @@ export class DockerEngineLink {
     this.modem = new DeadlineModem({ socketPath: options.socketPath }, deadlines, options.stopSeconds);
     this.docker = new Docker({ modem: this.modem } as Docker.DockerOptions);
     this.backoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
+    this.reopenBackoff = new Backoff(options.retry ?? { initialMs: 1000, maxMs: 30_000 });
   }
 
   get available(): boolean {
@@ -88,6 +94,7 @@ export class DockerEngineLink {
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.reopenTimer);
     clearInterval(this.pingTimer);
     this.closeStream();
   }
@@ -106,6 +113,7 @@ export class DockerEngineLink {
       this.followEvents(stream);
       this.connected = true;
       this.backoff.reset();
+      this.reopenBackoff.reset();
       this.options.store.update('docker', () => ({
         available: true,
         version: version.Version,
@@ -126,6 +134,7 @@ export class DockerEngineLink {
 
   private followEvents(stream: NodeJS.ReadableStream): void {
     this.stream = stream;
+    this.streamOpenedAt = Date.now();
     let buffered = '';
     stream.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
@@ -151,25 +160,43 @@ export class DockerEngineLink {
 
   /**
    * The event stream ended. Only a failed ping means the engine is gone; an engine that answers
-   * gets its stream re-opened from the last event seen, so followers miss nothing.
+   * gets its stream re-opened from the last event seen, so followers miss nothing. A stream that
+   * lived a while is re-opened at once; one that ends as soon as it opens (a proxy in front of the
+   * socket that closes /events) is re-opened with backoff, or the link would spin on it.
    */
   private async streamLost(err: Error): Promise<void> {
     this.stream = undefined;
     if (!this.running || !this.connected) return;
+    const stable = Date.now() - this.streamOpenedAt >= Math.min(this.options.retry?.maxMs ?? 30_000, STREAM_STABLE_MS);
+    if (stable) this.reopenBackoff.reset();
     try {
       await this.docker.ping();
+    } catch (pingErr) {
+      this.markUnavailable(pingErr instanceof AgentError && pingErr.code === 'engine_deadline' ? pingErr : err);
+      return;
+    }
+    const delay = stable ? 0 : this.reopenBackoff.next();
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = setTimeout(() => void this.reopenStream(err), delay);
+  }
+
+  private async reopenStream(err: Error): Promise<void> {
+    this.reopenTimer = undefined;
+    // Lost meanwhile (then connect() opens a stream of its own), stopped, or opened already.
+    if (!this.running || !this.connected || this.stream) return;
+    try {
       const last = this.lastEventNano;
       const since = last === undefined ? Math.floor(Date.now() / 1000) : formatNano(last + 1n);
       const stream = await this.docker.getEvents({ since } as { since: number });
-      if (!this.running || !this.connected) {
+      if (!this.running || !this.connected || this.stream) {
         (stream as unknown as { destroy?: () => void }).destroy?.();
         return;
       }
       const error = toErrorInfo(err);
       this.options.logger.warn('docker event stream ended while the engine answers; resumed', { error });
       this.followEvents(stream);
-    } catch (pingErr) {
-      this.markUnavailable(pingErr instanceof AgentError && pingErr.code === 'engine_deadline' ? pingErr : err);
+    } catch (openErr) {
+      this.markUnavailable(openErr instanceof AgentError && openErr.code === 'engine_deadline' ? openErr : err);
     }
   }
 
@@ -227,6 +254,8 @@ export class DockerEngineLink {
     const wasConnected = this.connected;
     this.connected = false;
     clearInterval(this.pingTimer);
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = undefined;
     this.closeStream();
     const error = describeDockerError(err, this.options.socketPath);
     // Nothing sent to an engine found gone may wait for ever for its answer (a hung dockerd).
@@ -254,6 +283,12 @@ export class DockerEngineLink {
     (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }
+
+/**
+ * An event stream open this long ended for a reason of its own (the engine restarted its API,
+ * a proxy's idle limit): re-opened at once, and the backoff of re-opens starts over.
+ */
+const STREAM_STABLE_MS = 10_000;
 
 /** A Docker timestamp "seconds.nanoseconds" for GET /events?since= (numbers lose nanoseconds). */
 function formatNano(nano: bigint): string {

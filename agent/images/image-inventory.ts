@@ -74,9 +74,15 @@ export class ImageInventory {
 
   /** Reads the engine now; concurrent callers share one read. */
   refresh(): Promise<ImageSummary[]> {
-    this.refreshing ??= this.read().finally(() => {
-      this.refreshing = undefined;
-    });
+    this.refreshing ??= this.read()
+      .catch((err: unknown) => {
+        // Nothing was read: the list in state is as old as before, and the next look reads again.
+        this.stale = true;
+        throw err;
+      })
+      .finally(() => {
+        this.refreshing = undefined;
+      });
     return this.refreshing;
   }
 

@@ -83,6 +83,8 @@ export class MqttLink {
   private suspect: { messageId: number; topic: string } | undefined;
   private refusedCount = 0;
   private drainWaiting = false;
+  /** When the current session began (CONNACK); a session that lasted resets the backoff. */
+  private connectedAt: number | undefined;
 
   constructor(private readonly options: MqttLinkOptions) {
     this.backoff = new Backoff({ initialMs: options.reconnect.initialMs, maxMs: options.reconnect.maxMs, random: options.random });
@@ -272,7 +274,10 @@ export class MqttLink {
   }
 
   private handleConnect(): void {
-    this.backoff.reset();
+    // Not the backoff's reset yet: a broker that drops the session right after CONNACK (another
+    // client with this id takes it over, an ACL that kicks) would be redialled at the first step
+    // for ever. The session must last (handleClose).
+    this.connectedAt = Date.now();
     this.lastError = undefined;
     this.options.logger.info('connected to broker', { url: this.url(), clientId: this.options.clientId });
     this.publishNow({ topic: this.options.availabilityTopic, payload: 'online', qos: 1, retain: true }).catch((err: unknown) =>
@@ -294,6 +299,9 @@ export class MqttLink {
     const ran = this.sessionRan;
     this.disconnectReason = undefined;
     this.sessionRan = false;
+    const lasted = this.connectedAt !== undefined && Date.now() - this.connectedAt >= this.stableMs();
+    this.connectedAt = undefined;
+    if (lasted) this.backoff.reset();
     if (this.reconnectTimer) return;
     // Settled before the reconnect is scheduled, so a poison message is gone before it could be resent.
     this.dropPoison(blamed, ran)
@@ -329,6 +337,11 @@ export class MqttLink {
     this.options.logger.warn('dropped a message the broker refused; it will not be sent again', fields);
     if (client.outgoing[oldest.messageId]) client.removeOutgoingMessage(oldest.messageId);
     else client.outgoingStore.del({ messageId: oldest.messageId }, () => undefined);
+  }
+
+  /** How long a session must last to count as a success: the longest delay, at most 10 s. */
+  private stableMs(): number {
+    return Math.min(this.options.reconnect.maxMs, 10_000);
   }
 
   private scheduleReconnect(): void {

@@ -84,6 +84,10 @@ export class Updater {
   private unsubscribeBus: (() => void) | undefined;
   /** Background updates that failed, by container: not begun again before retryAt (update.retry). */
   private readonly retries = new Map<string, Retry>();
+  /** A recovery that failed while the engine stays up is tried again with backoff (update.retry). */
+  private recoverBackoff: Backoff | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private recoverNow: () => void = () => undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: UpdaterOptions) {
@@ -96,7 +100,12 @@ export class Updater {
 
   async start(): Promise<void> {
     this.history.load();
-    const recover = () => void this.serially(() => this.recover()).finally(() => this.markRecovered());
+    const recover = () => {
+      clearTimeout(this.recoverTimer);
+      this.recoverTimer = undefined;
+      void this.serially(() => this.recover()).finally(() => this.markRecovered());
+    };
+    this.recoverNow = recover;
     this.unsubscribeBus = this.o.bus.subscribe((event) => {
       // Whenever the engine comes back, not only at start: a swap cut short by an engine that
       // died under it (journal left, old container aside) is settled as soon as it can be.
@@ -112,6 +121,8 @@ export class Updater {
   async stop(): Promise<void> {
     this.unsubscribeBus?.();
     for (const retry of this.retries.values()) clearTimeout(retry.timer);
+    clearTimeout(this.recoverTimer);
+    this.recoverNow = () => undefined;
     this.abort.abort();
     this.window.destroy();
     // A swap in flight is undone by recovery at the next start if it cannot finish now.
@@ -414,10 +425,14 @@ export class Updater {
 
   private async recover(): Promise<void> {
     const entry = this.journal.read();
-    if (!entry) return;
+    if (!entry) {
+      this.recoverBackoff = undefined;
+      return;
+    }
     try {
       const outcome = await recoverFromJournal(this.docker(), entry);
       this.journal.clear();
+      this.recoverBackoff = undefined;
       if (outcome === 'completed') {
         this.history.previous.set(entry.container, wayBack(entry));
         await this.history.save();
@@ -433,8 +448,21 @@ export class Updater {
       if (outcome !== 'completed') lastResult.error = error;
       this.setState({ status, waitingFor: undefined, nextWindow: undefined, progress: null, lastResult });
     } catch (err) {
-      // Kept: the next start tries again. The containers loop must not act meanwhile.
-      this.o.logger.error('could not recover an interrupted update', { container: entry.container, error: toErrorInfo(err) });
+      // Kept, and tried again: at the next start, when the engine reconnects, and meanwhile with
+      // backoff (an engine that stays up may have failed one call; a container it keeps must not
+      // be left aside until the agent restarts). The containers loop must not act meanwhile.
+      const { initial, max } = this.o.config.update.retry;
+      this.recoverBackoff ??= new Backoff({ initialMs: initial * 1000, maxMs: max * 1000 });
+      const delay = this.recoverBackoff.next();
+      const fields = { container: entry.container, error: toErrorInfo(err), retryInMs: delay };
+      this.o.logger.error('could not recover an interrupted update; will retry', fields);
+      clearTimeout(this.recoverTimer);
+      this.recoverTimer = setTimeout(() => {
+        this.recoverTimer = undefined;
+        // An engine that is away is waited for: docker.connected runs recovery when it is back.
+        if (this.o.engine.available) this.recoverNow();
+      }, delay);
+      this.recoverTimer.unref();
     }
   }
 
