@@ -202,7 +202,9 @@ function listOptions(flags: Record<string, string | true>): ListOptions {
   if (typeof sort !== 'string' || !(SORT_KEYS as readonly string[]).includes(sort)) {
     throw new UsageError(`--sort takes one of ${SORT_KEYS.join(', ')}`);
   }
-  if (flags.online === true && flags.offline === true) throw new UsageError('--online and --offline exclude each other');
+  if (flags.online === true && flags.offline === true) {
+    throw new UsageError('--online and --offline exclude each other');
+  }
   if (flags.name === true) throw new UsageError('--name needs a pattern');
   const stale = flags.stale === undefined ? DEFAULT_STALE_MS / 1000 : Number(flags.stale);
   if (!Number.isFinite(stale) || stale <= 0) throw new UsageError('--stale must be a number of seconds');

@@ -70,7 +70,12 @@ export function globToRegExp(glob: string): RegExp {
 }
 
 /** The rows the filters keep (pure). Degraded means not working as it should: degraded or error. */
-export function filterRobots(robots: RobotView[], f: Filters, now: number, staleAfterMs = DEFAULT_STALE_MS): RobotView[] {
+export function filterRobots(
+  robots: RobotView[],
+  f: Filters,
+  now: number,
+  staleAfterMs = DEFAULT_STALE_MS,
+): RobotView[] {
   const name = f.name === undefined ? null : globToRegExp(f.name);
   return robots.filter((r) => {
     const live = liveness(r, now, staleAfterMs);
@@ -109,7 +114,9 @@ export function sortRobots(robots: RobotView[], key: SortKey = 'name'): RobotVie
 
 /** The counts over every robot listed (pure); status counts are of the last summary, live or not. */
 export function fleetTotals(robots: RobotView[], now: number, staleAfterMs = DEFAULT_STALE_MS): Totals {
-  const t: Totals = { robots: robots.length, online: 0, offline: 0, stale: 0, unknown: 0, error: 0, degraded: 0, updating: 0, outdated: 0 };
+  const t: Totals = {
+    robots: robots.length, online: 0, offline: 0, stale: 0, unknown: 0, error: 0, degraded: 0, updating: 0, outdated: 0,
+  };
   for (const r of robots) {
     t[liveness(r, now, staleAfterMs)] += 1;
     const status = r.state?.status;

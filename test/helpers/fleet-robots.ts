@@ -45,7 +45,7 @@ export function fakeSummary(r: FakeRobot, now = Date.now()): StateSummary {
       ],
       omitted: 0,
     },
-    update: { status: r.status === 'updating' ? 'pulling' : 'idle', ...(r.status === 'updating' ? { container: 'ros' } : {}) },
+    update: r.status === 'updating' ? { status: 'pulling', container: 'ros' } : { status: 'idle' },
     diskFree: r.diskFree,
     changed: seen,
     seen,
@@ -78,6 +78,7 @@ export function fakeFleet(n: number): FakeRobot[] {
 export async function publishFleet(url: string, base: string, robots: FakeRobot[]): Promise<() => Promise<void>> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 4 });
   const topics: string[] = [];
+  const retained = { qos: 1 as const, retain: true };
   try {
     // A few hundred at a time in flight: QoS 1, so all are on the broker when this returns.
     for (let at = 0; at < robots.length; at += 100) {
@@ -85,8 +86,8 @@ export async function publishFleet(url: string, base: string, robots: FakeRobot[
         robots.slice(at, at + 100).flatMap((r) => {
           topics.push(`${base}/${r.robot}/availability`, `${base}/${r.robot}/state`);
           return [
-            client.publishAsync(`${base}/${r.robot}/availability`, r.online ? 'online' : 'offline', { qos: 1, retain: true }),
-            client.publishAsync(`${base}/${r.robot}/state`, JSON.stringify(fakeSummary(r)), { qos: 1, retain: true }),
+            client.publishAsync(`${base}/${r.robot}/availability`, r.online ? 'online' : 'offline', retained),
+            client.publishAsync(`${base}/${r.robot}/state`, JSON.stringify(fakeSummary(r)), retained),
           ];
         }),
       );

@@ -68,11 +68,12 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     );
   });
 
-  it('shows an offline robot and one whose summary stopped as such: last status as "was", and how long ago', async () => {
+  it('shows an offline robot and one whose summary stopped as such: "was" status, how long ago', async () => {
     const few = await piped([...common(), 'list', '--name', 'rosmaster-x3-lab-00?0', '--sort', 'name']);
     assert.equal(few.code, 0, few.stderr);
     const rows = rowsOf(few.stdout);
-    assert.deepEqual(rows.map((r) => r[0]), ['0010', '0020', '0030', '0040', '0050', '0060', '0070', '0080', '0090'].map((n) => `rosmaster-x3-lab-${n}`));
+    const tens = ['0010', '0020', '0030', '0040', '0050', '0060', '0070', '0080', '0090'];
+    assert.deepEqual(rows.map((r) => r[0]), tens.map((n) => `rosmaster-x3-lab-${n}`));
     for (const r of rows) {
       assert.equal(r[1], 'OFFLINE');
       assert.match(r[2]!, /^was (ok|DEGRADED|UPDATING)$/);
@@ -80,7 +81,8 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     }
     assert.match(few.stdout.trim().split('\n').at(-1)!, /^400 robots \(9 shown\): /);
     const stale = rowsOf((await piped([...common(), 'list', '--name', '*-0003'])).stdout);
-    assert.deepEqual(stale.map((r) => [r[0], r[1], r[2], r[9]]), [['rosmaster-x3-lab-0003', 'STALE', 'was ok', '1h ago']]);
+    const staleCells = stale.map((r) => [r[0], r[1], r[2], r[9]]);
+    assert.deepEqual(staleCells, [['rosmaster-x3-lab-0003', 'STALE', 'was ok', '1h ago']]);
     const fresh = rowsOf((await piped([...common(), 'list', '--name', '*-0003', '--stale', '7300'])).stdout);
     assert.deepEqual(fresh.map((r) => [r[1], r[2]]), [['online', 'ok']]);
   });
@@ -91,7 +93,8 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     const online = rowsOf((await piped([...common(), 'list', '--online', '--outdated'])).stdout);
     assert.deepEqual(online.map((r) => r[0]), names(fleet.filter((r) => r.online && r.seenAgo < 180 && r.outdated)));
     assert.ok(online.every((r) => / OUTDATED/.test(r[6]!)));
-    const degraded = rowsOf((await piped([...common(), 'list', '--degraded', '--name', 'rosmaster-x3-lab-01*'])).stdout);
+    const degradedRun = await piped([...common(), 'list', '--degraded', '--name', 'rosmaster-x3-lab-01*']);
+    const degraded = rowsOf(degradedRun.stdout);
     const wanted = fleet.filter((r) => r.status === 'degraded' && r.robot.startsWith('rosmaster-x3-lab-01'));
     assert.deepEqual(degraded.map((r) => r[0]), names(wanted));
     const byDisk = rowsOf((await piped([...common(), 'list', '--sort', 'disk'])).stdout);
@@ -110,7 +113,8 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     const run = await piped([...common(), 'list', '--json']);
     assert.equal(run.code, 0, run.stderr);
     assert.ok(run.stdout.length > 131_022, `${run.stdout.length} characters`);
-    const robots = JSON.parse(run.stdout) as Array<{ robot: string; online: boolean; liveness: string; seenAgo: number }>;
+    type Row = { robot: string; online: boolean; liveness: string; seenAgo: number };
+    const robots = JSON.parse(run.stdout) as Row[];
     assert.deepEqual(robots.map((r) => r.robot), names(fleet));
     const by = new Map(robots.map((r) => [r.robot, r]));
     assert.equal(by.get('rosmaster-x3-lab-0010')!.liveness, 'offline');
@@ -131,13 +135,14 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
 
   /** A mosquitto of our own with a per-client queue of `limit` messages, holding 400 robots. */
   async function brokerWithQueue(limit: number): Promise<MosquittoRig> {
-    const b = await startMosquitto(join(tempDir('rfa-fleet-q-'), 'mqtt'), { extraConfig: [`max_queued_messages ${limit}`] });
+    const dir = join(tempDir('rfa-fleet-q-'), 'mqtt');
+    const b = await startMosquitto(dir, { extraConfig: [`max_queued_messages ${limit}`] });
     brokers.push(b);
     await publishFleet(b.url, base, fleet);
     return b;
   }
 
-  it('warns, naming max_queued_messages, when robots are missing (queue of 100 for 800 retained messages)', async function () {
+  it('warns, naming max_queued_messages, when robots are missing (a queue of 100, 800 retained)', async function () {
     needRig(this);
     const b = await brokerWithQueue(100);
     const run = await piped(['--broker', b.url, '--timeout', '30', 'list']);

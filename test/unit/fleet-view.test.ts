@@ -7,9 +7,12 @@ import { fakeSummary, type FakeRobot } from '../helpers/fleet-robots.js';
 
 const NOW = Date.parse('2026-12-06T10:00:00.000Z');
 
-function robot(name: string, o: Partial<FakeRobot> & { availability?: boolean | null; noState?: true } = {}): RobotView {
+type Twist = Partial<FakeRobot> & { availability?: boolean | null; noState?: true };
+
+function robot(name: string, o: Twist = {}): RobotView {
   const r: FakeRobot = { robot: name, online: true, status: 'ok', outdated: false, seenAgo: 5, diskFree: 10e9, ...o };
-  return { robot: name, online: o.availability === undefined ? r.online : o.availability, state: o.noState ? null : fakeSummary(r, NOW) };
+  const online = o.availability === undefined ? r.online : o.availability;
+  return { robot: name, online, state: o.noState ? null : fakeSummary(r, NOW) };
 }
 
 const fleet: RobotView[] = [
@@ -59,10 +62,15 @@ describe('fleet view: liveness, filters, sort and totals (pure)', () => {
 
   it('counts the fleet, and says how many rows the filters kept', () => {
     const t = fleetTotals(fleet, NOW);
-    assert.deepEqual(t, { robots: 7, online: 4, offline: 1, stale: 1, unknown: 1, error: 1, degraded: 1, updating: 1, outdated: 1 });
-    assert.equal(renderTotals(t, 7), '7 robots: 4 online, 1 offline, 1 stale, 1 unknown; 1 error, 1 degraded, 1 updating, 1 outdated');
+    const ones = { stale: 1, unknown: 1, error: 1, degraded: 1, updating: 1, outdated: 1 };
+    assert.deepEqual(t, { robots: 7, online: 4, offline: 1, ...ones });
+    assert.equal(
+      renderTotals(t, 7),
+      '7 robots: 4 online, 1 offline, 1 stale, 1 unknown; 1 error, 1 degraded, 1 updating, 1 outdated',
+    );
     const calm = fleetTotals([fleet[1]!], NOW);
-    assert.equal(renderTotals(calm, 0), '1 robot (0 shown): 1 online, 0 offline; 0 error, 0 degraded, 0 updating, 0 outdated');
+    const none = '0 error, 0 degraded, 0 updating, 0 outdated';
+    assert.equal(renderTotals(calm, 0), `1 robot (0 shown): 1 online, 0 offline; ${none}`);
   });
 
   it('draws rows that are not live as their last word: OFFLINE or STALE, "was" status, and the age', () => {
