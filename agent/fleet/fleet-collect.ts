@@ -100,7 +100,8 @@ export async function collectFleet(client: MqttClient, o: CollectOptions): Promi
       if (Date.now() - lastSent >= MARKER_EVERY_MS) {
         lastSent = Date.now();
         // QoS 0: a marker refused by the broker's ACL must not hold us until a PUBACK that means nothing.
-        client.publish(markerTopic, String(mine), { qos: 0 });
+        // A marker that cannot be sent is sent again, or the quiet stream or the deadline ends the wait.
+        client.publish(markerTopic, String(mine), { qos: 0 }, () => undefined);
       }
       // Once markers did not come back, each batch ends on a shorter quiet: they are small.
       const quiet = marked ? (o.quietMs ?? 2000) : 500;

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-root.js';
 import { fakeFleet, fakeSummary, publishFleet, type FakeRobot } from '../helpers/fleet-robots.js';
 import { Contract } from '../helpers/contract.js';
 import { tempDir } from '../helpers/temp.js';
+import { startDaemon, type Daemon } from '../rig/daemon.js';
 import { startMosquitto, type MosquittoRig } from '../rig/mosquitto.js';
+import { freePort, tcpOpen } from '../rig/net.js';
 import { needRig, rig } from '../setup.js';
 
 interface Piped {
@@ -166,5 +169,36 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
     const rows = rowsOf(run.stdout);
     assert.deepEqual(rows.map((r) => r[0]), names(fleet));
     assert.ok(rows.every((r) => r[1] !== '?'));
+  });
+
+  it('ends the burst on a quiet stream when the ACL refuses its marker, and still asks again', async function () {
+    needRig(this);
+    // Two listeners on one retained store: one to publish the fleet, one whose ACL only reads
+    // fleet/# (the marker on fleet/robot-fleet-list-.../request/... is refused without a word).
+    const dir = tempDir('rfa-fleet-acl-');
+    const [open, readOnly] = [await freePort(), await freePort()];
+    writeFileSync(join(dir, 'acl'), 'topic read fleet/#\n');
+    writeFileSync(
+      join(dir, 'mosquitto.conf'),
+      [
+        'user root', 'per_listener_settings true', 'persistence false', 'max_queued_messages 500',
+        `listener ${open} 127.0.0.1`, 'allow_anonymous true',
+        `listener ${readOnly} 127.0.0.1`, 'allow_anonymous true', `acl_file ${join(dir, 'acl')}`, '',
+      ].join('\n'),
+    );
+    const daemon: Daemon = await startDaemon({
+      name: 'mosquitto-acl', cmd: 'mosquitto', args: ['-c', join(dir, 'mosquitto.conf')], logFile: join(dir, 'log'),
+      ready: async () => (await tcpOpen(open)) && (await tcpOpen(readOnly)),
+    });
+    try {
+      await publishFleet(`mqtt://127.0.0.1:${open}`, base, fleet);
+      const run = await piped(['--broker', `mqtt://127.0.0.1:${readOnly}`, '--timeout', '30', 'list']);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /dropped \d+ retained messages .*max_queued_messages/);
+      assert.deepEqual(rowsOf(run.stdout).map((r) => r[0]), names(fleet));
+      assert.ok(rowsOf(run.stdout).every((r) => r[1] !== '?'));
+    } finally {
+      await daemon.stop();
+    }
   });
 });
