@@ -99,9 +99,11 @@ export async function collectFleet(client: MqttClient, o: CollectOptions): Promi
     while (markers < mine && Date.now() < deadline) {
       if (Date.now() - lastSent >= MARKER_EVERY_MS) {
         lastSent = Date.now();
-        // QoS 0: a marker refused by the broker's ACL must not hold us until a PUBACK that means nothing.
-        // A marker that cannot be sent is sent again, or the quiet stream or the deadline ends the wait.
-        client.publish(markerTopic, String(mine), { qos: 0 }, () => undefined);
+        // QoS 1 as the retained messages: the broker queues it behind them. A QoS 0 message skips that
+        // queue and overtook the availabilities (issue 14.4). Not awaited: a marker the ACL refuses is
+        // acknowledged all the same (MQTT 3.1.1) but never comes back; the quiet stream or the
+        // deadline ends the wait, and one that cannot be sent is sent again.
+        client.publish(markerTopic, String(mine), { qos: 1 }, () => undefined);
       }
       // Once markers did not come back, each batch ends on a shorter quiet: they are small.
       const quiet = marked ? (o.quietMs ?? 2000) : 500;
