@@ -39,7 +39,7 @@ const MARKER_EVERY_MS = 250;
  * A broker sends every retained message of a subscription at once, into a per-client queue;
  * past its limit it drops the rest without a word (MQTT has no signal for it). So:
  * - The end of the burst is a marker: we subscribe to a topic of our own in the same request
- *   and publish to it after the broker acknowledged the subscription; the broker queues the
+ *   and publish to it (QoS 1) after the broker acknowledged the subscription; the broker queues the
  *   retained messages first, so the marker arrives after all it did not drop. The marker is
  *   published again until one arrives (a full queue drops it too).
  * - Summaries come first (the first filter), then availabilities. A robot with one but not the
