@@ -5,13 +5,21 @@ import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { StateSummary } from '../state/summary.js';
-import { renderEvent, renderFleetTable, renderRobotDetail, type RobotDetail, type RobotView } from './fleet-view.js';
+import { renderEvent, renderFleetTable, renderRobotDetail, renderTotals, type RobotDetail } from './fleet-view.js';
+import { collectFleet, type Collected } from './fleet-collect.js';
+import {
+  DEFAULT_STALE_MS, SORT_KEYS, filterRobots, fleetTotals, liveness, seenAgo, sortRobots, type Filters, type SortKey,
+} from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
-  robot-fleet [options] list [--json]                     every robot: online, devices, containers, update
+  robot-fleet [options] list [--json] [filters] [--sort name|status|seen|disk] [--stale SECONDS]
+                                                          every robot: online, devices, containers, update; totals
+        filters (all must hold): --online, --offline (offline or stale), --degraded (degraded or error),
+        --outdated, --name PATTERN (* and ?); a summary older than --stale (180 s: three heartbeats of
+        60 s) is STALE even when online; offline and stale rows show their last status as "was ..."
   robot-fleet [options] status <robot> [--json]           one robot in detail, from its retained state sections
   robot-fleet [options] watch [robot]                     the event stream, with progress bars
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
@@ -55,6 +63,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
   const args: string[] = [];
   const valued = new Set([
     'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
+    'name', 'sort', 'stale',
   ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
@@ -178,30 +187,82 @@ async function connect(o: Options): Promise<MqttClient> {
   return client;
 }
 
-/** Retained states and availabilities arrive right after subscribing; a short quiet period ends the list. */
-async function list(o: Options, json: boolean, out: (s: string) => void): Promise<number> {
+type Out = (s: string) => void | Promise<void>;
+
+interface ListOptions {
+  json: boolean;
+  filters: Filters;
+  sort: SortKey;
+  staleAfterMs: number;
+}
+
+/** The list flags, checked before connecting: a typo is a usage error, not an empty list. */
+function listOptions(flags: Record<string, string | true>): ListOptions {
+  const sort = flags.sort ?? 'name';
+  if (typeof sort !== 'string' || !(SORT_KEYS as readonly string[]).includes(sort)) {
+    throw new UsageError(`--sort takes one of ${SORT_KEYS.join(', ')}`);
+  }
+  if (flags.online === true && flags.offline === true) {
+    throw new UsageError('--online and --offline exclude each other');
+  }
+  if (flags.name === true) throw new UsageError('--name needs a pattern');
+  const stale = flags.stale === undefined ? DEFAULT_STALE_MS / 1000 : Number(flags.stale);
+  if (!Number.isFinite(stale) || stale <= 0) throw new UsageError('--stale must be a number of seconds');
+  const filters: Filters = {
+    ...(flags.online === true ? { online: true } : {}),
+    ...(flags.offline === true ? { offline: true } : {}),
+    ...(flags.degraded === true ? { degraded: true } : {}),
+    ...(flags.outdated === true ? { outdated: true } : {}),
+    ...(typeof flags.name === 'string' ? { name: flags.name } : {}),
+  };
+  return { json: flags.json === true, filters, sort: sort as SortKey, staleAfterMs: stale * 1000 };
+}
+
+/** What the operator must hear when the broker held robots back, and what to set on it. */
+function dropWarning(c: Collected, listed: number): string | null {
+  const fix =
+    'set max_queued_messages (and max_queued_bytes) on the fleet broker well above twice the number of robots, ' +
+    'as deploy/broker/fleet.conf does (docs/fleet-broker.md)';
+  if (c.cut) {
+    return `warning: the broker dropped retained messages past its per-client queue (mosquitto ` +
+      `max_queued_messages, 1000 by default): robots are missing from this list, which has ${listed}; ${fix}`;
+  }
+  if (c.recovered > 0) {
+    return `warning: the broker dropped ${c.recovered} retained messages past its per-client queue (mosquitto ` +
+      `max_queued_messages); robot-fleet asked for them again and lists every robot with a summary, but ` +
+      `dashboards may not: ${fix}`;
+  }
+  return null;
+}
+
+/**
+ * Every robot's retained summary and availability, then the table (or JSON) with totals. Output
+ * waits for the reader: thousands of rows through a pipe arrive whole.
+ */
+async function list(o: Options, l: ListOptions, out: Out, err: Out): Promise<number> {
   const client = await connect(o);
-  const robots = new Map<string, RobotView>();
-  const view = (robot: string) => robots.get(robot) ?? robots.set(robot, { robot, online: null, state: null }).get(robot)!;
-  let last = Date.now();
-  client.on('message', (topic, payload) => {
-    const [, robot, kind] = topic.slice(o.base.length).split('/');
-    if (!robot) return;
-    last = Date.now();
-    if (kind === 'availability') view(robot).online = payload.toString() === 'online';
-    if (kind === 'state') {
-      try {
-        view(robot).state = JSON.parse(payload.toString()) as StateSummary;
-      } catch {
-        // A robot that sent something unreadable still shows, without state.
-      }
-    }
-  });
-  await client.subscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`], { qos: 1 });
-  const deadline = Date.now() + Math.min(o.timeoutMs, 5000);
-  while (Date.now() < deadline && Date.now() - last < 500) await new Promise((r) => setTimeout(r, 50));
-  await client.endAsync();
-  out(json ? JSON.stringify([...robots.values()], null, 2) : renderFleetTable([...robots.values()]));
+  let collected: Collected;
+  try {
+    collected = await collectFleet(client, { base: o.base, timeoutMs: o.timeoutMs });
+  } finally {
+    await client.endAsync();
+  }
+  const now = Date.now();
+  const all = collected.robots;
+  const shown = sortRobots(filterRobots(all, l.filters, now, l.staleAfterMs), l.sort);
+  const warning = dropWarning(collected, all.length);
+  if (warning) await err(`robot-fleet: ${warning}`);
+  if (l.json) {
+    const rows = shown.map((r) => ({ ...r, liveness: liveness(r, now, l.staleAfterMs), seenAgo: seenAgo(r, now) }));
+    // One robot a line: a fleet's JSON is megabytes, written as it is made rather than at once.
+    await out(rows.length === 0 ? '[]' : '[');
+    for (let i = 0; i < rows.length; i += 1) await out(`${JSON.stringify(rows[i])}${i < rows.length - 1 ? ',' : ''}`);
+    if (rows.length > 0) await out(']');
+    return 0;
+  }
+  const table = renderFleetTable(shown, now, { sort: l.sort, staleAfterMs: l.staleAfterMs });
+  await out(table);
+  await out(renderTotals(fleetTotals(all, now, l.staleAfterMs), shown.length));
   return 0;
 }
 
@@ -289,13 +350,14 @@ async function send(o: Options, robot: string, command: string, body: Record<str
   }
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+/** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
   try {
     const { options, flags, args } = parse(argv, env);
     const [command, ...rest] = args;
     switch (command) {
       case 'list':
-        return await list(options, flags.json === true, out);
+        return await list(options, listOptions(flags), out, err);
       case 'status': {
         if (!rest[0]) throw new UsageError('status needs <robot>');
         return await status(options, rest[0], flags.json === true, out);

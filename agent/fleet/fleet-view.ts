@@ -1,31 +1,38 @@
 import type { AgentEvent } from '../state/event-bus.js';
-import type { StateSummary } from '../state/summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
+import {
+  DEFAULT_STALE_MS, liveness, sortRobots, type Liveness, type RobotView, type SortKey, type Totals,
+} from './fleet-select.js';
 
-/** What the fleet broker holds for one robot: its retained summary (<b>/state) and availability. */
-export interface RobotView {
-  robot: string;
-  online: boolean | null;
-  state: StateSummary | null;
+export type { RobotView } from './fleet-select.js';
+
+export interface TableOptions {
+  sort?: SortKey;
+  staleAfterMs?: number;
 }
 
 /**
  * The `robot-fleet list` table (pure), from the summaries alone: one line per robot, the columns
  * an operator scans for a robot in trouble: online, status and why, devices and the lidar's
  * health, containers (outdated ones marked), the update, and when the robot was last heard of.
+ * A row that is not live (OFFLINE, or STALE: no summary for a while) shows its status as "was
+ * ..."; the rest of that row is the robot's last word, not how it is now.
  */
-export function renderFleetTable(robots: RobotView[], now = Date.now()): string {
+export function renderFleetTable(robots: RobotView[], now = Date.now(), o: TableOptions = {}): string {
   const header = ['ROBOT', 'ONLINE', 'STATUS', 'LIDAR', 'CAMERA', 'BOARD', 'CONTAINERS', 'UPDATE', 'DISK FREE'];
   header.push('LAST SEEN', 'WHY');
-  const rows = [...robots].sort((a, b) => a.robot.localeCompare(b.robot)).map((r) => row(r, now));
+  const rows = sortRobots(robots, o.sort).map((r) => row(r, now, o.staleAfterMs ?? DEFAULT_STALE_MS));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => cells[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-function row(r: RobotView, now: number): string[] {
+const LIVENESS: Record<Liveness, string> = { online: 'online', offline: 'OFFLINE', stale: 'STALE', unknown: '?' };
+
+function row(r: RobotView, now: number, staleAfterMs: number): string[] {
   const s = r.state;
-  const online = r.online === null ? '?' : r.online ? 'online' : 'OFFLINE';
+  const live = liveness(r, now, staleAfterMs);
+  const online = LIVENESS[live];
   if (!s) return [r.robot, online, '-', '-', '-', '-', '-', '-', '-', 'never', ''];
   const l = s.devices.lidar;
   const lidar = l.present ? `${l.health}${l.busy ? ' (busy)' : ''}` : 'ABSENT';
@@ -36,10 +43,25 @@ function row(r: RobotView, now: number): string[] {
   const containers = s.docker ? listed.join(',') || '-' : 'NO DOCKER';
   const update = `${s.update.status}${s.update.container ? ` ${s.update.container}` : ''}`;
   const disk = s.diskFree === null ? '-' : `${(s.diskFree / 1e9).toFixed(1)} GB`;
-  const status = s.status === 'ok' ? 'ok' : s.status.toUpperCase();
+  const verdict = s.status === 'ok' ? 'ok' : s.status.toUpperCase();
+  const status = live === 'offline' || live === 'stale' ? `was ${verdict}` : verdict;
   const seen = age(now - Date.parse(s.seen));
   const why = s.why.join('; ').slice(0, 120);
   return [r.robot, online, status, lidar, camera, board, containers, update, disk, seen, why];
+}
+
+/**
+ * The totals line under the table (pure): the whole fleet as listed, and how many rows the
+ * filters kept when they left some out.
+ */
+export function renderTotals(t: Totals, shown: number): string {
+  const live = [`${t.online} online`, `${t.offline} offline`];
+  if (t.stale > 0) live.push(`${t.stale} stale`);
+  if (t.unknown > 0) live.push(`${t.unknown} unknown`);
+  const status = [`${t.error} error`, `${t.degraded} degraded`, `${t.updating} updating`, `${t.outdated} outdated`];
+  const robots = `${t.robots} robot${t.robots === 1 ? '' : 's'}`;
+  const filtered = shown === t.robots ? '' : ` (${shown} shown)`;
+  return `${robots}${filtered}: ${live.join(', ')}; ${status.join(', ')}`;
 }
 
 function age(ms: number): string {

@@ -87,6 +87,9 @@ describe('robot-fleet: two robots on one broker', function () {
     assert.deepEqual(bare!.slice(0, 8), ['rosmaster-02', 'online', 'ERROR', ...absent, 'NO DOCKER', 'idle']);
     assert.match(bare!.slice(8, 10).join('|'), /^\d+\.\d GB\|\d+s ago$/);
     assert.equal(bare![10], 'Docker unavailable (docker_unreachable); lidar absent; camera absent; board absent');
+    // The totals close the table: both live, the bare robot in error.
+    assert.equal(lines.at(-1), '2 robots: 2 online, 0 offline; 1 error, 0 degraded, 0 updating, 0 outdated');
+    assert.equal(lines.length, 4);
     const json = fleet([...common(), 'list', '--json']);
     assert.equal(await json.code, 0);
     const robots = JSON.parse(json.stdout()) as RobotView[];
