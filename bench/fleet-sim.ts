@@ -1,0 +1,275 @@
+/**
+ * Fleet scale (issue 14.3): N simulated robots, each sending exactly what the agent sends (its
+ * own MqttLink, StatePublisher and EventPublisher over a realistic X3 state, see
+ * fleet-sim-robot.ts), against the rig's Debian mosquitto configured as deploy/broker/fleet.conf
+ * (queue limits raised, TCP_NODELAY). Prints figures, never pass/fail:
+ *   - connect: the ramp (FLEET_RAMP robots a second) until every robot connected, and until a
+ *     dashboard subscribed from the start holds every robot's summary and availability;
+ *   - broker CPU and RSS (from /proc) during the ramp and over FLEET_SAMPLE_S s of steady state
+ *     (heartbeats, the odd replug), with the simulator's own CPU (the load on the machine);
+ *   - a new subscriber: a plain MQTT.js one (all summaries and availabilities), and `robot-fleet
+ *     list --json` (wall time, which includes its 500 ms of quiet that ends the list);
+ *   - a change on one robot (lidar unplugged / plugged back) until `robot-fleet watch` prints
+ *     the event and a dashboard has the new summary (the agent gathers changes for 250 ms).
+ *
+ *   npm run build && FLEET_N=2000 node build/bench/fleet-sim.js          (root: raises its fd limit)
+ *   env: FLEET_N (2000), FLEET_RAMP (1000/s), FLEET_WORKERS (1 per 5,000 robots), FLEET_HEARTBEAT (60 s),
+ *        FLEET_REPLUGS (per robot per hour, 1), FLEET_SAMPLE_S (60), FLEET_CHANGES (6)
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { packageRoot } from '../agent/package-root.js';
+import { startMosquitto } from '../test/rig/mosquitto.js';
+import { median, runBench } from './bench-kit.js';
+import { simRobotId, type SimFleetOptions } from './fleet-sim-fleet.js';
+import { FleetObserver } from './fleet-sim-observer.js';
+import type { WorkerReport, WorkerRequest } from './fleet-sim-worker.js';
+import { sampleProcesses } from './process-sampler.js';
+
+const N = Number(process.env.FLEET_N ?? 2000);
+const RAMP = Number(process.env.FLEET_RAMP ?? 1000);
+const WORKERS = Number(process.env.FLEET_WORKERS ?? Math.max(1, Math.ceil(N / 5000)));
+const HEARTBEAT_S = Number(process.env.FLEET_HEARTBEAT ?? 60);
+const REPLUGS = Number(process.env.FLEET_REPLUGS ?? 1);
+// One heartbeat period: every robot says it is here once in the window.
+const SAMPLE_S = Number(process.env.FLEET_SAMPLE_S ?? 60);
+const CHANGES = Number(process.env.FLEET_CHANGES ?? 6);
+const BASE = 'fleet';
+const CLK_TCK = 100;
+
+/** A worker process running one slice of the fleet. */
+class Worker {
+  private readonly waiting: Array<{ type: WorkerReport['type']; resolve: (r: WorkerReport) => void }> = [];
+  readonly child: ChildProcess;
+
+  constructor(options: Omit<SimFleetOptions, 'logger'>) {
+    this.child = fork(join(packageRoot(), 'build/bench/fleet-sim-worker.js'), [JSON.stringify(options)], { stdio: 'inherit' });
+    this.child.on('message', (report: WorkerReport) => {
+      if (report.type === 'failed') console.error(`a simulator worker failed: ${report.message}`);
+      const i = this.waiting.findIndex((w) => w.type === report.type);
+      if (i >= 0) this.waiting.splice(i, 1)[0]!.resolve(report);
+    });
+  }
+
+  ask<T extends WorkerReport['type']>(request: WorkerRequest, answer: T): Promise<Extract<WorkerReport, { type: T }>> {
+    return new Promise((resolve) => {
+      this.waiting.push({ type: answer, resolve: resolve as (r: WorkerReport) => void });
+      this.child.send(request);
+    });
+  }
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : 0;
+}
+
+/** The mosquitto started with this configuration file (the rig does not hand out its pid). */
+function brokerPid(configFile: string): number {
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (cmdline[0]?.endsWith('mosquitto') && cmdline.includes(configFile)) return Number(entry);
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  throw new Error(`no mosquitto running with ${configFile}`);
+}
+
+/** robot-fleet as an operator runs it; lines are timed as they arrive. */
+function robotFleet(url: string, args: string[]) {
+  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), '--broker', url, '--base', BASE, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const lines: Array<{ line: string; at: number }> = [];
+  let partial = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    const at = Date.now();
+    out += chunk.toString();
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) lines.push({ line, at });
+  });
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const code = new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+  return { child, code, lines, stdout: () => out, stderr: () => err };
+}
+
+async function until<T>(check: () => T | undefined, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function main(): Promise<void> {
+  // Both ends hold a socket per robot; the broker, started below, inherits the raised limit.
+  const nofile = raiseFileLimit();
+  if (nofile < N + 1024) console.log(`warning: the open files limit (${nofile}) is below ${N + 1024}: raise it (ulimit -n) first`);
+  const dir = mkdtempSync('/tmp/rfa-fleetsim-');
+  const broker = await startMosquitto(join(dir, 'mqtt'), {
+    // As deploy/broker/fleet.conf: a dashboard is sent a few retained messages per robot at once.
+    extraConfig: ['max_queued_messages 100000', 'max_queued_bytes 268435456', 'max_packet_size 1048576'],
+  });
+  const workers: Worker[] = [];
+  try {
+    const pid = brokerPid(join(dir, 'mqtt', 'mosquitto.conf'));
+    console.log(`fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), heartbeat ${HEARTBEAT_S} s, ` +
+      `${REPLUGS} replug/robot/h; mosquitto ${mosquittoVersion()} pid ${pid}, open files limit ${nofile}`);
+    console.log(`machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} cores, ` +
+      `load average before ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+    // Robots changed by the bench itself never replug by chance.
+    const changed = Array.from({ length: CHANGES }, (_, k) => simRobotId(Math.floor(((k + 0.5) * N) / CHANGES)));
+    const slice = Math.ceil(N / WORKERS);
+    for (let w = 0; w < WORKERS; w += 1) {
+      const first = w * slice;
+      workers.push(new Worker({
+        url: broker.url, baseTopic: BASE, first, count: Math.max(0, Math.min(slice, N - first)),
+        rampPerSecond: RAMP / WORKERS, heartbeatMs: HEARTBEAT_S * 1000, replugsPerHour: REPLUGS, quiet: changed,
+      }));
+    }
+    const workerOf = (id: string) => workers[Math.floor(Number(id.slice(4)) / slice)]!;
+
+    // 1. The ramp.
+    const dashboard = await FleetObserver.connect(broker.url, BASE);
+    const ticks0 = cpuTicks(pid);
+    const t0 = Date.now();
+    const connects = await Promise.all(workers.map((w) => w.ask({ type: 'start' }, 'connected')));
+    const connectedMs = Date.now() - t0;
+    await dashboard.waitForComplete(N, 120_000);
+    const settledMs = Date.now() - t0;
+    const rampCpu = ((cpuTicks(pid) - ticks0) / CLK_TCK / (settledMs / 1000)) * 100;
+    const rampRss = rssMiB(pid);
+    console.log(`\nconnect: every robot connected in ${(connectedMs / 1000).toFixed(1)} s ` +
+      `(workers: ${connects.map((c) => (c.ms / 1000).toFixed(1)).join(', ')} s); a dashboard subscribed from the start ` +
+      `held every summary and availability after ${(settledMs / 1000).toFixed(1)} s`);
+    console.log(`broker during the ramp: CPU ${rampCpu.toFixed(1)} % of a core, RSS ${rampRss.toFixed(1)} MiB after it`);
+
+    // 2. Steady state: heartbeats and the odd replug.
+    const pids: Record<string, number> = { broker: pid };
+    workers.forEach((w, i) => (pids[`simulator ${i + 1}`] = w.child.pid!));
+    const steady = await sampleProcesses(pids, SAMPLE_S);
+    for (const [name, f] of Object.entries(steady)) {
+      console.log(`steady ${SAMPLE_S} s, ${name}: CPU ${f.cpuPercent.toFixed(1)} % of a core, RSS mean ${(f.rssMean / 2 ** 20).toFixed(1)} MiB, ` +
+        `max ${(f.rssMax / 2 ** 20).toFixed(1)} MiB`);
+    }
+    console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+    // 3. A new subscriber.
+    const t1 = Date.now();
+    const fresh = await FleetObserver.connect(broker.url, BASE);
+    await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
+    const freshMs = Date.now() - t1;
+    console.log(`\nnew MQTT.js subscriber: ${fresh.complete} of ${N} robots (summary and availability) in ${freshMs} ms ` +
+      `(connect and subscribe included), ${fresh.unreadable} unreadable`);
+    await fresh.close();
+    const t2 = Date.now();
+    const list = robotFleet(broker.url, ['--timeout', '60', 'list', '--json']);
+    const listCode = await list.code;
+    const listMs = Date.now() - t2;
+    try {
+      const parsed = JSON.parse(list.stdout()) as unknown;
+      const rows = (Array.isArray(parsed) ? parsed : (parsed as { robots?: unknown[] }).robots ?? []) as Array<{ online: boolean | null; state: unknown }>;
+      const full = rows.filter((r) => r.online === true && r.state).length;
+      console.log(`robot-fleet list --json: exit ${listCode}, ${rows.length} robots (${full} online with a summary) in ${listMs} ms ` +
+        `(node start and its 500 ms quiet period included), ${list.stdout().length} characters`);
+    } catch (err) {
+      console.log(`robot-fleet list --json: exit ${listCode} in ${listMs} ms, output not JSON (${(err as Error).message}); ` +
+        `${list.stdout().length} characters; stderr ${list.stderr().slice(0, 200)}`);
+    }
+
+    // 4. A change on one robot, seen by robot-fleet watch (the event) and a dashboard (the summary).
+    const watch = robotFleet(broker.url, ['watch']);
+    try {
+      // Subscribed once a marker event published beside the fleet shows in its output (its start is not timed).
+      const marker = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+      try {
+        const payload = () => JSON.stringify({ type: 'bench.marker', ts: new Date().toISOString() });
+        for (let subscribed = false; !subscribed;) {
+          await marker.publishAsync(`${BASE}/bench-marker/events`, payload(), { qos: 1 });
+          await new Promise((r) => setTimeout(r, 200));
+          subscribed = watch.lines.some((l) => / bench-marker bench\.marker/.test(l.line));
+          if (!subscribed && (await Promise.race([watch.code, Promise.resolve(undefined)])) !== undefined) {
+            throw new Error(`robot-fleet watch ended: ${watch.stderr().slice(0, 300)}`);
+          }
+        }
+      } finally {
+        await marker.endAsync();
+      }
+      const toWatch: number[] = [];
+      const toSummary: number[] = [];
+      for (const id of changed) {
+        for (const present of [false, true]) {
+          const seenBefore = watch.lines.length;
+          const summaryShows = dashboard.waitFor(
+            () => dashboard.robots.get(id)?.summary?.devices.lidar.present === present, 10_000, () => `${id}'s summary`);
+          const { at } = await workerOf(id).ask({ type: 'change', id, present }, 'changed');
+          const pattern = new RegExp(` ${id} device\\.${present ? 'attached' : 'detached'} `);
+          const line = await until(() => watch.lines.slice(seenBefore).find((l) => pattern.test(l.line)), 10_000, `${id} in watch`);
+          const summaryAt = await summaryShows;
+          toWatch.push(line.at - at);
+          toSummary.push(summaryAt - at);
+        }
+      }
+      const fmt = (xs: number[]) => `median ${median(xs)} ms, max ${Math.max(...xs)} ms (${xs.length} changes)`;
+      console.log(`\nchange on one robot -> robot-fleet watch prints the event: ${fmt(toWatch)}`);
+      console.log(`change on one robot -> a dashboard has the new summary: ${fmt(toSummary)} (250 ms of it is the agent's coalescing)`);
+    } finally {
+      watch.child.kill('SIGTERM');
+      await watch.code;
+    }
+
+    // 5. Every robot says it leaves (offline, retained).
+    const t3 = Date.now();
+    const stops = await Promise.all(workers.map((w) => w.ask({ type: 'stop' }, 'stopped')));
+    const offline = await dashboard.waitFor(
+      () => [...dashboard.robots.values()].every((r) => r.availability === 'offline'), 60_000, () => 'every robot offline',
+    ).then(() => 'every robot offline', (err: Error) => err.message);
+    console.log(`\nstop: ${offline} after ${Date.now() - t3} ms; simulator warnings: ` +
+      `${stops.reduce((a, s) => a + s.warnings, 0)}${stops.find((s) => s.firstWarning)?.firstWarning ? ` (first: ${stops.find((s) => s.firstWarning)!.firstWarning})` : ''}`);
+    await dashboard.close();
+  } finally {
+    for (const w of workers) w.child.kill('SIGKILL');
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The soft open-files limit raised to the hard one (what an unprivileged raise can do); the new limit. */
+function raiseFileLimit(): number {
+  const line = /Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const hard = line?.[2] ?? '1024';
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { stdio: 'ignore' });
+  } catch {
+    // Left as it was: the figure printed says so.
+  }
+  const now = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '1024';
+  return now === 'unlimited' ? Infinity : Number(now);
+}
+
+function mosquittoVersion(): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'mosquitto'], { encoding: 'utf8' });
+  } catch {
+    return '(version unknown)';
+  }
+}
+
+runBench(main);
