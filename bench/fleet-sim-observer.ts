@@ -39,10 +39,10 @@ export class FleetObserver {
   }
 
   /** Connects and subscribes; resolves once the broker granted the subscription. */
-  static async connect(url: string, base: string): Promise<FleetObserver> {
+  static async connect(url: string, base: string, qos: 0 | 1 = 1): Promise<FleetObserver> {
     const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0, clean: true });
     const observer = new FleetObserver(client, base);
-    await client.subscribeAsync([`${base}/+/state`, `${base}/+/availability`], { qos: 1 });
+    await client.subscribeAsync([`${base}/+/state`, `${base}/+/availability`], { qos });
     return observer;
   }
 

@@ -21,11 +21,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
+import { STATE_SECTIONS } from '../agent/mqtt/state-publisher.js';
 import { packageRoot } from '../agent/package-root.js';
+import { summarise } from '../agent/state/summary.js';
+import type { AgentState } from '../agent/state/types.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';
 import { median, runBench } from './bench-kit.js';
 import { simRobotId, type SimFleetOptions } from './fleet-sim-fleet.js';
 import { FleetObserver } from './fleet-sim-observer.js';
+import { simState } from './fleet-sim-robot.js';
 import type { WorkerReport, WorkerRequest } from './fleet-sim-worker.js';
 import { sampleProcesses } from './process-sampler.js';
 
@@ -129,10 +133,13 @@ async function main(): Promise<void> {
   const workers: Worker[] = [];
   try {
     const pid = brokerPid(join(dir, 'mqtt', 'mosquitto.conf'));
+    const retained = retainedBytes(simState(simRobotId(0), 0));
     console.log(`fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), heartbeat ${HEARTBEAT_S} s, ` +
       `${REPLUGS} replug/robot/h; mosquitto ${mosquittoVersion()} pid ${pid}, open files limit ${nofile}`);
     console.log(`machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} cores, ` +
       `load average before ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`retained per robot (a typical one): summary ${retained.summary} B, availability, ${STATE_SECTIONS.length} sections ` +
+      `${retained.sections} B (images ${retained.images} B)`);
 
     // Robots changed by the bench itself never replug by chance.
     const changed = Array.from({ length: CHANGES }, (_, k) => simRobotId(Math.floor(((k + 0.5) * N) / CHANGES)));
@@ -171,14 +178,16 @@ async function main(): Promise<void> {
     }
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
-    // 3. A new subscriber.
-    const t1 = Date.now();
-    const fresh = await FleetObserver.connect(broker.url, BASE);
-    await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
-    const freshMs = Date.now() - t1;
-    console.log(`\nnew MQTT.js subscriber: ${fresh.complete} of ${N} robots (summary and availability) in ${freshMs} ms ` +
-      `(connect and subscribe included), ${fresh.unreadable} unreadable`);
-    await fresh.close();
+    // 3. A new subscriber: QoS 1 as robot-fleet subscribes (a PUBACK per message), and QoS 0.
+    for (const qos of [1, 0] as const) {
+      const t1 = Date.now();
+      const fresh = await FleetObserver.connect(broker.url, BASE, qos);
+      await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
+      const freshMs = Date.now() - t1;
+      console.log(`${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ${fresh.complete} of ${N} robots (summary and ` +
+        `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable`);
+      await fresh.close();
+    }
     const t2 = Date.now();
     const list = robotFleet(broker.url, ['--timeout', '60', 'list', '--json']);
     const listCode = await list.code;
@@ -190,8 +199,10 @@ async function main(): Promise<void> {
       console.log(`robot-fleet list --json: exit ${listCode}, ${rows.length} robots (${full} online with a summary) in ${listMs} ms ` +
         `(node start and its 500 ms quiet period included), ${list.stdout().length} characters`);
     } catch (err) {
-      console.log(`robot-fleet list --json: exit ${listCode} in ${listMs} ms, output not JSON (${(err as Error).message}); ` +
-        `${list.stdout().length} characters; stderr ${list.stderr().slice(0, 200)}`);
+      // Cut short (a pipe not flushed before exit, issue 14.4): the rows it printed whole are still counted.
+      const rows = list.stdout().match(/"robot": /g)?.length ?? 0;
+      console.log(`robot-fleet list --json: exit ${listCode} in ${listMs} ms, output not JSON (${(err as Error).message}): ` +
+        `cut at ${list.stdout().length} characters, ${rows} robots in it; stderr ${list.stderr().slice(0, 200)}`);
     }
 
     // 4. A change on one robot, seen by robot-fleet watch (the event) and a dashboard (the summary).
@@ -262,6 +273,17 @@ function raiseFileLimit(): number {
   }
   const now = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '1024';
   return now === 'unlimited' ? Infinity : Number(now);
+}
+
+/** Payload bytes a robot keeps retained on the broker, as StatePublisher sends them. */
+function retainedBytes(state: AgentState): { summary: number; sections: number; images: number } {
+  const now = new Date().toISOString();
+  const size = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+  return {
+    summary: size(summarise(state, { changed: now, seen: now })),
+    sections: STATE_SECTIONS.reduce((sum, section) => sum + size(state[section]), 0),
+    images: size(state.images),
+  };
 }
 
 function mosquittoVersion(): string {
