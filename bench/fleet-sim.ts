@@ -72,6 +72,11 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
+/** A process's CPU since ticks were read, ms ago, as a percentage of one core. */
+function cpuShare(pid: number, ticks: number, ms: number): string {
+  return (((cpuTicks(pid) - ticks) / CLK_TCK / (ms / 1000)) * 100).toFixed(0);
+}
+
 function rssMiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) / 1024 : 0;
@@ -178,15 +183,30 @@ async function main(): Promise<void> {
     }
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
-    // 3. A new subscriber: QoS 1 as robot-fleet subscribes (a PUBACK per message), and QoS 0.
+    // 3. A new subscriber: QoS 1 as robot-fleet subscribes (a PUBACK per message), QoS 0, and
+    // mosquitto_sub (C) beside MQTT.js, with the broker's CPU over each delivery.
     for (const qos of [1, 0] as const) {
+      const ticks = cpuTicks(pid);
       const t1 = Date.now();
       const fresh = await FleetObserver.connect(broker.url, BASE, qos);
       await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
       const freshMs = Date.now() - t1;
       console.log(`${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ${fresh.complete} of ${N} robots (summary and ` +
-        `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable`);
+        `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable; ` +
+        `broker CPU meanwhile ${cpuShare(pid, ticks, freshMs)} % of a core`);
       await fresh.close();
+    }
+    for (const qos of [1, 0]) {
+      const ticks = cpuTicks(pid);
+      const t1 = Date.now();
+      const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.port), '-q', String(qos), '-t', `${BASE}/+/state`,
+        '-t', `${BASE}/+/availability`, '-C', String(2 * N), '-W', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let lines = 0;
+      sub.stdout.on('data', (chunk: Buffer) => (lines += chunk.toString().split('\n').length - 1));
+      const code = await new Promise<number>((resolve) => sub.on('exit', (c) => resolve(c ?? -1)));
+      const subMs = Date.now() - t1;
+      console.log(`mosquitto_sub (QoS ${qos}): ${lines} of ${2 * N} messages in ${subMs} ms, exit ${code}; ` +
+        `broker CPU meanwhile ${cpuShare(pid, ticks, subMs)} % of a core`);
     }
     const t2 = Date.now();
     const list = robotFleet(broker.url, ['--timeout', '60', 'list', '--json']);
