@@ -17,6 +17,7 @@ export class FleetObserver {
   readonly robots = new Map<string, ObservedRobot>();
   /** Messages that were not a summary's JSON: none are expected. */
   unreadable = 0;
+  private completeCount = 0;
   private readonly listeners = new Set<(robot: string, kind: string, at: number) => void>();
 
   private constructor(private readonly client: MqttClient, base: string) {
@@ -25,6 +26,7 @@ export class FleetObserver {
       const [, robot, kind] = topic.slice(base.length).split('/');
       if (!robot || !kind) return;
       const seen = this.robots.get(robot) ?? this.robots.set(robot, {}).get(robot)!;
+      const wasComplete = seen.summary !== undefined && seen.availability !== undefined;
       if (kind === 'availability') seen.availability = payload.toString();
       else if (kind === 'state') {
         seen.raw = payload.toString();
@@ -34,6 +36,7 @@ export class FleetObserver {
           this.unreadable += 1;
         }
       }
+      if (!wasComplete && seen.summary !== undefined && seen.availability !== undefined) this.completeCount += 1;
       for (const listener of this.listeners) listener(robot, kind, at);
     });
   }
@@ -46,11 +49,9 @@ export class FleetObserver {
     return observer;
   }
 
-  /** Robots with both a summary and an availability. */
+  /** Robots with both a summary and an availability; counted as they arrive (checked on every message). */
   get complete(): number {
-    let n = 0;
-    for (const r of this.robots.values()) if (r.summary && r.availability) n += 1;
-    return n;
+    return this.completeCount;
   }
 
   /** Resolves when n robots are complete; rejects after ms with how many were. */

@@ -220,7 +220,7 @@ async function main(): Promise<void> {
         `(node start and its 500 ms quiet period included), ${list.stdout().length} characters`);
     } catch (err) {
       // Cut short (a pipe not flushed before exit, issue 14.4): the rows it printed whole are still counted.
-      const rows = list.stdout().match(/"robot": /g)?.length ?? 0;
+      const rows = list.stdout().match(/"online": /g)?.length ?? 0;
       console.log(`robot-fleet list --json: exit ${listCode} in ${listMs} ms, output not JSON (${(err as Error).message}): ` +
         `cut at ${list.stdout().length} characters, ${rows} robots in it; stderr ${list.stderr().slice(0, 200)}`);
     }
@@ -269,8 +269,9 @@ async function main(): Promise<void> {
     // 5. Every robot says it leaves (offline, retained).
     const t3 = Date.now();
     const stops = await Promise.all(workers.map((w) => w.ask({ type: 'stop' }, 'stopped')));
-    const offline = await dashboard.waitFor(
-      () => [...dashboard.robots.values()].every((r) => r.availability === 'offline'), 60_000, () => 'every robot offline',
+    // Polled: a check of every robot on each of N messages would cost the observer N squared.
+    const offline = await until(
+      () => ([...dashboard.robots.values()].every((r) => r.availability === 'offline') ? true : undefined), 60_000, 'every robot offline',
     ).then(() => 'every robot offline', (err: Error) => err.message);
     console.log(`\nstop: ${offline} after ${Date.now() - t3} ms; simulator warnings: ` +
       `${stops.reduce((a, s) => a + s.warnings, 0)}${stops.find((s) => s.firstWarning)?.firstWarning ? ` (first: ${stops.find((s) => s.firstWarning)!.firstWarning})` : ''}`);
