@@ -17,7 +17,7 @@
  *        FLEET_REPLUGS (per robot per hour, 1), FLEET_SAMPLE_S (60), FLEET_CHANGES (6)
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -95,23 +95,39 @@ function brokerPid(configFile: string): number {
   throw new Error(`no mosquitto running with ${configFile}`);
 }
 
-/** robot-fleet as an operator runs it; lines are timed as they arrive. */
-function robotFleet(url: string, args: string[]) {
+/** What a list --json printed: how many robots, or how far it got when its output was cut (issue 14.4). */
+function listRows(text: string, n: number): string {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    // An array of rows today; an object with its rows once list grows totals.
+    const rows = (Array.isArray(parsed) ? parsed : ((parsed as { robots?: unknown[] }).robots ?? [])) as Array<{ online: boolean | null; state: unknown }>;
+    const full = rows.filter((r) => r.online === true && r.state).length;
+    return `${rows.length} of ${n} robots (${full} online with a summary), ${text.length} characters`;
+  } catch (err) {
+    const rows = text.match(/"online": /g)?.length ?? 0;
+    return `not JSON (${(err as Error).message}): cut at ${text.length} characters, ${rows} robots in it`;
+  }
+}
+
+/** robot-fleet as an operator runs it; lines are timed as they arrive (stdout to a pipe unless toFile). */
+function robotFleet(url: string, args: string[], toFile?: string) {
+  const fd = toFile === undefined ? undefined : openSync(toFile, 'w');
   const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), '--broker', url, '--base', BASE, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', fd ?? 'pipe', 'pipe'],
   });
+  if (fd !== undefined) closeSync(fd);
   let out = '';
   let err = '';
   const lines: Array<{ line: string; at: number }> = [];
   let partial = '';
-  child.stdout.on('data', (chunk: Buffer) => {
+  child.stdout?.on('data', (chunk: Buffer) => {
     const at = Date.now();
     out += chunk.toString();
     const parts = (partial + chunk.toString()).split('\n');
     partial = parts.pop() ?? '';
     for (const line of parts) lines.push({ line, at });
   });
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const code = new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
   return { child, code, lines, stdout: () => out, stderr: () => err };
 }
@@ -208,21 +224,16 @@ async function main(): Promise<void> {
       console.log(`mosquitto_sub (QoS ${qos}): ${lines} of ${2 * N} messages in ${subMs} ms, exit ${code}; ` +
         `broker CPU meanwhile ${cpuShare(pid, ticks, subMs)} % of a core`);
     }
-    const t2 = Date.now();
-    const list = robotFleet(broker.url, ['--timeout', '60', 'list', '--json']);
-    const listCode = await list.code;
-    const listMs = Date.now() - t2;
-    try {
-      const parsed = JSON.parse(list.stdout()) as unknown;
-      const rows = (Array.isArray(parsed) ? parsed : (parsed as { robots?: unknown[] }).robots ?? []) as Array<{ online: boolean | null; state: unknown }>;
-      const full = rows.filter((r) => r.online === true && r.state).length;
-      console.log(`robot-fleet list --json: exit ${listCode}, ${rows.length} robots (${full} online with a summary) in ${listMs} ms ` +
-        `(node start and its 500 ms quiet period included), ${list.stdout().length} characters`);
-    } catch (err) {
-      // Cut short (a pipe not flushed before exit, issue 14.4): the rows it printed whole are still counted.
-      const rows = list.stdout().match(/"online": /g)?.length ?? 0;
-      console.log(`robot-fleet list --json: exit ${listCode} in ${listMs} ms, output not JSON (${(err as Error).message}): ` +
-        `cut at ${list.stdout().length} characters, ${rows} robots in it; stderr ${list.stderr().slice(0, 200)}`);
+    // To a file (Node writes files synchronously: all of it) and to a pipe (as `list --json | jq`).
+    for (const to of ['file', 'pipe'] as const) {
+      const file = join(dir, 'list.json');
+      const t2 = Date.now();
+      const list = robotFleet(broker.url, ['--timeout', '60', 'list', '--json'], to === 'file' ? file : undefined);
+      const code = await list.code;
+      const ms = Date.now() - t2;
+      const text = to === 'file' ? readFileSync(file, 'utf8') : list.stdout();
+      console.log(`robot-fleet list --json > ${to}: exit ${code} in ${ms} ms (node start and its 500 ms of quiet included), ` +
+        `${listRows(text, N)}${list.stderr() ? `; stderr ${list.stderr().slice(0, 200)}` : ''}`);
     }
 
     // 4. A change on one robot, seen by robot-fleet watch (the event) and a dashboard (the summary).
