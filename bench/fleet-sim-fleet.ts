@@ -54,7 +54,9 @@ export class SimFleet {
       if (o.count === 0) return resolve(0);
       const launch = () => {
         for (let k = 0; k < perTick && next < end; k += 1, next += 1) {
-          const robot = new SimRobot({ id: simRobotId(next), url: o.url, baseTopic: o.baseTopic, heartbeatMs: o.heartbeatMs, logger: o.logger }, next);
+          const id = simRobotId(next);
+          const { url, baseTopic, heartbeatMs, logger } = o;
+          const robot = new SimRobot({ id, url, baseTopic, heartbeatMs, logger }, next);
           this.robots.set(robot.options.id, robot);
           const off = robot.onConnect(() => {
             off();

@@ -50,7 +50,8 @@ class Worker {
   readonly child: ChildProcess;
 
   constructor(options: Omit<SimFleetOptions, 'logger'>) {
-    this.child = fork(join(packageRoot(), 'build/bench/fleet-sim-worker.js'), [JSON.stringify(options)], { stdio: 'inherit' });
+    const entry = join(packageRoot(), 'build/bench/fleet-sim-worker.js');
+    this.child = fork(entry, [JSON.stringify(options)], { stdio: 'inherit' });
     this.child.on('message', (report: WorkerReport) => {
       if (report.type === 'failed') console.error(`a simulator worker failed: ${report.message}`);
       const i = this.waiting.findIndex((w) => w.type === report.type);
@@ -100,7 +101,10 @@ function listRows(text: string, n: number): string {
   try {
     const parsed = JSON.parse(text) as unknown;
     // An array of rows today; an object with its rows once list grows totals.
-    const rows = (Array.isArray(parsed) ? parsed : ((parsed as { robots?: unknown[] }).robots ?? [])) as Array<{ online: boolean | null; state: unknown }>;
+    const rows = (Array.isArray(parsed) ? parsed : ((parsed as { robots?: unknown[] }).robots ?? [])) as Array<{
+      online: boolean | null;
+      state: unknown;
+    }>;
     const full = rows.filter((r) => r.online === true && r.state).length;
     return `${rows.length} of ${n} robots (${full} online with a summary), ${text.length} characters`;
   } catch (err) {
@@ -112,7 +116,8 @@ function listRows(text: string, n: number): string {
 /** robot-fleet as an operator runs it; lines are timed as they arrive (stdout to a pipe unless toFile). */
 function robotFleet(url: string, args: string[], toFile?: string) {
   const fd = toFile === undefined ? undefined : openSync(toFile, 'w');
-  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), '--broker', url, '--base', BASE, ...args], {
+  const cli = join(packageRoot(), 'build/agent/fleet/main.js');
+  const child = spawn(process.execPath, [cli, '--broker', url, '--base', BASE, ...args], {
     stdio: ['ignore', fd ?? 'pipe', 'pipe'],
   });
   if (fd !== undefined) closeSync(fd);
@@ -145,7 +150,9 @@ async function until<T>(check: () => T | undefined, ms: number, what: string): P
 async function main(): Promise<void> {
   // Both ends hold a socket per robot; the broker, started below, inherits the raised limit.
   const nofile = raiseFileLimit();
-  if (nofile < N + 1024) console.log(`warning: the open files limit (${nofile}) is below ${N + 1024}: raise it (ulimit -n) first`);
+  if (nofile < N + 1024) {
+    console.log(`warning: the open files limit (${nofile}) is below ${N + 1024}: raise it (ulimit -n) first`);
+  }
   const dir = mkdtempSync('/tmp/rfa-fleetsim-');
   const broker = await startMosquitto(join(dir, 'mqtt'), {
     // As deploy/broker/fleet.conf: a dashboard is sent a few retained messages per robot at once.
@@ -155,11 +162,13 @@ async function main(): Promise<void> {
   try {
     const pid = brokerPid(join(dir, 'mqtt', 'mosquitto.conf'));
     const retained = retainedBytes(simState(simRobotId(0), 0));
-    console.log(`fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), heartbeat ${HEARTBEAT_S} s, ` +
+    console.log(`fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), ` +
+      `heartbeat ${HEARTBEAT_S} s, ` +
       `${REPLUGS} replug/robot/h; mosquitto ${mosquittoVersion()} pid ${pid}, open files limit ${nofile}`);
     console.log(`machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} cores, ` +
       `load average before ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    console.log(`retained per robot (a typical one): summary ${retained.summary} B, availability, ${STATE_SECTIONS.length} sections ` +
+    console.log(`retained per robot (a typical one): summary ${retained.summary} B, availability, ` +
+      `${STATE_SECTIONS.length} sections ` +
       `${retained.sections} B (images ${retained.images} B)`);
 
     // Robots changed by the bench itself never replug by chance.
@@ -185,16 +194,19 @@ async function main(): Promise<void> {
     const rampCpu = ((cpuTicks(pid) - ticks0) / CLK_TCK / (settledMs / 1000)) * 100;
     const rampRss = rssMiB(pid);
     console.log(`\nconnect: every robot connected in ${(connectedMs / 1000).toFixed(1)} s ` +
-      `(workers: ${connects.map((c) => (c.ms / 1000).toFixed(1)).join(', ')} s); a dashboard subscribed from the start ` +
+      `(workers: ${connects.map((c) => (c.ms / 1000).toFixed(1)).join(', ')} s); ` +
+      `a dashboard subscribed from the start ` +
       `held every summary and availability after ${(settledMs / 1000).toFixed(1)} s`);
-    console.log(`broker during the ramp: CPU ${rampCpu.toFixed(1)} % of a core, RSS ${rampRss.toFixed(1)} MiB after it`);
+    console.log(`broker during the ramp: CPU ${rampCpu.toFixed(1)} % of a core, ` +
+      `RSS ${rampRss.toFixed(1)} MiB after it`);
 
     // 2. Steady state: heartbeats and the odd replug.
     const pids: Record<string, number> = { broker: pid };
     workers.forEach((w, i) => (pids[`simulator ${i + 1}`] = w.child.pid!));
     const steady = await sampleProcesses(pids, SAMPLE_S);
     for (const [name, f] of Object.entries(steady)) {
-      console.log(`steady ${SAMPLE_S} s, ${name}: CPU ${f.cpuPercent.toFixed(1)} % of a core, RSS mean ${(f.rssMean / 2 ** 20).toFixed(1)} MiB, ` +
+      console.log(`steady ${SAMPLE_S} s, ${name}: CPU ${f.cpuPercent.toFixed(1)} % of a core, ` +
+        `RSS mean ${(f.rssMean / 2 ** 20).toFixed(1)} MiB, ` +
         `max ${(f.rssMax / 2 ** 20).toFixed(1)} MiB`);
     }
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -207,7 +219,8 @@ async function main(): Promise<void> {
       const fresh = await FleetObserver.connect(broker.url, BASE, qos);
       await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
       const freshMs = Date.now() - t1;
-      console.log(`${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ${fresh.complete} of ${N} robots (summary and ` +
+      console.log(`${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ` +
+        `${fresh.complete} of ${N} robots (summary and ` +
         `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable; ` +
         `broker CPU meanwhile ${cpuShare(pid, ticks, freshMs)} % of a core`);
       await fresh.close();
@@ -215,8 +228,10 @@ async function main(): Promise<void> {
     for (const qos of [1, 0]) {
       const ticks = cpuTicks(pid);
       const t1 = Date.now();
-      const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.port), '-q', String(qos), '-t', `${BASE}/+/state`,
-        '-t', `${BASE}/+/availability`, '-C', String(2 * N), '-W', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const topics = ['-t', `${BASE}/+/state`, '-t', `${BASE}/+/availability`];
+      const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-q', String(qos), ...topics];
+      args.push('-C', String(2 * N), '-W', '60');
+      const sub = spawn('mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'ignore'] });
       let lines = 0;
       sub.stdout.on('data', (chunk: Buffer) => (lines += chunk.toString().split('\n').length - 1));
       const code = await new Promise<number>((resolve) => sub.on('exit', (c) => resolve(c ?? -1)));
@@ -232,7 +247,8 @@ async function main(): Promise<void> {
       const code = await list.code;
       const ms = Date.now() - t2;
       const text = to === 'file' ? readFileSync(file, 'utf8') : list.stdout();
-      console.log(`robot-fleet list --json > ${to}: exit ${code} in ${ms} ms (node start and its 500 ms of quiet included), ` +
+      console.log(`robot-fleet list --json > ${to}: exit ${code} in ${ms} ms ` +
+        `(node start and its 500 ms of quiet included), ` +
         `${listRows(text, N)}${list.stderr() ? `; stderr ${list.stderr().slice(0, 200)}` : ''}`);
     }
 
@@ -260,10 +276,14 @@ async function main(): Promise<void> {
         for (const present of [false, true]) {
           const seenBefore = watch.lines.length;
           const summaryShows = dashboard.waitFor(
-            () => dashboard.robots.get(id)?.summary?.devices.lidar.present === present, 10_000, () => `${id}'s summary`);
+            () => dashboard.robots.get(id)?.summary?.devices.lidar.present === present,
+            10_000,
+            () => `${id}'s summary`,
+          );
           const { at } = await workerOf(id).ask({ type: 'change', id, present }, 'changed');
           const pattern = new RegExp(` ${id} device\\.${present ? 'attached' : 'detached'} `);
-          const line = await until(() => watch.lines.slice(seenBefore).find((l) => pattern.test(l.line)), 10_000, `${id} in watch`);
+          const shown = () => watch.lines.slice(seenBefore).find((l) => pattern.test(l.line));
+          const line = await until(shown, 10_000, `${id} in watch`);
           const summaryAt = await summaryShows;
           toWatch.push(line.at - at);
           toSummary.push(summaryAt - at);
@@ -271,7 +291,8 @@ async function main(): Promise<void> {
       }
       const fmt = (xs: number[]) => `median ${median(xs)} ms, max ${Math.max(...xs)} ms (${xs.length} changes)`;
       console.log(`\nchange on one robot -> robot-fleet watch prints the event: ${fmt(toWatch)}`);
-      console.log(`change on one robot -> a dashboard has the new summary: ${fmt(toSummary)} (250 ms of it is the agent's coalescing)`);
+      console.log(`change on one robot -> a dashboard has the new summary: ${fmt(toSummary)} ` +
+        `(250 ms of it is the agent's coalescing)`);
     } finally {
       watch.child.kill('SIGTERM');
       await watch.code;
@@ -282,10 +303,13 @@ async function main(): Promise<void> {
     const stops = await Promise.all(workers.map((w) => w.ask({ type: 'stop' }, 'stopped')));
     // Polled: a check of every robot on each of N messages would cost the observer N squared.
     const offline = await until(
-      () => ([...dashboard.robots.values()].every((r) => r.availability === 'offline') ? true : undefined), 60_000, 'every robot offline',
+      () => ([...dashboard.robots.values()].every((r) => r.availability === 'offline') ? true : undefined),
+      60_000,
+      'every robot offline',
     ).then(() => 'every robot offline', (err: Error) => err.message);
+    const first = stops.find((s) => s.firstWarning)?.firstWarning;
     console.log(`\nstop: ${offline} after ${Date.now() - t3} ms; simulator warnings: ` +
-      `${stops.reduce((a, s) => a + s.warnings, 0)}${stops.find((s) => s.firstWarning)?.firstWarning ? ` (first: ${stops.find((s) => s.firstWarning)!.firstWarning})` : ''}`);
+      `${stops.reduce((a, s) => a + s.warnings, 0)}${first ? ` (first: ${first})` : ''}`);
     await dashboard.close();
   } finally {
     for (const w of workers) w.child.kill('SIGKILL');
