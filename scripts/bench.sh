@@ -14,3 +14,4 @@ node build/bench/update-downtime.js
 node build/bench/snapshot-push.js
 node build/bench/ping-latency.js
 node build/bench/serial-reopen.js
+node build/bench/fleet-sim.js
