@@ -4,16 +4,19 @@
  * commands on a running ros. Prints the RSS slope (MiB/hour, least squares over the second half),
  * the V8 heap after a full GC (through the inspector), CPU, file descriptors, log volume, and the
  * ping round trip p50/p95/p99 beside a broker-only floor (an echo client through the same
- * mosquitto, in the same run), as ratios; then the constructors that grew most between a heap
- * snapshot taken after warm-up and one at the end. A figure every minute goes to stdout, so a long
- * run's log holds partial figures. Prints figures; never a timed test.
+ * mosquitto, in the same run), as ratios. Then, load still on, the constructors that grew most
+ * between two heap snapshots SOAK_DIFF_MINUTES apart, taken after the measured window: a snapshot
+ * makes the agent allocate ~80 MiB that malloc keeps, and that pool would absorb native growth and
+ * flatten the slope. A figure every minute goes to stdout, so a long run's log holds partial
+ * figures; SIGINT or SIGTERM ends the window early, prints, and cleans up. Prints figures; never
+ * a timed test.
  *
  *   npm run build && node build/bench/soak.js                  (root: dockerd, mknod)
  *   SOAK_MINUTES=60 nohup node build/bench/soak.js > /work/soak-60m.log 2>&1 &
  *
  * Knobs (0 turns a load off): SOAK_MINUTES 20, SOAK_PING_MS 200, SOAK_STATE_MS 2000,
  * SOAK_REPLUG_MS 5000, SOAK_CONTAINER_MS 60000 (restart, stop, start of ros in turn),
- * SOAK_GC_MS 60000 (heap after GC), SOAK_HEAP_DIFF 1 (0: no heap snapshots).
+ * SOAK_GC_MS 60000 (heap after GC), SOAK_DIFF_MINUTES 5 (0: no heap snapshots).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,7 +40,7 @@ const STATE_MS = knob('SOAK_STATE_MS', 2000);
 const REPLUG_MS = knob('SOAK_REPLUG_MS', 5000);
 const CONTAINER_MS = knob('SOAK_CONTAINER_MS', 60_000);
 const GC_MS = knob('SOAK_GC_MS', 60_000);
-const HEAP_DIFF = knob('SOAK_HEAP_DIFF', 1) !== 0;
+const DIFF_MINUTES = knob('SOAK_DIFF_MINUTES', 5);
 const SAMPLE_MS = 5000;
 const REPORT_MS = 60_000;
 /** A request unanswered this long is counted lost and forgotten (the bench's own memory stays bounded). */
@@ -247,8 +250,16 @@ async function main(): Promise<void> {
       if (period > 0) timers.push(setInterval(fn, period));
     };
     const t0 = Date.now();
-    const end = t0 + MINUTES * 60_000;
-    const half = t0 + (end - t0) / 2;
+    let end = t0 + MINUTES * 60_000;
+    let wake: () => void = () => undefined;
+    // A soak stopped by hand still prints what it measured, and leaves no rig behind.
+    const early = () => {
+      console.log('  stopped early: figures over the time run so far');
+      end = Date.now();
+      wake();
+    };
+    process.once('SIGINT', early);
+    process.once('SIGTERM', early);
 
     every(PING_MS, () => request('ping', {}, pings));
     // Half a period after each ping, so the two never queue behind each other in the broker.
@@ -289,16 +300,6 @@ async function main(): Promise<void> {
     every(GC_MS, () => void readHeap());
     await readHeap();
 
-    // The first snapshot after a short warm-up, well before the second half the slope is read on:
-    // taking it makes the agent allocate, and that must not sit inside the window.
-    let before: HeapSummary | undefined;
-    if (HEAP_DIFF) {
-      const warmup = Math.min(120_000, (end - t0) / 10);
-      await new Promise((r) => setTimeout(r, warmup));
-      before = await session.heapSummary();
-      console.log(`  heap snapshot 1 at ${(warmup / 1000).toFixed(0)} s: ${mib(totalSize(before))} MiB of live objects`);
-    }
-
     const progress = () => {
       const s = samples.at(-1)!;
       const h = heap.at(-1);
@@ -313,18 +314,28 @@ async function main(): Promise<void> {
           `log ${(statSync(logFile).size / 1024).toFixed(0)} KiB`,
       );
     };
-    while (Date.now() < end) {
-      await new Promise((r) => setTimeout(r, Math.min(REPORT_MS, end - Date.now())));
+    const sleep = (period: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, period);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    const agentAlive = () => {
       if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`the agent exited (${agent.exitCode ?? agent.signalCode})`);
+    };
+    while (Date.now() < end) {
+      await sleep(Math.min(REPORT_MS, end - Date.now()));
+      agentAlive();
       progress();
     }
-    for (const timer of timers.splice(0)) clearInterval(timer);
     // Let the last answers come in before counting what was lost.
     await new Promise((r) => setTimeout(r, 2000));
     const last = procSample(pid);
     samples.push(last);
     await readHeap();
-    const after = before ? await session.heapSummary() : undefined;
+    const half = t0 + (last.t - t0) / 2;
 
     const window = samples.filter((s) => s.t >= half);
     const rssSlope = slopePerHour(window.map((s) => ({ t: s.t, v: s.rss / MiB })));
@@ -366,12 +377,23 @@ async function main(): Promise<void> {
     console.log(`  lidar replugs ${replugs}; container commands ${commands.samples.length} answered of ${commands.sent} (lost ${commands.lost}); not ok: ${notOk.join(', ') || 'none'}`);
     console.log(`  events: ${[...events].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`  agent log: ${logLines} lines, ${(logBytes / 1024).toFixed(0)} KiB (${((logBytes / 1024 / minutes) * 60).toFixed(0)} KiB/h)`);
-    if (before && after) {
-      console.log(`  heap snapshots: ${mib(totalSize(before))} -> ${mib(totalSize(after))} MiB of live objects; top growing constructors:`);
-      for (const line of formatGrowth(heapGrowth(before, after))) console.log(line);
-    }
     const tail = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).slice(-5);
     console.log(`  last log lines:\n${tail.map((l) => `    ${l.slice(0, 300)}`).join('\n')}`);
+
+    if (DIFF_MINUTES > 0 && end === t0 + MINUTES * 60_000) {
+      const before: HeapSummary = await session.heapSummary();
+      const replugsBefore = replugs;
+      const pingsBefore = pings.sent;
+      await sleep(DIFF_MINUTES * 60_000);
+      agentAlive();
+      const after = await session.heapSummary();
+      console.log(
+        `heap snapshots ${DIFF_MINUTES} min apart after the window, load on (${replugs - replugsBefore} replugs, ` +
+          `${pings.sent - pingsBefore} pings): ${mib(totalSize(before))} -> ${mib(totalSize(after))} MiB of live objects; ` +
+          'top growing constructors:',
+      );
+      for (const line of formatGrowth(heapGrowth(before, after))) console.log(line);
+    }
   } finally {
     for (const timer of timers) clearInterval(timer);
     session?.close();
