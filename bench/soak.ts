@@ -193,6 +193,8 @@ async function main(): Promise<void> {
     const events = new Map<string, number>();
     let stateBytes = 0;
     let stateLargest = 0;
+    // The agent's own counters from the newest state: a buffer that fills shows here.
+    let linkStats: Record<string, unknown> = {};
     dashboard.client.on('message', (topic, payload) => {
       if (topic === 'bench/echo/out') {
         echoes.finish(payload.toString());
@@ -211,6 +213,7 @@ async function main(): Promise<void> {
         stateTrips.finish(answer.id, answer.ok, answer.error?.code);
         stateBytes += payload.length;
         stateLargest = Math.max(stateLargest, payload.length);
+        linkStats = (answer.result as { agent?: { mqtt?: Record<string, unknown> } } | undefined)?.agent?.mqtt ?? linkStats;
         const ros = (answer.result as { containers?: Array<{ name: string; state: string }> } | undefined)?.containers?.find((c) => c.name === 'ros');
         if (ros?.state === 'running') rosRunning = true;
       } else commands.finish(answer.id, answer.ok, `${command}:${answer.error?.code ?? ''}`);
@@ -375,6 +378,8 @@ async function main(): Promise<void> {
     console.log(`  state: p50 ${ms(st.p50)} ms, p99 ${ms(st.p99)} ms (${st.n}, lost ${stateTrips.lost}); largest answer ${(stateLargest / 1024).toFixed(1)} KiB, ${mib(stateBytes)} MiB in all`);
     const notOk = [pings, stateTrips, commands].flatMap((t) => [...t.answeredNotOk]).map(([c, k]) => `${c} x${k}`);
     console.log(`  lidar replugs ${replugs}; container commands ${commands.samples.length} answered of ${commands.sent} (lost ${commands.lost}); not ok: ${notOk.join(', ') || 'none'}`);
+    const link = ['eventsBuffered', 'eventsDropped', 'reconnects'].map((k) => `${k} ${String(linkStats[k])}`).join(', ');
+    console.log(`  agent's MQTT link at the end: ${link}`);
     console.log(`  events: ${[...events].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`  agent log: ${logLines} lines, ${(logBytes / 1024).toFixed(0)} KiB (${((logBytes / 1024 / minutes) * 60).toFixed(0)} KiB/h)`);
     const tail = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).slice(-5);

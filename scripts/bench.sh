@@ -12,3 +12,4 @@ node build/bench/container-replug.js
 node build/bench/update-downtime.js
 node build/bench/snapshot-push.js
 node build/bench/ping-latency.js
+node build/bench/soak.js  # SOAK_MINUTES (20) under load; see docs/operations.md#soak
