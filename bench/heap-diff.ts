@@ -68,7 +68,8 @@ export class InspectorSession {
     let url: string | undefined;
     while (!url) {
       try {
-        const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
+        const answer = await fetch(`http://127.0.0.1:${port}/json/list`);
+        const list = (await answer.json()) as Array<{ webSocketDebuggerUrl?: string }>;
         url = list[0]?.webSocketDebuggerUrl;
       } catch {
         // not listening yet

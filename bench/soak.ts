@@ -31,7 +31,9 @@ import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig } from '../test/rig/index.js';
 import { freePort } from '../test/rig/net.js';
 import { percentile, pollFor, runBench } from './bench-kit.js';
-import { formatGrowth, heapGrowth, InspectorSession, totalSize, type HeapSummary, type MemoryAfterGc } from './heap-diff.js';
+import {
+  formatGrowth, heapGrowth, InspectorSession, totalSize, type HeapSummary, type MemoryAfterGc,
+} from './heap-diff.js';
 
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const MINUTES = knob('SOAK_MINUTES', 20);
@@ -123,7 +125,8 @@ class RoundTrips {
   figures(since = 0): { n: number; p50: number; p95: number; p99: number; max: number } {
     const sorted = this.samples.filter((s) => s.t >= since).map((s) => s.ms).sort((a, b) => a - b);
     if (sorted.length === 0) return { n: 0, p50: NaN, p95: NaN, p99: NaN, max: NaN };
-    return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1)! };
+    const at = (p: number) => percentile(sorted, p);
+    return { n: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted.at(-1)! };
   }
 }
 
@@ -206,15 +209,18 @@ async function main(): Promise<void> {
         return;
       }
       if (!topic.startsWith(`${b}/response/`)) return;
-      const answer = JSON.parse(payload.toString()) as { id: string; ok: boolean; error?: { code: string }; result?: unknown };
+      type Answer = { id: string; ok: boolean; error?: { code: string }; result?: unknown };
+      const answer = JSON.parse(payload.toString()) as Answer;
       const command = topic.slice(`${b}/response/`.length);
       if (command === 'ping') pings.finish(answer.id, answer.ok, answer.error?.code);
       else if (command === 'state') {
         stateTrips.finish(answer.id, answer.ok, answer.error?.code);
         stateBytes += payload.length;
         stateLargest = Math.max(stateLargest, payload.length);
-        linkStats = (answer.result as { agent?: { mqtt?: Record<string, unknown> } } | undefined)?.agent?.mqtt ?? linkStats;
-        const ros = (answer.result as { containers?: Array<{ name: string; state: string }> } | undefined)?.containers?.find((c) => c.name === 'ros');
+        type Seen = { agent?: { mqtt?: Record<string, unknown> }; containers?: Array<{ name: string; state: string }> };
+        const seen = answer.result as Seen | undefined;
+        linkStats = seen?.agent?.mqtt ?? linkStats;
+        const ros = seen?.containers?.find((c) => c.name === 'ros');
         if (ros?.state === 'running') rosRunning = true;
       } else commands.finish(answer.id, answer.ok, `${command}:${answer.error?.code ?? ''}`);
     });
@@ -245,8 +251,9 @@ async function main(): Promise<void> {
     }
     const startup = procSample(pid);
     console.log(
-      `soak: ${MINUTES} min; ping every ${PING_MS} ms, state every ${STATE_MS} ms, lidar replug every ${REPLUG_MS} ms, ` +
-        `restart/stop/start of ros every ${CONTAINER_MS} ms (0 = off); agent pid ${pid}, RSS at start ${mib(startup.rss)} MiB`,
+      `soak: ${MINUTES} min; ping every ${PING_MS} ms, state every ${STATE_MS} ms, ` +
+        `lidar replug every ${REPLUG_MS} ms, restart/stop/start of ros every ${CONTAINER_MS} ms (0 = off); ` +
+        `agent pid ${pid}, RSS at start ${mib(startup.rss)} MiB`,
     );
 
     const every = (period: number, fn: () => void) => {
@@ -310,9 +317,11 @@ async function main(): Promise<void> {
       const floor = echoes.figures(Date.now() - REPORT_MS);
       const cpu = ((s.cpuTicks - startup.cpuTicks) / CLK_TCK / ((s.t - startup.t) / 1000)) * 100;
       console.log(
-        `  ${((Date.now() - t0) / 60_000).toFixed(1).padStart(5)} min: RSS ${mib(s.rss)} MiB (anon ${mib(s.rssAnon)}), ` +
+        `  ${((Date.now() - t0) / 60_000).toFixed(1).padStart(5)} min: ` +
+          `RSS ${mib(s.rss)} MiB (anon ${mib(s.rssAnon)}), ` +
           `heap after GC ${h ? mib(h.heapUsed) : '-'} MiB, external ${h ? mib(h.external) : '-'} MiB, fds ${s.fds}, ` +
-          `threads ${s.threads}, CPU ${cpu.toFixed(1)} %; last minute ping p50 ${ms(minute.p50)} p99 ${ms(minute.p99)} ms ` +
+          `threads ${s.threads}, CPU ${cpu.toFixed(1)} %; ` +
+          `last minute ping p50 ${ms(minute.p50)} p99 ${ms(minute.p99)} ms ` +
           `(echo ${ms(floor.p50)} / ${ms(floor.p99)}); lost ${pings.lost}; replugs ${replugs}; ` +
           `log ${(statSync(logFile).size / 1024).toFixed(0)} KiB`,
       );
@@ -326,7 +335,9 @@ async function main(): Promise<void> {
         };
       });
     const agentAlive = () => {
-      if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`the agent exited (${agent.exitCode ?? agent.signalCode})`);
+      if (agent.exitCode !== null || agent.signalCode !== null) {
+        throw new Error(`the agent exited (${agent.exitCode ?? agent.signalCode})`);
+      }
     };
     while (Date.now() < end) {
       await sleep(Math.min(REPORT_MS, end - Date.now()));
@@ -358,30 +369,52 @@ async function main(): Promise<void> {
     const logLines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).length;
     const minutes = (last.t - t0) / 60_000;
 
-    console.log(`soak over ${minutes.toFixed(1)} min (slopes: least squares over the second half, ${window.length} samples)`);
-    console.log(`  RSS ${mib(first.rss)} -> ${mib(last.rss)} MiB, slope ${rssSlope.toFixed(2)} MiB/h (anonymous ${anonSlope.toFixed(2)} MiB/h; target <= 1 MiB/h) ${rssSlope <= 1 ? 'OK' : 'OVER'}`);
+    const over = `slopes: least squares over the second half, ${window.length} samples`;
+    console.log(`soak over ${minutes.toFixed(1)} min (${over})`);
     console.log(
-      `  heap used after full GC ${mib(h0.heapUsed)} -> ${mib(h1.heapUsed)} MiB, slope ${heapSlope.toFixed(2)} MiB/h; ` +
+      `  RSS ${mib(first.rss)} -> ${mib(last.rss)} MiB, slope ${rssSlope.toFixed(2)} MiB/h ` +
+        `(anonymous ${anonSlope.toFixed(2)} MiB/h; target <= 1 MiB/h) ${rssSlope <= 1 ? 'OK' : 'OVER'}`,
+    );
+    console.log(
+      `  heap used after full GC ${mib(h0.heapUsed)} -> ${mib(h1.heapUsed)} MiB, ` +
+        `slope ${heapSlope.toFixed(2)} MiB/h; ` +
         `external ${mib(h0.external)} -> ${mib(h1.external)} MiB (${externalSlope.toFixed(2)} MiB/h), ` +
         `arrayBuffers ${mib(h0.arrayBuffers)} -> ${mib(h1.arrayBuffers)} MiB`,
     );
     console.log(
-      `  RSS not explained by the JS heap (RSS - heapTotal - external): ${mib(h0.rss - h0.heapTotal - h0.external)} -> ` +
+      '  RSS not explained by the JS heap (RSS - heapTotal - external): ' +
+        `${mib(h0.rss - h0.heapTotal - h0.external)} -> ` +
         `${mib(h1.rss - h1.heapTotal - h1.external)} MiB`,
     );
-    console.log(`  CPU ${cpu.toFixed(2)} % of one core; fds ${first.fds} -> ${last.fds} (${fdSlope.toFixed(1)}/h); threads ${first.threads} -> ${last.threads}`);
-    console.log(`  broker-only echo (two hops): p50 ${ms(e.p50)} ms, p95 ${ms(e.p95)} ms, p99 ${ms(e.p99)} ms, max ${ms(e.max)} ms (${e.n}, lost ${echoes.lost})`);
-    console.log(`  agent ping (two hops):       p50 ${ms(p.p50)} ms, p95 ${ms(p.p95)} ms, p99 ${ms(p.p99)} ms, max ${ms(p.max)} ms (${p.n}, lost ${pings.lost})`);
-    console.log(`  ratio ping/echo: p50 ${(p.p50 / e.p50).toFixed(2)}, p95 ${(p.p95 / e.p95).toFixed(2)}, p99 ${(p.p99 / e.p99).toFixed(2)}`);
+    console.log(
+      `  CPU ${cpu.toFixed(2)} % of one core; fds ${first.fds} -> ${last.fds} (${fdSlope.toFixed(1)}/h); ` +
+        `threads ${first.threads} -> ${last.threads}`,
+    );
+    const trip = (f: ReturnType<RoundTrips['figures']>, lost: number) =>
+      `p50 ${ms(f.p50)} ms, p95 ${ms(f.p95)} ms, p99 ${ms(f.p99)} ms, max ${ms(f.max)} ms (${f.n}, lost ${lost})`;
+    console.log(`  broker-only echo (two hops): ${trip(e, echoes.lost)}`);
+    console.log(`  agent ping (two hops):       ${trip(p, pings.lost)}`);
+    const ratio = (key: 'p50' | 'p95' | 'p99') => (p[key] / e[key]).toFixed(2);
+    console.log(`  ratio ping/echo: p50 ${ratio('p50')}, p95 ${ratio('p95')}, p99 ${ratio('p99')}`);
     const ps = pings.figures(half);
-    console.log(`  ping in the second half: p50 ${ms(ps.p50)} ms, p99 ${ms(ps.p99)} ms (a growing queue would show here)`);
-    console.log(`  state: p50 ${ms(st.p50)} ms, p99 ${ms(st.p99)} ms (${st.n}, lost ${stateTrips.lost}); largest answer ${(stateLargest / 1024).toFixed(1)} KiB, ${mib(stateBytes)} MiB in all`);
+    const late = `p50 ${ms(ps.p50)} ms, p99 ${ms(ps.p99)} ms`;
+    console.log(`  ping in the second half: ${late} (a growing queue would show here)`);
+    console.log(
+      `  state: p50 ${ms(st.p50)} ms, p99 ${ms(st.p99)} ms (${st.n}, lost ${stateTrips.lost}); ` +
+        `largest answer ${(stateLargest / 1024).toFixed(1)} KiB, ${mib(stateBytes)} MiB in all`,
+    );
     const notOk = [pings, stateTrips, commands].flatMap((t) => [...t.answeredNotOk]).map(([c, k]) => `${c} x${k}`);
-    console.log(`  lidar replugs ${replugs}; container commands ${commands.samples.length} answered of ${commands.sent} (lost ${commands.lost}); not ok: ${notOk.join(', ') || 'none'}`);
-    const link = ['eventsBuffered', 'eventsDropped', 'reconnects'].map((k) => `${k} ${String(linkStats[k])}`).join(', ');
+    console.log(
+      `  lidar replugs ${replugs}; container commands ${commands.samples.length} answered of ${commands.sent} ` +
+        `(lost ${commands.lost}); not ok: ${notOk.join(', ') || 'none'}`,
+    );
+    const link = ['eventsBuffered', 'eventsDropped', 'reconnects']
+      .map((k) => `${k} ${String(linkStats[k])}`)
+      .join(', ');
     console.log(`  agent's MQTT link at the end: ${link}`);
     console.log(`  events: ${[...events].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`  agent log: ${logLines} lines, ${(logBytes / 1024).toFixed(0)} KiB (${((logBytes / 1024 / minutes) * 60).toFixed(0)} KiB/h)`);
+    const perHour = ((logBytes / 1024 / minutes) * 60).toFixed(0);
+    console.log(`  agent log: ${logLines} lines, ${(logBytes / 1024).toFixed(0)} KiB (${perHour} KiB/h)`);
     const tail = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).slice(-5);
     console.log(`  last log lines:\n${tail.map((l) => `    ${l.slice(0, 300)}`).join('\n')}`);
 
@@ -394,7 +427,8 @@ async function main(): Promise<void> {
       const after = await session.heapSummary();
       console.log(
         `heap snapshots ${DIFF_MINUTES} min apart after the window, load on (${replugs - replugsBefore} replugs, ` +
-          `${pings.sent - pingsBefore} pings): ${mib(totalSize(before))} -> ${mib(totalSize(after))} MiB of live objects; ` +
+          `${pings.sent - pingsBefore} pings): ` +
+          `${mib(totalSize(before))} -> ${mib(totalSize(after))} MiB of live objects; ` +
           'top growing constructors:',
       );
       for (const line of formatGrowth(heapGrowth(before, after))) console.log(line);
