@@ -15,3 +15,4 @@ node build/bench/snapshot-push.js
 node build/bench/ping-latency.js
 node build/bench/serial-reopen.js
 node build/bench/fleet-sim.js
+node build/bench/soak.js  # SOAK_MINUTES (20) under load; see docs/operations.md#soak
