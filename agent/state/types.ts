@@ -120,7 +120,8 @@ export interface DesiredStateInfo {
 }
 
 export interface UpdateResult {
-  status: 'done' | 'rolledback' | 'failed' | 'up_to_date';
+  /** `scheduled`: accepted outside the maintenance window; it runs at nextWindow, its outcome as events. */
+  status: 'done' | 'rolledback' | 'failed' | 'up_to_date' | 'scheduled';
   container: string;
   from: string | null;
   to: string;
@@ -129,6 +130,8 @@ export interface UpdateResult {
   /** A new container that failed: its exit code (null while it ran) and its last lines (<= 20, <= 4 KiB). */
   exitCode?: number | null;
   logs?: string[];
+  /** With `scheduled`: when the window opens next (null: never, by its cron). */
+  nextWindow?: string | null;
 }
 
 /** The update flow: what it is doing now, and how the last one ended. */

@@ -22,8 +22,8 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
         // Pinned from inside the flow (which owns the container, so the reconcile loop cannot start
         // a second update for it), and only once the update is sure to be tried: a refusal changes nothing.
         const pin = () => d.containers.pinImage(container, ref.familiar);
-        const job = { container, image: ref.familiar, reason: 'command' as const, force: force ?? false, pin };
-        return d.updater.run({ ...job, requestId: ctx.requestId });
+        const job = { container, image: ref.familiar, reason: 'command' as const, force: force ?? false, pin, requestId: ctx.requestId };
+        return (await d.updater.scheduleForWindow(job)) ?? d.updater.run(job);
       },
     }),
     defineCommand<{ container: string }, unknown>({

@@ -75,6 +75,10 @@ export class Updater {
   readonly history: UpdateHistory;
   private readonly journal: UpdateJournal;
   private readonly window: UpdateWindow;
+  /** Errors the flow has already reported as update.failed (so a background caller does not again). */
+  private readonly reported = new WeakSet<object>();
+  /** Updates accepted outside the window and waiting for it, by container: the image. */
+  private readonly scheduled = new Map<string, string>();
   /** Updates queued or running, by container (a command may queue behind one from the loop). */
   private readonly updating = new Map<string, number>();
   private readonly abort = new AbortController();
@@ -196,6 +200,41 @@ export class Updater {
     retry.timer.unref();
     this.retries.set(container, retry);
     return delay;
+  }
+
+  /**
+   * From a command outside the maintenance window (not forced): the image is pinned at once (the
+   * operator's intent survives a restart of the agent: the loop updates to it in the window) and
+   * the update runs in the background, where it waits for the window; the answer comes at once,
+   * the outcome as update.* events with the request id. A command that waited in place would hold
+   * a slot of the long lane for hours, and a few of them would turn every pull and snapshot away.
+   */
+  async scheduleForWindow(job: UpdateJob): Promise<UpdateResult | undefined> {
+    if (job.force || this.window.isOpen()) return undefined;
+    const nextWindow = this.window.nextOpening()?.toISOString() ?? null;
+    const answer: UpdateResult = { status: 'scheduled', container: job.container, from: null, to: job.image, at: now(), nextWindow };
+    // One waiting update per container: the same request again is the same answer, another image
+    // is refused (a flood of update requests must not grow a queue of waiting updates).
+    const waiting = this.scheduled.get(job.container);
+    if (waiting === job.image) return answer;
+    if (waiting !== undefined) {
+      const when = nextWindow ?? 'never, by update.window';
+      throw new AgentError('update_scheduled', `${job.container} already waits for the maintenance window to update to ${waiting} (opens ${when}); use force to update now`);
+    }
+    await job.pin?.();
+    this.scheduled.set(job.container, job.image);
+    void this.run(job).finally(() => this.scheduled.delete(job.container)).catch((err: unknown) => {
+      const error = toErrorInfo(err, 'update_failed');
+      // Stopped while waiting: the pin stands and the next start takes it up in the window.
+      if (error.code === 'update_aborted') return;
+      // The flow reports its own failures as update.failed; what it throws before it has begun
+      // (the container does not exist yet, say) is reported here, since nobody awaits the answer.
+      if (!(err instanceof Object) || !this.reported.has(err)) {
+        this.emit('update.failed', { container: job.container, from: null, to: job.image, error }, job.requestId);
+      }
+      this.o.logger.warn('a scheduled update did not run', { container: job.container, error });
+    });
+    return answer;
   }
 
   /** From a command: waits for the outcome (a command is never turned away by the backoff). */
@@ -470,6 +509,7 @@ export class Updater {
     const error = toErrorInfo(err, 'update_failed');
     this.setState({ status: 'failed', waitingFor: undefined, nextWindow: undefined, progress: null, lastResult: { status: 'failed', ...base, at: now(), error } });
     this.emit('update.failed', { ...base, error }, requestId);
+    if (err instanceof Object) this.reported.add(err);
     throw err;
   }
 

@@ -206,15 +206,29 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     const r = rig();
     const later = new Date(Date.now() + 3 * 3600_000);
     await agent({ update: { window: { cron: `${later.getMinutes()} ${later.getHours()} * * *`, minutes: 30 } } });
-    const pending = ask('update', { container: 'ros', image: r.fixtures.images.v340 });
+    // Accepted at once, not held until the window opens (19.3): the answer says when it will run.
+    const scheduled = await ask('update', { container: 'ros', image: r.fixtures.images.v340 });
+    const accepted = scheduled.result as UpdateResult & { nextWindow: string };
+    assert.equal(accepted.status, 'scheduled', JSON.stringify(scheduled));
+    assert.equal(new Date(accepted.nextWindow).getHours(), later.getHours());
     await waitUntil(() => subject!.agent.store.get().update.waitingFor === 'window', 10_000, 'waiting for the window');
     const next = subject!.agent.store.get().update.nextWindow!;
     assert.equal(new Date(next).getHours(), later.getHours());
     assert.equal(rosVersion(), '3.3.9');
-    // The command waits in the window queue; a forced one goes after it is given up by stop below.
+    // Many more are answered at once too, and the long lane stays free for other long work.
+    // (One after another: six at the same instant would be over the lane's 4 in flight, answered busy.)
+    for (let i = 0; i < 6; i += 1) {
+      const again = await ask('update', { container: 'ros', image: r.fixtures.images.v340 });
+      assert.equal((again.result as UpdateResult | undefined)?.status, 'scheduled', JSON.stringify(again));
+    }
+    const other = await ask('update', { container: 'ros', image: r.fixtures.images.v339 });
+    assert.equal((other.error as { code: string } | undefined)?.code, 'update_scheduled', JSON.stringify(other));
+    const images = await ask('plan', { image: r.fixtures.images.v340 });
+    assert.equal(images.ok, true, `a long command was turned away while updates wait for the window: ${JSON.stringify(images)}`);
+    assert.equal(rosVersion(), '3.3.9');
+    // The scheduled update waits in the window queue; a forced one goes after it is given up by stop below.
     await subject!.stop();
     await probe!.close();
-    await pending.catch(() => undefined);
     subject = undefined;
     assert.equal(rosVersion(), '3.3.9');
     assert.equal(rosContainers().length, 1);
