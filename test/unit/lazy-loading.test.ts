@@ -36,3 +36,38 @@ describe('lazy loading: the agent loads what it uses', () => {
     assert.match(r.stderr, /loaded at start-up: dockerode/);
   });
 });
+
+/** Imports the agent in a fresh node and reports which CommonJS files it loaded, then runs `then`. */
+function loadedAfterImport(then = ''): { status: number | null; stdout: string; stderr: string } {
+  const app = pathToFileURL(join(packageRoot(), 'build', 'agent', 'app.js')).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const require = createRequire(${JSON.stringify(app)});
+    const loaded = () => Object.keys(require.cache).filter((f) => /node_modules\\/(@grpc|ssh2)\\//.test(f)).length;
+    await import(${JSON.stringify(app)});
+    console.log('heavy before use: ' + loaded());
+    ${then}
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("lazy loading: dockerode's BuildKit session (gRPC) and docker-modem's ssh2", () => {
+  it('are not loaded when the agent is', () => {
+    const r = loadedAfterImport();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /heavy before use: 0\n/);
+  });
+
+  it('still work when used: the first call loads the real code', () => {
+    const r = loadedAfterImport(`
+      const ssh = require(require.resolve('docker-modem/lib/ssh.js', { paths: [require.resolve('dockerode')] }));
+      const agent = ssh({ host: '127.0.0.1' });
+      const again = require(require.resolve('docker-modem/lib/ssh.js', { paths: [require.resolve('dockerode')] }));
+      console.log('agent: ' + (typeof agent.createConnection) + ', heavy after use: ' + (loaded() > 0) + ', same: ' + (again === ssh));
+      agent.destroy();
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /agent: function, heavy after use: true/);
+  });
+});
