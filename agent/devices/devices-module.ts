@@ -108,11 +108,13 @@ export class DevicesModule {
     if (!result.ok && result.code === 'busy') return this.busy(lidar.path, result.holders, explicit);
     const checkedAt = new Date().toISOString();
     if (result.ok) {
-      this.setHealth({ status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false }, result.info, explicit);
+      const health = { status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false };
+      this.setHealth(health, result.info, explicit);
     } else {
       // A mute or unplugged lidar is still the same lidar; a device that is not one has no identity.
       const info = result.code === 'not_a_lidar' ? null : current.info;
-      this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason: `${result.code}: ${result.reason}` }, info, explicit);
+      const reason = `${result.code}: ${result.reason}`;
+      this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason }, info, explicit);
     }
     return this.options.store.get().devices.lidar;
   }
@@ -136,7 +138,8 @@ export class DevicesModule {
    */
   private setHealth(health: LidarHealthState, info: DevicesState['lidar']['info'], fresh = true): void {
     const previous = this.options.store.get().devices.lidar.health;
-    if (!fresh && sameHealth(previous, health) && JSON.stringify(info) === JSON.stringify(this.options.store.get().devices.lidar.info)) return;
+    const sameInfo = JSON.stringify(info) === JSON.stringify(this.options.store.get().devices.lidar.info);
+    if (!fresh && sameInfo && sameHealth(previous, health)) return;
     this.options.store.update('devices', (d) => ({ ...d, lidar: { ...d.lidar, health, info } }));
     if (previous.status !== health.status || previous.errorCode !== health.errorCode) {
       this.options.bus.emit('device.health', { device: 'lidar', health, previous: { status: previous.status, errorCode: previous.errorCode } });
@@ -185,5 +188,6 @@ export class DevicesModule {
 }
 
 function sameHealth(a: LidarHealthState, b: LidarHealthState): boolean {
-  return a.status === b.status && a.errorCode === b.errorCode && a.busy === b.busy && a.reason === b.reason && a.checkedAt !== null;
+  // A health never checked (checkedAt null) is never the same: the first answer is news.
+  return a.checkedAt !== null && a.status === b.status && a.errorCode === b.errorCode && a.busy === b.busy && a.reason === b.reason;
 }

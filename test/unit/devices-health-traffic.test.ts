@@ -13,7 +13,9 @@ import { FakeUsbBus, X3 } from '../helpers/fake-sysfs.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
-const INFO = { model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677' };
+const INFO = {
+  model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677',
+};
 
 /**
  * The 5-minute lidar check must not republish the devices section when the lidar answered the
