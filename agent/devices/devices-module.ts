@@ -108,11 +108,13 @@ export class DevicesModule {
     if (!result.ok && result.code === 'busy') return this.busy(lidar.path, result.holders, explicit);
     const checkedAt = new Date().toISOString();
     if (result.ok) {
-      this.setHealth({ status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false }, result.info);
+      const health = { status: result.health.status, errorCode: result.health.errorCode, checkedAt, busy: false };
+      this.setHealth(health, result.info, explicit);
     } else {
       // A mute or unplugged lidar is still the same lidar; a device that is not one has no identity.
       const info = result.code === 'not_a_lidar' ? null : current.info;
-      this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason: `${result.code}: ${result.reason}` }, info);
+      const reason = `${result.code}: ${result.reason}`;
+      this.setHealth({ status: 'unknown', errorCode: null, checkedAt, busy: false, reason }, info, explicit);
     }
     return this.options.store.get().devices.lidar;
   }
@@ -128,8 +130,16 @@ export class DevicesModule {
     return this.options.store.get().devices.lidar;
   }
 
-  private setHealth(health: LidarHealthState, info: DevicesState['lidar']['info']): void {
+  /**
+   * A scheduled check that found the same health keeps the previous checkedAt: bumping it alone
+   * would republish the devices section every checkInterval on every robot for nothing (issue
+   * 14). checkedAt thus says when this health was found; an operator's devices.check (explicit)
+   * still gets, and publishes, a fresh one.
+   */
+  private setHealth(health: LidarHealthState, info: DevicesState['lidar']['info'], fresh = true): void {
     const previous = this.options.store.get().devices.lidar.health;
+    const sameInfo = JSON.stringify(info) === JSON.stringify(this.options.store.get().devices.lidar.info);
+    if (!fresh && sameInfo && sameHealth(previous, health)) return;
     this.options.store.update('devices', (d) => ({ ...d, lidar: { ...d.lidar, health, info } }));
     if (previous.status !== health.status || previous.errorCode !== health.errorCode) {
       this.options.bus.emit('device.health', { device: 'lidar', health, previous: { status: previous.status, errorCode: previous.errorCode } });
@@ -175,4 +185,9 @@ export class DevicesModule {
       this.schedulePoll();
     }
   }
+}
+
+function sameHealth(a: LidarHealthState, b: LidarHealthState): boolean {
+  // A health never checked (checkedAt null) is never the same: the first answer is news.
+  return a.checkedAt !== null && a.status === b.status && a.errorCode === b.errorCode && a.busy === b.busy && a.reason === b.reason;
 }

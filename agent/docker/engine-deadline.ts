@@ -1,3 +1,5 @@
+// First: keeps dockerode's unused heavy parts unloaded (see the file).
+import './defer-engine-extras.js';
 import Modem from 'docker-modem';
 import { AgentError } from '../core/errors.js';
 

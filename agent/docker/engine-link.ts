@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+// First: keeps dockerode's unused heavy parts unloaded (see the file).
+import './defer-engine-extras.js';
 import Docker from 'dockerode';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';

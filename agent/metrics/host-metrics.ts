@@ -1,10 +1,10 @@
 import { statfs } from 'node:fs/promises';
 import { loadavg, uptime } from 'node:os';
-import si from 'systeminformation';
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import type { HostMetrics } from '../state/types.js';
 import { metricsNewsworthy, type MetricsDeadband } from './metrics-deadband.js';
+import { systemInformation as si } from './system-information.js';
 
 export interface HostMetricsOptions {
   store: StateStore;

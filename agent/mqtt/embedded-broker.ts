@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { Aedes, type Client } from 'aedes';
+import type { Aedes, Client } from 'aedes';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
@@ -57,7 +57,10 @@ export class EmbeddedBroker {
   async start(): Promise<void> {
     const credentials = this.options.credentials;
     const maxPacketBytes = this.options.maxPacketBytes ?? EMBEDDED_MAX_PACKET_BYTES;
-    const broker = await Aedes.createBroker({ connectTimeout: CONNECT_TIMEOUT_MS });
+    // Loaded here, not at the top: a robot on a fleet broker never starts this one, and aedes
+    // with its dependencies is resident memory for nothing there (issue 14: the cost of one robot).
+    const { Aedes: AedesBroker } = await import('aedes');
+    const broker = await AedesBroker.createBroker({ connectTimeout: CONNECT_TIMEOUT_MS });
     broker.authenticate = (_client, username, password, done) => {
       const ok = username === credentials.username && password?.toString() === credentials.password;
       if (ok) {

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { packageRoot } from '../../agent/package-root.js';
+
+/**
+ * Imports the agent's composition root and main in a fresh node whose module resolver refuses the
+ * given packages: the import succeeds only if none of them is loaded before it is used.
+ */
+function importRefusing(packages: string[]): { status: number | null; stderr: string } {
+  const hook = `export async function resolve(s, c, n) {
+    if (${JSON.stringify(packages)}.includes(s)) throw new Error('loaded at start-up: ' + s);
+    return n(s, c);
+  }`;
+  const app = pathToFileURL(join(packageRoot(), 'build', 'agent', 'app.js')).href;
+  const script = `
+    import { register } from 'node:module';
+    register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+    await import(${JSON.stringify(app)});
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stderr: r.stderr };
+}
+
+/** What a robot idles with is resident memory: load a dependency only when it is used (issue 14). */
+describe('lazy loading: the agent loads what it uses', () => {
+  it('the embedded broker (aedes) is not loaded by the composition root, only when it starts', () => {
+    const r = importRefusing(['aedes']);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('the check itself works: a package the agent imports at start is refused', () => {
+    const r = importRefusing(['dockerode']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /loaded at start-up: dockerode/);
+  });
+});
+
+/** Imports the agent in a fresh node and reports which CommonJS files it loaded, then runs `then`. */
+function loadedAfterImport(then = ''): { status: number | null; stdout: string; stderr: string } {
+  const app = pathToFileURL(join(packageRoot(), 'build', 'agent', 'app.js')).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const require = createRequire(${JSON.stringify(app)});
+    const loaded = () => Object.keys(require.cache).filter((f) => /node_modules\\/(@grpc|ssh2)\\//.test(f)).length;
+    await import(${JSON.stringify(app)});
+    console.log('heavy before use: ' + loaded());
+    ${then}
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("lazy loading: dockerode's BuildKit session (gRPC) and docker-modem's ssh2", () => {
+  it('are not loaded when the agent is', () => {
+    const r = loadedAfterImport();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /heavy before use: 0\n/);
+  });
+
+  it('still work when used: the first call loads the real code', () => {
+    const r = loadedAfterImport(`
+      const ssh = require(require.resolve('docker-modem/lib/ssh.js', { paths: [require.resolve('dockerode')] }));
+      const agent = ssh({ host: '127.0.0.1' });
+      console.log('agent: ' + (typeof agent.createConnection) + ', heavy after use: ' + (loaded() > 0));
+      agent.destroy();
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /agent: function, heavy after use: true/);
+  });
+});
+
+describe('lazy loading: only the parts of systeminformation the metrics sample', () => {
+  it("the package's index (every module it has) is not loaded, and the three functions work", () => {
+    const r = loadedAfterImport(`
+      const index = Object.keys(require.cache).some((f) => /systeminformation\\/lib\\/index\\.js$/.test(f));
+      const { systemInformation: si } = await import(${JSON.stringify(
+        pathToFileURL(join(packageRoot(), 'build', 'agent', 'metrics', 'system-information.js')).href,
+      )});
+      const mem = await si.mem();
+      const load = await si.currentLoad();
+      const temperature = await si.cpuTemperature();
+      const seen = 'mem: ' + (mem.total > 0) + ', load: ' + (typeof load.currentLoad)
+        + ', temp: ' + (typeof temperature);
+      console.log('index loaded: ' + index + ', ' + seen);
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /index loaded: false, mem: true, load: number, temp: object/);
+  });
+});
