@@ -179,6 +179,10 @@ export class ContainersModule {
       this.o.store.update('desired', (d) => ({ ...d, rejected: { ...error, at: new Date().toISOString() } }));
       return;
     }
+    // A message the agent can take replaces the retained one it refused: that refusal is history.
+    if (this.o.store.get().desired.rejected) {
+      this.o.store.update('desired', ({ rejected: _, ...rest }) => rest);
+    }
     // The broker hands the retained message again at every reconnect: the same one changes nothing.
     if (JSON.stringify(next) === JSON.stringify(this.desired.received)) return;
     // A newer word from the fleet overrides an operator's earlier stop or pin of the containers it names.
