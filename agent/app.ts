@@ -7,6 +7,7 @@ import { Supervisor, type AgentModule } from './core/supervisor.js';
 import { containerCommands } from './containers/container-commands.js';
 import { ContainersModule } from './containers/containers-module.js';
 import { DesiredListener } from './containers/desired-listener.js';
+import { DESIRED_LIMITS } from './containers/desired-state.js';
 import { deviceCommands } from './devices/device-commands.js';
 import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
@@ -31,6 +32,9 @@ import { EventPublisher } from './mqtt/event-publisher.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
 import { StatePublisher } from './mqtt/state-publisher.js';
 import { buildTopics, type Topics } from './mqtt/topics.js';
+import { signingPolicy, CommandSigning } from './security/command-signing.js';
+import { DesiredSignature } from './security/desired-signature.js';
+import { ReplayStore } from './security/replay-store.js';
 import { EventBus } from './state/event-bus.js';
 import { StateDir } from './state/state-dir.js';
 import { StateStore } from './state/state-store.js';
@@ -54,13 +58,15 @@ export interface BuildAgentOptions {
   onUpdateStep?: (step: SwapStep) => void;
   /** The same for the steps of a recreate (`recreate:<step>`). */
   onRecreateStep?: (step: string) => void;
+  /** The clock signatures are checked against (tests inject one); Date.now when not given. */
+  now?: () => number;
 }
 
 /**
  * The composition root: every module is built here, handed what it depends on, and listed in
  * the order it starts. Reading this function top to bottom is reading the agent.
  */
-export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateStep }: BuildAgentOptions): Agent {
+export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateStep, now = Date.now }: BuildAgentOptions): Agent {
   const { config, secrets } = loaded;
   const robotId = config.robot.id;
   const topics = buildTopics(config.mqtt.baseTopic, robotId);
@@ -70,8 +76,30 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   const store = new StateStore(initialState({ robotId, version, protocolVersion, embedded: useEmbedded }));
   const bus = new EventBus((err, event) => logger.error('event listener failed', { event: event.type, error: err as Error }));
 
-  // 1. The agent's own directory.
+  // 1. The agent's own directory, and in it the signatures already used (read before any request).
   const stateDir = new StateDir(config.state.dir);
+  const signingConfig = config.security.commands;
+  const replay = new ReplayStore({ dir: config.state.dir, clockSkewSeconds: signingConfig.clockSkewSeconds, now });
+  const policy = signingPolicy(config);
+  const signing = new CommandSigning({
+    policy,
+    keys: loaded.commandKeys ?? new Map(),
+    robotId,
+    clockSkewSeconds: signingConfig.clockSkewSeconds,
+    maxLifetimeSeconds: signingConfig.maxLifetimeSeconds,
+    replay,
+    now,
+  });
+  const desiredSignature = new DesiredSignature({
+    verifier: signing.verifier,
+    required: policy.required,
+    maxLifetimeSeconds: signingConfig.desiredMaxLifetimeSeconds,
+    maxBytes: DESIRED_LIMITS.maxBytes,
+    dir: config.state.dir,
+    logger: logger.child('desired'),
+  });
+  store.update('agent', (agent) => ({ ...agent, commandSigning: policy }));
+  if (policy.warning) logger.warn(policy.warning, { code: 'commands_unsigned' });
 
   // 2. The embedded broker, only when no fleet broker is configured. It always requires a
   // password: ROS containers share the host's network, so loopback is no boundary. Without one
@@ -129,7 +157,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
-  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
+  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, desiredSignature, ...(onRecreateStep ? { onRecreateStep } : {}) });
   const updater: Updater = new Updater({
     config,
     engine: docker,
@@ -169,6 +197,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
     topics,
     bus,
     logger: logger.child('commands'),
+    signing,
     commands: [
       ...builtinCommands({ statePublisher }),
       ...deviceCommands(devices),
@@ -191,6 +220,7 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
 
   const modules: AgentModule[] = [
     stateDir,
+    replay,
     eventPublisher,
     statePublisher,
     commands,

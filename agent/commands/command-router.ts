@@ -4,6 +4,9 @@ import { AgentError, toErrorInfo, type ErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MqttLink } from '../mqtt/mqtt-link.js';
 import { MAX_CORRELATION_BYTES, type CommandResponse, type Topics } from '../mqtt/topics.js';
+import { SIGNATURE_FIELD } from '../security/canonical-json.js';
+import type { Admitted, CommandSigning } from '../security/command-signing.js';
+import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { CommandDefinition, CommandLane } from './command.js';
 import { loadCommandSchemas, type CommandSchemas } from './command-schemas.js';
@@ -25,6 +28,8 @@ export interface CommandRouterOptions {
   commands: CommandDefinition[];
   /** In-flight limits per lane (DEFAULT_LANE_LIMITS when not given). */
   lanes?: Partial<Record<CommandLane, number>>;
+  /** Signed commands (docs/security.md#signed-commands); without it every request is taken unsigned. */
+  signing?: CommandSigning;
 }
 
 interface RegisteredCommand {
@@ -105,7 +110,7 @@ export class CommandRouter {
   /** Public for tests that drive the router without a broker. */
   async handle(command: string, payload: Buffer, packet?: Pick<IPublishPacket, 'properties'>): Promise<CommandResponse | undefined> {
     const replyTo: ReplyTo = { command };
-    const parsed = this.parse(command, payload);
+    const parsed = this.parse(payload);
     const badReplyTo = this.replyProblem(packet);
     // A response topic or correlation data we will not use: answered where every request is,
     // and nothing else happens (the request is not run).
@@ -115,9 +120,20 @@ export class CommandRouter {
     if (properties?.correlationData) replyTo.correlationData = properties.correlationData;
 
     if ('error' in parsed) return this.reply(replyTo, { id: parsed.id, ok: false, error: parsed.error });
-    const { id, args, registered } = parsed;
+    const { id, body } = parsed;
     const key = `${command}\u0000${id}`;
     const digest = createHash('sha256').update(payload).digest('base64');
+
+    // The signature is checked before anything else looks at the request, except a true
+    // redelivery (the same bytes as a request running or answered), which runs nothing again.
+    let admitted: Admitted | undefined;
+    if (this.options.signing && !this.isRedelivery(key, digest)) {
+      try {
+        admitted = await this.options.signing.verifyRequest(command, body);
+      } catch (err) {
+        return this.reply(replyTo, { id, ok: false, error: this.refusal(err, command, id) });
+      }
+    }
 
     const running = this.running.get(key);
     if (running) {
@@ -136,6 +152,9 @@ export class CommandRouter {
       return this.reply(replyTo, previous.response);
     }
 
+    const resolved = this.resolve(command, body);
+    if ('error' in resolved) return this.reply(replyTo, { id, ok: false, error: resolved.error });
+    const { args, registered } = resolved;
     const lane = registered.lane;
     if (this.inFlight[lane] >= this.limits[lane]) {
       const what = lane === 'long' ? 'long commands (pull, push, update, ...)' : 'commands';
@@ -143,6 +162,14 @@ export class CommandRouter {
       return this.reply(replyTo, { id, ok: false, error: { code: 'busy', message } });
     }
 
+    // Its signature is marked used only now that it runs: a `busy` or `invalid_args` answer leaves it
+    // good for a retry. Nothing is awaited between here and running.set: a copy arriving meanwhile
+    // is a redelivery.
+    try {
+      admitted?.claim();
+    } catch (err) {
+      return this.reply(replyTo, { id, ok: false, error: this.refusal(err, command, id) });
+    }
     const entry: Running = { digest, waiting: [] };
     this.running.set(key, entry);
     this.inFlight[lane] += 1;
@@ -184,10 +211,23 @@ export class CommandRouter {
     return undefined;
   }
 
-  private parse(
-    command: string,
-    payload: Buffer,
-  ): { id: string; args: Record<string, unknown>; registered: RegisteredCommand } | { id: string | null; error: { code: string; message: string } } {
+  private isRedelivery(key: string, digest: string): boolean {
+    return this.running.get(key)?.digest === digest || this.answered.get(key)?.digest === digest;
+  }
+
+  /** An `unauthorized` answer with its reason; a refusal the signing code did not foresee is logged. */
+  private refusal(err: unknown, command: string, id: string): { code: string; message: string; reason: string } {
+    const reason = reasonOf(err);
+    if (reason === undefined) {
+      this.options.logger.error('signature check failed unexpectedly', { command, id, error: err as Error });
+      return { code: 'unauthorized', message: 'request refused: its signature could not be checked', reason: 'bad_token' };
+    }
+    this.options.logger.warn('request refused: unauthorized', { command, id, reason });
+    return { code: 'unauthorized', message: `request refused: ${(err as Error).message}`, reason };
+  }
+
+  /** The envelope: size, JSON, an object with an id. Nothing about the command yet. */
+  private parse(payload: Buffer): { id: string; body: Record<string, unknown> } | { id: string | null; error: { code: string; message: string } } {
     if (payload.length > MAX_REQUEST_BYTES) {
       return { id: null, error: { code: 'too_large', message: `request is ${payload.length} bytes; the limit is ${MAX_REQUEST_BYTES}` } };
     }
@@ -200,23 +240,32 @@ export class CommandRouter {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return { id: null, error: { code: 'bad_request', message: 'request must be a JSON object {"id": "...", ...arguments}' } };
     }
-    const { id, ...args } = body as Record<string, unknown>;
+    const { id } = body as Record<string, unknown>;
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
       return { id: null, error: { code: 'bad_request', message: 'request needs a string "id" (1 to 128 characters) to answer to' } };
     }
+    return { id, body: body as Record<string, unknown> };
+  }
+
+  /** The command and its arguments (without id and signature), checked against its schema. */
+  private resolve(
+    command: string,
+    body: Record<string, unknown>,
+  ): { args: Record<string, unknown>; registered: RegisteredCommand } | { error: { code: string; message: string } } {
+    const { id: _id, [SIGNATURE_FIELD]: _signature, ...args } = body;
     const registered = this.commands.get(command);
     if (!registered) {
       const message = `unknown command "${command.slice(0, 64)}"; known: ${this.names.join(', ')}`;
-      return { id, error: { code: 'unknown_command', message } };
+      return { error: { code: 'unknown_command', message } };
     }
     const problems = registered.schemas.request.problems(args);
     if (problems.length > 0) {
       // Problems name the keys they are about, and whoever sent the request chose those names.
       const listed = problems.slice(0, 10).map((p) => (p.length > 200 ? `${p.slice(0, 200)}...` : p));
       const more = problems.length > 10 ? `; and ${problems.length - 10} more` : '';
-      return { id, error: { code: 'invalid_args', message: listed.join('; ') + more } };
+      return { error: { code: 'invalid_args', message: listed.join('; ') + more } };
     }
-    return { id, args, registered };
+    return { args, registered };
   }
 
   private reply(to: ReplyTo, response: CommandResponse): CommandResponse {

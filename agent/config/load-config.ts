@@ -7,6 +7,7 @@ import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../images/image-reference.js';
 import { packageRoot } from '../package-root.js';
+import { readCommandKeys } from './command-keys.js';
 import { applyEnvOverrides } from './env-overrides.js';
 import { hasUserinfo, urlForPrinting } from './url-credentials.js';
 import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
@@ -54,8 +55,9 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const config = doc as unknown as AgentConfig;
   problems.push(...crossFieldProblems(config));
   const secrets = readSecrets(config, env, problems);
+  const commandKeys = readCommandKeys(config, problems);
   if (problems.length > 0) throw new ConfigError(problems, source);
-  return { config, secrets, source };
+  return { config, secrets, source, commandKeys };
 }
 
 function readYaml(file: string): Record<string, unknown> {

@@ -1,3 +1,5 @@
+import type { KeyObject } from 'node:crypto';
+
 /** The validated configuration: config/schema.json with every default filled in. */
 export interface AgentConfig {
   robot: { id: string };
@@ -57,6 +59,16 @@ export interface AgentConfig {
   };
   snapshots: { repository: string; keep: number; pause: boolean; schedule?: string; containers: string[]; push: boolean };
   state: { dir: string };
+  /** docs/security.md#signed-commands; `required` unset means: true when keys are given. */
+  security: {
+    commands: {
+      keys: Array<{ id: string; publicKeyFile: string }>;
+      required?: boolean;
+      clockSkewSeconds: number;
+      maxLifetimeSeconds: number;
+      desiredMaxLifetimeSeconds: number;
+    };
+  };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -106,4 +118,6 @@ export interface LoadedConfig {
   secrets: Secrets;
   /** Where it came from, for logs. */
   source: string;
+  /** security.commands.keys, read and checked (Ed25519 public keys by key id). */
+  commandKeys?: ReadonlyMap<string, KeyObject>;
 }

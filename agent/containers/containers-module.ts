@@ -8,6 +8,7 @@ import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
+import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ContainerState } from '../state/types.js';
@@ -47,6 +48,8 @@ export interface ContainersModuleOptions {
   now?: () => number;
   /** Fault injection for the crash tests only (ROBOT_AGENT_TEST_KILL_AT in main.ts). */
   onRecreateStep?: (step: string) => void;
+  /** Signed desired states (security/desired-signature.ts); without it every message is read as is. */
+  desiredSignature?: { admit(payload: Buffer): Promise<{ payload: Buffer; accept(): void }> };
 }
 
 /** Passes of observe-plan-execute per reconcile: each step changes what the next pass sees. */
@@ -170,15 +173,21 @@ export class ContainersModule {
   /** A <b>/desired message: checked against the local config, applied whole or refused whole. */
   async applyDesired(payload: Buffer): Promise<void> {
     let next: DesiredMessage | null;
+    let accept: () => void = () => undefined;
     try {
-      next = parseDesired(payload, this.o.config);
+      // The signature first: nothing of an unsigned message is read further.
+      const admitted = this.o.desiredSignature ? await this.o.desiredSignature.admit(payload) : undefined;
+      next = parseDesired(admitted?.payload ?? payload, this.o.config);
+      if (admitted) accept = admitted.accept;
     } catch (err) {
-      const error = toErrorInfo(err, 'invalid_desired');
+      const reason = reasonOf(err);
+      const error = { ...toErrorInfo(err, 'invalid_desired'), ...(reason ? { reason } : {}) };
       this.o.logger.warn('desired state refused', { error });
       this.o.bus.emit('desired.rejected', { error });
       this.o.store.update('desired', (d) => ({ ...d, rejected: { ...error, at: new Date().toISOString() } }));
       return;
     }
+    accept();
     // A message the agent can take replaces the retained one it refused: that refusal is history.
     if (this.o.store.get().desired.rejected) {
       this.o.store.update('desired', ({ rejected: _, ...rest }) => rest);

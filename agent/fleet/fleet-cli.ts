@@ -12,6 +12,8 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
+import { keygen } from './fleet-keygen.js';
+import { loadSigningKey, signMessage } from './request-signer.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -25,12 +27,15 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
+  robot-fleet keygen --out DIR                            a key pair for signing commands; prints its kid
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
          --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
          password itself in ROBOT_FLEET_PASSWORD), TLS (mqtts://): --ca FILE (ROBOT_FLEET_CA) to verify the
          broker, --cert FILE and --key FILE (ROBOT_FLEET_CERT, ROBOT_FLEET_KEY) for a broker that requires
          client certificates; --timeout SECONDS (60),
+         --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot with this Ed25519 key (keygen),
+         under its thumbprint as kid unless --sign-kid ID (ROBOT_FLEET_SIGN_KID),
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
          DIR/embedded-broker.password (as user robot-agent unless --username)
@@ -48,6 +53,8 @@ interface Options {
   timeoutMs: number;
   /** Said when the broker refuses us: why no password was sent. */
   passwordHint?: string;
+  /** Requests are signed with this key file (docs/security.md#signed-commands). */
+  signKey?: { file: string; kid?: string };
 }
 
 const DEFAULT_STATE_DIR = '/var/lib/robot-agent';
@@ -63,7 +70,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
   const args: string[] = [];
   const valued = new Set([
     'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
-    'name', 'sort', 'stale',
+    'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out',
   ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
@@ -98,6 +105,12 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
   if ((options.ca ?? options.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(options.broker)) {
     // As the agent's config check: the TLS files would be ignored and the link would be plaintext.
     throw new UsageError(`--ca/--cert need a TLS broker URL (mqtts://...), not ${urlForPrinting(options.broker)}`);
+  }
+  const signKey = pick('sign-key', 'ROBOT_FLEET_SIGN_KEY');
+  if (signKey) {
+    readOption('--sign-key', signKey);
+    const kid = pick('sign-kid', 'ROBOT_FLEET_SIGN_KID');
+    options.signKey = { file: signKey, ...(kid ? { kid } : {}) };
   }
   const stateDir = (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? DEFAULT_STATE_DIR;
   if (options.password === undefined) embeddedCredentials(options, stateDir);
@@ -318,6 +331,12 @@ async function watch(o: Options, robot: string | undefined, out: (s: string) => 
 }
 
 async function send(o: Options, robot: string, command: string, body: Record<string, unknown>, out: (s: string) => void): Promise<number> {
+  // The key is read before connecting: a wrong file is the operator's to fix, not a broker problem.
+  const key = o.signKey
+    ? await loadSigningKey(o.signKey.file, o.signKey.kid).catch((e: unknown) => {
+      throw new UsageError(`--sign-key: ${o.signKey!.file}: ${(e as Error).message}`);
+    })
+    : undefined;
   const client = await connect(o);
   const id = `fleet-${randomUUID()}`;
   const b = `${o.base}/${robot}`;
@@ -337,7 +356,9 @@ async function send(o: Options, robot: string, command: string, body: Record<str
       });
     });
     await client.subscribeAsync(`${b}/response/${command}`, { qos: 1 });
-    await client.publishAsync(`${b}/request/${command}`, JSON.stringify({ ...body, id }), { qos: 1 });
+    const message = { ...body, id };
+    const signed = key ? await signMessage({ key, robot, command, message }) : message;
+    await client.publishAsync(`${b}/request/${command}`, JSON.stringify(signed), { qos: 1 });
     const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), o.timeoutMs).unref());
     const response = await Promise.race([answer, timeout]);
     if (response === null) {
@@ -386,6 +407,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         if (!robot || !container) throw new UsageError('snapshot needs <robot> <container>');
         return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
       }
+      case 'keygen':
+        if (typeof flags.out !== 'string') throw new UsageError('keygen needs --out DIR');
+        return await keygen(flags.out, out);
       case undefined:
       case 'help':
         out(USAGE);

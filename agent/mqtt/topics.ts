@@ -94,7 +94,7 @@ export interface CommandRequest {
 
 export type CommandResponse =
   | { id: string | null; ok: true; result: unknown }
-  | { id: string | null; ok: false; error: { code: string; message: string } };
+  | { id: string | null; ok: false; error: { code: string; message: string; reason?: string } };
 
 /** Payload types by topic role, for code that wants the compiler to check what it sends. */
 export interface TopicPayloads {

@@ -116,7 +116,7 @@ export interface DesiredStateInfo {
   appliedAt: string | null;
   version?: string | number;
   /** The last message refused, and why; the previous desired state stays in force. */
-  rejected?: { code: string; message: string; at: string };
+  rejected?: { code: string; message: string; at: string; reason?: string };
 }
 
 export interface UpdateResult {
@@ -171,6 +171,8 @@ export interface AgentState {
     pid: number;
     modules: Record<string, ModuleStatus>;
     mqtt: { connected: boolean; protocolVersion: 4 | 5; broker: 'embedded' | 'external'; eventsDropped: number; eventsBuffered: number; reconnects: number };
+    /** Signed commands: whether required, the key ids, and a warning when unsigned ones come from a fleet broker. */
+    commandSigning?: { required: boolean; keys: string[]; warning?: string };
   };
   host: {
     hostname: string;
