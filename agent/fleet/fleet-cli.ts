@@ -12,8 +12,9 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
+import { publishDesired } from './fleet-desired.js';
 import { keygen } from './fleet-keygen.js';
-import { loadSigningKey, signMessage } from './request-signer.js';
+import { loadSigningKey, signMessage, type SigningKey } from './request-signer.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -27,6 +28,7 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
+  robot-fleet [options] desired <robot> <json>            the robot's desired state, retained (signed with --sign-key)
   robot-fleet keygen --out DIR                            a key pair for signing commands; prints its kid
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
@@ -34,7 +36,7 @@ options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --
          password itself in ROBOT_FLEET_PASSWORD), TLS (mqtts://): --ca FILE (ROBOT_FLEET_CA) to verify the
          broker, --cert FILE and --key FILE (ROBOT_FLEET_CERT, ROBOT_FLEET_KEY) for a broker that requires
          client certificates; --timeout SECONDS (60),
-         --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot with this Ed25519 key (keygen),
+         --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot/desired with this Ed25519 key,
          under its thumbprint as kid unless --sign-kid ID (ROBOT_FLEET_SIGN_KID),
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
@@ -330,13 +332,17 @@ async function watch(o: Options, robot: string | undefined, out: (s: string) => 
   return 0;
 }
 
+/** The --sign-key, read before connecting: a wrong file is the operator's to fix, not a broker problem. */
+async function signingKey(o: Options): Promise<SigningKey | undefined> {
+  if (!o.signKey) return undefined;
+  const { file, kid } = o.signKey;
+  return loadSigningKey(file, kid).catch((e: unknown) => {
+    throw new UsageError(`--sign-key: ${file}: ${(e as Error).message}`);
+  });
+}
+
 async function send(o: Options, robot: string, command: string, body: Record<string, unknown>, out: (s: string) => void): Promise<number> {
-  // The key is read before connecting: a wrong file is the operator's to fix, not a broker problem.
-  const key = o.signKey
-    ? await loadSigningKey(o.signKey.file, o.signKey.kid).catch((e: unknown) => {
-      throw new UsageError(`--sign-key: ${o.signKey!.file}: ${(e as Error).message}`);
-    })
-    : undefined;
+  const key = await signingKey(o);
   const client = await connect(o);
   const id = `fleet-${randomUUID()}`;
   const b = `${o.base}/${robot}`;
@@ -371,6 +377,17 @@ async function send(o: Options, robot: string, command: string, body: Record<str
   }
 }
 
+function jsonObject(json: string): Record<string, unknown> {
+  let body: unknown;
+  try {
+    body = JSON.parse(json);
+  } catch {
+    throw new UsageError(`the arguments must be a JSON object, got ${json}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('the arguments must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
 /** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
   try {
@@ -388,14 +405,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       case 'send': {
         const [robot, name, json] = rest;
         if (!robot || !name) throw new UsageError('send needs <robot> <command> [json]');
-        let body: unknown = {};
-        try {
-          body = json ? JSON.parse(json) : {};
-        } catch {
-          throw new UsageError(`the arguments must be a JSON object, got ${json}`);
-        }
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('the arguments must be a JSON object');
-        return await send(options, robot, name, body as Record<string, unknown>, out);
+        return await send(options, robot, name, json ? jsonObject(json) : {}, out);
       }
       case 'update': {
         const [robot, container, image] = rest;
@@ -406,6 +416,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         const [robot, container] = rest;
         if (!robot || !container) throw new UsageError('snapshot needs <robot> <container>');
         return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
+      }
+      case 'desired': {
+        const [robot, json] = rest;
+        if (!robot || !json) throw new UsageError('desired needs <robot> <json>');
+        const desired = jsonObject(json);
+        const key = await signingKey(options);
+        const client = await connect(options);
+        try {
+          out(await publishDesired(client, { base: options.base, robot, desired, ...(key ? { key } : {}) }));
+        } finally {
+          await client.endAsync();
+        }
+        return 0;
       }
       case 'keygen':
         if (typeof flags.out !== 'string') throw new UsageError('keygen needs --out DIR');

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../agent/config/load-config.js';
+import { main as fleet } from '../../agent/fleet/fleet-cli.js';
 import { signMessage, type SigningKey } from '../../agent/fleet/request-signer.js';
 import { startAgent, uniqueRobotId, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
@@ -186,6 +187,41 @@ describe('security: signed commands (rig broker)', function () {
     const rotated = await start(url, { keys: [opsB], robot, dir });
     assertRefused(await rotated.p.request(rotated.s.base, 'ping', await signed(opsA, robot, 'ping', { id: 'a2' })), 'unknown_key');
     assert.equal((await rotated.p.request(rotated.s.base, 'ping', await signed(opsB, robot, 'ping', { id: 'b2' }))).ok, true);
+  });
+
+  it('robot-fleet keygen makes a pair; send, update and desired sign with --sign-key (or ROBOT_FLEET_SIGN_KEY)', async function () {
+    const url = needRig(this).mqtt.url;
+    const dir = tempDir('rfa-keygen-');
+    const lines: string[] = [];
+    const collect = (s: string) => void lines.push(s);
+    assert.equal(await fleet(['keygen', '--out', join(dir, 'keys')], {}, collect, collect), 0);
+    const kid = /^kid: (\S+)$/m.exec(lines.join('\n'))![1]!;
+    const keyFile = join(dir, 'keys', `${kid}.key`);
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const made: Pair = { signing: { key: undefined as never, kid }, publicKeyFile: join(dir, 'keys', `${kid}.pub`) };
+    const { s, robot } = await start(url, { keys: [made] });
+    const common = ['--broker', url, '--timeout', '10'];
+    const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const out: string[] = [];
+      const code = await fleet([...common, ...args], env, (t) => void out.push(t), (t) => void out.push(t));
+      return { code, text: out.join('\n') };
+    };
+    const unsigned = await run(['send', robot, 'ping']);
+    assert.equal(unsigned.code, 1);
+    assert.match(unsigned.text, /"reason": "unsigned"/);
+    assert.equal((await run(['send', robot, 'ping', '--sign-key', keyFile])).code, 0);
+    assert.equal((await run(['send', robot, 'ping'], { ROBOT_FLEET_SIGN_KEY: keyFile })).code, 0);
+    // update is signed too: it gets as far as the update flow, which answers about the container.
+    const update = await run(['update', robot, 'ros', 'yahboomtechnology/ros-foxy:3.4.0', '--sign-key', keyFile]);
+    assert.doesNotMatch(update.text, /unauthorized/);
+    const desired = await run(['desired', robot, '{"containers":{"ros":{"enabled":false}},"version":"cli"}', '--sign-key', keyFile]);
+    assert.equal(desired.code, 0, desired.text);
+    try {
+      await waitUntil(() => s.agent.store.get().desired.version === 'cli', 10_000, 'the desired from robot-fleet applied');
+    } finally {
+      await probe!.client.publishAsync(`${s.base}/desired`, '', { qos: 1, retain: true });
+    }
+    assert.equal((await run(['send', robot, 'ping', '--sign-key', join(dir, 'missing.key')])).code, 2);
   });
 
   it('without keys on a fleet broker, unsigned commands are taken with a warning in the state', async function () {
