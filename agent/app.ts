@@ -66,7 +66,8 @@ export interface BuildAgentOptions {
  * The composition root: every module is built here, handed what it depends on, and listed in
  * the order it starts. Reading this function top to bottom is reading the agent.
  */
-export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateStep, now = Date.now }: BuildAgentOptions): Agent {
+export function buildAgent(options: BuildAgentOptions): Agent {
+  const { loaded, logger, version, onUpdateStep, onRecreateStep, now = Date.now } = options;
   const { config, secrets } = loaded;
   const robotId = config.robot.id;
   const topics = buildTopics(config.mqtt.baseTopic, robotId);

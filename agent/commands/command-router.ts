@@ -220,14 +220,17 @@ export class CommandRouter {
     const reason = reasonOf(err);
     if (reason === undefined) {
       this.options.logger.error('signature check failed unexpectedly', { command, id, error: err as Error });
-      return { code: 'unauthorized', message: 'request refused: its signature could not be checked', reason: 'bad_token' };
+      const message = 'request refused: its signature could not be checked';
+      return { code: 'unauthorized', message, reason: 'bad_token' };
     }
     this.options.logger.warn('request refused: unauthorized', { command, id, reason });
     return { code: 'unauthorized', message: `request refused: ${(err as Error).message}`, reason };
   }
 
   /** The envelope: size, JSON, an object with an id. Nothing about the command yet. */
-  private parse(payload: Buffer): { id: string; body: Record<string, unknown> } | { id: string | null; error: { code: string; message: string } } {
+  private parse(
+    payload: Buffer,
+  ): { id: string; body: Record<string, unknown> } | { id: string | null; error: { code: string; message: string } } {
     if (payload.length > MAX_REQUEST_BYTES) {
       return { id: null, error: { code: 'too_large', message: `request is ${payload.length} bytes; the limit is ${MAX_REQUEST_BYTES}` } };
     }

@@ -22,7 +22,8 @@ export function readCommandKeys(config: Pick<AgentConfig, 'security'>, problems:
     try {
       pem = readFileSync(entry.publicKeyFile);
     } catch (err) {
-      problems.push(`${at}.publicKeyFile: cannot read ${entry.publicKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      problems.push(
+        `${at}.publicKeyFile: cannot read ${entry.publicKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       return;
     }
     let key: KeyObject;
@@ -30,18 +31,21 @@ export function readCommandKeys(config: Pick<AgentConfig, 'security'>, problems:
       if (pem.length > MAX_KEY_FILE_BYTES) throw new Error('too large');
       key = createPublicKey({ key: pem, format: 'pem' });
     } catch {
-      problems.push(`${at}.publicKeyFile: ${entry.publicKeyFile} is not a PEM public key (robot-fleet keygen writes one)`);
+      problems.push(
+        `${at}.publicKeyFile: ${entry.publicKeyFile} is not a PEM public key (robot-fleet keygen writes one)`);
       return;
     }
     if (key.asymmetricKeyType !== 'ed25519') {
-      problems.push(`${at}.publicKeyFile: ${entry.publicKeyFile} is a ${key.asymmetricKeyType ?? 'unknown'} key; commands are ` +
+      problems.push(
+        `${at}.publicKeyFile: ${entry.publicKeyFile} is a ${key.asymmetricKeyType ?? 'unknown'} key; commands are ` +
         'signed with Ed25519 keys (robot-fleet keygen)');
       return;
     }
     keys.set(entry.id, key);
   });
   if (commands.required === true && commands.keys.length === 0) {
-    problems.push('security.commands.required: is true, but security.commands.keys is empty: no command could be accepted');
+    problems.push(
+      'security.commands.required: is true, but security.commands.keys is empty: no command could be accepted');
   }
   return keys;
 }

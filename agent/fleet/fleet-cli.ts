@@ -384,7 +384,9 @@ function jsonObject(json: string): Record<string, unknown> {
   } catch {
     throw new UsageError(`the arguments must be a JSON object, got ${json}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('the arguments must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new UsageError('the arguments must be a JSON object');
+  }
   return body as Record<string, unknown>;
 }
 

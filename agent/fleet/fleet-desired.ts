@@ -10,8 +10,11 @@ export async function publishDesired(
   client: MqttClient,
   o: { base: string; robot: string; desired: Record<string, unknown>; key?: SigningKey },
 ): Promise<string> {
-  const message = o.key ? await signMessage({ key: o.key, robot: o.robot, command: 'desired', message: o.desired }) : o.desired;
+  const message = o.key
+    ? await signMessage({ key: o.key, robot: o.robot, command: 'desired', message: o.desired })
+    : o.desired;
   const topic = `${o.base}/${o.robot}/desired`;
   await client.publishAsync(topic, JSON.stringify(message), { qos: 1, retain: true });
-  return `published${o.key ? ' signed' : ''} on ${topic} (retained); robot-fleet status ${o.robot} shows whether it was taken`;
+  const how = o.key ? 'published signed' : 'published';
+  return `${how} on ${topic} (retained); robot-fleet status ${o.robot} shows whether it was taken`;
 }

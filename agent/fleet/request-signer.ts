@@ -24,7 +24,8 @@ export async function keyIdOf(key: KeyObject): Promise<string> {
 export async function loadSigningKey(file: string, kid?: string): Promise<SigningKey> {
   const key = createPrivateKey({ key: readFileSync(file), format: 'pem' });
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new Error(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; commands are signed with Ed25519 (robot-fleet keygen)`);
+    const type = key.asymmetricKeyType ?? 'unknown';
+    throw new Error(`${file} is a ${type} key; commands are signed with Ed25519 (robot-fleet keygen)`);
   }
   return { key, kid: kid ?? (await keyIdOf(key)) };
 }
@@ -35,7 +36,7 @@ export interface SignOptions {
   robot: string;
   /** The command name, or "desired" for a retained desired state. */
   command: string;
-  /** The whole message as it will be published (a request with its id, or a desired state); any signature in it is ignored. */
+  /** The whole message as published (a request with its id, or a desired state); a signature in it is ignored. */
   message: Record<string, unknown>;
   lifetimeSeconds?: number;
   /** Seconds since the epoch; now when not given. */
@@ -51,7 +52,8 @@ export interface SignOptions {
  */
 export async function signRequest(o: SignOptions): Promise<string> {
   const iat = o.issuedAt ?? Math.floor(Date.now() / 1000);
-  const lifetime = o.lifetimeSeconds ?? (o.command === 'desired' ? DEFAULT_DESIRED_LIFETIME_SECONDS : DEFAULT_REQUEST_LIFETIME_SECONDS);
+  const lifetime = o.lifetimeSeconds
+    ?? (o.command === 'desired' ? DEFAULT_DESIRED_LIFETIME_SECONDS : DEFAULT_REQUEST_LIFETIME_SECONDS);
   return new SignJWT({ cmd: o.command, args: messageHash(o.message) })
     .setProtectedHeader({ alg: 'EdDSA', kid: o.key.kid })
     .setAudience(o.robot)

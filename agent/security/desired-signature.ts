@@ -69,18 +69,22 @@ export class DesiredSignature {
     const message = doc as Record<string, unknown>;
     const { [SIGNATURE_FIELD]: token, ...body } = message;
     const stripped = Buffer.from(JSON.stringify(body));
-    if ((token === undefined && !this.o.required) || !this.o.verifier) return { payload: stripped, accept: () => undefined };
+    if ((token === undefined && !this.o.required) || !this.o.verifier) {
+      return { payload: stripped, accept: () => undefined };
+    }
     let hash: string;
     try {
       hash = messageHash(message);
     } catch (err) {
       throw unauthorized('wrong_arguments', `it cannot be hashed: ${(err as Error).message}`);
     }
-    const claims = await this.o.verifier.verify(token, { command: 'desired', hash, maxLifetimeSeconds: this.o.maxLifetimeSeconds });
+    const expected = { command: 'desired', hash, maxLifetimeSeconds: this.o.maxLifetimeSeconds };
+    const claims = await this.o.verifier.verify(token, expected);
     const inForce = this.current();
     if (inForce?.jti !== claims.jti) {
       if (inForce && claims.iat <= inForce.iat) {
-        throw unauthorized('replayed', `it was signed at ${new Date(claims.iat * 1000).toISOString()}, no later than the ` +
+        throw unauthorized('replayed',
+          `it was signed at ${new Date(claims.iat * 1000).toISOString()}, no later than the ` +
           'desired state in force: an older desired state is not taken again');
       }
       this.o.verifier.checkTime(claims);
@@ -95,7 +99,9 @@ export class DesiredSignature {
     if (!this.loaded) {
       this.loaded = true;
       const doc = readJsonFile<InForce>(this.file);
-      if (doc && typeof doc.jti === 'string' && typeof doc.iat === 'number') this.inForce = { jti: doc.jti, iat: doc.iat };
+      if (doc && typeof doc.jti === 'string' && typeof doc.iat === 'number') {
+        this.inForce = { jti: doc.jti, iat: doc.iat };
+      }
     }
     return this.inForce;
   }

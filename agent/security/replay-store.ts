@@ -46,7 +46,8 @@ export class ReplayStore {
     const ids = this.load();
     const now = this.o.now() / 1000;
     if (ids.has(jti)) {
-      throw unauthorized('replayed', `its signature (jti ${quote(jti)}) was used before; a signature is good for one request ` +
+      throw unauthorized('replayed',
+        `its signature (jti ${quote(jti)}) was used before; a signature is good for one request ` +
         'only: sign a new one');
     }
     if (claims.iat < this.issuedAfter) {
@@ -57,7 +58,8 @@ export class ReplayStore {
     const max = this.o.max ?? MAX_REPLAY_IDS;
     if (ids.size >= max) {
       const next = Math.max(0, Math.ceil(Math.min(...ids.values()) + this.o.clockSkewSeconds - now));
-      throw unauthorized('replay_store_full', `the robot already holds ${ids.size} signed requests that have not expired; ` +
+      throw unauthorized('replay_store_full',
+        `the robot already holds ${ids.size} signed requests that have not expired; ` +
         `try again in ${next} s`);
     }
     ids.set(jti, claims.exp);
@@ -66,7 +68,8 @@ export class ReplayStore {
     } catch (err) {
       ids.delete(jti);
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw unauthorized('replay_store_unwritable', `the robot cannot record the signature as used (${REPLAY_FILE} in ` +
+      throw unauthorized('replay_store_unwritable',
+        `the robot cannot record the signature as used (${REPLAY_FILE} in ` +
         `state.dir: ${why}); refused, so that it cannot be replayed later`);
     }
   }
