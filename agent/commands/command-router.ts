@@ -19,6 +19,8 @@ export const MAX_REMEMBERED_ANSWERS = 256;
 export const MAX_REMEMBERED_BYTES = 1024 * 1024;
 /** Redeliveries of a request still running that wait for its answer; beyond, `in_progress`. */
 export const MAX_WAITING_REDELIVERIES = 4;
+/** At most one log line about unauthorized requests this often; the others are counted in the next. */
+export const UNAUTHORIZED_LOG_INTERVAL_MS = 10_000;
 
 export interface CommandRouterOptions {
   link: MqttLink;
@@ -74,6 +76,8 @@ export class CommandRouter {
   /** Oldest first; bounded by MAX_REMEMBERED_ANSWERS and MAX_REMEMBERED_BYTES. */
   private readonly answered = new Map<string, Answered>();
   private answeredBytes = 0;
+  /** When an unauthorized request was last logged, and how many were not logged since. */
+  private unauthorizedLog = { at: -Infinity, suppressed: 0 };
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly options: CommandRouterOptions) {
@@ -223,7 +227,16 @@ export class CommandRouter {
       const message = 'request refused: its signature could not be checked';
       return { code: 'unauthorized', message, reason: 'bad_token' };
     }
-    this.options.logger.warn('request refused: unauthorized', { command, id, reason });
+    // Whoever publishes unsigned requests chooses how many: one log line per interval, with a count.
+    const now = Date.now();
+    if (now - this.unauthorizedLog.at >= UNAUTHORIZED_LOG_INTERVAL_MS) {
+      const { suppressed } = this.unauthorizedLog;
+      const fields = { command, id, reason, ...(suppressed ? { suppressed } : {}) };
+      this.options.logger.warn('request refused: unauthorized', fields);
+      this.unauthorizedLog = { at: now, suppressed: 0 };
+    } else {
+      this.unauthorizedLog.suppressed += 1;
+    }
     return { code: 'unauthorized', message: `request refused: ${(err as Error).message}`, reason };
   }
 
