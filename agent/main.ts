@@ -8,6 +8,7 @@ import { createLogger } from './core/logger.js';
 import { knownSecrets } from './config/known-secrets.js';
 import { urlForPrinting } from './config/url-credentials.js';
 import { embeddedPassword } from './mqtt/embedded-password.js';
+import { signingPolicy } from './security/command-signing.js';
 import { agentVersion } from './package-root.js';
 
 const USAGE = `usage: robot-agent run [--config FILE]
@@ -55,6 +56,10 @@ async function main(argv: string[]): Promise<number> {
     // The config refuses a URL with a password; printed without one all the same.
     const broker = loaded.config.mqtt.url === undefined ? 'embedded' : urlForPrinting(loaded.config.mqtt.url);
     process.stdout.write(`config OK: ${loaded.source} (robot ${loaded.config.robot.id}, broker ${broker})\n`);
+    const signing = signingPolicy(loaded.config);
+    const keys = signing.keys.length > 0 ? ` (keys ${signing.keys.join(', ')})` : '';
+    process.stdout.write(`commands: ${signing.required ? 'signatures required' : 'unsigned accepted'}${keys}\n`);
+    if (signing.warning) process.stderr.write(`warning: ${signing.warning}\n`);
     return 0;
   }
   return run(loaded);

@@ -252,6 +252,21 @@ describe('security: signed commands (rig broker)', function () {
     assert.match(problems({ commands: { keys: [{ id: 'ec', publicKeyFile: join(dir, 'ec.pub') }] } }).join('\n'), /is a ec key/);
     assert.match(problems({ commands: { keys: [{ id: 'x', publicKeyFile: join(dir, 'none.pub') }] } }).join('\n'), /cannot read/);
   });
+
+  it('check-config says whether commands must be signed, and warns of a fleet broker without keys', async () => {
+    const dir = tempDir();
+    const fleetBroker = writeYaml(dir, 'fleet.yaml', { robot: { id: 'r' }, mqtt: { url: 'mqtts://fleet.example:8883' } });
+    const unsigned = spawnAgent(['check-config', '--config', fleetBroker]);
+    assert.equal(await unsigned.exited(), 0);
+    assert.match(unsigned.stdout.join('\n'), /^commands: unsigned accepted$/m);
+    assert.match(unsigned.stderr.join('\n'), /^warning: commands are not signed/m);
+    const keys = { commands: { keys: [{ id: 'ops-a', publicKeyFile: opsA.publicKeyFile }] } };
+    const signedFile = writeYaml(dir, 'signed.yaml', { robot: { id: 'r' }, security: keys });
+    const required = spawnAgent(['check-config', '--config', signedFile]);
+    assert.equal(await required.exited(), 0);
+    assert.match(required.stdout.join('\n'), /^commands: signatures required \(keys ops-a\)$/m);
+    assert.deepEqual(required.stderr, []);
+  });
 });
 
 /** The library faketime preloads, where Debian puts it (any architecture). */
@@ -298,7 +313,7 @@ describe('security: signed commands with the robot\'s clock moved (faketime)', f
       const pong = await send('now', t);
       assert.equal(pong.ok, true, JSON.stringify(pong));
       const lag = t - Date.parse((pong.result as { ts: string }).ts) / 1000;
-      assert.ok(lag > 15 && lag < 25, `the robot's clock is ${lag} s behind`);
+      assert.ok(lag > 10 && lag < 25, `the robot's clock is ${lag} s behind`);
       // Signed 25 s ahead of real time: 45 s ahead of the robot, beyond the skew.
       const ahead = await send('ahead', t + 25);
       assert.equal((ahead.error as { reason?: string } | undefined)?.reason, 'not_yet_valid', JSON.stringify(ahead));
