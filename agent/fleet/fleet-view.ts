@@ -123,6 +123,11 @@ export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
     const failures = failed.length ? `, FAILED: ${failed.join(', ')}` : '';
     const reconnects = agent.mqtt.reconnects;
     lines.push(`  agent       ${agent.version}, ${modules.length} modules${failures}, reconnects ${reconnects}`);
+    const signing = agent.commandSigning;
+    if (signing) {
+      const how = signing.required ? `signed (keys ${signing.keys.join(', ')})` : 'UNSIGNED accepted';
+      lines.push(`  commands    ${how}${signing.warning ? `: ${signing.warning}` : ''}`);
+    }
   }
   if (docker) {
     const engine = docker.available

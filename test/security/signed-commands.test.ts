@@ -224,6 +224,8 @@ describe('security: signed commands (rig broker)', function () {
       await probe!.client.publishAsync(`${s.base}/desired`, '', { qos: 1, retain: true });
     }
     assert.equal((await run(['send', robot, 'ping', '--sign-key', join(dir, 'missing.key')])).code, 2);
+    // robot-fleet status shows which keys the robot takes.
+    assert.match((await run(['status', robot])).text, new RegExp(`^  commands    signed \\(keys ${kid}\\)$`, 'm'));
   });
 
   it('without keys on a fleet broker, unsigned commands are taken with a warning in the state', async function () {
