@@ -75,8 +75,13 @@ export class CommandSigning {
   async verifyRequest(command: string, message: Record<string, unknown>): Promise<Admitted> {
     const token = message[SIGNATURE_FIELD];
     if (token === undefined && !this.o.policy.required) return NOTHING_TO_CLAIM;
-    // Without keys there is nothing to check a signature against; `required` cannot be set then.
-    if (!this.verifier) return NOTHING_TO_CLAIM;
+    // Without keys there is nothing to check a signature against. The config refuses `required`
+    // without keys; should it get here all the same, it fails closed.
+    if (!this.verifier) {
+      if (!this.o.policy.required) return NOTHING_TO_CLAIM;
+      throw unauthorized(token === undefined ? 'unsigned' : 'unknown_key',
+        'this robot requires signatures but has no keys to check them with (security.commands.keys)');
+    }
     let hash: string;
     try {
       hash = messageHash(message);

@@ -69,8 +69,11 @@ export class DesiredSignature {
     const message = doc as Record<string, unknown>;
     const { [SIGNATURE_FIELD]: token, ...body } = message;
     const stripped = Buffer.from(JSON.stringify(body));
-    if ((token === undefined && !this.o.required) || !this.o.verifier) {
-      return { payload: stripped, accept: () => undefined };
+    if (token === undefined && !this.o.required) return { payload: stripped, accept: () => undefined };
+    if (!this.o.verifier) {
+      // As for requests: no keys, nothing to check against; required all the same fails closed.
+      if (!this.o.required) return { payload: stripped, accept: () => undefined };
+      throw unauthorized('unknown_key', 'this robot has no keys to check signatures with (security.commands.keys)');
     }
     let hash: string;
     try {

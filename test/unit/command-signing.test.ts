@@ -241,6 +241,28 @@ describe('signed commands: the router', () => {
   });
 });
 
+describe('signed commands: required without keys fails closed', () => {
+  it('a request and a desired state are refused, signed or not', async () => {
+    const now = () => T0 * 1000;
+    const signing = new CommandSigning({
+      policy: { required: true, keys: [] },
+      keys: new Map(),
+      robotId: ROBOT,
+      clockSkewSeconds: SKEW,
+      maxLifetimeSeconds: 120,
+      replay: new ReplayStore({ dir: tempDir(), clockSkewSeconds: SKEW, now }),
+      now,
+    });
+    const signed = await signMessage({ key: k1.signing, robot: ROBOT, command: 'files.remove', message, issuedAt: T0 });
+    assert.equal(await reason(signing.verifyRequest('files.remove', signed)), 'unknown_key');
+    assert.equal(await reason(signing.verifyRequest('files.remove', message)), 'unsigned');
+    const desired = new DesiredSignature({
+      verifier: undefined, required: true, maxLifetimeSeconds: 3600, maxBytes: 65536, dir: tempDir(), logger: silentLogger,
+    });
+    assert.equal(await reason(desired.admit(Buffer.from('{"containers":{},"signature":"x"}'))), 'unknown_key');
+  });
+});
+
 describe('signed commands: the retained desired state', () => {
   function gate(now: () => number) {
     return new DesiredSignature({
