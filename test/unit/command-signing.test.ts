@@ -264,13 +264,13 @@ describe('signed commands: required without keys fails closed', () => {
 });
 
 describe('signed commands: the retained desired state', () => {
-  function gate(now: () => number) {
+  function gate(now: () => number, dir = tempDir()) {
     return new DesiredSignature({
       verifier: new CommandVerifier({ robotId: ROBOT, keys: new Map([['k1', k1.publicKey]]), clockSkewSeconds: SKEW, now }),
       required: true,
       maxLifetimeSeconds: 3600,
       maxBytes: 64 * 1024,
-      dir: tempDir(),
+      dir,
       logger: silentLogger,
     });
   }
@@ -290,6 +290,16 @@ describe('signed commands: the retained desired state', () => {
     assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(v1)))), 'replayed');
     const v3 = await desired(3, T0 + 100);
     assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(v3)))), 'expired');
+  });
+
+  it('the signature in force is kept in state.dir: after a restart an older desired state is still replayed', async () => {
+    const dir = tempDir();
+    const now = () => T0 * 1000;
+    const v2 = await desired(2, T0);
+    (await gate(now, dir).admit(Buffer.from(JSON.stringify(v2)))).accept();
+    const restarted = gate(now, dir);
+    await restarted.admit(Buffer.from(JSON.stringify(v2)));
+    assert.equal(await reason(restarted.admit(Buffer.from(JSON.stringify(await desired(1, T0 - 10))))), 'replayed');
   });
 
   it('unsigned, a clear, and a request signature used as a desired state are refused', async () => {
