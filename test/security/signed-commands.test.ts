@@ -127,7 +127,7 @@ describe('security: signed commands (rig broker)', function () {
     assert.equal(logged[0]!.reason, 'unsigned');
   });
 
-  it('a signature is good once: the same request again is answered as before without running; after a restart, replayed', async function () {
+  it('a signature is good once: the same bytes again get the answer, not a run; after a restart, replayed', async function () {
     const url = needRig(this).mqtt.url;
     const first = await start(url);
     const { robot, dir, exportDir } = first;
@@ -146,11 +146,12 @@ describe('security: signed commands (rig broker)', function () {
     assert.ok(existsSync(join(exportDir, 'b.tar')), 'the replay ran');
   });
 
-  it('an unsigned retained desired state is refused (state.desired.rejected says why); a signed one is applied, an older one not', async function () {
+  it('an unsigned retained desired is refused (state.desired.rejected says why); a signed one applies, an older one not', async function () {
     const { s, p, robot } = await start(needRig(this).mqtt.url);
     const topic = `${s.base}/desired`;
     try {
-      await p.client.publishAsync(topic, JSON.stringify({ containers: { ros: { enabled: false } }, version: 'unsigned' }), { qos: 1, retain: true });
+      const unsigned = { containers: { ros: { enabled: false } }, version: 'unsigned' };
+      await p.client.publishAsync(topic, JSON.stringify(unsigned), { qos: 1, retain: true });
       const rejected = await waitUntil(() => s.agent.store.get().desired.rejected, 10_000, 'the unsigned desired refused');
       assert.equal(rejected.code, 'unauthorized');
       assert.equal(rejected.reason, 'unsigned');
@@ -161,7 +162,8 @@ describe('security: signed commands (rig broker)', function () {
       await waitUntil(() => s.agent.store.get().desired.version === 'v2', 10_000, 'the signed desired applied');
       assert.equal(s.agent.store.get().desired.rejected, undefined);
 
-      const older = await signed(opsA, robot, 'desired', { containers: { ros: { enabled: true } }, version: 'v1' }, { issuedAt: now() - 60 });
+      const v1 = { containers: { ros: { enabled: true } }, version: 'v1' };
+      const older = await signed(opsA, robot, 'desired', v1, { issuedAt: now() - 60 });
       await p.client.publishAsync(topic, JSON.stringify(older), { qos: 1, retain: true });
       const replayed = await waitUntil(() => s.agent.store.get().desired.rejected, 10_000, 'the older desired refused');
       assert.equal(replayed.reason, 'replayed');
@@ -187,7 +189,8 @@ describe('security: signed commands (rig broker)', function () {
     await both.s.stop();
 
     const rotated = await start(url, { keys: [opsB], robot, dir });
-    assertRefused(await rotated.p.request(rotated.s.base, 'ping', await signed(opsA, robot, 'ping', { id: 'a2' })), 'unknown_key');
+    const old = await signed(opsA, robot, 'ping', { id: 'a2' });
+    assertRefused(await rotated.p.request(rotated.s.base, 'ping', old), 'unknown_key');
     assert.equal((await rotated.p.request(rotated.s.base, 'ping', await signed(opsB, robot, 'ping', { id: 'b2' }))).ok, true);
   });
 
@@ -216,7 +219,8 @@ describe('security: signed commands (rig broker)', function () {
     // update is signed too: it gets as far as the update flow, which answers about the container.
     const update = await run(['update', robot, 'ros', 'yahboomtechnology/ros-foxy:3.4.0', '--sign-key', keyFile]);
     assert.doesNotMatch(update.text, /unauthorized/);
-    const desired = await run(['desired', robot, '{"containers":{"ros":{"enabled":false}},"version":"cli"}', '--sign-key', keyFile]);
+    const wish = '{"containers":{"ros":{"enabled":false}},"version":"cli"}';
+    const desired = await run(['desired', robot, wish, '--sign-key', keyFile]);
     assert.equal(desired.code, 0, desired.text);
     try {
       await waitUntil(() => s.agent.store.get().desired.version === 'cli', 10_000, 'the desired from robot-fleet applied');
@@ -309,7 +313,9 @@ describe('security: signed commands with the robot\'s clock moved (faketime)', f
       await probe.subscribe(`${base}/response/#`, `${base}/state/agent`);
       await probe.waitForTopic(`${base}/state/agent`, 20_000);
       const send = async (id: string, issuedAt: number, lifetimeSeconds = 60) =>
-        probe.request(base, 'ping', await signMessage({ key: opsA.signing, robot, command: 'ping', message: { id }, issuedAt, lifetimeSeconds }));
+        probe.request(base, 'ping', await signMessage({
+          key: opsA.signing, robot, command: 'ping', message: { id }, issuedAt, lifetimeSeconds,
+        }));
       const t = now();
       // The robot's clock really is behind: its pong is dated about 20 s ago.
       const pong = await send('now', t);

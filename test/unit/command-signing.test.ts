@@ -39,7 +39,8 @@ function verifier(nowSeconds: number, keys: Array<[string, KeyObject]> = [['k1',
 const message = { id: 'req-1', file: 'a.tar' };
 
 async function token(over: Partial<Parameters<typeof signRequest>[0]> = {}): Promise<string> {
-  return signRequest({ key: k1.signing, robot: ROBOT, command: 'files.remove', message, issuedAt: T0, lifetimeSeconds: 60, ...over });
+  const base = { key: k1.signing, robot: ROBOT, command: 'files.remove', message, issuedAt: T0, lifetimeSeconds: 60 };
+  return signRequest({ ...base, ...over });
 }
 
 async function reason(promise: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -58,7 +59,8 @@ const expect = { command: 'files.remove', hash: messageHash(message), maxLifetim
 
 describe('signed commands: canonical JSON and the args hash', () => {
   it('sorts keys at every level and leaves arrays in order; the signature field is not hashed', () => {
-    assert.equal(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 'é' }], c: null } }), '{"a":{"c":null,"d":[2,{"y":"é","z":1}]},"b":1}');
+    const canonical = canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 'é' }], c: null } });
+    assert.equal(canonical, '{"a":{"c":null,"d":[2,{"y":"é","z":1}]},"b":1}');
     assert.equal(messageHash({ a: 1, b: 2 }), messageHash({ b: 2, a: 1, signature: 'x' }));
     assert.notEqual(messageHash({ a: 1 }), messageHash({ a: '1' }));
   });
@@ -73,7 +75,8 @@ describe('signed commands: canonical JSON and the args hash', () => {
 describe('signed commands: the verifier (injected clock)', () => {
   it('accepts a right signature and returns its claims', async () => {
     const claims = await verifier(T0 + 1).verify(await token({ jti: 'j1' }), expect);
-    assert.deepEqual({ ...claims }, { aud: ROBOT, cmd: 'files.remove', args: expect.hash, iat: T0, exp: T0 + 60, jti: 'j1', kid: 'k1' });
+    const want = { aud: ROBOT, cmd: 'files.remove', args: expect.hash, iat: T0, exp: T0 + 60, jti: 'j1', kid: 'k1' };
+    assert.deepEqual({ ...claims }, want);
     verifier(T0 + 1).checkTime(claims);
   });
 
@@ -151,8 +154,10 @@ describe('signed commands: the replay store', () => {
 });
 
 describe('signed commands: the default policy', () => {
-  const config = (mqtt: { url?: string }, commands: { keys?: Array<{ id: string; publicKeyFile: string }>; required?: boolean }) =>
-    ({ mqtt, security: { commands: { keys: [], clockSkewSeconds: 30, maxLifetimeSeconds: 120, desiredMaxLifetimeSeconds: 604800, ...commands } } }) as never;
+  type Commands = { keys?: Array<{ id: string; publicKeyFile: string }>; required?: boolean };
+  const defaults = { keys: [], clockSkewSeconds: 30, maxLifetimeSeconds: 120, desiredMaxLifetimeSeconds: 604800 };
+  const config = (mqtt: { url?: string }, commands: Commands) =>
+    ({ mqtt, security: { commands: { ...defaults, ...commands } } }) as never;
   const key = [{ id: 'k1', publicKeyFile: '/k1.pub' }];
 
   it('keys make signatures required; no keys on the embedded broker take unsigned commands quietly', () => {
@@ -196,7 +201,9 @@ describe('signed commands: the router', () => {
       bus: new EventBus(),
       logger: silentLogger,
       signing,
-      commands: [defineCommand<{ file: string }, unknown>({ name: 'files.remove', run: async ({ file }) => ({ file, bytes: ++runs }) })],
+      commands: [
+        defineCommand<{ file: string }, unknown>({ name: 'files.remove', run: async ({ file }) => ({ file, bytes: ++runs }) }),
+      ],
     });
     return { router, runs: () => runs };
   }
@@ -235,7 +242,8 @@ describe('signed commands: the router', () => {
   it('not required: unsigned requests run, a signature present must still verify', async () => {
     const { router, runs } = signedRouter(() => T0 * 1000, false);
     assert.equal((await router.handle('files.remove', json(message)))?.ok, true);
-    const bad = await signMessage({ key: stranger.signing, robot: ROBOT, command: 'files.remove', message: { ...message, id: 'r2' }, issuedAt: T0 });
+    const other = { ...message, id: 'r2' };
+    const bad = await signMessage({ key: stranger.signing, robot: ROBOT, command: 'files.remove', message: other, issuedAt: T0 });
     assert.equal(errorOf(await router.handle('files.remove', json(bad)))?.reason, 'bad_signature');
     assert.equal(runs(), 1);
   });
@@ -275,7 +283,9 @@ describe('signed commands: the retained desired state', () => {
     });
   }
   const desired = (version: number, issuedAt: number) =>
-    signMessage({ key: k1.signing, robot: ROBOT, command: 'desired', message: { containers: {}, version }, issuedAt, lifetimeSeconds: 600 });
+    signMessage({
+      key: k1.signing, robot: ROBOT, command: 'desired', message: { containers: {}, version }, issuedAt, lifetimeSeconds: 600,
+    });
 
   it('the one in force comes again after it expired: taken (nothing changes); an older one is replayed', async () => {
     let now = T0 * 1000;
@@ -306,7 +316,9 @@ describe('signed commands: the retained desired state', () => {
     const g = gate(() => T0 * 1000);
     assert.equal(await reason(g.admit(Buffer.from('{"containers":{}}'))), 'unsigned');
     assert.equal(await reason(g.admit(Buffer.alloc(0))), 'unsigned');
-    const asCommand = await signMessage({ key: k1.signing, robot: ROBOT, command: 'update', message: { containers: {} }, issuedAt: T0 });
+    const asCommand = await signMessage({
+      key: k1.signing, robot: ROBOT, command: 'update', message: { containers: {} }, issuedAt: T0,
+    });
     assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(asCommand)))), 'wrong_command');
   });
 });
