@@ -216,6 +216,10 @@ describe('security: signed commands (rig broker)', function () {
     assert.match(unsigned.text, /"reason": "unsigned"/);
     assert.equal((await run(['send', robot, 'ping', '--sign-key', keyFile])).code, 0);
     assert.equal((await run(['send', robot, 'ping'], { ROBOT_FLEET_SIGN_KEY: keyFile })).code, 0);
+    // --sign-kid names the id robots know the key by; a wrong one is unknown_key there.
+    const wrongKid = await run(['send', robot, 'ping', '--sign-key', keyFile, '--sign-kid', 'not-listed']);
+    assert.equal(wrongKid.code, 1);
+    assert.match(wrongKid.text, /"reason": "unknown_key"/);
     // update is signed too: it gets as far as the update flow, which answers about the container.
     const update = await run(['update', robot, 'ros', 'yahboomtechnology/ros-foxy:3.4.0', '--sign-key', keyFile]);
     assert.doesNotMatch(update.text, /unauthorized/);
