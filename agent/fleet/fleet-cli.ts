@@ -12,6 +12,7 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
+import { defaultDashboardDir, serveCommand } from './dashboard/serve.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -25,6 +26,8 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
+  robot-fleet [options] serve [--listen 127.0.0.1:8080] [--token-file F] [--operator-token-file F]
+                                                          the fleet dashboard: a web page (docs/dashboard.md)
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
          --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
@@ -63,7 +66,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
   const args: string[] = [];
   const valued = new Set([
     'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
-    'name', 'sort', 'stale',
+    'name', 'sort', 'stale', 'listen', 'token-file', 'operator-token-file',
   ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
@@ -156,10 +159,10 @@ function embeddedCredentials(options: Options, stateDir: string): void {
   }
 }
 
-async function connect(o: Options): Promise<MqttClient> {
+async function connect(o: Options, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   const options: IClientOptions = {
     clientId: `robot-fleet-${randomUUID().slice(0, 8)}`,
-    protocolVersion: 4,
+    protocolVersion,
     reconnectPeriod: 0,
     connectTimeout: Math.min(o.timeoutMs, 10_000),
     ...(o.username ? { username: o.username } : {}),
@@ -385,6 +388,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         const [robot, container] = rest;
         if (!robot || !container) throw new UsageError('snapshot needs <robot> <container>');
         return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
+      }
+      case 'serve': {
+        // Replies on the account's own fleet-replies/ topics only for an account the operator named.
+        const replyUser = typeof flags.username === 'string' ? flags.username : env.ROBOT_FLEET_USERNAME || undefined;
+        const stopped = new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        return await serveCommand({
+          base: options.base, timeoutMs: options.timeoutMs,
+          stateDir: (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? defaultDashboardDir(env),
+          ...(replyUser ? { replyUser } : {}),
+          ...(typeof flags.listen === 'string' ? { listen: flags.listen } : {}),
+          ...(typeof flags['token-file'] === 'string' ? { tokenFile: flags['token-file'] } : {}),
+          ...(typeof flags['operator-token-file'] === 'string' ? { operatorTokenFile: flags['operator-token-file'] } : {}),
+          ...(typeof flags.stale === 'string' ? { staleAfterMs: Number(flags.stale) * 1000 } : {}),
+        }, { connect: (v) => connect(options, v), out, err, stopped });
       }
       case undefined:
       case 'help':
