@@ -7,6 +7,8 @@ declare -A pkg_of=(
   [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [mosquitto_passwd]=mosquitto
   [socat]=socat [busybox]=busybox-static [openssl]=openssl [umount]=mount [tar]=tar [htpasswd]=apache2-utils
   [systemd-analyze]=systemd [systemd-notify]=systemd
+  # The dashboard's browser tests drive Debian's chromium through puppeteer-core.
+  [chromium]=chromium
 )
 missing=()
 for bin in "${!pkg_of[@]}"; do
