@@ -153,6 +153,30 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     assert.equal((await p.next('error', (m) => m.ref === 'bad-2')).code, 'invalid_action');
   });
 
+  it('with a broker account (MQTT 5), requests name a reply topic under fleet-replies/<account>/ and the answer comes there', async () => {
+    const spy = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 5 });
+    const replies: string[] = [];
+    spy.on('message', (topic) => replies.push(topic));
+    await spy.subscribeAsync('fleet-replies/alice/#', { qos: 1 });
+    const v5 = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 5 });
+    const alice = await startDashboard({
+      base, client: v5, replyUser: 'alice', host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR }, timeoutMs: 15_000,
+    });
+    try {
+      const p = await DashboardClient.connect(alice.url, OPERATOR);
+      pages.push(p);
+      await p.next('replayed');
+      p.send({ t: 'act', id: 'v5-1', command: 'start', robots: ['rosmaster-real'], args: { name: 'ros' } });
+      const done = await p.next('action', (m) => m.action === 'v5-1' && m.phase === 'done', 30_000);
+      assert.equal(done.ok, true, JSON.stringify(done.error));
+      await waitUntil(() => replies.includes('fleet-replies/alice/rosmaster-real/start'), 5000, 'the reply on the account topic');
+    } finally {
+      await alice.close();
+      await v5.endAsync(true);
+      await spy.endAsync(true);
+    }
+  });
+
   it('an oversized message closes the socket (1009)', async () => {
     const p = await page(READ);
     await p.next('replayed');
