@@ -36,6 +36,7 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
   let browser: Browser;
   let page: Page;
   let clear: (() => Promise<void>) | undefined;
+  const pageErrors: string[] = [];
   const host = () => rig().registry.host;
   const shown = () => page.$eval('[data-shown]', (e) => Number(e.getAttribute('data-shown')));
 
@@ -73,6 +74,8 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     dash = await startDashboard({ base, client, host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR }, timeoutMs: 15_000 });
     browser = await launchBrowser();
     page = await browser.newPage();
+    page.on('pageerror', (err) => pageErrors.push(String(err)));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
     await page.setViewport({ width: 1440, height: 900 });
     await page.goto(`${dash.url}login?token=${OPERATOR}`);
     await page.waitForSelector('[data-connected="true"]');
@@ -164,6 +167,10 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     await page.waitForFunction(() => [...document.querySelectorAll('[data-outcome-robot="rosmaster-a"] [data-error-code]')]
       .some((e) => e.getAttribute('data-error-code') === 'not_allowed'), { timeout: 30_000 });
     await shoot(page, 'dashboard-refused');
+  });
+
+  it('the page raised no error and logged none', () => {
+    assert.deepEqual(pageErrors, []);
   });
 
   it('a read-only page has no actions, and columns fold on a phone', async () => {

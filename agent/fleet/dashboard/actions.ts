@@ -56,7 +56,8 @@ export class ActionRunner {
       throw new AgentError('busy', `${this.running} actions are running; wait for one to finish`);
     }
     this.running += 1;
-    void this.run(a).finally(() => {
+    // run never rejects by design (each robot's outcome is a response); the catch keeps it so.
+    void this.run(a).catch(() => undefined).finally(() => {
       this.running -= 1;
     });
   }

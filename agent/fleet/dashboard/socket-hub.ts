@@ -175,7 +175,13 @@ export class SocketHub {
       return;
     }
     try {
-      if (m.t === 'watch') void this.watch(page, m.robot);
+      if (m.t === 'watch') {
+        // A broker that went away refuses the subscription: the page hears why, nothing escapes.
+        this.watch(page, m.robot).catch((err: unknown) => {
+          this.send(page, { t: 'error', code: 'broker_unavailable', message: `cannot open ${String(m.robot)}'s page now: ` +
+            `the fleet broker refused the subscription (${(err as Error).message}); the dashboard reconnects by itself` });
+        });
+      }
       else if (m.t === 'logs') this.logs(page, m);
       else if (m.t === 'act') {
         if (page.role !== 'operator') {
@@ -217,10 +223,11 @@ export class SocketHub {
     page.logsInFlight = true;
     const tail = Number.isInteger(m.tail) && m.tail! > 0 ? Math.min(m.tail!, 500) : 100;
     void this.sender.send(m.robot, 'logs', { name: m.name, tail }, this.o.timeoutMs).then((r) => {
-      page.logsInFlight = false;
       const result = r.result as { lines?: string[] } | undefined;
       this.send(page, { t: 'logs', robot: m.robot, name: m.name, ok: r.ok,
         ...(r.ok ? { lines: result?.lines ?? [] } : { error: r.error ?? { code: 'internal', message: 'no error given' } }) });
+    }).finally(() => {
+      page.logsInFlight = false;
     });
   }
 }
