@@ -88,6 +88,18 @@ describe('dashboard server parts (pure)', () => {
     h.close();
   });
 
+  it('a robot page the broker refuses to subscribe to is answered with an error, nothing escapes', async () => {
+    const { h, model } = hub();
+    Object.assign(model, { watch: async () => Promise.reject(new Error('client disconnecting')) });
+    const ws = new FakeSocket();
+    h.attach(ws as unknown as WebSocket, 'read');
+    ws.emit('message', Buffer.from(JSON.stringify({ t: 'watch', robot: 'x3-1' })), false);
+    const error = await waitUntil(() => ws.sent.map((m) => JSON.parse(m) as { t: string; code?: string })
+      .find((m) => m.t === 'error'), 1000, 'the error');
+    assert.equal(error.code, 'broker_unavailable');
+    h.close();
+  });
+
   it('tokens: made once (0600) and kept; each file gives its role; the same token for both is refused', () => {
     const dir = tempDir('rfa-tok-');
     const first = loadTokens({ stateDir: join(dir, 'state') });
