@@ -152,7 +152,8 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     await page.click('[data-action="snapshot"]');
     await page.click('.dialog input[name="push"]');
     await page.click('[data-confirm="snapshot"]');
-    const done = await page.waitForSelector('[data-outcome-robot="rosmaster-a"][data-phase="done"]', { timeout: 90_000 });
+    const done = await page.waitForSelector('[data-action-id^="snapshot-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
+      { timeout: 90_000 });
     const ok = await done!.evaluate((e) => ({ ok: e.getAttribute('data-ok'), events: Number(e.getAttribute('data-progress-events')), text: e.textContent }));
     assert.equal(ok.ok, 'true', ok.text ?? '');
     assert.ok(ok.events > 0, 'no progress event was relayed');
@@ -167,6 +168,24 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     await page.waitForFunction(() => [...document.querySelectorAll('[data-outcome-robot="rosmaster-a"] [data-error-code]')]
       .some((e) => e.getAttribute('data-error-code') === 'not_allowed'), { timeout: 30_000 });
     await shoot(page, 'dashboard-refused');
+  });
+
+
+  it('a snapshot restored from the robot page, after its confirmation, runs through the update flow', async () => {
+    const snapshot = x3.agent.store.get().snapshots[0]!.image;
+    await page.goto(`${dash.url}#/robot/rosmaster-a`);
+    await page.waitForSelector(`[data-restore="${snapshot}"]`);
+    await page.click(`[data-restore="${snapshot}"]`);
+    const image = await page.$eval('.dialog input[name="image"]', (e) => (e as HTMLInputElement).value);
+    assert.equal(image, snapshot);
+    await page.click('[data-confirm="restore"]');
+    const done = await page.waitForSelector('[data-action-id^="restore-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
+      { timeout: 90_000 });
+    const outcome = await done!.evaluate((e) => ({ ok: e.getAttribute('data-ok'), text: e.textContent }));
+    assert.equal(outcome.ok, 'true', outcome.text ?? '');
+    await waitUntil(() => x3.agent.store.get().containers[0]?.runImage === snapshot
+      || x3.agent.store.get().containers[0]?.image === snapshot, 10_000, 'ros running the snapshot');
+    await shoot(page, 'dashboard-restore');
   });
 
   it('the page raised no error and logged none', () => {

@@ -40,7 +40,7 @@ export function ActionBar({ selected, clear }) {
 
 /** The confirmation: what will be sent, to how many robots, with the arguments it needs. */
 export function Confirm({ command, robots, close, preset = {} }) {
-  const k = KINDS[command] ?? { fields: Object.keys(preset), verb: command };
+  const k = KINDS[command] ?? { fields: Object.keys(preset), verb: command[0].toUpperCase() + command.slice(1) };
   const [args, setArgs] = useState({ container: 'ros', name: 'ros', image: '', push: false, ...preset });
   const body = {};
   for (const f of k.fields) {
@@ -60,7 +60,9 @@ export function Confirm({ command, robots, close, preset = {} }) {
         ? html`<label><input type="checkbox" name="push" checked=${args.push}
             onChange=${(e) => setArgs({ ...args, push: e.currentTarget.checked })} /> push to the fleet registry</label>`
         : html`<label>${f} <input name=${f} value=${args[f]} readonly=${preset[f] !== undefined}
+            list=${f === 'image' ? 'known-images' : undefined}
             onInput=${(e) => setArgs({ ...args, [f]: e.currentTarget.value })} /></label>`)}
+      <datalist id="known-images">${knownImages().map((i) => html`<option value=${i} />`)}</datalist>
       <p class="note">Each robot checks this against its own configuration and may refuse it.</p>
       <div class="buttons">
         <button class="cancel" onClick=${close}>Cancel</button>
@@ -91,6 +93,19 @@ export function Outcomes() {
       </details>`;
     })}
   </section>`;
+}
+
+/**
+ * The images the fleet's robots should run, to pick from: each robot still checks the one given
+ * against its own images.allow. Names the summary clipped (they start with …) are left out.
+ */
+function knownImages() {
+  const seen = new Set();
+  for (const r of store.robots.values()) {
+    for (const c of r.state?.containers.list ?? []) if (!c.image.startsWith('…')) seen.add(c.image);
+    if (seen.size >= 50) break;
+  }
+  return [...seen].sort();
 }
 
 function SmallBar({ p }) {

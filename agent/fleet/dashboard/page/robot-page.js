@@ -123,7 +123,7 @@ function Logs({ robot, containers }) {
 function Events() {
   return html`<${Panel} title="Live events" name="events">
     ${store.events.length === 0 ? html`<p class="muted">none since this page opened</p>` : html`<ol class="events">
-      ${store.events.slice(0, 50).map((e) => html`<li data-event=${e.type}><time>${e.ts?.slice(11, 19)}</time> <b>${e.type}</b>
+      ${store.events.slice(0, 50).map((e) => html`<li data-event=${e.type}><time>${e.ts?.slice(11, 19)}</time> <b>${e.type}</b>${' '}
         ${e.container ?? e.name ?? e.image ?? ''}${e.error ? ` ${e.error.code}` : ''}
         ${typeof e.current === 'number' && e.total ? ` ${Math.round((e.current / e.total) * 100)} %` : ''}</li>`)}
     </ol>`}<//>`;
