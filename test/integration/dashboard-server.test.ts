@@ -11,6 +11,7 @@ import { cleanEngine } from '../helpers/engine-cli.js';
 import { fakeFleet, fakeSummary, publishFleet } from '../helpers/fleet-robots.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
+import { startMosquitto } from '../rig/mosquitto.js';
 import { needRig, rig } from '../setup.js';
 
 const READ = 'read-token-0123456789abcdef';
@@ -174,6 +175,38 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
       await alice.close();
       await v5.endAsync(true);
       await spy.endAsync(true);
+    }
+  });
+
+  it('outlives a broker restart: reconnects with backoff, subscribes again, relays what comes after', async () => {
+    const broker = await startMosquitto(tempDir('rfa-dash-mq-'));
+    const own = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    const said: string[] = [];
+    const d = await startDashboard({ base, client: own, host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR },
+      timeoutMs: 15_000, log: (line) => said.push(line) });
+    try {
+      const p = await DashboardClient.connect(d.url, READ);
+      pages.push(p);
+      await p.next('replayed');
+      await broker.stop();
+      await waitUntil(() => said.some((l) => /lost the fleet broker/.test(l)), 10_000, 'the loss said');
+      await broker.start();
+      await waitUntil(() => said.some((l) => /is back/.test(l)), 20_000, 'the reconnect');
+      // The restarted broker lost its retained messages: a robot that publishes after it is relayed.
+      const robot = { ...fleet[0]!, robot: 'after-restart' };
+      const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+      try {
+        await waitUntil(async () => {
+          await publisher.publishAsync(`${base}/after-restart/state`, JSON.stringify(fakeSummary(robot)), { qos: 1, retain: true });
+          return p.robots().has('after-restart');
+        }, 10_000, 'the robot published after the restart', 500);
+      } finally {
+        await publisher.endAsync(true);
+      }
+    } finally {
+      await d.close();
+      await own.endAsync(true);
+      await broker.stop();
     }
   });
 

@@ -60,6 +60,13 @@ export class FleetModel extends EventEmitter {
     return this.collected;
   }
 
+  /** The subscriptions again, after a reconnect (a clean session lost them). */
+  async resubscribe(): Promise<void> {
+    const topics = [`${this.o.base}/+/events`, `${this.o.base}/+/state`, `${this.o.base}/+/availability`,
+      ...[...this.watched.keys()].map((robot) => `${this.prefix}${robot}/state/+`)];
+    await this.client.subscribeAsync(topics, { qos: 1 });
+  }
+
   stop(): void {
     this.client.off('message', this.onMessage);
   }

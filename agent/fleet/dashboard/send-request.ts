@@ -45,6 +45,11 @@ export class RequestSender {
 
   async start(): Promise<void> {
     this.client.on('message', this.onMessage);
+    await this.resubscribe();
+  }
+
+  /** Where answers come; again after a reconnect. */
+  async resubscribe(): Promise<void> {
     const topics = [`${this.o.base}/+/response/+`];
     if (this.o.replyUser) topics.push(`fleet-replies/${this.o.replyUser}/#`);
     await this.client.subscribeAsync(topics, { qos: 1 });

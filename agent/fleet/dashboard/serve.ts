@@ -8,6 +8,7 @@ import { AgentError } from '../../core/errors.js';
 import { packageRoot } from '../../package-root.js';
 import { DEFAULT_STALE_MS } from '../fleet-select.js';
 import { ActionRunner } from './actions.js';
+import { keepConnected } from './broker-link.js';
 import { FleetModel } from './fleet-model.js';
 import { createDashboardServer } from './http-server.js';
 import { RequestSender } from './send-request.js';
@@ -30,6 +31,8 @@ export interface DashboardOptions {
   staleAfterMs?: number;
   pageDir?: string;
   maxRobots?: number;
+  /** Where the server says what happens to its broker connection (stderr). */
+  log?: (line: string) => void;
 }
 
 export interface Dashboard {
@@ -62,6 +65,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     longTimeoutMs: o.longTimeoutMs ?? 10 * 60_000,
   });
   hub = new SocketHub(model, actions, sender, { base: o.base, staleAfterMs, timeoutMs: o.timeoutMs });
+  const unlink = keepConnected(o.client, {
+    log: o.log ?? (() => undefined),
+    resubscribe: async () => {
+      await sender.resubscribe();
+      await model.resubscribe();
+    },
+  });
   const collected = await model.start();
   const warning = collected.cut || collected.recovered > 0
     ? 'the broker dropped retained messages past its per-client queue (mosquitto max_queued_messages): set it well ' +
@@ -77,6 +87,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     hub,
     warning,
     close: async () => {
+      unlink();
       hub!.close();
       model.stop();
       sender.stop();
@@ -128,11 +139,10 @@ export async function serveCommand(
     ...(o.operatorTokenFile ? { operatorFile: o.operatorTokenFile } : {}),
   });
   const client = await d.connect(o.replyUser ? 5 : 4);
-  keepReconnecting(client, d.err);
   let dashboard: Dashboard;
   try {
     dashboard = await startDashboard({
-      base: o.base, client, host, port, tokens, timeoutMs: o.timeoutMs,
+      base: o.base, client, host, port, tokens, timeoutMs: o.timeoutMs, log: (line) => void d.err(`robot-fleet serve: ${line}`),
       ...(o.replyUser ? { replyUser: o.replyUser } : {}), ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
     });
   } catch (e) {
@@ -153,23 +163,4 @@ export async function serveCommand(
   await dashboard.close();
   await client.endAsync(true);
   return 0;
-}
-
-/**
- * A server outlives broker restarts: reconnect with a growing delay (1 s doubling to 30 s), back
- * to 1 s once connected. mqtt.js subscribes again by itself.
- */
-function keepReconnecting(client: MqttClient, err: (s: string) => void | Promise<void>): void {
-  let delay = 1000;
-  client.options.reconnectPeriod = delay;
-  client.on('connect', () => {
-    delay = 1000;
-    client.options.reconnectPeriod = delay;
-  });
-  client.on('offline', () => {
-    void err(`robot-fleet serve: lost the fleet broker; trying again in ${delay / 1000} s`);
-    client.options.reconnectPeriod = delay;
-    delay = Math.min(delay * 2, 30_000);
-  });
-  client.on('error', () => undefined);
 }
