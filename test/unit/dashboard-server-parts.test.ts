@@ -100,6 +100,35 @@ describe('dashboard server parts (pure)', () => {
     h.close();
   });
 
+  it('robot pages switched quickly and a page that goes leave no robot watched', async () => {
+    const { h, model } = hub();
+    const refs = new Map<string, number>();
+    const later = () => new Promise((r) => setTimeout(r, 5));
+    Object.assign(model, {
+      watch: async (robot: string) => {
+        await later();
+        refs.set(robot, (refs.get(robot) ?? 0) + 1);
+        return { refs: 1, sections: {}, events: [] };
+      },
+      unwatch: async (robot: string) => {
+        await later();
+        refs.set(robot, (refs.get(robot) ?? 0) - 1);
+      },
+    });
+    const ws = new FakeSocket();
+    h.attach(ws as unknown as WebSocket, 'read');
+    for (const robot of ['a', 'b', 'a', 'c', 'c', null, 'b']) {
+      ws.emit('message', Buffer.from(JSON.stringify({ t: 'watch', robot })), false);
+    }
+    // Only the robot asked for last stays watched, once.
+    await waitUntil(() => refs.get('a') === 0 && refs.get('c') === 0 && refs.get('b') === 1, 2000, 'b alone watched');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(Object.fromEntries(refs), { a: 0, b: 1, c: 0 });
+    ws.emit('close');
+    await waitUntil(() => refs.get('b') === 0, 2000, 'b given back');
+    h.close();
+  });
+
   it('tokens: made once (0600) and kept; each file gives its role; the same token for both is refused', () => {
     const dir = tempDir('rfa-tok-');
     const first = loadTokens({ stateDir: join(dir, 'state') });

@@ -82,7 +82,13 @@ export class FleetModel extends EventEmitter {
     if (this.watched.size >= (this.o.maxWatched ?? 64)) return null;
     w = { refs: 1, sections: {}, events: [] };
     this.watched.set(robot, w);
-    await this.client.subscribeAsync(`${this.prefix}${robot}/state/+`, { qos: 1 });
+    try {
+      await this.client.subscribeAsync(`${this.prefix}${robot}/state/+`, { qos: 1 });
+    } catch (err) {
+      // Not held: the slot is free again for the next try.
+      if (this.watched.get(robot) === w) this.watched.delete(robot);
+      throw err;
+    }
     return w;
   }
 

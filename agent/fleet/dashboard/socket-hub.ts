@@ -30,6 +30,8 @@ interface Page {
   watching: string | null;
   logsInFlight: boolean;
   alive: boolean;
+  /** Watches of one page run one after the other: two at once would count a robot twice. */
+  watchChain: Promise<void>;
 }
 
 /** Close codes the page understands (4000-4999 are the application's). */
@@ -79,7 +81,8 @@ export class SocketHub {
       ws.close(CLOSE.tooMany, 'too many dashboard pages are open; close one');
       return;
     }
-    const page: Page = { ws, role, dirty: new Set(), replaying: true, watching: null, logsInFlight: false, alive: true };
+    const page: Page = { ws, role, dirty: new Set(), replaying: true, watching: null, logsInFlight: false, alive: true,
+      watchChain: Promise.resolve() };
     this.pages.add(page);
     ws.on('pong', () => (page.alive = true));
     ws.on('message', (data, isBinary) => this.receive(page, data as Buffer, isBinary));
@@ -96,7 +99,11 @@ export class SocketHub {
 
   private detach(page: Page): void {
     if (!this.pages.delete(page)) return;
-    if (page.watching) void this.model.unwatch(page.watching).catch(() => undefined);
+    // After any watch still running for it, so the count it took is given back.
+    page.watchChain = page.watchChain.then(async () => {
+      if (page.watching) await this.model.unwatch(page.watching);
+      page.watching = null;
+    }).catch(() => undefined);
   }
 
   /**
@@ -177,7 +184,7 @@ export class SocketHub {
     try {
       if (m.t === 'watch') {
         // A broker that went away refuses the subscription: the page hears why, nothing escapes.
-        this.watch(page, m.robot).catch((err: unknown) => {
+        page.watchChain = page.watchChain.then(() => this.watch(page, m.robot)).catch((err: unknown) => {
           this.send(page, { t: 'error', code: 'broker_unavailable', message: `cannot open ${String(m.robot)}'s page now: ` +
             `the fleet broker refused the subscription (${(err as Error).message}); the dashboard reconnects by itself` });
         });
