@@ -18,11 +18,15 @@ const FILTERS = [
   ['degraded', 'Degraded'],
 ];
 
+/** Filters, search, sort and selection outlive a visit to a robot's page. */
+const kept = { filters: {}, search: '', sort: { key: 'name', reverse: false }, selected: new Set() };
+
 export function FleetPage({ now }) {
-  const [filters, setFilters] = useState({});
-  const [search, setSearch] = useState('');
-  const [sort, setSort] = useState({ key: 'name', reverse: false });
-  const [selected, setSelected] = useState(() => new Set());
+  const [filters, setFilters] = useState(kept.filters);
+  const [search, setSearch] = useState(kept.search);
+  const [sort, setSort] = useState(kept.sort);
+  const [selected, setSelected] = useState(kept.selected);
+  Object.assign(kept, { filters, search, sort, selected });
   const all = useMemo(() => [...store.robots.values()], [store.version]);
   const totals = useMemo(() => fleetTotals(all, now, store.staleAfterMs), [all, now]);
   const shown = useMemo(() => {
