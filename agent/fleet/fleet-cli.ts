@@ -12,7 +12,7 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
-import { defaultDashboardDir, serveCommand } from './dashboard/serve.js';
+import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -392,6 +392,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       case 'serve': {
         // Replies on the account's own fleet-replies/ topics only for an account the operator named.
         const replyUser = typeof flags.username === 'string' ? flags.username : env.ROBOT_FLEET_USERNAME || undefined;
+        // Checked before connecting, as for list: a typo is a usage error (exit 2).
+        const { staleAfterMs } = listOptions(flags);
+        try {
+          parseListen(typeof flags.listen === 'string' ? flags.listen : undefined);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
         const stopped = new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
@@ -403,7 +410,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
           ...(typeof flags.listen === 'string' ? { listen: flags.listen } : {}),
           ...(typeof flags['token-file'] === 'string' ? { tokenFile: flags['token-file'] } : {}),
           ...(typeof flags['operator-token-file'] === 'string' ? { operatorTokenFile: flags['operator-token-file'] } : {}),
-          ...(typeof flags.stale === 'string' ? { staleAfterMs: Number(flags.stale) * 1000 } : {}),
+          staleAfterMs,
         }, { connect: (v) => connect(options, v), out, err, stopped });
       }
       case undefined:

@@ -7,6 +7,7 @@ import type { ActionRunner } from '../../agent/fleet/dashboard/actions.js';
 import type { FleetModel } from '../../agent/fleet/dashboard/fleet-model.js';
 import type { RequestSender } from '../../agent/fleet/dashboard/send-request.js';
 import { parseListen } from '../../agent/fleet/dashboard/serve.js';
+import { main } from '../../agent/fleet/fleet-cli.js';
 import { CLOSE, SocketHub } from '../../agent/fleet/dashboard/socket-hub.js';
 import { loadTokens, roleOf } from '../../agent/fleet/dashboard/tokens.js';
 import { tempDir } from '../helpers/temp.js';
@@ -148,6 +149,15 @@ describe('dashboard server parts (pure)', () => {
     writeFileSync(short, 'abc\n');
     assert.throws(() => loadTokens({ stateDir: dir, readFile: short }), /16 to 512/);
     assert.equal(readFileSync(first.files.read, 'utf8').trim(), first.read);
+  });
+
+  it('robot-fleet serve: a bad --listen or --stale is a usage error (exit 2) before any connection', async () => {
+    for (const bad of [['--listen', 'nope'], ['--stale', 'soon']]) {
+      const said: string[] = [];
+      const code = await main(['--broker', 'mqtt://127.0.0.1:9', 'serve', ...bad], {}, () => undefined, (s) => void said.push(s));
+      assert.equal(code, 2, said.join('\n'));
+      assert.match(said[0]!, /--listen takes HOST:PORT|--stale must be a number/);
+    }
   });
 
   it('--listen takes HOST:PORT, loopback by default', () => {
