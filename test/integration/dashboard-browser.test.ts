@@ -143,11 +143,10 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
 
   it('a snapshot started from the page completes, with its progress shown', async () => {
     await page.goto(`${dash.url}#/`);
-    await page.waitForSelector('[data-robot="rosmaster-a"]', { timeout: 10_000 }).catch(async () => {
-      await page.type('input.search', 'rosmaster-a');
-    });
+    await page.waitForSelector('input.search');
     await page.$eval('input.search', (e) => ((e as HTMLInputElement).value = ''));
     await page.type('input.search', 'rosmaster-a');
+    await waitUntil(async () => (await shown()) === 1, 5000, 'rosmaster-a alone');
     await page.click('[data-robot="rosmaster-a"] input[type="checkbox"]');
     await page.click('[data-action="snapshot"]');
     await page.click('.dialog input[name="push"]');
