@@ -83,7 +83,9 @@ function Images({ list }) {
     ${!list ? html`<p class="muted">waiting…</p>` : html`
     <table><thead><tr><th>image</th><th>size</th><th>shared</th><th>own</th><th>layers</th><th>used by</th></tr></thead><tbody>
       ${list.map((i) => html`<tr data-image=${i.tags[0] ?? i.id}><td>${i.tags.join(', ') || i.id.slice(7, 19)}</td><td>${bytes(i.size)}</td>
-        <td>${bytes(i.sharedSize)}</td><td>${bytes(i.uniqueSize)}</td><td>${i.layers.length}</td><td>${i.containers}</td></tr>`)}
+        <td>${bytes(i.sharedSize)}</td><td>${bytes(i.uniqueSize)}</td>
+        <td><details><summary>${i.layers.length}</summary><ol class="layers">
+          ${i.layers.map((l) => html`<li><code title=${l}>${l.replace(/^sha256:/, '').slice(0, 12)}</code></li>`)}</ol></details></td><td>${i.containers}</td></tr>`)}
     </tbody></table>`}<//>`;
 }
 
