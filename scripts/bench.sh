@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
 npx --no-install tsc -p tsconfig.json
+node scripts/build-page.mjs
 node build/bench/idle-footprint.js
 node build/bench/traffic-budget.js
 node build/bench/devices-hotplug.js
@@ -15,4 +16,5 @@ node build/bench/snapshot-push.js
 node build/bench/ping-latency.js
 node build/bench/serial-reopen.js
 node build/bench/fleet-sim.js
+node build/bench/dashboard.js
 node build/bench/soak.js  # SOAK_MINUTES (20) under load; see docs/operations.md#soak

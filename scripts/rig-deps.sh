@@ -9,6 +9,8 @@ declare -A pkg_of=(
   [systemd-analyze]=systemd [systemd-notify]=systemd
   # test/security/signed-commands.test.ts moves the agent's clock with libfaketime.
   [faketime]=faketime
+  # The dashboard's browser tests drive Debian's chromium through puppeteer-core.
+  [chromium]=chromium
 )
 missing=()
 for bin in "${!pkg_of[@]}"; do

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 if [ ! -f build/agent/main.js ] || [ -n "$(find agent config -newer build/agent/main.js -print -quit)" ]; then
   npx --no-install tsc -p tsconfig.json
+  node scripts/build-page.mjs
 fi
 exec node build/agent/main.js run "$@"

@@ -6,4 +6,5 @@ bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
 rm -rf build
 npx --no-install tsc -p tsconfig.json
+node scripts/build-page.mjs
 exec npx --no-install mocha "$@"

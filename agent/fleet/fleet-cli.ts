@@ -15,6 +15,7 @@ import { SecretSet } from '../core/logger.js';
 import { publishDesired } from './fleet-desired.js';
 import { keygen } from './fleet-keygen.js';
 import { loadSigningKey, signMessage, type SigningKey } from './request-signer.js';
+import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -30,13 +31,16 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
   robot-fleet [options] desired <robot> <json>            the robot's desired state, retained (signed with --sign-key)
   robot-fleet keygen --out DIR                            a key pair for signing commands; prints its kid
+  robot-fleet [options] serve [--listen 127.0.0.1:8080] [--token-file F] [--operator-token-file F]
+                                                          the fleet dashboard: a web page (docs/dashboard.md)
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
          --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
          password itself in ROBOT_FLEET_PASSWORD), TLS (mqtts://): --ca FILE (ROBOT_FLEET_CA) to verify the
          broker, --cert FILE and --key FILE (ROBOT_FLEET_CERT, ROBOT_FLEET_KEY) for a broker that requires
          client certificates; --timeout SECONDS (60),
-         --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot/desired with this Ed25519 key,
+         --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot/desired and serve's actions
+         with this Ed25519 key,
          under its thumbprint as kid unless --sign-kid ID (ROBOT_FLEET_SIGN_KID),
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
@@ -72,7 +76,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
   const args: string[] = [];
   const valued = new Set([
     'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
-    'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out',
+    'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out', 'listen', 'token-file', 'operator-token-file',
   ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
@@ -171,10 +175,10 @@ function embeddedCredentials(options: Options, stateDir: string): void {
   }
 }
 
-async function connect(o: Options): Promise<MqttClient> {
+async function connect(o: Options, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   const options: IClientOptions = {
     clientId: `robot-fleet-${randomUUID().slice(0, 8)}`,
-    protocolVersion: 4,
+    protocolVersion,
     reconnectPeriod: 0,
     connectTimeout: Math.min(o.timeoutMs, 10_000),
     ...(o.username ? { username: o.username } : {}),
@@ -435,6 +439,32 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       case 'keygen':
         if (typeof flags.out !== 'string') throw new UsageError('keygen needs --out DIR');
         return await keygen(flags.out, out);
+      case 'serve': {
+        // Replies on the account's own fleet-replies/ topics only for an account the operator named.
+        const replyUser = typeof flags.username === 'string' ? flags.username : env.ROBOT_FLEET_USERNAME || undefined;
+        // Checked before connecting, as for list: a typo is a usage error (exit 2).
+        const { staleAfterMs } = listOptions(flags);
+        try {
+          parseListen(typeof flags.listen === 'string' ? flags.listen : undefined);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        const signing = await signingKey(options);
+        const stopped = new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        return await serveCommand({
+          ...(signing ? { signingKey: signing } : {}),
+          base: options.base, timeoutMs: options.timeoutMs,
+          stateDir: (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? defaultDashboardDir(env),
+          ...(replyUser ? { replyUser } : {}),
+          ...(typeof flags.listen === 'string' ? { listen: flags.listen } : {}),
+          ...(typeof flags['token-file'] === 'string' ? { tokenFile: flags['token-file'] } : {}),
+          ...(typeof flags['operator-token-file'] === 'string' ? { operatorTokenFile: flags['operator-token-file'] } : {}),
+          staleAfterMs,
+        }, { connect: (v) => connect(options, v), out, err, stopped });
+      }
       case undefined:
       case 'help':
         out(USAGE);

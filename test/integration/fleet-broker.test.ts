@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { packageRoot } from '../../agent/package-root.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
+import { DashboardClient } from '../helpers/dashboard-client.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -347,6 +348,34 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
     const missing = fleet([...base, '--cert', join(dir, 'nope.pem'), '--key', c.clientKey, 'list']);
     assert.equal(await missing.code, 2, missing.out());
     assert.match(missing.out(), /--cert: cannot read .*nope\.pem \(ENOENT\)/);
+  });
+
+  it('robot-fleet serve with an operator account over TLS: both robots on the page, an action answered through the ACL', async () => {
+    const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...operatorArgs(),
+      '--state-dir', join(dir, 'dashboard'), 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await waitUntil(() => /printed only this once/.test(out), 20_000, 'the dashboard');
+      const page = await DashboardClient.connect(/dashboard on (\S+)/.exec(out)![1]!, /operator: +\S+token=(\S+)/.exec(out)![1]!);
+      try {
+        await page.next('replayed');
+        for (const id of [A, B]) assert.equal(page.robots().get(id)?.online, true, `${id} on the page`);
+        // The robots have no container ros: each answers with its own error, through the broker's ACL.
+        page.send({ t: 'act', id: 'acl-1', command: 'stop', robots: [A, B], args: { name: 'ros' } });
+        for (const id of [A, B]) {
+          const done = await page.next('action', (m) => m.action === 'acl-1' && m.robot === id && m.phase === 'done', 15_000);
+          assert.equal(done.error?.code, 'unknown_container', JSON.stringify(done));
+        }
+      } finally {
+        page.close();
+      }
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, out);
+    }
   });
 
   it('rotating a robot password cuts the old one off at once; the robot is back with the new file', async () => {
