@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../images/image-reference.js';
+import { loadVerifyRules } from '../images/image-verifier.js';
 import { packageRoot } from '../package-root.js';
 import { applyEnvOverrides } from './env-overrides.js';
 import { hasUserinfo, urlForPrinting } from './url-credentials.js';
@@ -121,6 +122,8 @@ function crossFieldProblems(config: AgentConfig): string[] {
   // On loopback either may be left out: the username defaults to robot-agent and, without a
   // passwordFile, the agent makes a password in state.dir (embedded-password.ts).
   problems.push(...containerProblems(config));
+  // images.verify: every key file readable and an ECDSA P-256 public key, or the agent does not start.
+  loadVerifyRules(config.images.verify ?? [], problems);
   for (const name of config.snapshots.containers) {
     if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);
   }

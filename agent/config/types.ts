@@ -33,6 +33,8 @@ export interface AgentConfig {
     buildDir: string;
     buildNetwork: 'host' | 'none' | 'default';
     dockerConfig?: string;
+    /** Signed images: repositories matching a pattern run only when signed by one of its keys (PEM files). */
+    verify?: Array<{ pattern: string; keys: string[] }>;
   };
   registries: Record<string, { mirror?: string; username?: string; passwordFile?: string; insecure?: boolean }>;
   devices: {
