@@ -12,6 +12,7 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
+import { signCommand } from './fleet-sign.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -25,6 +26,7 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
+  robot-fleet sign <image> --key FILE | --keygen FILE   sign an image for images.verify (robot-fleet sign help)
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
          --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
@@ -352,6 +354,9 @@ async function send(o: Options, robot: string, command: string, body: Record<str
 
 /** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
+  // sign takes options of its own (its --key is the signing key, not the broker's TLS key) and no broker.
+  const signAt = argv.findIndex((a) => !a.startsWith('-'));
+  if (argv[signAt] === 'sign') return signCommand([...argv.slice(0, signAt), ...argv.slice(signAt + 1)], env, out, err);
   try {
     const { options, flags, args } = parse(argv, env);
     const [command, ...rest] = args;

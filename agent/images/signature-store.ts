@@ -102,7 +102,14 @@ export class SignatureStore {
    * the payload blob, the config blob, then the manifest at the .sig tag. The same payload and
    * signature twice is one layer.
    */
-  async write(ref: ImageReference, endpoint: Endpoint, digest: string, signature: SignatureLayer): Promise<{ tag: string; layers: number }> {
+  async write(
+    ref: ImageReference,
+    endpoint: Endpoint,
+    digest: string,
+    signature: SignatureLayer,
+    /** Whether a stored signature over the same payload is already this signer's (ECDSA signatures differ each time). */
+    isOurs: (storedSignature: string) => boolean = () => false,
+  ): Promise<{ tag: string; layers: number; added: boolean }> {
     const session = this.registry.session(endpoint, ref.repository);
     const tag = signatureTag(digest);
     let existing: SignatureManifest['layers'] = [];
@@ -119,8 +126,10 @@ export class SignatureStore {
       digest: payloadDigest,
       annotations: { [SIGNATURE_ANNOTATION]: signature.signature },
     };
-    const same = existing.some((l) => l.digest === payloadDigest && l.annotations?.[SIGNATURE_ANNOTATION] === signature.signature);
-    const layers = same ? existing : [...existing, layer];
+    const signatureOf = (l: NonNullable<SignatureManifest['layers']>[number]) => l.annotations?.[SIGNATURE_ANNOTATION] ?? '';
+    const same = existing.some((l) => l.digest === payloadDigest && (signatureOf(l) === signature.signature || isOurs(signatureOf(l))));
+    if (same) return { tag, layers: existing.length, added: false };
+    const layers = [...existing, layer];
     await uploadBlob(session, signature.payload);
     // What go-containerregistry writes for an image of these layers: cosign's config blob.
     const config = Buffer.from(JSON.stringify({
@@ -139,7 +148,7 @@ export class SignatureStore {
       layers,
     }));
     await session.send('PUT', `/manifests/${tag}`, { bytes: manifest, contentType: OCI_MANIFEST });
-    return { tag, layers: layers.length };
+    return { tag, layers: layers.length, added: true };
   }
 }
 
