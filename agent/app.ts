@@ -15,6 +15,7 @@ import { imageCommands } from './images/image-commands.js';
 import { ImageFiles } from './images/image-files.js';
 import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
+import { readSigningKey } from './images/image-signer.js';
 import { ImageVerifier, loadVerifyRules } from './images/image-verifier.js';
 import { SignatureStore } from './images/signature-store.js';
 import { RegistryClient } from './images/registry-client.js';
@@ -174,6 +175,8 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
     records: snapshotRecords,
     specOf: (name) => containers.specOf(name),
     protectedImages: () => updater.protectedImages(),
+    // Checked with the config: read here for the signatures of pushed snapshots.
+    ...(config.snapshots.signKeyFile ? { signKey: readSigningKey(config.snapshots.signKeyFile) } : {}),
   });
   const snapshots = new SnapshotsModule({ config: config.snapshots, engine: docker, snapshotter, records: snapshotRecords, bus, logger: logger.child('snapshots') });
   const updateCheck = new UpdateCheck({ schedule: config.update.check, desired: () => containers.desiredContainers(), registry, updater, store, bus, logger: logger.child('update-check') });

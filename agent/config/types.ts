@@ -57,7 +57,16 @@ export interface AgentConfig {
     /** Backoff of a failed background update, in seconds: doubles from initial up to max, reset by a success. */
     retry: { initial: number; max: number };
   };
-  snapshots: { repository: string; keep: number; pause: boolean; schedule?: string; containers: string[]; push: boolean };
+  snapshots: {
+    repository: string;
+    keep: number;
+    pause: boolean;
+    schedule?: string;
+    containers: string[];
+    push: boolean;
+    /** This robot's P-256 private key (PEM): pushed snapshots are signed with it. */
+    signKeyFile?: string;
+  };
   state: { dir: string };
   metrics: { interval: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

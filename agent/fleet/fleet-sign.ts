@@ -1,10 +1,10 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { AgentError } from '../core/errors.js';
 import { parseImageReference } from '../images/image-reference.js';
-import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from '../images/image-signature.js';
+import { keyId } from '../images/image-signature.js';
+import { readSigningKey, signImageDigest, type SignResult } from '../images/image-signer.js';
 import { RegistryClient } from '../images/registry-client.js';
-import { SignatureStore, resolveDigest } from '../images/signature-store.js';
 
 type Out = (line: string) => unknown;
 
@@ -40,7 +40,6 @@ export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: O
     const result = await signImage({
       image,
       key,
-      keyFile: flags.key,
       ...registryCredentials(flags, env),
       insecure: flags.insecure === true,
     });
@@ -56,44 +55,22 @@ export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: O
   }
 }
 
-/**
- * Signs what the reference names now (its manifest digest, computed from the bytes the registry
- * serves) and stores the signature beside it. The payload names the repository, so the
- * signature cannot be copied to another repository, and the digest, so a tag moved later is
- * not covered; it also names the key (KEY_HINT), which only helps the robot say why it refused.
- */
+/** Signs what the reference names now, with robot-fleet's own registry client (credentials from its options). */
 export async function signImage(o: {
   image: string;
   key: KeyObject;
-  keyFile?: string;
   username?: string;
   password?: string;
   insecure?: boolean;
   timeoutMs?: number;
-}): Promise<{ image: string; digest: string; signature: string; keyId: string; signatures: number }> {
+}): Promise<SignResult> {
   const ref = parseImageReference(o.image);
-  const credentials = o.username !== undefined && o.password !== undefined ? { [ref.registry]: o.password } : {};
   const registry = new RegistryClient({
     registries: { [ref.registry]: { ...(o.insecure ? { insecure: true } : {}), ...(o.username ? { username: o.username } : {}) } },
-    passwords: credentials,
+    passwords: o.username !== undefined && o.password !== undefined ? { [ref.registry]: o.password } : {},
     timeoutMs: o.timeoutMs ?? 30_000,
   });
-  // Signatures go to the registry itself, never a mirror: robots read them through either.
-  const endpoint = registry.endpoints(ref).find((e) => e.source === 'origin')!;
-  const digest = await resolveDigest(registry.session(endpoint, ref.repository), ref);
-  const id = keyId(o.key);
-  const payload = simpleSigningPayload({ identity: cosignIdentity(ref), digest, optional: { [KEY_HINT]: id } });
-  const signature = signPayload(payload, o.key);
-  const publicKey = createPublicKey(o.key);
-  const isOurs = (stored: string) => {
-    try {
-      return verify('sha256', payload, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(stored, 'base64'));
-    } catch {
-      return false;
-    }
-  };
-  const written = await new SignatureStore(registry).write(ref, endpoint, digest, { payload, signature }, isOurs);
-  return { image: ref.familiar, digest, signature: `${ref.familiarRepository}:${written.tag}`, keyId: id, signatures: written.layers };
+  return signImageDigest({ registry, ref, key: o.key });
 }
 
 function keygen(file: string, out: Out): number {
@@ -110,23 +87,11 @@ function keygen(file: string, out: Out): number {
 }
 
 function readPrivateKey(file: string): KeyObject {
-  let pem: string;
   try {
-    pem = readFileSync(file, 'utf8');
+    return readSigningKey(file);
   } catch (e) {
-    throw new UsageError(`--key: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UsageError(`--key: ${(e as Error).message}`);
   }
-  if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
-    throw new UsageError(`--key: ${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (--keygen)`);
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    throw new UsageError(`--key: ${file} is not a PEM private key (an unencrypted one: --keygen makes one)`);
-  }
-  if (!isP256(createPublicKey(key))) throw new UsageError(`--key: ${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
-  return key;
 }
 
 function registryCredentials(flags: Record<string, string | true>, env: NodeJS.ProcessEnv): { username?: string; password?: string } {

@@ -80,14 +80,16 @@ describe('security: signed images (images.verify) on the rig', function () {
   const inspect = (name: string) => JSON.parse(docker('inspect', name))[0] as { Id: string; Image: string; Config: { Image: string }; State: { Running: boolean } };
   const localIds = () => docker('image', 'ls', '-aq', '--no-trunc').split('\n').filter(Boolean);
 
-  async function agent(containerImage = image('a')): Promise<void> {
+  async function agent(containerImage = image('a'), more: { verify?: unknown[]; snapshots?: Record<string, unknown> } = {}): Promise<void> {
     const dir = tempDir('rfa-signed-');
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
       images: {
-        allow: [`${host()}/yahboomtechnology/*`],
-        verify: [{ pattern: `${host()}/yahboomtechnology/*`, keys: [join(keys.dir, 'fleet.key.pub')] }],
+        allow: [`${host()}/yahboomtechnology/*`, `${host()}/fleet/*`],
+        pushAllow: [`${host()}/fleet/*`],
+        verify: [{ pattern: `${host()}/yahboomtechnology/*`, keys: [join(keys.dir, 'fleet.key.pub')] }, ...(more.verify ?? [])],
       },
+      ...(more.snapshots ? { snapshots: more.snapshots } : {}),
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       containers: { ros: { image: containerImage, stopTimeout: 1 } },
@@ -220,6 +222,23 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.ok(!localIds().includes(await registry.configDigest(repo, 'crash')));
     // Put back, so the next run of this file finds the same registry.
     await registry.put(repo, 'late', await registry.manifest(repo, 'a'));
+  });
+
+  it('a snapshot the robot pushes is signed by its own key (snapshots.signKeyFile) and verifies with its public key', async () => {
+    execFileSync('node', [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', '--keygen', join(keys.dir, 'robot.key')]);
+    const robotPub = join(keys.dir, 'robot.key.pub');
+    await agent(image('a'), {
+      snapshots: { repository: `${host()}/fleet/snapshots`, signKeyFile: join(keys.dir, 'robot.key') },
+      verify: [{ pattern: `${host()}/fleet/*`, keys: [robotPub] }],
+    });
+    await running();
+    docker('exec', 'ros', 'sh', '-c', 'echo work > /root/work.txt');
+    const taken = await ask('snapshot', { container: 'ros', push: true });
+    const result = taken.result as { image: string; pushed?: { digest: string; signature?: string } };
+    assert.ok(result?.pushed?.signature, JSON.stringify(taken));
+    assert.equal(result.pushed.signature, `${host()}/fleet/snapshots:${signatureTag(result.pushed.digest)}`);
+    const plan = await ask('plan', { image: result.image });
+    assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: result.pushed.digest, key: robotPub }, JSON.stringify(plan));
   });
 
   it('an unsigned image in the robot\'s config is never run: the container stays absent with unsigned_image', async () => {
