@@ -69,6 +69,19 @@ export class ImagePuller {
   }
 
   /**
+   * For the update flow: whether a covered image must be pulled (and so verified) before it can
+   * run, because no image verified for that name is here. One verified before runs without the
+   * registry (an offline robot), by the digest verified then, as the loop would.
+   */
+  async mustVerify(image: string): Promise<boolean> {
+    if (!this.covers(image)) return false;
+    return this.runReference(image).then(
+      () => false,
+      () => true,
+    );
+  }
+
+  /**
    * What a container for this image is created from: the image itself when images.verify does
    * not cover it, else the image verified for it by repository@digest (or its id, when it came
    * through a mirror and the engine knows no digest of that name), never the tag, which may

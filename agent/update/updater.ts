@@ -291,12 +291,13 @@ export class Updater {
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
     try {
-      // images.verify: a covered image is pulled (which checks its signature first) even when a
-      // copy is here, and runs by the digest verified. A rollback goes back to what ran, and a
-      // restore of this robot's own snapshot runs what it committed itself.
+      // images.verify: a covered image is pulled (which checks its signature first) unless an
+      // image verified for that name is here (a copy by that name proves nothing), and runs by the
+      // digest verified. A rollback goes back to what ran, and a restore of this robot's own
+      // snapshot runs what it committed itself.
       const verify = job.reason !== 'rollback' && !job.ownImage && (this.o.puller.covers?.(target) ?? false);
       const present = await imageId(docker, target);
-      if (!present || job.reason === 'check' || verify) {
+      if (!present || job.reason === 'check' || (verify && (await this.o.puller.mustVerify(target)))) {
         await this.o.puller.pull(parseImageReference(target), {
           requestId: requestId ?? `update-${name}-${Date.now()}`,
           progress: (f) => {

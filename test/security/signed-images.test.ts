@@ -166,6 +166,13 @@ describe('security: signed images (images.verify) on the rig', function () {
     const after = inspect('ros');
     assert.equal(after.Config.Image, `${host()}/${repo}@${digests.b}`);
     assert.equal(after.Image, `sha256:${(await registry.configDigest(repo, 'b')).slice(7)}`);
+    // Back to a, verified here before: no pull, no registry needed (an offline robot), by digest.
+    const id = `back-${Date.now()}`;
+    const back = await probe!.request(subject!.base, 'update', { id, container: 'ros', image: image('a') }, 90_000);
+    assert.equal((back.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(back));
+    assert.equal(inspect('ros').Config.Image, `${host()}/${repo}@${digests.a}`);
+    const pulls = probe!.received.filter((m) => m.topic === `${subject!.base}/events` && m.text.includes('"pull.') && m.text.includes(id));
+    assert.deepEqual(pulls.map((m) => m.text), []);
   });
 
   it('refuses unsigned, unknown-key, moved-tag, copied and misplaced signatures: nothing pulled, the container untouched', async () => {
