@@ -4,7 +4,10 @@ import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signImage } from '../../agent/fleet/fleet-sign.js';
-import { signatureTag } from '../../agent/images/image-signature.js';
+import { parseImageReference } from '../../agent/images/image-reference.js';
+import { cosignIdentity, signPayload, signatureTag, simpleSigningPayload } from '../../agent/images/image-signature.js';
+import { RegistryClient } from '../../agent/images/registry-client.js';
+import { SignatureStore } from '../../agent/images/signature-store.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { cleanEngine, docker } from '../helpers/engine-cli.js';
@@ -77,19 +80,25 @@ describe('security: signed images (images.verify) on the rig', function () {
   const ask = (command: string, body: Record<string, unknown>) =>
     probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 90_000);
   const error = (r: Record<string, unknown>) => (r.ok ? { code: 'ok', message: JSON.stringify(r.result) } : (r.error as { code: string; message: string }));
-  const inspect = (name: string) => JSON.parse(docker('inspect', name))[0] as { Id: string; Image: string; Config: { Image: string }; State: { Running: boolean } };
+  type Inspected = { Id: string; Image: string; Config: { Image: string }; State: { Running: boolean } };
+  const inspect = (name: string) => JSON.parse(docker('inspect', name))[0] as Inspected;
   const localIds = () => docker('image', 'ls', '-aq', '--no-trunc').split('\n').filter(Boolean);
 
-  async function agent(containerImage = image('a'), more: { verify?: unknown[]; snapshots?: Record<string, unknown> } = {}): Promise<void> {
+  async function agent(
+    containerImage = image('a'),
+    more: { verify?: unknown[]; allow?: string[]; snapshots?: Record<string, unknown>; registries?: Record<string, unknown> } = {},
+  ): Promise<void> {
     const dir = tempDir('rfa-signed-');
+    const fleetKey = join(keys.dir, 'fleet.key.pub');
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
       images: {
-        allow: [`${host()}/yahboomtechnology/*`, `${host()}/fleet/*`],
+        allow: [`${host()}/yahboomtechnology/*`, `${host()}/fleet/*`, ...(more.allow ?? [])],
         pushAllow: [`${host()}/fleet/*`],
-        verify: [{ pattern: `${host()}/yahboomtechnology/*`, keys: [join(keys.dir, 'fleet.key.pub')] }, ...(more.verify ?? [])],
+        verify: [{ pattern: `${host()}/yahboomtechnology/*`, keys: [fleetKey] }, ...(more.verify ?? [])],
       },
       ...(more.snapshots ? { snapshots: more.snapshots } : {}),
+      ...(more.registries ? { registries: more.registries } : {}),
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       containers: { ros: { image: containerImage, stopTimeout: 1 } },
@@ -246,6 +255,29 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(result.pushed.signature, `${host()}/fleet/snapshots:${signatureTag(result.pushed.digest)}`);
     const plan = await ask('plan', { image: result.image });
     assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: result.pushed.digest, key: robotPub }, JSON.stringify(plan));
+  });
+
+  it('through a pull-through mirror: verified there, run by the image id (the engine knows no digest of that name)', async () => {
+    // Docker Hub names, served by the rig registry as docker.io's mirror (the origin is unreachable).
+    const hub = parseImageReference('yahboomtechnology/signed-ros:a');
+    const client = new RegistryClient({ registries: { 'docker.io': { mirror: registry.url() } }, passwords: {} });
+    const mirror = client.endpoints(hub).find((e) => e.source === 'mirror')!;
+    const payload = simpleSigningPayload({ identity: cosignIdentity(hub), digest: digests.a });
+    await new SignatureStore(client).write(hub, mirror, digests.a, { payload, signature: signPayload(payload, keys.fleet) });
+    await agent(hub.familiar, {
+      allow: ['yahboomtechnology/*'],
+      verify: [{ pattern: 'yahboomtechnology/*', keys: [join(keys.dir, 'fleet.key.pub')] }],
+      registries: { 'docker.io': { mirror: registry.url() } },
+    });
+    const ros = await running();
+    assert.equal(ros.Config.Image, ros.Image);
+    const verified = (subject!.agent.store.get().images as ImageSummary[]).find((i) => i.id === ros.Image)?.verified;
+    assert.equal(verified?.digest, digests.a);
+    assert.equal(verified?.image, hub.familiar);
+    // The unsigned one through the same mirror is refused.
+    const r = error(await ask('update', { container: 'ros', image: 'yahboomtechnology/signed-ros:unsigned' }));
+    assert.equal(r.code, 'unsigned_image', r.message);
+    assert.equal(inspect('ros').Id, ros.Id);
   });
 
   it('an unsigned image in the robot\'s config is never run: the container stays absent with unsigned_image', async () => {
