@@ -131,15 +131,7 @@ export class SignatureStore {
     if (same) return { tag, layers: existing.length, added: false };
     const layers = [...existing, layer];
     await uploadBlob(session, signature.payload);
-    // What go-containerregistry writes for an image of these layers: cosign's config blob.
-    const config = Buffer.from(JSON.stringify({
-      architecture: '',
-      created: '0001-01-01T00:00:00Z',
-      history: layers.map(() => ({ created: '0001-01-01T00:00:00Z' })),
-      os: '',
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-      config: {},
-    }));
+    const config = signatureConfig(layers.map((l) => l.digest!));
     await uploadBlob(session, config);
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2,
@@ -177,6 +169,21 @@ async function uploadBlob(session: RegistrySession, bytes: Buffer): Promise<void
   url.searchParams.set('digest', digest);
   const put = await session.send('PUT', url.toString(), { bytes, contentType: 'application/octet-stream' });
   await put.body?.cancel().catch(() => undefined);
+}
+
+/**
+ * The config blob of a signature image, as go-containerregistry writes it for cosign (fields in
+ * Go's struct order, zero times): the same bytes cosign would write for these payloads.
+ */
+export function signatureConfig(payloadDigests: string[]): Buffer {
+  return Buffer.from(JSON.stringify({
+    architecture: '',
+    created: '0001-01-01T00:00:00Z',
+    history: payloadDigests.map(() => ({ created: '0001-01-01T00:00:00Z' })),
+    os: '',
+    rootfs: { type: 'layers', diff_ids: payloadDigests },
+    config: {},
+  }));
 }
 
 export function sha256(bytes: Buffer): string {

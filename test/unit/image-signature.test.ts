@@ -8,6 +8,7 @@ import {
   KEY_HINT, cosignIdentity, keyId, signPayload, signatureTag, simpleSigningPayload, verifySignatures, type TrustedKey,
 } from '../../agent/images/image-signature.js';
 import { loadVerifyRules } from '../../agent/images/image-verifier.js';
+import { signatureConfig } from '../../agent/images/signature-store.js';
 import { tempDir } from '../helpers/temp.js';
 
 const DIGEST = `sha256:${'1545e1d2cf0afe5df99fe5f1d39eef8429a2018c3734dd3bdfcac5a068189e39'}`;
@@ -40,6 +41,14 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     assert.match(annotated, /"optional":\{"a":"\\u003c\\u0026\\u003e","z":"1"\}\}$/);
     assert.equal(cosignIdentity(parseImageReference('ubuntu:22.04')), 'index.docker.io/library/ubuntu');
     assert.equal(signatureTag(DIGEST), `sha256-${DIGEST.slice(7)}.sig`);
+  });
+
+  it("writes the signature image's config as cosign does (233 bytes for one signature, as in cosign's .sig manifests)", () => {
+    const one = signatureConfig([DIGEST]);
+    assert.equal(one.length, 233);
+    assert.match(one.toString(), /^\{"architecture":"","created":"0001-01-01T00:00:00Z","history":\[\{"created":/);
+    // Each further signature adds its history entry and diff id.
+    assert.equal(signatureConfig([DIGEST, DIGEST]).length, 342);
   });
 
   it('verifies a signature made by openssl (as the cosign docs verify with openssl), and refuses it altered', () => {
