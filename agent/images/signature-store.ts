@@ -57,17 +57,28 @@ export class SignatureStore {
    */
   async find(ref: ImageReference): Promise<FoundSignatures> {
     let mirrorError: unknown;
+    let mirrorMissing: FoundSignatures | undefined;
     for (const endpoint of this.registry.endpoints(ref)) {
       try {
-        return await this.findAt(endpoint, ref);
+        const found = await this.findAt(endpoint, ref);
+        // A plain mirror (not a pull-through cache) may hold the image without its signatures:
+        // the origin is asked too, and its answer counts only for the digest the mirror serves.
+        if (endpoint.source === 'mirror' && found.missing) {
+          mirrorMissing = found;
+          continue;
+        }
+        if (mirrorMissing && found.digest !== mirrorMissing.digest) return mirrorMissing;
+        return found;
       } catch (err) {
         if (endpoint.source === 'mirror') {
           mirrorError = err;
           continue;
         }
+        if (mirrorMissing) return mirrorMissing;
         throw err;
       }
     }
+    if (mirrorMissing) return mirrorMissing;
     throw mirrorError ?? new AgentError('registry_error', `no registry to ask for ${ref.familiar}`);
   }
 

@@ -14,6 +14,7 @@ import { cleanEngine, docker } from '../helpers/engine-cli.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
+import { startRegistry } from '../rig/registry.js';
 import { needRig, rig } from '../setup.js';
 
 const MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -278,6 +279,32 @@ describe('security: signed images (images.verify) on the rig', function () {
     const r = error(await ask('update', { container: 'ros', image: 'yahboomtechnology/signed-ros:unsigned' }));
     assert.equal(r.code, 'unsigned_image', r.message);
     assert.equal(inspect('ros').Id, ros.Id);
+  });
+
+  it('a plain mirror holding the image without its signatures: the origin\'s signatures count', async () => {
+    const plain = await startRegistry(tempDir('rfa-plain-mirror-'));
+    try {
+      // The image copied to the mirror as is (same digest), its .sig not.
+      const m = await registry.manifest(repo, 'a');
+      const doc = JSON.parse(m.bytes.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+      for (const digest of [doc.config.digest, ...doc.layers.map((l) => l.digest)]) {
+        const blob = Buffer.from(await (await fetch(`${registry.url()}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
+        const started = await fetch(`${plain.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+        const upload = new URL(started.headers.get('location')!, plain.url);
+        upload.searchParams.set('digest', digest);
+        const put = await fetch(upload, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } });
+        assert.equal(put.status, 201, `blob ${digest} to the mirror`);
+      }
+      const put = await fetch(`${plain.url}/v2/${repo}/manifests/a`, { method: 'PUT', body: m.bytes, headers: { 'content-type': m.type } });
+      assert.equal(put.status, 201);
+      await agent(image('a'), { registries: { [host()]: { mirror: plain.url } } });
+      const ros = await running();
+      assert.equal(ros.Config.Image, ros.Image, 'pulled through the mirror, so run by id');
+      const verified = (subject!.agent.store.get().images as ImageSummary[]).find((i) => i.id === ros.Image)?.verified;
+      assert.equal(verified?.digest, digests.a);
+    } finally {
+      await plain.stop();
+    }
   });
 
   it('an unsigned image in the robot\'s config is never run: the container stays absent with unsigned_image', async () => {
