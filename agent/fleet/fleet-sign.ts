@@ -4,13 +4,13 @@ import { AgentError } from '../core/errors.js';
 import { parseImageReference } from '../images/image-reference.js';
 import { keyId } from '../images/image-signature.js';
 import { readSigningKey, signImageDigest, type SignResult } from '../images/image-signer.js';
-import { RegistryClient } from '../images/registry-client.js';
+import { RegistryClient, type Endpoint } from '../images/registry-client.js';
 
 type Out = (line: string) => unknown;
 
 export const SIGN_USAGE = `robot-fleet sign: signs an image for robots whose images.verify trusts the key (cosign's layout).
 
-  robot-fleet sign <image> --key FILE [--username U] [--password-file F] [--insecure] [--json]
+  robot-fleet sign <image> --key FILE [--mirror URL] [--username U] [--password-file F] [--insecure] [--json]
         resolves the image's tag to its manifest digest and adds a signature by FILE (an ECDSA
         P-256 private key, PEM) at <repository>:sha256-<hex>.sig, as \`cosign sign --key\` would;
         \`cosign verify --key FILE.pub --insecure-ignore-tlog\` accepts it
@@ -20,7 +20,9 @@ export const SIGN_USAGE = `robot-fleet sign: signs an image for robots whose ima
 
 registry credentials: --username (or ROBOT_FLEET_REGISTRY_USERNAME) and --password-file (or
 ROBOT_FLEET_REGISTRY_PASSWORD_FILE, or the password itself in ROBOT_FLEET_REGISTRY_PASSWORD);
---insecure speaks plain HTTP to a registry beyond loopback.
+--insecure speaks plain HTTP to a registry beyond loopback. --mirror URL reads the digest from and
+writes the signature to a site mirror (a plain registry holding vetted copies under the image's own
+name, e.g. Yahboom's Docker Hub names; robots find it through registries.<host>.mirror).
 exit codes: 0 signed, 1 the registry refused or failed, 2 usage`;
 
 class UsageError extends Error {}
@@ -42,6 +44,7 @@ export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: O
       key,
       ...registryCredentials(flags, env),
       insecure: flags.insecure === true,
+      ...(typeof flags.mirror === 'string' ? { mirror: flags.mirror } : {}),
     });
     out(flags.json === true ? JSON.stringify(result, null, 2) : `signed ${result.image} (${result.digest}) with ${flags.key}: ${result.signature}`);
     return 0;
@@ -62,6 +65,8 @@ export async function signImage(o: {
   username?: string;
   password?: string;
   insecure?: boolean;
+  /** A site mirror to sign in instead of the image's registry (the payload still names the image's repository). */
+  mirror?: string;
   timeoutMs?: number;
 }): Promise<SignResult> {
   const ref = parseImageReference(o.image);
@@ -70,7 +75,18 @@ export async function signImage(o: {
     passwords: o.username !== undefined && o.password !== undefined ? { [ref.registry]: o.password } : {},
     timeoutMs: o.timeoutMs ?? 30_000,
   });
-  return signImageDigest({ registry, ref, key: o.key });
+  let endpoint: Endpoint | undefined;
+  if (o.mirror !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(o.mirror);
+    } catch {
+      throw new UsageError(`--mirror: ${o.mirror} is not a URL (http://host:port or https://host)`);
+    }
+    const credentials = registry.credentials(ref.registry);
+    endpoint = { source: 'mirror', baseUrl: url.origin, pullReference: '', ...(credentials ? { credentials } : {}) };
+  }
+  return signImageDigest({ registry, ref, key: o.key, ...(endpoint ? { endpoint } : {}) });
 }
 
 function keygen(file: string, out: Out): number {
@@ -110,7 +126,7 @@ function registryCredentials(flags: Record<string, string | true>, env: NodeJS.P
 }
 
 function parseArgs(argv: string[]): { flags: Record<string, string | true>; args: string[] } {
-  const valued = new Set(['key', 'keygen', 'username', 'password-file']);
+  const valued = new Set(['key', 'keygen', 'username', 'password-file', 'mirror']);
   const flags: Record<string, string | true> = {};
   const args: string[] = [];
   for (let i = 0; i < argv.length; i += 1) {

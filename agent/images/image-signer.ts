@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { AgentError } from '../core/errors.js';
 import type { ImageReference } from './image-reference.js';
 import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from './image-signature.js';
-import type { RegistryClient } from './registry-client.js';
+import type { Endpoint, RegistryClient } from './registry-client.js';
 import { SignatureStore, resolveDigest } from './signature-store.js';
 
 export interface SignResult {
@@ -20,12 +20,19 @@ export interface SignResult {
 /**
  * Signs an image's manifest digest (the one given, else what the reference names now, computed
  * from the bytes the registry serves) and stores the signature beside it in the registry, at its
- * origin (never a mirror). The payload names the repository, so the signature cannot be copied to
+ * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the repository, so the signature cannot be copied to
  * another repository, and the digest, so a tag moved later is not covered; it also names the key
  * (KEY_HINT), which only helps a robot say why it refused.
  */
-export async function signImageDigest(o: { registry: RegistryClient; ref: ImageReference; digest?: string; key: KeyObject }): Promise<SignResult> {
-  const endpoint = o.registry.endpoints(o.ref).find((e) => e.source === 'origin')!;
+export async function signImageDigest(o: {
+  registry: RegistryClient;
+  ref: ImageReference;
+  digest?: string;
+  key: KeyObject;
+  /** Where to read the digest and write the signature, when not the image's own registry (a site mirror). */
+  endpoint?: Endpoint;
+}): Promise<SignResult> {
+  const endpoint = o.endpoint ?? o.registry.endpoints(o.ref).find((e) => e.source === 'origin')!;
   const digest = o.digest ?? (await resolveDigest(o.registry.session(endpoint, o.ref.repository), o.ref));
   const id = keyId(o.key);
   const payload = simpleSigningPayload({ identity: cosignIdentity(o.ref), digest, optional: { [KEY_HINT]: id } });

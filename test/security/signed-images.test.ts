@@ -5,9 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signImage } from '../../agent/fleet/fleet-sign.js';
 import { parseImageReference } from '../../agent/images/image-reference.js';
-import { cosignIdentity, signPayload, signatureTag, simpleSigningPayload } from '../../agent/images/image-signature.js';
-import { RegistryClient } from '../../agent/images/registry-client.js';
-import { SignatureStore } from '../../agent/images/signature-store.js';
+import { cosignIdentity, signatureTag } from '../../agent/images/image-signature.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { cleanEngine, docker } from '../helpers/engine-cli.js';
@@ -258,13 +256,23 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: result.pushed.digest, key: robotPub }, JSON.stringify(plan));
   });
 
-  it('through a pull-through mirror: verified there, run by the image id (the engine knows no digest of that name)', async () => {
+  it('Docker Hub names through a site mirror signed with robot-fleet sign --mirror: verified, run by image id', async () => {
     // Docker Hub names, served by the rig registry as docker.io's mirror (the origin is unreachable).
+    // Vetted copies under Yahboom's own names, signed in the site mirror (robot-fleet sign --mirror).
     const hub = parseImageReference('yahboomtechnology/signed-ros:a');
-    const client = new RegistryClient({ registries: { 'docker.io': { mirror: registry.url() } }, passwords: {} });
-    const mirror = client.endpoints(hub).find((e) => e.source === 'mirror')!;
-    const payload = simpleSigningPayload({ identity: cosignIdentity(hub), digest: digests.a });
-    await new SignatureStore(client).write(hub, mirror, digests.a, { payload, signature: signPayload(payload, keys.fleet) });
+    const cli = [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', hub.familiar, '--key', join(keys.dir, 'fleet.key')];
+    const said = execFileSync('node', [...cli, '--mirror', registry.url(), '--json']).toString();
+    const signed = JSON.parse(said) as { digest: string; signature: string };
+    assert.equal(signed.digest, digests.a);
+    assert.equal(signed.signature, `yahboomtechnology/signed-ros:${signatureTag(digests.a)}`);
+    // The payload names the image's own repository (index.docker.io/...), not the mirror's host.
+    const sigManifest = JSON.parse((await registry.manifest(repo, signatureTag(digests.a), OCI)).bytes.toString()) as {
+      layers: Array<{ digest: string }>;
+    };
+    const payloads = await Promise.all(
+      sigManifest.layers.map(async (l) => (await fetch(`${registry.url()}/v2/${repo}/blobs/${l.digest}`)).text()),
+    );
+    assert.ok(payloads.some((p) => p.includes(`"docker-reference":"${cosignIdentity(hub)}"`)), payloads.join('\n'));
     await agent(hub.familiar, {
       allow: ['yahboomtechnology/*'],
       verify: [{ pattern: 'yahboomtechnology/*', keys: [join(keys.dir, 'fleet.key.pub')] }],
