@@ -8,6 +8,7 @@ import { parseImageReference } from '../../agent/images/image-reference.js';
 import { cosignIdentity, signatureTag } from '../../agent/images/image-signature.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
+import { Contract } from '../helpers/contract.js';
 import { cleanEngine, docker } from '../helpers/engine-cli.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir } from '../helpers/temp.js';
@@ -166,9 +167,15 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(verified.key, join(keys.dir, 'fleet.key.pub'));
     const state = subject!.agent.store.get().containers.find((c) => c.name === 'ros')!;
     assert.equal(state.runImage, `${host()}/${repo}@${digests.a}`);
-    // The plan says so before a pull.
+    // The state and the plan (before a pull) say so, as their schemas document.
+    const contract = new Contract();
+    contract.assert('state.json', { ...subject!.agent.store.get(), ts: new Date().toISOString() });
     const plan = await ask('plan', { image: image('b') });
     assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: digests.b, key: join(keys.dir, 'fleet.key.pub') });
+    assert.deepEqual(contract.commandResultProblems('plan', plan.result), []);
+    const pulled = await ask('pull', { image: image('b') });
+    assert.equal((pulled.result as { verified?: { digest: string } }).verified?.digest, digests.b, JSON.stringify(pulled));
+    assert.deepEqual(contract.commandResultProblems('pull', pulled.result), []);
     const r = await ask('update', { container: 'ros', image: image('b') });
     assert.equal((r.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(r));
     const after = inspect('ros');
