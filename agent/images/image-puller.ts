@@ -162,7 +162,10 @@ export class ImagePuller {
         // containers loop finds it here (and runs it by digest, from the record).
         const pulled = (await docker.getImage(used.pullReference).inspect()) as { Id: string };
         if (wanted.tag) await docker.getImage(pulled.Id).tag({ repo: wanted.familiarRepository, tag: wanted.tag });
-        if (used.source === 'mirror') await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+        // The mirror's name goes, as for any pull, unless it is the image's only name (asked by digest).
+        if (used.source === 'mirror' && wanted.tag) {
+          await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+        }
         verified.imageId = pulled.Id;
         this.o.verifier!.remember(verified);
         ref = wanted;
