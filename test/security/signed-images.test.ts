@@ -290,6 +290,11 @@ describe('security: signed images (images.verify) on the rig', function () {
     const verified = (subject!.agent.store.get().images as ImageSummary[]).find((i) => i.id === ros.Image)?.verified;
     assert.equal(verified?.digest, digests.a);
     assert.equal(verified?.image, hub.familiar);
+    // Asked by digest through the mirror: pulled, and kept under the mirror's name (its only one).
+    execFileSync('node', [...cli.slice(0, 2), 'yahboomtechnology/signed-ros:b', ...cli.slice(3), '--mirror', registry.url()]);
+    const byDigest = await ask('pull', { image: `yahboomtechnology/signed-ros@${digests.b}` });
+    assert.equal(error(byDigest).code, 'ok', JSON.stringify(byDigest));
+    assert.ok(localIds().includes(await registry.configDigest(repo, 'b')), 'the image pulled by digest is still here');
     // The unsigned one through the same mirror is refused.
     const r = error(await ask('update', { container: 'ros', image: 'yahboomtechnology/signed-ros:unsigned' }));
     assert.equal(r.code, 'unsigned_image', r.message);
