@@ -16,6 +16,9 @@ import { imageCommands } from './images/image-commands.js';
 import { ImageFiles } from './images/image-files.js';
 import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
+import { readSigningKey } from './images/image-signer.js';
+import { ImageVerifier, loadVerifyRules } from './images/image-verifier.js';
+import { SignatureStore } from './images/signature-store.js';
 import { RegistryClient } from './images/registry-client.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';
 import { snapshotCommands } from './snapshot/snapshot-commands.js';
@@ -151,11 +154,27 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   });
   const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
-  const inventory = new ImageInventory({ engine: docker, store, logger: logger.child('images') });
+  const inventory = new ImageInventory({
+    engine: docker,
+    store,
+    logger: logger.child('images'),
+    // Read at each refresh, after the verifier below exists.
+    verifiedOf: (id) => {
+      const v = verifier.byImageId(id);
+      return v ? { image: v.image, digest: v.digest, key: v.key.file, at: v.at } : undefined;
+    },
+  });
 
   // What the agent does with the engine.
   const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
-  const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
+  // images.verify: the keys were checked with the config; read here for the signature checks.
+  const verifier = new ImageVerifier({
+    rules: loadVerifyRules(config.images.verify ?? [], []),
+    signatures: new SignatureStore(registry),
+    stateDir: config.state.dir,
+    logger: logger.child('verify'),
+  });
+  const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull'), verifier });
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
   const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, desiredSignature, ...(onRecreateStep ? { onRecreateStep } : {}) });
@@ -185,6 +204,8 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     records: snapshotRecords,
     specOf: (name) => containers.specOf(name),
     protectedImages: () => updater.protectedImages(),
+    // Checked with the config: read here for the signatures of pushed snapshots.
+    ...(config.snapshots.signKeyFile ? { signKey: readSigningKey(config.snapshots.signKeyFile) } : {}),
   });
   const snapshots = new SnapshotsModule({ config: config.snapshots, engine: docker, snapshotter, records: snapshotRecords, bus, logger: logger.child('snapshots') });
   const updateCheck = new UpdateCheck({ schedule: config.update.check, desired: () => containers.desiredContainers(), registry, updater, store, bus, logger: logger.child('update-check') });

@@ -6,6 +6,8 @@ import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../images/image-reference.js';
+import { readSigningKey } from '../images/image-signer.js';
+import { loadVerifyRules } from '../images/image-verifier.js';
 import { packageRoot } from '../package-root.js';
 import { readCommandKeys } from './command-keys.js';
 import { applyEnvOverrides } from './env-overrides.js';
@@ -123,6 +125,15 @@ function crossFieldProblems(config: AgentConfig): string[] {
   // On loopback either may be left out: the username defaults to robot-agent and, without a
   // passwordFile, the agent makes a password in state.dir (embedded-password.ts).
   problems.push(...containerProblems(config));
+  // images.verify: every key file readable and an ECDSA P-256 public key, or the agent does not start.
+  loadVerifyRules(config.images.verify ?? [], problems);
+  if (config.snapshots.signKeyFile !== undefined) {
+    try {
+      readSigningKey(config.snapshots.signKeyFile);
+    } catch (err) {
+      problems.push(`snapshots.signKeyFile: ${(err as Error).message}`);
+    }
+  }
   for (const name of config.snapshots.containers) {
     if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);
   }

@@ -35,6 +35,8 @@ export interface AgentConfig {
     buildDir: string;
     buildNetwork: 'host' | 'none' | 'default';
     dockerConfig?: string;
+    /** Signed images: repositories matching a pattern run only when signed by one of its keys (PEM files). */
+    verify?: Array<{ pattern: string; keys: string[] }>;
   };
   registries: Record<string, { mirror?: string; username?: string; passwordFile?: string; insecure?: boolean }>;
   devices: {
@@ -57,7 +59,16 @@ export interface AgentConfig {
     /** Backoff of a failed background update, in seconds: doubles from initial up to max, reset by a success. */
     retry: { initial: number; max: number };
   };
-  snapshots: { repository: string; keep: number; pause: boolean; schedule?: string; containers: string[]; push: boolean };
+  snapshots: {
+    repository: string;
+    keep: number;
+    pause: boolean;
+    schedule?: string;
+    containers: string[];
+    push: boolean;
+    /** This robot's P-256 private key (PEM): pushed snapshots are signed with it. */
+    signKeyFile?: string;
+  };
   state: { dir: string };
   /** docs/security.md#signed-commands; `required` unset means: true when keys are given. */
   security: {

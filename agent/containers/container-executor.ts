@@ -20,6 +20,8 @@ export interface ExecutorDeps {
   startPull: (image: string, forContainer: string) => void;
   /** Hands a new image for a running container to the update flow (in the background). */
   startUpdate: (name: string, image: string) => void;
+  /** What to create a container of this image from (images.verify: the verified repository@digest). */
+  runReference?: (image: string) => Promise<string>;
   /** Where a container's changes are committed before it is replaced (snapshots.repository). */
   commitRepository: string;
   /** Written before each step of a recreate, so a crash mid-way is settled at the next start. */
@@ -43,7 +45,7 @@ export class ContainerExecutor {
         this.d.startPull(step.image, step.name);
         return;
       case 'run': {
-        const container = await this.create(step.name, step.image, step.image);
+        const container = await this.create(step.name, step.image, (await this.d.runReference?.(step.image)) ?? step.image);
         await this.start(container, step.name);
         this.d.bus.emit('container.created', { name: step.name, image: step.image, containerId: container.id });
         return;
@@ -122,6 +124,8 @@ export class ContainerExecutor {
     const docker = this.d.docker();
     const old = docker.getContainer(step.id);
     const aside = `${step.name}-replaced-${stamp()}`;
+    // Asked before anything is stopped: an image that may not run refuses the recreate untouched.
+    const verifiedRun = await this.d.runReference?.(step.image);
     const entry: RecreateEntry = {
       container: step.name,
       step: 'stopping',
@@ -144,7 +148,7 @@ export class ContainerExecutor {
       throw err;
     }
     // The same image with a new spec or new devices carries the work on.
-    const runImage = committed ?? step.image;
+    const runImage = committed ?? verifiedRun ?? step.image;
     let created: Docker.Container | undefined;
     try {
       this.mark(entry, 'creating');

@@ -117,6 +117,7 @@ export class ContainersModule {
       stableNode: (key) => this.stableNodes.pathOf(key),
       startPull: (image, forContainer) => this.startPull(image, forContainer),
       startUpdate: (name, image) => o.updates().startInBackground(name, image),
+      runReference: async (image) => (await o.puller.runReference?.(image)) ?? image,
       commitRepository: o.config.snapshots.repository,
       journal: this.recreateJournal,
       ...(o.onRecreateStep ? { onRecreateStep: o.onRecreateStep } : {}),
@@ -249,12 +250,17 @@ export class ContainersModule {
       const inventory = await this.o.inventory.current();
       const images = new Set(inventory.flatMap((i) => i.tags));
       const idOf = new Map(inventory.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
+      const ids = new Set(inventory.map((i) => i.id));
       const updates = this.o.updates();
       const plan = planContainers({
         desired,
         observed: this.observed,
         devices: new Map(desired.map((d) => [d.name, resolveDeviceMappings(d.spec, this.o.store.get().devices, this.o.config.devices)])),
-        imagePresent: (image) => images.has(image),
+        // images.verify: only the image verified for that name counts (else it is pulled, and verified).
+        imagePresent: (image) => {
+          const verified = this.o.puller.verifiedId?.(image) ?? null;
+          return verified === null ? images.has(image) : verified !== undefined && ids.has(verified);
+        },
         pulling: this.pulling,
         held: this.holds.names,
         backingOff: this.backingOff(),

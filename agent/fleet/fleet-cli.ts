@@ -16,6 +16,7 @@ import { publishDesired } from './fleet-desired.js';
 import { keygen } from './fleet-keygen.js';
 import { loadSigningKey, signMessage, type SigningKey } from './request-signer.js';
 import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
+import { signCommand } from './fleet-sign.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -33,6 +34,7 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
   robot-fleet keygen --out DIR                            a key pair for signing commands; prints its kid
   robot-fleet [options] serve [--listen 127.0.0.1:8080] [--token-file F] [--operator-token-file F]
                                                           the fleet dashboard: a web page (docs/dashboard.md)
+  robot-fleet sign <image> --key FILE | --keygen FILE   sign an image for images.verify (robot-fleet sign help)
 
 options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --base TOPIC (fleet),
          --username U (or ROBOT_FLEET_USERNAME) and --password-file F (or ROBOT_FLEET_PASSWORD_FILE, or the
@@ -396,6 +398,9 @@ function jsonObject(json: string): Record<string, unknown> {
 
 /** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
+  // sign takes options of its own (its --key is the signing key, not the broker's TLS key) and no broker.
+  const signAt = argv.findIndex((a) => !a.startsWith('-'));
+  if (argv[signAt] === 'sign') return signCommand([...argv.slice(0, signAt), ...argv.slice(signAt + 1)], env, out, err);
   try {
     const { options, flags, args } = parse(argv, env);
     const [command, ...rest] = args;

@@ -32,7 +32,15 @@ export class ImageInventory {
   /** Set by every image event; until the next read, the cached layers may be out of date. */
   private stale = true;
 
-  constructor(private readonly options: { engine: DockerEngineLink; store: StateStore; logger: Logger }) {}
+  constructor(
+    private readonly options: {
+      engine: DockerEngineLink;
+      store: StateStore;
+      logger: Logger;
+      /** images.verify: what was verified of an image id, for state.images[].verified. */
+      verifiedOf?: (imageId: string) => ImageSummary['verified'] | undefined;
+    },
+  ) {}
 
   async start(): Promise<void> {
     const { engine } = this.options;
@@ -112,7 +120,9 @@ export class ImageInventory {
     const summaries: ImageSummary[] = images
       .map((i) => {
         const shared = i.SharedSize >= 0 ? i.SharedSize : 0;
+        const verified = this.options.verifiedOf?.(i.Id);
         return {
+          ...(verified ? { verified } : {}),
           id: i.Id,
           tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>').sort(),
           digests: (i.RepoDigests ?? []).filter((d) => !d.startsWith('<none>')).sort(),

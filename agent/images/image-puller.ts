@@ -7,7 +7,8 @@ import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import { followEngineProgress } from './engine-progress.js';
 import type { ImageInventory } from './image-inventory.js';
-import type { ImageReference } from './image-reference.js';
+import { parseImageReference, type ImageReference } from './image-reference.js';
+import type { ImageVerifier, VerifiedImage } from './image-verifier.js';
 import { planPull, type PullPlan } from './pull-plan.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';
 
@@ -18,6 +19,8 @@ export interface PullResult {
   source: 'mirror' | 'origin';
   bytesDownloaded: number;
   seconds: number;
+  /** With images.verify: what was verified, and the repository@digest containers run from. */
+  verified?: VerifiedImage;
 }
 
 /**
@@ -35,10 +38,74 @@ export class ImagePuller {
       bus: EventBus;
       config: AgentConfig['images'];
       logger: Logger;
+      /** images.verify: absent or without rules, every allowed image is pulled as before. */
+      verifier?: ImageVerifier;
     },
   ) {}
 
+  /**
+   * The plan of a pull, and whether the image is verified: null when images.verify does not
+   * cover it, what signed it when it does; an image that does not verify is refused here too.
+   */
   async plan(ref: ImageReference): Promise<PullPlan> {
+    const verified = await this.o.verifier?.verify(ref);
+    const target = verified ? parseImageReference(verified.runReference) : ref;
+    return { ...(await this.planOf(target)), verified: verified ? { digest: verified.digest, key: verified.key.file } : null };
+  }
+
+  /** Whether images.verify covers an image (it is then pulled and run by its verified digest only). */
+  covers(image: string): boolean {
+    return this.o.verifier?.applies(parseImageReference(image)) ?? false;
+  }
+
+  /**
+   * For the containers loop: null when images.verify does not cover the image (any local image
+   * of that name will do), else the engine id of the image verified for it (undefined: none yet,
+   * so it must be pulled, which verifies it, before a container is made from it).
+   */
+  verifiedId(image: string): string | null | undefined {
+    if (!this.covers(image)) return null;
+    return this.o.verifier!.lookup(parseImageReference(image).familiar)?.imageId;
+  }
+
+  /**
+   * For the update flow: whether a covered image must be pulled (and so verified) before it can
+   * run, because no image verified for that name is here. One verified before runs without the
+   * registry (an offline robot), by the digest verified then, as the loop would.
+   */
+  async mustVerify(image: string): Promise<boolean> {
+    if (!this.covers(image)) return false;
+    return this.runReference(image).then(
+      () => false,
+      () => true,
+    );
+  }
+
+  /**
+   * What a container for this image is created from: the image itself when images.verify does
+   * not cover it, else the image verified for it by repository@digest (or its id, when it came
+   * through a mirror and the engine knows no digest of that name), never the tag, which may
+   * have been moved since.
+   */
+  async runReference(image: string): Promise<string> {
+    if (!this.covers(image)) return image;
+    const ref = parseImageReference(image);
+    const record = this.o.verifier!.lookup(ref.familiar);
+    const docker = this.o.engine.docker;
+    if (record?.imageId) {
+      for (const candidate of [record.runReference, record.imageId]) {
+        const id = await docker.getImage(candidate).inspect().then((i: { Id: string }) => i.Id, () => undefined);
+        if (id === record.imageId) return candidate;
+      }
+    }
+    throw new AgentError(
+      'unsigned_image',
+      `${ref.familiar} has not been verified on this robot (not_verified): images.verify covers it, so it runs only once pulled and its signature checked; nothing was run`,
+      { details: { reason: 'not_verified' } },
+    );
+  }
+
+  private async planOf(ref: ImageReference): Promise<PullPlan> {
     const docker = this.requireEngine();
     await this.o.inventory.current();
     const manifest = await this.o.registry.manifest(ref, { os: docker.os ?? 'linux', architecture: docker.arch ?? 'amd64' });
@@ -54,8 +121,14 @@ export class ImagePuller {
 
   async pull(ref: ImageReference, ctx: { requestId: string; progress: (fields: Record<string, unknown>) => void }): Promise<PullResult> {
     const started = Date.now();
+    const wanted = ref;
     try {
-      const plan = await this.plan(ref);
+      // Signatures first: an image that does not verify is refused before anything but its
+      // manifest and the signature payloads has been read, and a verified one is pulled by the
+      // digest that was verified (the tag may move meanwhile).
+      const verified = await this.o.verifier?.verify(ref);
+      ref = verified ? parseImageReference(verified.runReference) : ref;
+      const plan = await this.planOf(ref);
       if (!plan.fits) {
         throw new AgentError(
           'insufficient_disk',
@@ -79,14 +152,28 @@ export class ImagePuller {
       }
       if (!used) throw lastError;
       const docker = this.o.engine.docker;
-      if (used.source === 'mirror') {
+      if (used.source === 'mirror' && !verified) {
         // The image keeps its canonical name whatever it came through.
         await docker.getImage(used.pullReference).tag({ repo: ref.familiarRepository, ...(ref.tag ? { tag: ref.tag } : {}) });
         await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
       }
-      const inspect = (await docker.getImage(ref.familiar).inspect()) as { Id: string; RepoDigests?: string[] };
+      if (verified) {
+        // Pulled by digest: the name asked for is given to exactly what was verified, so the
+        // containers loop finds it here (and runs it by digest, from the record).
+        const pulled = (await docker.getImage(used.pullReference).inspect()) as { Id: string };
+        if (wanted.tag) await docker.getImage(pulled.Id).tag({ repo: wanted.familiarRepository, tag: wanted.tag });
+        // The mirror's name goes, as for any pull, unless it is the image's only name (asked by digest).
+        if (used.source === 'mirror' && wanted.tag) {
+          await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+        }
+        verified.imageId = pulled.Id;
+        this.o.verifier!.remember(verified);
+        ref = wanted;
+      }
+      const inspect = (await docker.getImage(verified?.imageId ?? ref.familiar).inspect()) as { Id: string; RepoDigests?: string[] };
       // The pull's own engine events refresh the inventory; the answer need not wait for it.
       const result: PullResult = {
+        ...(verified ? { verified } : {}),
         image: ref.familiar,
         imageId: inspect.Id,
         digest: plan.digest,
@@ -97,7 +184,7 @@ export class ImagePuller {
       this.o.bus.emit('pull.done', { id: ctx.requestId, ...result });
       return result;
     } catch (err) {
-      this.o.bus.emit('pull.failed', { id: ctx.requestId, image: ref.familiar, error: toErrorInfo(err) });
+      this.o.bus.emit('pull.failed', { id: ctx.requestId, image: wanted.familiar, error: toErrorInfo(err) });
       throw err;
     }
   }

@@ -19,6 +19,8 @@ export interface PushResult {
   layersPushed: string[];
   layersExisting: string[];
   bytesPushed: number;
+  /** snapshots.signKeyFile: where the robot's signature of the pushed digest is (repository:sha256-<hex>.sig). */
+  signature?: string;
 }
 
 /** `docker push` with credentials, progress events, and what actually went up. */

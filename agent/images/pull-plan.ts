@@ -17,6 +17,11 @@ export interface PullPlan {
   diskRequired: number;
   fits: boolean;
   missing: Array<{ digest: string; size: number }>;
+  /**
+   * images.verify: null when no rule covers the image, else the digest a trusted signature
+   * covers and the key that made it (an image that does not verify has no plan: unsigned_image).
+   */
+  verified?: { digest: string; key: string } | null;
 }
 
 /**

@@ -116,6 +116,11 @@ export class RegistryClient {
     throw mirrorError ?? new AgentError('registry_error', `no registry to ask for ${ref.familiar}`);
   }
 
+  /** A session on one repository of one endpoint, for reads and writes other than a pull's manifest. */
+  session(endpoint: Endpoint, repository: string): RegistrySession {
+    return new RegistrySession(endpoint, repository, this.options.timeoutMs ?? 15_000);
+  }
+
   private async manifestAt(endpoint: Endpoint, ref: ImageReference, platform: Platform): Promise<ResolvedManifest> {
     const session = new RegistrySession(endpoint, ref.repository, this.options.timeoutMs ?? 15_000);
     let response = await session.get(`/manifests/${ref.digest ?? ref.tag ?? 'latest'}`, MANIFEST_TYPES);
@@ -163,10 +168,15 @@ export function originUrl(registry: string, insecure: boolean): string {
 }
 
 /** One repository on one registry, with the token (or basic credentials) it asked for. */
-class RegistrySession {
+export class RegistrySession {
   private authorization: string | undefined;
 
   constructor(private readonly endpoint: Endpoint, private readonly repository: string, private readonly timeoutMs: number) {}
+
+  /** Where relative Locations (an upload's) are resolved against. */
+  get baseUrl(): string {
+    return this.endpoint.baseUrl;
+  }
 
   async get(path: string, accept: string): Promise<Response> {
     const url = `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
@@ -183,10 +193,61 @@ class RegistrySession {
     throw new AgentError('registry_error', `the registry answered HTTP ${response.status} for ${where}`);
   }
 
-  private async fetch(url: string, accept: string): Promise<Response> {
+  /**
+   * A GET whose body is read whole but never past maxBytes: what a registry sends is not trusted
+   * to be small (a signature manifest or payload the size of a disk must not fill the memory).
+   */
+  async getBytes(path: string, accept: string, maxBytes: number): Promise<{ bytes: Buffer; contentType: string }> {
+    const response = await this.get(path, accept);
+    const declared = Number(response.headers.get('content-length') ?? 0);
+    const where = `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
+    const tooBig = () => new AgentError('registry_error', `${where} is larger than the ${maxBytes} bytes the agent reads`);
+    if (declared > maxBytes) {
+      await response.body?.cancel().catch(() => undefined);
+      throw tooBig();
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of response.body ?? []) {
+      total += (chunk as Uint8Array).length;
+      if (total > maxBytes) {
+        await response.body?.cancel().catch(() => undefined);
+        throw tooBig();
+      }
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    }
+    return { bytes: Buffer.concat(chunks), contentType: response.headers.get('content-type') ?? '' };
+  }
+
+  /**
+   * A write (blob upload, manifest put): path relative to the repository, or an absolute
+   * Location the registry gave. Answers the response; a refusal is an AgentError.
+   */
+  async send(method: 'POST' | 'PUT' | 'HEAD', path: string, body?: { bytes: Buffer; contentType: string }): Promise<Response> {
+    const url = /^https?:/.test(path) ? path : `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
+    const init = { method, ...(body ? { body: body.bytes, contentType: body.contentType } : {}) };
+    let response = await this.fetch(url, '*/*', init);
+    if (response.status === 401 && this.authorization === undefined) {
+      this.authorization = await this.authorize(response.headers.get('www-authenticate') ?? '');
+      response = await this.fetch(url, '*/*', init);
+    }
+    if (response.ok || (method === 'HEAD' && response.status === 404)) return response;
+    const text = await response.text().catch(() => '');
+    const where = new URL(url).pathname;
+    if (response.status === 401 || response.status === 403) throw new AgentError('registry_unauthorized', `the registry refused ${method} ${where} (HTTP ${response.status})`);
+    throw new AgentError('registry_error', `the registry answered HTTP ${response.status} to ${method} ${where}: ${text.slice(0, 200)}`);
+  }
+
+  private async fetch(url: string, accept: string, init: { method?: string; body?: Buffer; contentType?: string } = {}): Promise<Response> {
     try {
       return await fetch(url, {
-        headers: { accept, ...(this.authorization ? { authorization: this.authorization } : {}) },
+        method: init.method ?? 'GET',
+        headers: {
+          accept,
+          ...(init.contentType ? { 'content-type': init.contentType } : {}),
+          ...(this.authorization ? { authorization: this.authorization } : {}),
+        },
+        ...(init.body ? { body: init.body } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {

@@ -24,7 +24,8 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
         // image id, present here). A name in snapshots.repository alone proves nothing: anyone
         // who can push there, or label an image, could make one.
         const ref = parseImageReference(image);
-        if (!isAllowed(ref, d.config.images.allow) && !(await d.snapshotter.isOwnSnapshot(ref))) {
+        const own = await d.snapshotter.isOwnSnapshot(ref);
+        if (!isAllowed(ref, d.config.images.allow) && !own) {
           throw new AgentError(
             'not_allowed',
             `${ref.familiar} is not allowed on this robot: restore runs images images.allow allows, ` +
@@ -34,7 +35,8 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
         d.updater.history.rolledBack.delete(container);
         // Pinned by the flow once the restore is sure to be tried (as for update).
         const pin = () => d.containers.pinImage(container, ref.familiar);
-        const job = { container, image: ref.familiar, reason: 'restore' as const, force: true, pin };
+        // images.verify covers what comes from a registry; this robot's own commit is its own.
+        const job = { container, image: ref.familiar, reason: 'restore' as const, force: true, pin, ownImage: own };
         return d.updater.run({ ...job, requestId: ctx.requestId });
       },
     }),

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { findManagedContainer } from '../containers/container-observer.js';
@@ -9,6 +9,7 @@ import { changesOf } from '../docker/container-changes.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
+import { signImageDigest } from '../images/image-signer.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -70,6 +71,8 @@ export interface SnapshotterDeps {
   protectedImages: () => Set<string>;
   /** The agent's one ImageFiles (saves in flight count once against images.exportMaxBytes). */
   files?: ImageFiles;
+  /** snapshots.signKeyFile, read at start: signs what a snapshot push sent. */
+  signKey?: KeyObject;
 }
 
 /**
@@ -231,6 +234,7 @@ export class Snapshotter {
     if (args.push) {
       result.pushed = await pushImage({ docker, registry: this.d.registry, config: cfg.images, ref, progress: (f) => ctx.progress?.(f) });
       this.d.records.markPushed(image.Id, ref.familiar);
+      if (this.d.signKey) result.pushed.signature = await this.sign(ref, result.pushed.digest);
     }
     if (args.save !== undefined) {
       result.savedTo = await this.files.save(ref, args.save);
@@ -305,6 +309,22 @@ export class Snapshotter {
     this.d.bus.emit('container.committed', { name, image: ref.familiar, changes: changes.length });
     await this.refreshState().catch(() => undefined);
     return { image: ref.familiar, id, reused: false };
+  }
+
+  /**
+   * The robot vouches for what it pushed: the digest the push reported, signed with its own key
+   * beside the image (cosign's layout). A failure fails the snapshot (sign_failed): the image is
+   * pushed but robots that verify would refuse it, which the operator must hear.
+   */
+  private async sign(ref: ImageReference, digest: string | null): Promise<string> {
+    try {
+      if (!digest) throw new Error('the push did not report the digest it made');
+      return (await signImageDigest({ registry: this.d.registry, ref, digest, key: this.d.signKey! })).signature;
+    } catch (err) {
+      const message = `${ref.familiar} was pushed but could not be signed with snapshots.signKeyFile: ${toErrorInfo(err).message}; ` +
+        'robots that verify this repository will refuse it until it is signed (robot-fleet sign)';
+      throw new AgentError('sign_failed', message, { cause: err });
+    }
   }
 
   /**

@@ -85,6 +85,8 @@ export interface ImageSummary {
   layers: string[];
   /** Containers (running or not) created from it. */
   containers: number;
+  /** images.verify: the signature checked before it was pulled (absent: not covered, or not pulled verified). */
+  verified?: { image: string; digest: string; key: string; at: string };
 }
 
 export interface ContainerState {

@@ -61,6 +61,10 @@ export interface UpdateJob {
    * changed anything (a full state.dir, a failed pull): a refusal changes nothing.
    */
   pin?: () => Promise<void>;
+  /** A snapshot this robot committed itself (restore): images.verify does not apply to it. */
+  ownImage?: boolean;
+  /** Set by the flow: what the new container is created from (images.verify: repository@digest). */
+  runImage?: string;
 }
 
 /**
@@ -287,8 +291,13 @@ export class Updater {
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
     try {
+      // images.verify: a covered image is pulled (which checks its signature first) unless an
+      // image verified for that name is here (a copy by that name proves nothing), and runs by the
+      // digest verified. A rollback goes back to what ran, and a restore of this robot's own
+      // snapshot runs what it committed itself.
+      const verify = job.reason !== 'rollback' && !job.ownImage && (this.o.puller.covers?.(target) ?? false);
       const present = await imageId(docker, target);
-      if (!present || job.reason === 'check') {
+      if (!present || job.reason === 'check' || (verify && (await this.o.puller.mustVerify(target)))) {
         await this.o.puller.pull(parseImageReference(target), {
           requestId: requestId ?? `update-${name}-${Date.now()}`,
           progress: (f) => {
@@ -297,7 +306,8 @@ export class Updater {
           },
         });
       }
-      const targetId = await imageId(docker, target);
+      job.runImage = verify ? await this.o.puller.runReference(target) : target;
+      const targetId = await imageId(docker, job.runImage);
       if (targetId === old.ImageID && from === target) await job.pin?.();
       if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
@@ -384,7 +394,7 @@ export class Updater {
       step('renaming');
       await docker.getContainer(old.id).rename({ name: entry.aside });
       step('creating');
-      const created = await c.executor.create(name, job.image, job.image);
+      const created = await c.executor.create(name, job.image, job.runImage ?? job.image);
       step('starting', { newContainerId: created.id });
       await c.executor.start(created, name);
       const downtimeMs = Date.now() - t0;

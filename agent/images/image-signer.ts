@@ -1,0 +1,79 @@
+import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { AgentError } from '../core/errors.js';
+import type { ImageReference } from './image-reference.js';
+import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from './image-signature.js';
+import type { Endpoint, RegistryClient } from './registry-client.js';
+import { SignatureStore, resolveDigest } from './signature-store.js';
+
+export interface SignResult {
+  image: string;
+  digest: string;
+  /** Where the signature is: repository:sha256-<hex>.sig */
+  signature: string;
+  keyId: string;
+  /** Signatures in that manifest now, and whether this one was new (the same key's is kept once). */
+  signatures: number;
+  added: boolean;
+}
+
+/**
+ * Signs an image's manifest digest (the one given, else what the reference names now, computed
+ * from the bytes the registry serves) and stores the signature beside it in the registry, at its
+ * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the repository, so the signature cannot be copied to
+ * another repository, and the digest, so a tag moved later is not covered; it also names the key
+ * (KEY_HINT), which only helps a robot say why it refused.
+ */
+export async function signImageDigest(o: {
+  registry: RegistryClient;
+  ref: ImageReference;
+  digest?: string;
+  key: KeyObject;
+  /** Where to read the digest and write the signature, when not the image's own registry (a site mirror). */
+  endpoint?: Endpoint;
+}): Promise<SignResult> {
+  const endpoint = o.endpoint ?? o.registry.endpoints(o.ref).find((e) => e.source === 'origin')!;
+  const digest = o.digest ?? (await resolveDigest(o.registry.session(endpoint, o.ref.repository), o.ref));
+  const id = keyId(o.key);
+  const payload = simpleSigningPayload({ identity: cosignIdentity(o.ref), digest, optional: { [KEY_HINT]: id } });
+  const signature = signPayload(payload, o.key);
+  const publicKey = createPublicKey(o.key);
+  // ECDSA signatures differ each time: the same payload signed by this key before is kept once.
+  const isOurs = (stored: string) => {
+    try {
+      return verify('sha256', payload, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(stored, 'base64'));
+    } catch {
+      return false;
+    }
+  };
+  const written = await new SignatureStore(o.registry).write(o.ref, endpoint, digest, { payload, signature }, isOurs);
+  return {
+    image: o.ref.familiar,
+    digest,
+    signature: `${o.ref.familiarRepository}:${written.tag}`,
+    keyId: id,
+    signatures: written.layers,
+    added: written.added,
+  };
+}
+
+/** An unencrypted PEM ECDSA P-256 private key (cosign's curve), or bad_key saying what is wrong with it. */
+export function readSigningKey(file: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AgentError('bad_key', `cannot read the signing key ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
+    throw new AgentError('bad_key', `${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (robot-fleet sign --keygen)`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    throw new AgentError('bad_key', `${file} is not an unencrypted PEM private key (robot-fleet sign --keygen makes one)`);
+  }
+  if (!isP256(createPublicKey(key))) throw new AgentError('bad_key', `${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
+  return key;
+}
