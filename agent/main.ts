@@ -9,6 +9,7 @@ import { knownSecrets } from './config/known-secrets.js';
 import { urlForPrinting } from './config/url-credentials.js';
 import { embeddedPassword } from './mqtt/embedded-password.js';
 import { agentVersion } from './package-root.js';
+import { lockStateDir } from './state/state-lock.js';
 
 const USAGE = `usage: robot-agent run [--config FILE]
        robot-agent check-config [--config FILE]
@@ -79,6 +80,8 @@ function parseConfigFlag(args: string[]): string | undefined | Error {
 }
 
 async function run(loaded: LoadedConfig): Promise<number> {
+  // First of all: a second agent on this robot's state.dir must not touch anything of the first's.
+  const lock = lockStateDir(loaded.config.state.dir, { version: agentVersion() });
   // The embedded broker's password is made (or read) before the logger exists, so that the
   // logger knows it from its first line; buildAgent then finds it in loaded.secrets.
   if (loaded.config.mqtt.url === undefined && loaded.secrets.embeddedPassword === undefined) {
@@ -114,7 +117,12 @@ async function run(loaded: LoadedConfig): Promise<number> {
       process.exit(1);
     }, 4800);
     hardExit.unref();
-    stopping = agent.stop(STOP_BUDGET_MS).then(() => 0);
+    stopping = agent.stop(STOP_BUDGET_MS).then(() => {
+      // The last line: an operator reading the journal knows the stop finished, not hung.
+      logger.info('stopped', { signal });
+      lock.release();
+      return 0;
+    });
     return stopping;
   };
 
