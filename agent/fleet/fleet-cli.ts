@@ -12,6 +12,8 @@ import {
 } from './fleet-select.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
+import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
+import { agentVersion } from '../package-root.js';
 
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
@@ -34,7 +36,23 @@ options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
          DIR/embedded-broker.password (as user robot-agent unless --username)
+  robot-fleet --version                                   robot-fleet's version (the agent's package)
+  robot-fleet [command] -h|--help                         this help, or a command's
+
+examples:
+  $ robot-fleet --broker mqtts://fleet.example:8883 --ca ca.pem --username ops --password-file ops.pw list --offline
+  $ robot-fleet list --degraded --sort seen
+  $ robot-fleet status rosmaster-07
+  $ robot-fleet watch rosmaster-07
+  $ robot-fleet send rosmaster-07 ping
+  $ robot-fleet send rosmaster-07 container.restart '{"name":"ros"}'
+  $ robot-fleet update rosmaster-07 ros registry.lab.example/ros:1.4.2
+  $ robot-fleet snapshot rosmaster-07 ros --push --message "before the demo"
+  $ sudo robot-fleet list                     (on a robot: its embedded broker, password read from the state dir)
+  $ npx robot-fleet list                      (in a clone, after npm ci and npm run build)
+
 exit codes: 0 ok, 1 the robot answered with an error, 2 usage, 3 no answer in time or no broker`;
+const PROGRAM = 'robot-fleet';
 
 interface Options {
   broker: string;
@@ -55,7 +73,12 @@ const EMBEDDED_PASSWORD_FILE = 'embedded-broker.password';
 const EMBEDDED_DEFAULT_USERNAME = 'robot-agent';
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
-class UsageError extends Error {}
+/** A usage error; command, when known, narrows the usage printed to that command's. */
+class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
+}
 
 /** Splits `--name value` options (and boolean flags) from positional arguments. */
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
@@ -352,6 +375,16 @@ async function send(o: Options, robot: string, command: string, body: Record<str
 
 /** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
+  // Help and version before anything is parsed or read: `robot-fleet send --help` helps.
+  const action = cliAction(argv, commandsIn(USAGE, PROGRAM));
+  if (action.kind === 'help') {
+    await out(commandHelp(USAGE, PROGRAM, action.command));
+    return EXIT_OK;
+  }
+  if (action.kind === 'version') {
+    await out(agentVersion());
+    return EXIT_OK;
+  }
   try {
     const { options, flags, args } = parse(argv, env);
     const [command, ...rest] = args;
@@ -387,16 +420,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
       }
       case undefined:
-      case 'help':
-        out(USAGE);
-        return command === undefined ? 2 : 0;
+        throw new UsageError('no command given');
       default:
         throw new UsageError(`unknown command ${command}`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      err(`robot-fleet: ${e.message}\n\n${USAGE}`);
-      return 2;
+      const [first] = argv.filter((a) => commandsIn(USAGE, PROGRAM).includes(a));
+      await err(usageErrorText(PROGRAM, e.message, USAGE, e.command ?? first));
+      return EXIT_USAGE;
     }
     err(`robot-fleet: ${(e as Error).message}`);
     return (e as { exitCode?: number }).exitCode ?? 3;
