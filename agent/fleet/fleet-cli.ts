@@ -23,7 +23,8 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
         --outdated, --name PATTERN (* and ?); a summary older than --stale (180 s: three heartbeats of
         60 s) is STALE even when online; offline and stale rows show their last status as "was ..."
   robot-fleet [options] status <robot> [--json]           one robot in detail, from its retained state sections
-  robot-fleet [options] watch [robot]                     the event stream, with progress bars
+  robot-fleet [options] watch [robot]                     the fleet as it is (as list), then its events as they
+                                                          happen, with progress bars
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
@@ -320,17 +321,42 @@ async function status(o: Options, robot: string, json: boolean, out: (s: string)
   return 0;
 }
 
-async function watch(o: Options, robot: string | undefined, out: (s: string) => void): Promise<number> {
+/**
+ * The fleet as it is (every robot's retained summary: the list table, or one robot's row), then
+ * its events as they happen. A blank screen until the first event told an operator nothing.
+ * Events are subscribed first and held while the table is read, so none falls between the two.
+ */
+async function watch(o: Options, robot: string | undefined, out: Out, err: Out): Promise<number> {
   const client = await connect(o);
+  const held: string[] = [];
+  let live = false;
+  const show = (line: string) => (live ? void out(line) : void held.push(line));
   client.on('message', (topic, payload) => {
+    if (!topic.endsWith('/events')) return;
     const [, name] = topic.slice(o.base.length).split('/');
     try {
-      out(renderEvent(name ?? '?', JSON.parse(payload.toString()) as AgentEvent));
+      show(renderEvent(name ?? '?', JSON.parse(payload.toString()) as AgentEvent));
     } catch {
-      out(`${name} (unreadable event)`);
+      show(`${name} (unreadable event)`);
     }
   });
   await client.subscribeAsync(`${o.base}/${robot ?? '+'}/events`, { qos: 1 });
+  const collected = await collectFleet(client, { base: o.base, timeoutMs: Math.min(o.timeoutMs, 10_000) });
+  // The summaries were for the table; from now on only events.
+  await client.unsubscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`]);
+  const now = Date.now();
+  const robots = sortRobots(robot === undefined ? collected.robots : collected.robots.filter((r) => r.robot === robot), 'name');
+  const warning = dropWarning(collected, collected.robots.length);
+  if (warning) await err(`robot-fleet: ${warning}`);
+  if (robots.length === 0) {
+    await out(robot === undefined ? `no robot has reported under ${o.base}/ yet` : `nothing retained for ${robot} under ${o.base}/ yet`);
+  } else {
+    await out(renderFleetTable(robots, now, { sort: 'name', staleAfterMs: DEFAULT_STALE_MS }));
+    await out(renderTotals(fleetTotals(robots, now, DEFAULT_STALE_MS), robots.length));
+  }
+  await out(`-- events from now on${robot === undefined ? '' : ` (${robot})`}; Ctrl-C to stop --`);
+  live = true;
+  for (const line of held.splice(0)) await out(line);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -396,7 +422,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         return await status(options, rest[0], flags.json === true, out);
       }
       case 'watch':
-        return await watch(options, rest[0], out);
+        return await watch(options, rest[0], out, err);
       case 'send': {
         const [robot, name, json] = rest;
         if (!robot || !name) throw new UsageError('send needs <robot> <command> [json]');
