@@ -74,7 +74,8 @@ if [ -n "$from" ]; then
   [ -f "$from" ] || fail "no release tarball at $from" 2
   from="$(cd "$(dirname "$from")" && pwd)/$(basename "$from")"
 elif [ -z "$image" ]; then
-  [ -d "$src/node_modules" ] || fail "no dependencies in $src: run npm ci first, or install a release with --from robot-agent-X.Y.Z.tgz"
+  [ -d "$src/node_modules" ] \
+    || fail "no dependencies in $src: run npm ci first, or install a release with --from robot-agent-X.Y.Z.tgz"
 fi
 docker_version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
 [ -n "$docker_version" ] || fail "cannot reach the Docker engine (is docker.service running, and are you root?)" 3
@@ -117,7 +118,8 @@ if [ -n "$image" ]; then
 fi
 
 node_bin="$(command -v node || true)"
-[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20.19 or newer, or use --container IMAGE (the agent image, deploy/Dockerfile) on Ubuntu 18.04" 3
+jetson="on Jetson Nano / Ubuntu 18.04, use --container IMAGE with the agent image: deploy/Dockerfile"
+[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20.19 or newer ($jetson)" 3
 node_version="$("$node_bin" -v)"
 
 # The package: the release tarball, or one made now from this clone. Unpacked beside /opt/robot-agent
@@ -135,7 +137,8 @@ pkg="$(find "$staging" -mindepth 1 -maxdepth 1 -type d -name 'robot-agent-*' -pr
   || fail "$from is not a robot-agent release (no robot-agent-*/build/agent/main.js with node_modules)" 2
 # The package names the Node it needs (package.json engines, e.g. ">=20.19"): one place to change it.
 node_min="$(sed -n 's/^ *"node": *">= *\([0-9.]*\)".*/\1/p' "$pkg/package.json" | head -n1)"
-version_ge "${node_version#v}" "${node_min:-20.19}" || fail "Node $node_version is too old: ${node_min:-20.19} or newer is needed (on Jetson Nano / Ubuntu 18.04, use --container IMAGE with the agent image: deploy/Dockerfile)" 3
+node_min="${node_min:-20.19}"
+version_ge "${node_version#v}" "$node_min" || fail "Node $node_version is too old: $node_min or newer is needed ($jetson)" 3
 release_version="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg/package.json" | head -n1)"
 # From here on, the config template, udev rules and unit are the release's own.
 src="$pkg"

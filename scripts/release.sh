@@ -34,7 +34,10 @@ say "compiling the agent into the release..."
 cat > "$work/tsconfig.json" <<EOF
 {
   "extends": "$src/tsconfig.json",
-  "compilerOptions": { "rootDir": "$src", "outDir": "$stage/build", "types": ["node"], "typeRoots": ["$src/node_modules/@types"], "sourceMap": false },
+  "compilerOptions": {
+    "rootDir": "$src", "outDir": "$stage/build", "sourceMap": false,
+    "types": ["node"], "typeRoots": ["$src/node_modules/@types"]
+  },
   "include": ["$src/agent/**/*.ts"]
 }
 EOF

@@ -13,7 +13,11 @@ export const ENV_PREFIX = 'ROBOT_AGENT_';
  * load-config.ts reads them) and the crash tests' fault injection (main.ts). Any other
  * ROBOT_AGENT_* name that is not a key's is a typo, and an error.
  */
-export const ENV_NOT_KEYS: readonly string[] = ['ROBOT_AGENT_MQTT_PASSWORD', 'ROBOT_AGENT_MQTT_EMBEDDED_PASSWORD', 'ROBOT_AGENT_TEST_KILL_AT'];
+export const ENV_NOT_KEYS: readonly string[] = [
+  'ROBOT_AGENT_MQTT_PASSWORD',
+  'ROBOT_AGENT_MQTT_EMBEDDED_PASSWORD',
+  'ROBOT_AGENT_TEST_KILL_AT',
+];
 /** ROBOT_AGENT_REGISTRY_PASSWORD_<HOST>, one per registry host. */
 export const ENV_NOT_KEY_PREFIXES: readonly string[] = ['ROBOT_AGENT_REGISTRY_PASSWORD_'];
 
@@ -73,9 +77,10 @@ export function unknownEnvProblems(schema: SchemaNode, env: NodeJS.ProcessEnv): 
     if (!name.startsWith(ENV_PREFIX) || known.has(name) || ENV_NOT_KEYS.includes(name)) continue;
     if (ENV_NOT_KEY_PREFIXES.some((prefix) => name.startsWith(prefix) && name.length > prefix.length)) continue;
     const guess = nearest(name.slice(ENV_PREFIX.length), names.map((n) => n.slice(ENV_PREFIX.length)));
+    const key = guess === undefined ? undefined : known.get(ENV_PREFIX + guess);
     const hint = guess === undefined
       ? 'see docs/configuration.md for every key and its variable'
-      : `did you mean ${ENV_PREFIX}${guess}${known.has(ENV_PREFIX + guess) ? ` (${known.get(ENV_PREFIX + guess)})` : ''}?`;
+      : `did you mean ${ENV_PREFIX}${guess}${key === undefined ? '' : ` (${key})`}?`;
     problems.push(`${name}: is not a setting of the agent (the environment variable would be ignored); ${hint}`);
   }
   return problems;

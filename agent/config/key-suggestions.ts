@@ -21,7 +21,8 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
   for (const candidate of candidates) {
     const distance = editDistance(target, norm(candidate));
     const raw = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (!best || distance < best.distance || (distance === best.distance && raw < best.raw)) best = { candidate, distance, raw };
+    const closer = !best || distance < best.distance || (distance === best.distance && raw < best.raw);
+    if (closer) best = { candidate, distance, raw };
   }
   if (!best) return undefined;
   return best.distance <= Math.max(2, Math.floor(target.length / 3)) ? best.candidate : undefined;
@@ -60,7 +61,8 @@ export function explainUnknownKeys(problems: string[], schema: SchemaNode): stri
       const file = siblings.includes('passwordFile')
         ? `${prefix}passwordFile`
         : 'a passwordFile key (mqtt.passwordFile, mqtt.embedded.passwordFile, registries.<host>.passwordFile)';
-      return `${line}: passwords never live in the YAML; write it to a file readable only by root and name that file in ${file}`;
+      return `${line}: passwords never live in the YAML; ` +
+        `write it to a file readable only by root and name that file in ${file}`;
     }
     const guess = nearest(key, siblings);
     return guess === undefined ? line : `${line} (did you mean ${prefix}${guess}?)`;

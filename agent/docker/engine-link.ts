@@ -275,7 +275,8 @@ export class DockerEngineLink {
       this.options.bus.emit('docker.lost', { error });
     } else if (!this.saidUnavailable) {
       // Once, not at every retry: the console of an agent without Docker was silent about it.
-      this.options.logger.warn(`docker engine not available at ${this.options.socketPath}: ${error.message}; retrying with backoff`, { error });
+      const where = this.options.socketPath;
+      this.options.logger.warn(`docker engine not available at ${where}: ${error.message}; retrying with backoff`, { error });
     }
     this.saidUnavailable = true;
     if (!this.running || this.retryTimer) return;

@@ -15,6 +15,11 @@ import { SecretSet } from '../core/logger.js';
 import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
 import { agentVersion } from '../package-root.js';
 
+/**
+ * A new command is one line here (`  robot-fleet [options] <command> ...`, more indented lines under
+ * it for details) and one `$ robot-fleet <command> ...` line under examples: its `-h`/`--help` and
+ * `help <command>` then work (agent/core/cli-conventions.ts), plus one `case` in main.
+ */
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
   robot-fleet [options] list [--json] [filters] [--sort name|status|seen|disk] [--stale SECONDS]
@@ -345,11 +350,13 @@ async function watch(o: Options, robot: string | undefined, out: Out, err: Out):
   // The summaries were for the table; from now on only events.
   await client.unsubscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`]);
   const now = Date.now();
-  const robots = sortRobots(robot === undefined ? collected.robots : collected.robots.filter((r) => r.robot === robot), 'name');
+  const wanted = robot === undefined ? collected.robots : collected.robots.filter((r) => r.robot === robot);
+  const robots = sortRobots(wanted, 'name');
   const warning = dropWarning(collected, collected.robots.length);
   if (warning) await err(`robot-fleet: ${warning}`);
   if (robots.length === 0) {
-    await out(robot === undefined ? `no robot has reported under ${o.base}/ yet` : `nothing retained for ${robot} under ${o.base}/ yet`);
+    const none = robot === undefined ? 'no robot has reported' : `nothing retained for ${robot}`;
+    await out(`${none} under ${o.base}/ yet`);
   } else {
     await out(renderFleetTable(robots, now, { sort: 'name', staleAfterMs: DEFAULT_STALE_MS }));
     await out(renderTotals(fleetTotals(robots, now, DEFAULT_STALE_MS), robots.length));

@@ -132,7 +132,8 @@ export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
       .map(([name, m]) => `${name} (${m.error?.code ?? '?'})`);
     const failures = failed.length ? `, FAILED: ${failed.join(', ')}` : '';
     const reconnects = agent.mqtt.reconnects;
-    lines.push(`  agent       ${agent.version} (MQTT API ${api}), ${modules.length} modules${failures}, reconnects ${reconnects}`);
+    const version = `${agent.version} (MQTT API ${api})`;
+    lines.push(`  agent       ${version}, ${modules.length} modules${failures}, reconnects ${reconnects}`);
   }
   if (docker) {
     const engine = docker.available
