@@ -96,6 +96,17 @@ describe('CLI conventions: robot-agent and robot-fleet', function () {
     assert.equal((await fleet(['--ca', '/nonexistent/ca.pem', 'list', '-h'])).code, 0);
   });
 
+  it('in a clone: npx and the scripts/ wrappers run both commands (issue 18.1)', () => {
+    for (const program of Object.keys(programs)) {
+      const wrapper = spawnSync(join(packageRoot(), 'scripts', program), ['--version'], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(wrapper.status, 0, wrapper.stderr);
+      assert.equal(wrapper.stdout.trim(), agentVersion());
+      const npx = spawnSync('npx', ['--no-install', program, '--version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 });
+      assert.equal(npx.status, 0, npx.stderr);
+      assert.equal(npx.stdout.trim(), agentVersion());
+    }
+  });
+
   it('robot-fleet: a command\'s usage error shows that command\'s usage, exit 2', async () => {
     const r = await fleet(['send', 'rosmaster-01']);
     assert.equal(r.code, 2);

@@ -57,6 +57,10 @@ describe('deploy/install.sh into a clean root', function () {
     const opt = join(root, 'opt/robot-agent');
     const version = spawnSync(process.execPath, [join(opt, 'build/agent/main.js'), '--version'], { encoding: 'utf8', cwd: root });
     assert.equal(version.stdout.trim(), agentVersion(), version.stderr);
+    // robot-fleet on an operator's laptop is the same tarball unpacked: it runs from there as is.
+    const fleet = spawnSync(process.execPath, [join(opt, 'build/agent/fleet/main.js'), 'list', '--help'], { encoding: 'utf8' });
+    assert.equal(fleet.status, 0, fleet.stderr);
+    assert.match(fleet.stdout, /^usage: robot-fleet \[options\] list /);
     // The operator's config and the agent's state survive the upgrade; /opt is replaced whole.
     const config = join(root, 'etc/robot-agent/config.yaml');
     writeFileSync(config, 'robot:\n  id: rosmaster-07\n');
