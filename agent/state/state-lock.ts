@@ -46,7 +46,7 @@ export function lockStateDir(dir: string, options: StateLockOptions = {}): State
   let fd: number;
   try {
     // Not truncated on open: until the lock is ours, the content names the holder.
-    fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
   } catch (err) {
     throw new AgentError('state_lock', `cannot open the lock file ${file}: ${errno(err)}`);
   }
