@@ -33,6 +33,7 @@ import { EMBEDDED_DEFAULT_USERNAME, EmbeddedBroker } from './mqtt/embedded-broke
 import { embeddedPassword } from './mqtt/embedded-password.js';
 import { EventPublisher } from './mqtt/event-publisher.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
+import { MQTT_API_VERSION } from './mqtt/api-version.js';
 import { StatePublisher } from './mqtt/state-publisher.js';
 import { buildTopics, type Topics } from './mqtt/topics.js';
 import { signingPolicy, CommandSigning } from './security/command-signing.js';
@@ -302,6 +303,7 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
     ts: now,
     agent: {
       version: o.version,
+      apiVersion: MQTT_API_VERSION,
       startedAt: now,
       pid: process.pid,
       modules: {},

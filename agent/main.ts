@@ -10,47 +10,67 @@ import { urlForPrinting } from './config/url-credentials.js';
 import { embeddedPassword } from './mqtt/embedded-password.js';
 import { signingPolicy } from './security/command-signing.js';
 import { agentVersion } from './package-root.js';
+import { cliAction, commandHelp, EXIT_OK, EXIT_USAGE, usageErrorText } from './core/cli-conventions.js';
+import { configFileToUse, SYSTEM_CONFIG_FILE } from './config/config-file.js';
+import { lockStateDir } from './state/state-lock.js';
 
-const USAGE = `usage: robot-agent run [--config FILE]
-       robot-agent check-config [--config FILE]
-       robot-agent --version
+const USAGE = `robot-agent: the daemon on each robot: devices, ROS containers, updates, snapshots, over MQTT.
 
-Without --config the embedded defaults (config/default.yaml) are used.
-Environment variables ROBOT_AGENT_<PATH> override config keys (ROBOT_AGENT_MQTT_URL, ROBOT_AGENT_ROBOT_ID, ...).`;
+usage:
+  robot-agent run [--config FILE]            run the agent in the foreground (systemd runs it so)
+  robot-agent check-config [--config FILE]   check the configuration, print one line per problem, and exit
+  robot-agent --version                      the agent's version
+  robot-agent [command] -h|--help            this help, or a command's
 
-/** Exit codes: 0 done, 1 failure at run time, 2 bad usage or configuration. */
-const EXIT_CONFIG = 2;
+Without --config: ${SYSTEM_CONFIG_FILE} when it exists (an installed robot), else the embedded
+defaults (config/default.yaml of the package). Environment variables ROBOT_AGENT_<PATH> override
+config keys (ROBOT_AGENT_MQTT_URL, ROBOT_AGENT_ROBOT_ID, ...); a ROBOT_AGENT_* name that is no key
+is an error. One agent per state.dir: a second one refuses to start.
+
+examples:
+  $ robot-agent check-config --config /etc/robot-agent/config.yaml
+  $ ROBOT_AGENT_MQTT_URL=mqtts://fleet.example:8883 robot-agent run --config /etc/robot-agent/config.yaml
+  $ ROBOT_AGENT_STATE_DIR=/tmp/agent-state robot-agent run
+  $ npx robot-agent run                      (in a clone, after npm ci and npm run build)
+
+exit codes: 0 done, 1 failure at run time (e.g. another agent holds the state dir), 2 usage or configuration`;
+const COMMANDS = ['run', 'check-config'] as const;
+
+/** Exit codes: 0 done, 1 failure at run time, 2 bad usage or configuration (EXIT_USAGE). */
 /** SIGTERM must end the process within 5 s; modules get most of it, the exit the rest. */
 const STOP_BUDGET_MS = 4000;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === '--version' || command === '-v' || command === 'version') {
-    process.stdout.write(agentVersion() + '\n');
-    return 0;
+  const action = cliAction(argv, COMMANDS);
+  if (action.kind === 'help') {
+    process.stdout.write(commandHelp(USAGE, 'robot-agent', action.command) + '\n');
+    return EXIT_OK;
   }
-  if (command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
+  // -v and `version` as before the shared convention: scripts on robots may call them.
+  if (action.kind === 'version' || command === '-v' || command === 'version') {
+    process.stdout.write(agentVersion() + '\n');
+    return EXIT_OK;
   }
   if (command !== 'run' && command !== 'check-config') {
-    process.stderr.write(`${command === undefined ? 'no command given' : `unknown command "${command}"`}\n${USAGE}\n`);
-    return EXIT_CONFIG;
+    const why = command === undefined ? 'no command given' : `unknown command "${command}"`;
+    process.stderr.write(usageErrorText('robot-agent', why, USAGE) + '\n');
+    return EXIT_USAGE;
   }
   const file = parseConfigFlag(rest);
   if (file instanceof Error) {
-    process.stderr.write(`${file.message}\n${USAGE}\n`);
-    return EXIT_CONFIG;
+    process.stderr.write(usageErrorText('robot-agent', file.message, USAGE, command) + '\n');
+    return EXIT_USAGE;
   }
 
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfig(file === undefined ? {} : { file });
+    loaded = loadConfig({ file: file ?? configFileToUse() });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const problem of err.problems) process.stderr.write(`config error: ${problem}\n`);
     process.stderr.write(`${err.message}\n`);
-    return EXIT_CONFIG;
+    return EXIT_USAGE;
   }
   if (command === 'check-config') {
     // The config refuses a URL with a password; printed without one all the same.
@@ -84,6 +104,8 @@ function parseConfigFlag(args: string[]): string | undefined | Error {
 }
 
 async function run(loaded: LoadedConfig): Promise<number> {
+  // First of all: a second agent on this robot's state.dir must not touch anything of the first's.
+  const lock = lockStateDir(loaded.config.state.dir, { version: agentVersion() });
   // The embedded broker's password is made (or read) before the logger exists, so that the
   // logger knows it from its first line; buildAgent then finds it in loaded.secrets.
   if (loaded.config.mqtt.url === undefined && loaded.secrets.embeddedPassword === undefined) {
@@ -119,7 +141,12 @@ async function run(loaded: LoadedConfig): Promise<number> {
       process.exit(1);
     }, 4800);
     hardExit.unref();
-    stopping = agent.stop(STOP_BUDGET_MS).then(() => 0);
+    stopping = agent.stop(STOP_BUDGET_MS).then(() => {
+      // The last line: an operator reading the journal knows the stop finished, not hung.
+      logger.info('stopped', { signal });
+      lock.release();
+      return 0;
+    });
     return stopping;
   };
 

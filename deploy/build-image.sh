@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the agent image (deploy/Dockerfile) from this checkout once built (npm run build):
-# stages the tree install.sh would install, then `docker build` on it. Build on the robot's
-# architecture (or with buildx for it): serialport's native binding is taken from node_modules.
+# Builds the agent image (deploy/Dockerfile) from this clone (after npm ci): stages the tree
+# install.sh installs (the release scripts/release.sh makes, with serialport's prebuilt binding
+# for linux-arm64 and linux-x64), then `docker build` on it.
 #
 #   bash deploy/build-image.sh [TAG]        (default robot-agent:<package version>)
 set -euo pipefail

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs robot-fleet-agent on a robot (Ubuntu, arm64 or x86_64), from this checkout once built
-# (npm run build). Idempotent: run it again to upgrade; an existing config is never overwritten.
+# Installs robot-fleet-agent on a robot (Ubuntu, arm64 or x86_64) from a release tarball
+# (scripts/release.sh: compiled agent and production dependencies; no compiler, no network), or
+# from this clone after `npm ci` (a release is made first). Idempotent: run it again to upgrade;
+# the config (/etc/robot-agent) and the state (/var/lib/robot-agent) are kept.
 #
-#   sudo bash deploy/install.sh [--config FILE] [--no-start]
+#   sudo bash install.sh --from robot-agent-X.Y.Z.tgz [--config FILE] [--no-start]
+#   sudo bash deploy/install.sh [--config FILE] [--no-start]   (from a clone)
 #   sudo bash deploy/install.sh --container IMAGE [--config FILE]   (the agent as a container)
 #   sudo bash deploy/install.sh --uninstall [--purge]      (--purge also removes config and state)
 #   bash deploy/install.sh --root DIR ...                   (into a directory tree: tests, images)
 #
-# Needs Docker 20.10.21 or newer, and Node.js 20 or newer unless --container. Jetson Nano boards
-# on Ubuntu 18.04 (glibc 2.27) cannot run current Node: there, --container with the agent image
-# (deploy/Dockerfile, built for arm64 elsewhere and pushed or `docker load`ed).
+# Needs Docker 20.10.21 or newer, and Node.js 20.19 or newer (package.json's engines) unless
+# --container. Jetson Nano boards on Ubuntu 18.04 (glibc 2.27) cannot run current Node: there,
+# --container with the agent image (deploy/Dockerfile, built for arm64 elsewhere and pushed or
+# `docker load`ed).
 set -euo pipefail
 
 root=""
@@ -18,6 +22,7 @@ uninstall=0
 purge=0
 start=1
 image=""
+from=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root="${2:?--root needs a directory}"; shift 2 ;;
@@ -26,7 +31,9 @@ while [ $# -gt 0 ]; do
     --purge) purge=1; shift ;;
     --no-start) start=0; shift ;;
     --container) image="${2:?--container needs an image reference}"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --from) from="${2:?--from needs a release tarball (robot-agent-X.Y.Z.tgz)}"; shift 2 ;;
+    # The comment block above, without its '#' and without the code after it.
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed -n '/^#/s/^# \{0,1\}//p'; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +49,8 @@ live=0
 [ -z "$root" ] && [ -d /run/systemd/system ] && live=1
 
 say() { echo "install.sh: $*"; }
-fail() { echo "install.sh: $*" >&2; exit "${2:-1}"; }
+# fail MESSAGE [EXIT_CODE]: the code is not part of the sentence.
+fail() { echo "install.sh: $1" >&2; exit "${2:-1}"; }
 
 # a.b.c >= x.y.z
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -62,7 +70,13 @@ if [ "$uninstall" = 1 ]; then
 fi
 
 # Checks first: nothing is written on a robot that cannot run the agent.
-[ -n "$image" ] || [ -f "$src/build/agent/main.js" ] || fail "no build in $src: run npm ci && npm run build first"
+if [ -n "$from" ]; then
+  [ -f "$from" ] || fail "no release tarball at $from" 2
+  from="$(cd "$(dirname "$from")" && pwd)/$(basename "$from")"
+elif [ -z "$image" ]; then
+  [ -d "$src/node_modules" ] \
+    || fail "no dependencies in $src: run npm ci first, or install a release with --from robot-agent-X.Y.Z.tgz"
+fi
 docker_version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
 [ -n "$docker_version" ] || fail "cannot reach the Docker engine (is docker.service running, and are you root?)" 3
 version_ge "${docker_version%%[-+]*}" 20.10.21 || fail "Docker $docker_version is too old: 20.10.21 or newer is needed" 3
@@ -104,27 +118,40 @@ if [ -n "$image" ]; then
 fi
 
 node_bin="$(command -v node || true)"
-[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20, or use --container IMAGE (the agent image, deploy/Dockerfile) on Ubuntu 18.04" 3
+jetson="on Jetson Nano / Ubuntu 18.04, use --container IMAGE with the agent image: deploy/Dockerfile"
+[ -n "$node_bin" ] || fail "Node.js is not installed: install Node 20.19 or newer ($jetson)" 3
 node_version="$("$node_bin" -v)"
-version_ge "${node_version#v}" 20.0.0 || fail "Node $node_version is too old: 20 or newer is needed (on Jetson Nano / Ubuntu 18.04, use --container IMAGE with the agent image: deploy/Dockerfile)" 3
 
-say "Docker $docker_version, Node $node_version: installing into ${root:-/}"
-install_common
-mkdir -p "$opt" "$bin"
-# The package: the compiled agent, its runtime files and production dependencies only.
+# The package: the release tarball, or one made now from this clone. Unpacked beside /opt/robot-agent
+# and swapped in whole below.
+mkdir -p "$(dirname "$opt")" "$bin"
 staging="$(mktemp -d "$opt.new.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
-cp -a "$src/build" "$src/config" "$src/package.json" "$src/package-lock.json" "$src/README.md" "$staging/"
-mkdir -p "$staging/docs" && cp -a "$src/docs/schemas" "$src"/docs/*.md "$staging/docs/"
-cp -a "$src/systemd" "$src/deploy" "$staging/"
-rm -rf "$staging/build/test" "$staging/build/bench"
-cp -a "$src/node_modules" "$staging/"
-(cd "$staging" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+if [ -z "$from" ]; then
+  say "making a release from $src (scripts/release.sh)..."
+  from="$(bash "$src/scripts/release.sh" --out "$staging")"
+fi
+tar -xzf "$from" -C "$staging" || fail "cannot unpack $from: is it a robot-agent release tarball?" 2
+pkg="$(find "$staging" -mindepth 1 -maxdepth 1 -type d -name 'robot-agent-*' -print -quit)"
+[ -n "$pkg" ] && [ -f "$pkg/build/agent/main.js" ] && [ -d "$pkg/node_modules" ] \
+  || fail "$from is not a robot-agent release (no robot-agent-*/build/agent/main.js with node_modules)" 2
+# The package names the Node it needs (package.json engines, e.g. ">=20.19"): one place to change it.
+node_min="$(sed -n 's/^ *"node": *">= *\([0-9.]*\)".*/\1/p' "$pkg/package.json" | head -n1)"
+node_min="${node_min:-20.19}"
+version_ge "${node_version#v}" "$node_min" || fail "Node $node_version is too old: $node_min or newer is needed ($jetson)" 3
+release_version="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg/package.json" | head -n1)"
+# From here on, the config template, udev rules and unit are the release's own.
+src="$pkg"
+
+say "Docker $docker_version, Node $node_version: installing robot-agent $release_version into ${root:-/}"
+install_common
 # Swapped whole: a robot never runs half an old and half a new agent.
 rm -rf "$opt.old"
 [ -d "$opt" ] && mv "$opt" "$opt.old"
-mv "$staging" "$opt"
+mv "$pkg" "$opt"
+rm -rf "$staging"
 trap - EXIT
+src="$opt"
 rm -rf "$opt.old"
 ln -sfn /opt/robot-agent/build/agent/main.js "$bin/robot-agent"
 ln -sfn /opt/robot-agent/build/agent/fleet/main.js "$bin/robot-fleet"

@@ -4,7 +4,22 @@
  * ROBOT_AGENT_MQTT_BASE_TOPIC. Values are converted to the schema's type; an empty value removes
  * the key (so the default applies).
  */
+import { nearest } from './key-suggestions.js';
+
 export const ENV_PREFIX = 'ROBOT_AGENT_';
+
+/**
+ * ROBOT_AGENT_* variables that are not config keys: the passwords (which never live in the YAML,
+ * load-config.ts reads them) and the crash tests' fault injection (main.ts). Any other
+ * ROBOT_AGENT_* name that is not a key's is a typo, and an error.
+ */
+export const ENV_NOT_KEYS: readonly string[] = [
+  'ROBOT_AGENT_MQTT_PASSWORD',
+  'ROBOT_AGENT_MQTT_EMBEDDED_PASSWORD',
+  'ROBOT_AGENT_TEST_KILL_AT',
+];
+/** ROBOT_AGENT_REGISTRY_PASSWORD_<HOST>, one per registry host. */
+export const ENV_NOT_KEY_PREFIXES: readonly string[] = ['ROBOT_AGENT_REGISTRY_PASSWORD_'];
 
 interface SchemaNode {
   type?: string | string[];
@@ -46,6 +61,27 @@ export function applyEnvOverrides(doc: Record<string, unknown>, schema: SchemaNo
       continue;
     }
     setAt(doc, leaf.path, converted);
+  }
+  return problems;
+}
+
+/**
+ * A ROBOT_AGENT_* variable that names no key would be ignored, and the default it meant to replace
+ * would run the robot: one problem each, with the nearest real name.
+ */
+export function unknownEnvProblems(schema: SchemaNode, env: NodeJS.ProcessEnv): string[] {
+  const known = new Map(envLeaves(schema).map((leaf) => [leaf.envName, leaf.path.join('.')]));
+  const names = [...known.keys(), ...ENV_NOT_KEYS];
+  const problems: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(ENV_PREFIX) || known.has(name) || ENV_NOT_KEYS.includes(name)) continue;
+    if (ENV_NOT_KEY_PREFIXES.some((prefix) => name.startsWith(prefix) && name.length > prefix.length)) continue;
+    const guess = nearest(name.slice(ENV_PREFIX.length), names.map((n) => n.slice(ENV_PREFIX.length)));
+    const key = guess === undefined ? undefined : known.get(ENV_PREFIX + guess);
+    const hint = guess === undefined
+      ? 'see docs/configuration.md for every key and its variable'
+      : `did you mean ${ENV_PREFIX}${guess}${key === undefined ? '' : ` (${key})`}?`;
+    problems.push(`${name}: is not a setting of the agent (the environment variable would be ignored); ${hint}`);
   }
   return problems;
 }

@@ -10,7 +10,8 @@ import { readSigningKey } from '../images/image-signer.js';
 import { loadVerifyRules } from '../images/image-verifier.js';
 import { packageRoot } from '../package-root.js';
 import { readCommandKeys } from './command-keys.js';
-import { applyEnvOverrides } from './env-overrides.js';
+import { applyEnvOverrides, unknownEnvProblems } from './env-overrides.js';
+import { explainUnknownKeys } from './key-suggestions.js';
 import { hasUserinfo, urlForPrinting } from './url-credentials.js';
 import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
 
@@ -45,13 +46,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const schema = loadConfigSchema();
 
   const doc = readYaml(source);
-  const problems = applyEnvOverrides(doc, schema, env);
+  const problems = [...unknownEnvProblems(schema, env), ...applyEnvOverrides(doc, schema, env)];
 
   const robot = (doc.robot ??= {}) as Record<string, unknown>;
   if (robot.id === undefined) robot.id = sanitizeHostname(options.hostname ?? osHostname());
 
   const validate = compileSchema<AgentConfig>(schema, { useDefaults: true });
-  problems.push(...validate.problems(doc));
+  problems.push(...explainUnknownKeys(validate.problems(doc), schema));
   if (problems.length > 0) throw new ConfigError(problems, source);
 
   const config = doc as unknown as AgentConfig;

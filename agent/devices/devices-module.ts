@@ -44,6 +44,7 @@ export class DevicesModule {
   async start(): Promise<void> {
     this.running = true;
     await this.rescan();
+    this.sayMissing();
     this.schedulePoll();
     this.checkTimer = setInterval(() => void this.checkLidar(false).catch(() => undefined), this.options.config.lidar.checkInterval * 1000);
     // The first scan found the lidar "attached" and scheduled a settled check: run that one now
@@ -61,6 +62,20 @@ export class DevicesModule {
     clearTimeout(this.settleTimer);
     // A probe in flight closes its port within its own timeouts; do not leave it behind.
     await this.probing.catch(() => undefined);
+  }
+
+  /**
+   * Once, at start: which devices are not there. Otherwise only the state says so, and an operator
+   * watching the console of a robot with its lidar unplugged sees nothing at all. Attaching later
+   * is logged as device.attached.
+   */
+  private sayMissing(): void {
+    const missing = (['lidar', 'camera', 'board'] as const).filter((name) => !this.placement[name].present);
+    if (missing.length === 0) return;
+    this.options.logger.warn(`devices not found at start: ${missing.join(', ')}; they are picked up when plugged in`, {
+      missing,
+      sysfsRoot: this.options.config.sysfsRoot,
+    });
   }
 
   /** Reads sysfs now, publishes what changed, and returns the devices' state. */

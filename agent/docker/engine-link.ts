@@ -54,6 +54,8 @@ export class DockerEngineLink {
   private pingTimer: NodeJS.Timeout | undefined;
   private running = false;
   private connected = false;
+  /** The first failed connect is logged at warn; the retries after it are not (see markUnavailable). */
+  private saidUnavailable = false;
   /** timeNano of the last engine event seen: a re-opened stream resumes right after it. */
   private lastEventNano: bigint | undefined;
 
@@ -114,6 +116,7 @@ export class DockerEngineLink {
       }
       this.followEvents(stream);
       this.connected = true;
+      this.saidUnavailable = false;
       this.backoff.reset();
       this.reopenBackoff.reset();
       this.options.store.update('docker', () => ({
@@ -270,7 +273,12 @@ export class DockerEngineLink {
     if (wasConnected) {
       this.options.logger.warn('docker engine lost', { error });
       this.options.bus.emit('docker.lost', { error });
+    } else if (!this.saidUnavailable) {
+      // Once, not at every retry: the console of an agent without Docker was silent about it.
+      const where = this.options.socketPath;
+      this.options.logger.warn(`docker engine not available at ${where}: ${error.message}; retrying with backoff`, { error });
     }
+    this.saidUnavailable = true;
     if (!this.running || this.retryTimer) return;
     const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {

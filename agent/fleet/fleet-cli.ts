@@ -17,7 +17,14 @@ import { keygen } from './fleet-keygen.js';
 import { loadSigningKey, signMessage, type SigningKey } from './request-signer.js';
 import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
 import { signCommand } from './fleet-sign.js';
+import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
+import { agentVersion } from '../package-root.js';
 
+/**
+ * A new command is one line here (`  robot-fleet [options] <command> ...`, more indented lines under
+ * it for details) and one `$ robot-fleet <command> ...` line under examples: its `-h`/`--help` and
+ * `help <command>` then work (agent/core/cli-conventions.ts), plus one `case` in main.
+ */
 const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet broker.
 
   robot-fleet [options] list [--json] [filters] [--sort name|status|seen|disk] [--stale SECONDS]
@@ -26,7 +33,8 @@ const USAGE = `robot-fleet: the whole fleet from one terminal, over the fleet br
         --outdated, --name PATTERN (* and ?); a summary older than --stale (180 s: three heartbeats of
         60 s) is STALE even when online; offline and stale rows show their last status as "was ..."
   robot-fleet [options] status <robot> [--json]           one robot in detail, from its retained state sections
-  robot-fleet [options] watch [robot]                     the event stream, with progress bars
+  robot-fleet [options] watch [robot]                     the fleet as it is (as list), then its events as they
+                                                          happen, with progress bars
   robot-fleet [options] send <robot> <command> [json]     a command; prints the response, exit 0 if ok
   robot-fleet [options] update <robot> <container> <image> [--force]
   robot-fleet [options] snapshot <robot> <container> [--push] [--message TEXT]
@@ -42,12 +50,31 @@ options: --broker URL (or ROBOT_FLEET_BROKER; default mqtt://127.0.0.1:1883), --
          broker, --cert FILE and --key FILE (ROBOT_FLEET_CERT, ROBOT_FLEET_KEY) for a broker that requires
          client certificates; --timeout SECONDS (60),
          --sign-key FILE (or ROBOT_FLEET_SIGN_KEY): sign send/update/snapshot/desired and serve's actions
-         with this Ed25519 key,
-         under its thumbprint as kid unless --sign-kid ID (ROBOT_FLEET_SIGN_KID),
+         with this Ed25519 key, under its thumbprint as kid unless --sign-kid ID (ROBOT_FLEET_SIGN_KID),
          --state-dir DIR (or ROBOT_FLEET_STATE_DIR; default /var/lib/robot-agent): on a robot, with a
          loopback broker and no password given, the embedded broker's password is read from
          DIR/embedded-broker.password (as user robot-agent unless --username)
+  robot-fleet --version                                   robot-fleet's version (the agent's package)
+  robot-fleet [command] -h|--help                         this help, or a command's
+
+examples:
+  $ robot-fleet --broker mqtts://fleet.example:8883 --ca ca.pem --username ops --password-file ops.pw list --offline
+  $ robot-fleet list --degraded --sort seen
+  $ robot-fleet status rosmaster-07
+  $ robot-fleet watch rosmaster-07
+  $ robot-fleet send rosmaster-07 ping
+  $ robot-fleet send rosmaster-07 container.restart '{"name":"ros"}'
+  $ robot-fleet update rosmaster-07 ros registry.lab.example/ros:1.4.2
+  $ robot-fleet snapshot rosmaster-07 ros --push --message "before the demo"
+  $ robot-fleet keygen --out ~/.robot-fleet  (then --sign-key ~/.robot-fleet/<kid>.key signs every command)
+  $ robot-fleet desired rosmaster-07 '{"containers":{"ros":{"image":"registry.lab.example/ros:1.4.2"}}}'
+  $ robot-fleet --username ops --password-file ops.pw serve --listen 127.0.0.1:8080
+  $ robot-fleet sign registry.lab.example/ros:1.4.2 --key fleet.key
+  $ sudo robot-fleet list                     (on a robot: its embedded broker, password read from the state dir)
+  $ npx robot-fleet list                      (in a clone, after npm ci and npm run build)
+
 exit codes: 0 ok, 1 the robot answered with an error, 2 usage, 3 no answer in time or no broker`;
+const PROGRAM = 'robot-fleet';
 
 interface Options {
   broker: string;
@@ -70,7 +97,12 @@ const EMBEDDED_PASSWORD_FILE = 'embedded-broker.password';
 const EMBEDDED_DEFAULT_USERNAME = 'robot-agent';
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
-class UsageError extends Error {}
+/** A usage error; command, when known, narrows the usage printed to that command's. */
+class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
+}
 
 /** Splits `--name value` options (and boolean flags) from positional arguments. */
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
@@ -318,17 +350,44 @@ async function status(o: Options, robot: string, json: boolean, out: (s: string)
   return 0;
 }
 
-async function watch(o: Options, robot: string | undefined, out: (s: string) => void): Promise<number> {
+/**
+ * The fleet as it is (every robot's retained summary: the list table, or one robot's row), then
+ * its events as they happen. A blank screen until the first event told an operator nothing.
+ * Events are subscribed first and held while the table is read, so none falls between the two.
+ */
+async function watch(o: Options, robot: string | undefined, out: Out, err: Out): Promise<number> {
   const client = await connect(o);
+  const held: string[] = [];
+  let live = false;
+  const show = (line: string) => (live ? void out(line) : void held.push(line));
   client.on('message', (topic, payload) => {
+    if (!topic.endsWith('/events')) return;
     const [, name] = topic.slice(o.base.length).split('/');
     try {
-      out(renderEvent(name ?? '?', JSON.parse(payload.toString()) as AgentEvent));
+      show(renderEvent(name ?? '?', JSON.parse(payload.toString()) as AgentEvent));
     } catch {
-      out(`${name} (unreadable event)`);
+      show(`${name} (unreadable event)`);
     }
   });
   await client.subscribeAsync(`${o.base}/${robot ?? '+'}/events`, { qos: 1 });
+  const collected = await collectFleet(client, { base: o.base, timeoutMs: Math.min(o.timeoutMs, 10_000) });
+  // The summaries were for the table; from now on only events.
+  await client.unsubscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`]);
+  const now = Date.now();
+  const wanted = robot === undefined ? collected.robots : collected.robots.filter((r) => r.robot === robot);
+  const robots = sortRobots(wanted, 'name');
+  const warning = dropWarning(collected, collected.robots.length);
+  if (warning) await err(`robot-fleet: ${warning}`);
+  if (robots.length === 0) {
+    const none = robot === undefined ? 'no robot has reported' : `nothing retained for ${robot}`;
+    await out(`${none} under ${o.base}/ yet`);
+  } else {
+    await out(renderFleetTable(robots, now, { sort: 'name', staleAfterMs: DEFAULT_STALE_MS }));
+    await out(renderTotals(fleetTotals(robots, now, DEFAULT_STALE_MS), robots.length));
+  }
+  await out(`-- events from now on${robot === undefined ? '' : ` (${robot})`}; Ctrl-C to stop --`);
+  live = true;
+  for (const line of held.splice(0)) await out(line);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -398,6 +457,16 @@ function jsonObject(json: string): Record<string, unknown> {
 
 /** out and err may return a promise: list waits on it, so a pipe's reader sets the pace. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
+  // Help and version before anything is parsed or read: `robot-fleet send --help` helps.
+  const action = cliAction(argv, commandsIn(USAGE, PROGRAM));
+  if (action.kind === 'help') {
+    await out(commandHelp(USAGE, PROGRAM, action.command));
+    return EXIT_OK;
+  }
+  if (action.kind === 'version') {
+    await out(agentVersion());
+    return EXIT_OK;
+  }
   // sign takes options of its own (its --key is the signing key, not the broker's TLS key) and no broker.
   const signAt = argv.findIndex((a) => !a.startsWith('-'));
   if (argv[signAt] === 'sign') return signCommand([...argv.slice(0, signAt), ...argv.slice(signAt + 1)], env, out, err);
@@ -412,7 +481,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         return await status(options, rest[0], flags.json === true, out);
       }
       case 'watch':
-        return await watch(options, rest[0], out);
+        return await watch(options, rest[0], out, err);
       case 'send': {
         const [robot, name, json] = rest;
         if (!robot || !name) throw new UsageError('send needs <robot> <command> [json]');
@@ -471,16 +540,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         }, { connect: (v) => connect(options, v), out, err, stopped });
       }
       case undefined:
-      case 'help':
-        out(USAGE);
-        return command === undefined ? 2 : 0;
+        throw new UsageError('no command given');
       default:
         throw new UsageError(`unknown command ${command}`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      err(`robot-fleet: ${e.message}\n\n${USAGE}`);
-      return 2;
+      const [first] = argv.filter((a) => commandsIn(USAGE, PROGRAM).includes(a));
+      await err(usageErrorText(PROGRAM, e.message, USAGE, e.command ?? first));
+      return EXIT_USAGE;
     }
     err(`robot-fleet: ${(e as Error).message}`);
     return (e as { exitCode?: number }).exitCode ?? 3;

@@ -1,3 +1,4 @@
+import { apiVersionOf, MQTT_API_VERSION } from '../mqtt/api-version.js';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { AgentState, StateSection } from '../state/types.js';
 import {
@@ -114,6 +115,15 @@ export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
   const verdict = s ? `${status}  seen ${since(s.seen)}, changed ${since(s.changed)}` : 'no state';
   const lines = [`${d.robot}  ${online}  ${verdict}`];
   if (s && s.why.length > 0) lines.push(`  why         ${s.why.join('; ')}`);
+  // A fleet runs mixed versions: an older robot (no apiVersion) is API 1 and reads as before; a
+  // newer, incompatible one is shown with what this robot-fleet may misread.
+  const api = apiVersionOf(s ?? d.sections.agent);
+  if (api > MQTT_API_VERSION) {
+    lines.push(
+      `  WARNING     this robot speaks MQTT API ${api}, this robot-fleet knows ${MQTT_API_VERSION}: ` +
+        'some of it may not show; upgrade robot-fleet',
+    );
+  }
   const { agent, docker, devices, containers, images, update, host, snapshots, desired } = d.sections;
   if (agent) {
     const modules = Object.entries(agent.modules);
@@ -122,7 +132,8 @@ export function renderRobotDetail(d: RobotDetail, now = Date.now()): string {
       .map(([name, m]) => `${name} (${m.error?.code ?? '?'})`);
     const failures = failed.length ? `, FAILED: ${failed.join(', ')}` : '';
     const reconnects = agent.mqtt.reconnects;
-    lines.push(`  agent       ${agent.version}, ${modules.length} modules${failures}, reconnects ${reconnects}`);
+    const version = `${agent.version} (MQTT API ${api})`;
+    lines.push(`  agent       ${version}, ${modules.length} modules${failures}, reconnects ${reconnects}`);
     const signing = agent.commandSigning;
     if (signing) {
       const how = signing.required ? `signed (keys ${signing.keys.join(', ')})` : 'UNSIGNED accepted';

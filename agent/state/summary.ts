@@ -1,4 +1,5 @@
 import { parseImageReference } from '../images/image-reference.js';
+import { MQTT_API_VERSION } from '../mqtt/api-version.js';
 import type { AgentState, ContainerState, ImageSummary, LidarHealthState, UpdateState } from './types.js';
 
 /**
@@ -12,6 +13,11 @@ export interface StateSummary {
   /** Why it is not ok, worst first; empty when ok. Clipped and counted ("+N more") to fit. */
   why: string[];
   version: string;
+  /**
+   * The MQTT API version (agent/mqtt/api-version.ts). Optional to a reader: agents before 0.2.0
+   * did not send it (apiVersionOf gives 1 then).
+   */
+  apiVersion?: number;
   docker: boolean;
   devices: {
     lidar: { present: boolean; health: LidarHealthState['status']; busy?: true };
@@ -79,6 +85,7 @@ export function summarise(state: AgentState, times: { changed: string; seen: str
     status,
     why: [...problems.error, ...problems.updating, ...problems.degraded].map((w) => clip(w, MAX_WHY)),
     version: clip(state.agent.version, MAX_VERSION),
+    apiVersion: MQTT_API_VERSION,
     docker: state.docker.available,
     devices: {
       lidar: {

@@ -169,6 +169,8 @@ export interface AgentState {
   ts: string;
   agent: {
     version: string;
+    /** The MQTT API version (agent/mqtt/api-version.ts); absent from agents before 0.2.0. */
+    apiVersion?: number;
     startedAt: string;
     pid: number;
     modules: Record<string, ModuleStatus>;

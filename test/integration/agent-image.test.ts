@@ -14,8 +14,8 @@ import { needRig, rig } from '../setup.js';
 
 /**
  * No image can be pulled here, so `node:20-bookworm-slim` is stood in for by this machine's own
- * node binary and the libraries it links (as the rig's busybox images stand in for ROS), and
- * deploy/Dockerfile is built on it unchanged.
+ * node binary (and flock) and the libraries they link (as the rig's busybox images stand in for
+ * ROS), and deploy/Dockerfile is built on it unchanged.
  */
 function importNodeBase(dir: string): void {
   const rootfs = join(dir, 'rootfs');
@@ -24,8 +24,13 @@ function importNodeBase(dir: string): void {
     copyFileSync(from, join(rootfs, to));
   };
   put(process.execPath, '/usr/local/bin/node');
-  const libs = execFileSync('ldd', [process.execPath]).toString().match(/\/[^\s]+\.so[^\s]*/g) ?? [];
-  for (const lib of libs) put(execFileSync('readlink', ['-f', lib]).toString().trim(), lib);
+  // flock(1) too, which the agent locks its state dir with: util-linux is essential in Debian, so
+  // the real base image has it.
+  put('/usr/bin/flock', '/usr/bin/flock');
+  for (const binary of [process.execPath, '/usr/bin/flock']) {
+    const libs = execFileSync('ldd', [binary]).toString().match(/\/[^\s]+\.so[^\s]*/g) ?? [];
+    for (const lib of libs) put(execFileSync('readlink', ['-f', lib]).toString().trim(), lib);
+  }
   for (const d of ['tmp', 'etc', 'root']) mkdirSync(join(rootfs, d), { recursive: true });
   writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 512 << 20 });

@@ -29,6 +29,18 @@ describe('robot-agent CLI', () => {
     assert.deepEqual(paths, ['metrics.interval', 'mqtt.extra', 'mqtt.heartbeat', 'mqtt.keepalive', 'mqtt.url']);
   });
 
+  it('check-config refuses a mistyped ROBOT_AGENT_* variable with the nearest name (issue 18.4)', async () => {
+    const p = spawnAgent(['check-config'], { ROBOT_AGENT_ROBOT_ID: 'cli-robot', ROBOT_AGENT_MQTT_BASETOPIC: 'lab' });
+    assert.equal(await p.exited(), 2);
+    assert.ok(
+      p.stderr.includes(
+        'config error: ROBOT_AGENT_MQTT_BASETOPIC: is not a setting of the agent (the environment variable would be ' +
+          'ignored); did you mean ROBOT_AGENT_MQTT_BASE_TOPIC (mqtt.baseTopic)?',
+      ),
+      p.stderr.join('\n'),
+    );
+  });
+
   it('run refuses a bad config before starting anything, with exit code 2', async () => {
     const dir = tempDir();
     const p = spawnAgent(['run', '--config', writeYaml(dir, 'bad.yaml', { robot: { id: 'a/b' } })]);

@@ -142,7 +142,7 @@ describe('robot-fleet: two robots on one broker', function () {
     assert.match(noBroker.stderr(), /cannot reach the fleet broker/);
   });
 
-  it('watch streams the events of the fleet as they happen', async () => {
+  it('watch shows the fleet as it is, then streams the events of the fleet as they happen', async () => {
     const run = fleet([...common(), 'watch']);
     try {
       // Subscribed once a marker event published on the fleet broker shows up in its stream (a fixed
@@ -157,6 +157,13 @@ describe('robot-fleet: two robots on one broker', function () {
       } finally {
         await marker.endAsync();
       }
+      // The fleet as it is came first (issue 18.2: a blank screen until the first event), then the events.
+      const shown = run.stdout();
+      const header = shown.indexOf('-- events from now on');
+      assert.ok(header > 0, shown);
+      assert.match(shown.slice(0, header), /^ROBOT/m);
+      assert.match(shown.slice(0, header), /rosmaster-01 .*\n(.*\n)*rosmaster-02 /);
+      assert.ok(shown.indexOf('marker-robot test.marker') > header, shown);
       bus.replug('1-1.4', { devnum: 31 });
       await waitUntil(() => /rosmaster-01 device\.changed device=camera/.test(run.stdout()), 5000, 'the replug in the stream');
       await waitUntil(() => /rosmaster-01 container\.devices name=ros/.test(run.stdout()), 5000, 'the live replug in the stream');

@@ -19,6 +19,7 @@ describe('state summary (pure): what <b>/state carries', () => {
       status: 'ok',
       why: [],
       version: '0.1.0',
+      apiVersion: 1,
       docker: true,
       devices: { lidar: { present: true, health: 'good' }, camera: { present: true }, board: { present: true } },
       containers: {
