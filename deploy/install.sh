@@ -69,7 +69,23 @@ if [ "$uninstall" = 1 ]; then
   exit 0
 fi
 
+# Node 20's release binaries need glibc 2.28 or newer. A Jetson Nano's Ubuntu 18.04 has 2.27: there no
+# Node 20 runs on the host at all, so say so before anything else, and point to the container path.
+# The version comes from getconf (part of libc-bin, on every glibc system); none = not glibc, not checked.
+check_glibc_for_node() {
+  local line version
+  line="$(getconf GNU_LIBC_VERSION 2>/dev/null || true)"
+  version="${line#glibc }"
+  [ -n "$line" ] && [ "$version" != "$line" ] || return 0
+  version_ge "$version" 2.28 && return 0
+  echo "install.sh: glibc_too_old: this system's C library is glibc $version, and Node 20 needs glibc 2.28 or" \
+    "newer (Ubuntu 18.04, as on a Jetson Nano, has 2.27). Install the agent as a container instead:" \
+    "sudo bash deploy/install.sh --container IMAGE (the agent image for arm64, see docs/operations.md)" >&2
+  exit 3
+}
+
 # Checks first: nothing is written on a robot that cannot run the agent.
+[ -n "$image" ] || check_glibc_for_node
 if [ -n "$from" ]; then
   [ -f "$from" ] || fail "no release tarball at $from" 2
   from="$(cd "$(dirname "$from")" && pwd)/$(basename "$from")"

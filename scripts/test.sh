@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
+# The agent image and Jetson tests build and run arm64 code (qemu-user, binfmt_misc, mmdebstrap).
+bash scripts/arm64-deps.sh >/dev/null
 rm -rf build
 npx --no-install tsc -p tsconfig.json
 node scripts/build-page.mjs

@@ -1,4 +1,4 @@
-// Spec output, then the one closing line CI reads: "N passed, N failed".
+// Spec output, then the one closing line CI reads: "N passed, N failed" (TEST_RESULT_LABEL: "label: N passed...").
 const Mocha = require('mocha');
 
 class PassedFailedReporter extends Mocha.reporters.Spec {
@@ -7,7 +7,9 @@ class PassedFailedReporter extends Mocha.reporters.Spec {
     runner.once('end', () => {
       const { passes = 0, failures = 0, pending = 0 } = runner.stats || {};
       const skipped = pending ? `, ${pending} skipped` : '';
-      process.stdout.write(`\n${passes} passed, ${failures} failed${skipped}\n`);
+      // .ci/run labels each run's line and ends with the unlabelled total of its runs.
+      const label = process.env.TEST_RESULT_LABEL ? `${process.env.TEST_RESULT_LABEL}: ` : '';
+      process.stdout.write(`\n${label}${passes} passed, ${failures} failed${skipped}\n`);
     });
   }
 }

@@ -1,4 +1,5 @@
 import { removeTempDirs } from './helpers/temp.js';
+import { TIME_SCALE } from './helpers/time-scale.js';
 import { startRig, stopRig, type Rig } from './rig/index.js';
 
 /**
@@ -32,8 +33,13 @@ function assertNothingEscaped(): void {
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     if (process.env.RIG === '0') return;
-    this.timeout(180_000);
+    this.timeout(180_000 * TIME_SCALE);
     current = await startRig();
+  },
+  beforeEach(this: Mocha.Context) {
+    // Each test's own timeout, stretched like its waits under an emulated Node (helpers/time-scale.ts).
+    const test = this.currentTest;
+    if (test && TIME_SCALE !== 1 && test.timeout() > 0) test.timeout(test.timeout() * TIME_SCALE);
   },
   afterEach() {
     assertNothingEscaped();

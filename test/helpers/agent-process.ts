@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-root.js';
+import { scaled } from './time-scale.js';
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -42,7 +43,7 @@ export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentPr
     exited: (ms = 10_000) =>
       Promise.race([
         exit,
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`agent did not exit within ${ms} ms`)), ms).unref()),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`agent did not exit within ${scaled(ms)} ms`)), scaled(ms)).unref()),
       ]),
     logs: () =>
       stdout.flatMap((line) => {

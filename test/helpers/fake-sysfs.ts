@@ -17,7 +17,27 @@ export interface FakeDevice {
   video?: string[];
   /** udev symlink name under dev, pointing at the tty or at the USB node. */
   alias?: string;
+  /**
+   * The USB host controller's path under /sys/devices (CONTROLLERS). Given, the device sits where
+   * the kernel puts it on that board: below the controller and below each hub on its way
+   * (usb1/1-2/1-2.3); not given, directly under devices/usbN (the layout the older tests use).
+   */
+  controller?: string;
 }
+
+/**
+ * Where USB host controllers sit in sysfs on the boards the agent runs on (from the kernels' device
+ * trees and users' `ls -l /sys/bus/usb/devices` listings).
+ */
+export const CONTROLLERS = {
+  /** A PC's Intel xHCI (the development machines). */
+  pc: 'pci0000:00/0000:00:14.0',
+  /** Jetson Nano (Tegra X1): the xusb controller, an on-board hub at 1-2 in front of the four ports. */
+  jetsonNano: 'platform/70090000.xusb',
+  /** Raspberry Pi 5: two xHCI controllers in the RP1 chip behind PCIe; its USB 2 ports are usb1 and usb3. */
+  pi5: 'platform/axi/1000120000.pcie/1f00200000.usb/xhci-hcd.0',
+  pi5Second: 'platform/axi/1000120000.pcie/1f00300000.usb/xhci-hcd.1',
+} as const;
 
 const pad3 = (n: number) => String(n).padStart(3, '0');
 
@@ -40,7 +60,11 @@ export class FakeUsbBus {
   }
 
   devicePath(d: FakeDevice): string {
-    return join(this.sysfsRoot, 'devices', `usb${d.busnum ?? 1}`, d.port);
+    if (d.controller === undefined) return join(this.sysfsRoot, 'devices', `usb${d.busnum ?? 1}`, d.port);
+    // 1-2.3 is port 3 of the hub at 1-2: its directory is inside the hub's.
+    const [bus, chain = ''] = d.port.split('-');
+    const hops = chain.split('.').map((_, i, all) => `${bus}-${all.slice(0, i + 1).join('.')}`);
+    return join(this.sysfsRoot, 'devices', d.controller, `usb${d.busnum ?? 1}`, ...hops);
   }
 
   usbNode(d: FakeDevice): string {

@@ -1,5 +1,6 @@
 import { connect as netConnect } from 'node:net';
 import mqtt, { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt';
+import { scaled } from './time-scale.js';
 
 export interface Received {
   topic: string;
@@ -64,7 +65,7 @@ export class MqttProbe {
 
   /** Resolves with the first message (already received or to come) matching, or throws after ms. */
   async waitFor(match: (m: Received) => boolean, ms = 5000, what = 'message'): Promise<Received> {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + scaled(ms);
     for (;;) {
       const found = this.received.find(match);
       if (found) return found;

@@ -1,6 +1,8 @@
+import { scaled } from './time-scale.js';
+
 /** Polls check until it returns a truthy value, or throws after ms with what was awaited. */
 export async function waitUntil<T>(check: () => T | Promise<T>, ms: number, what: string, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   let last: unknown;
   for (;;) {
     try {

@@ -139,6 +139,16 @@ describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
     }
   });
 
+  it("the serial binding in use is serialport's prebuild for this CPU (linux-arm64 under scripts/test-arm64.sh)", async () => {
+    await probe();
+    // What the process has dlopen()ed: the proof that the probes above ran through this binding.
+    const report = process.report.getReport() as unknown as { sharedObjects: string[] };
+    const bindings = report.sharedObjects.filter((so) => so.includes('@serialport') && so.endsWith('.node'));
+    const dir = { arm64: 'linux-arm64', x64: 'linux-x64' }[process.arch as string] ?? `linux-${process.arch}`;
+    assert.equal(bindings.length, 1, bindings.join(', '));
+    assert.match(bindings[0]!, new RegExp(`/prebuilds/${dir}/`));
+  });
+
   it('a path that is not there is a port error, not a throw', async () => {
     const result = await probeLidar({ path: '/dev/does-not-exist-rplidar', baudRate: 115200, timeoutMs: 200 });
     assert.equal(!result.ok && result.code, 'port_error');

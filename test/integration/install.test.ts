@@ -168,6 +168,31 @@ describe('deploy/install.sh into a clean root', function () {
     assert.ok(!/version_ge "\$\{node_version#v\}" 20\.0\.0/.test(readFileSync(script, 'utf8')), 'no hard-coded 20.0.0 in install.sh');
   });
 
+  it('refuses glibc 2.27 (Ubuntu 18.04, Jetson Nano) with glibc_too_old and the --container way, writing nothing; --container installs there', function () {
+    needRig(this);
+    const root = tempDir('rfa-root-');
+    const stubs = join(root, 'stubs');
+    mkdirSync(stubs);
+    // Only the C library's version is faked: what getconf prints on Ubuntu 18.04.
+    writeFileSync(join(stubs, 'getconf'), '#!/bin/sh\n[ "$1" = GNU_LIBC_VERSION ] && echo glibc 2.27\n');
+    chmodSync(join(stubs, 'getconf'), 0o755);
+    const env = { PATH: `${stubs}:${process.env.PATH}` };
+    const refused = run(['--root', root], env);
+    assert.equal(refused.status, 3, refused.stderr + refused.stdout);
+    assert.match(refused.stderr, /^install\.sh: glibc_too_old: .*glibc 2\.27, and Node 20 needs glibc 2\.28 or newer .*--container IMAGE/);
+    assert.ok(!existsSync(join(root, 'opt')) && !existsSync(join(root, 'etc')), 'nothing written');
+    const contained = run(['--root', root, '--container', 'robot-agent:0.1.0-arm64'], env);
+    assert.equal(contained.status, 0, contained.stderr + contained.stdout);
+    assert.match(readFileSync(join(root, 'etc/systemd/system/robot-agent.service'), 'utf8'), /^ {2}robot-agent:0\.1\.0-arm64$/m);
+    // glibc 2.28 (Debian 10) and newer pass the check, on to the next one (a Docker faked too old).
+    writeFileSync(join(stubs, 'getconf'), '#!/bin/sh\necho glibc 2.28\n');
+    writeFileSync(join(stubs, 'docker'), '#!/bin/sh\necho 20.10.7\n');
+    chmodSync(join(stubs, 'docker'), 0o755);
+    const next = run(['--root', root], env);
+    assert.equal(next.status, 3);
+    assert.match(next.stderr, /^install\.sh: Docker 20\.10\.7 is too old/);
+  });
+
   it('the udev rules name the devices as the config catalog does', () => {
     const rules = readFileSync(join(packageRoot(), 'deploy/udev/99-robot-agent.rules'), 'utf8');
     const devices = (loadConfigSchema() as { properties: { devices: { properties: Record<string, { properties: Record<string, { default?: string }> }> } } }).properties.devices.properties;

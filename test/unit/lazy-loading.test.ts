@@ -3,6 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../../agent/package-root.js';
+import { scaled } from '../helpers/time-scale.js';
+
+/**
+ * Only a guard against a hung import, stretched where the Node is emulated (scripts/test-arm64.sh:
+ * an import there took 40 to 75 s on a loaded machine, against 1 s natively).
+ */
+const IMPORT_GUARD_MS = scaled(45_000);
 
 /**
  * Imports the agent's composition root and main in a fresh node whose module resolver refuses the
@@ -19,7 +26,7 @@ function importRefusing(packages: string[]): { status: number | null; stderr: st
     register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
     await import(${JSON.stringify(app)});
   `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: IMPORT_GUARD_MS });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -48,7 +55,7 @@ function loadedAfterImport(then = ''): { status: number | null; stdout: string; 
     console.log('heavy before use: ' + loaded());
     ${then}
   `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: IMPORT_GUARD_MS });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
