@@ -4,8 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 bash scripts/rig-deps.sh
-npx --no-install tsc -p tsconfig.json
-node scripts/build-page.mjs
+bash scripts/build.sh
 node build/bench/idle-footprint.js
 node build/bench/traffic-budget.js
 node build/bench/devices-hotplug.js

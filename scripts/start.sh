@@ -9,8 +9,7 @@ say() { echo "start.sh: $*" >&2; }
 bash scripts/ensure-node-deps.sh
 if [ ! -f build/agent/main.js ] || [ -n "$(find agent config -newer build/agent/main.js -print -quit)" ]; then
   say "compiling the agent (tsc, about 10 s)..."
-  npx --no-install tsc -p tsconfig.json
-  node scripts/build-page.mjs
+  bash scripts/build.sh
 fi
 say "starting robot-agent run $* (JSON log lines follow; Ctrl-C stops it)"
 exec node build/agent/main.js run "$@"

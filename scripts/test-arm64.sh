@@ -16,7 +16,7 @@ bash scripts/rig-deps.sh
 node_arm64="$(bash scripts/arm64-deps.sh | tail -n 1)"
 [ "$("$node_arm64" -p process.arch)" = arm64 ] || { echo "test-arm64: $node_arm64 is not an arm64 node" >&2; exit 1; }
 rm -rf build
-npx --no-install tsc -p tsconfig.json
+bash scripts/build.sh
 
 # Emulated, the agent starts and answers 4 to 6 times slower (more on a loaded machine): the tests'
 # waits and timeouts stretch by this factor (test/helpers/time-scale.ts); what they check does not.

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 rm -rf build
-npx --no-install tsc -p tsconfig.json
+bash scripts/build.sh
 RIG=0 exec npx --no-install mocha --no-config --require build/test/setup.js --reporter test/reporter.cjs \
   --timeout 20000 --exit 'build/test/unit/**/*.test.js' "$@"

@@ -7,6 +7,5 @@ bash scripts/rig-deps.sh
 # The agent image and Jetson tests build and run arm64 code (qemu-user, binfmt_misc, mmdebstrap).
 bash scripts/arm64-deps.sh >/dev/null
 rm -rf build
-npx --no-install tsc -p tsconfig.json
-node scripts/build-page.mjs
+bash scripts/build.sh
 exec npx --no-install mocha "$@"
