@@ -89,3 +89,43 @@ describe('lazy loading: only the parts of systeminformation the metrics sample',
     assert.match(r.stdout, /index loaded: false, mem: true, load: number, temp: object/);
   });
 });
+
+/** Runs a module script in a fresh node with gc exposed; its stdout. */
+function withGc(script: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('lazy loading: JSON Schema validators live only as long as their users keep them', () => {
+  it('the config schema (compiled with defaults, once at start) is not kept: it is collected once dropped', async () => {
+    const jsonSchema = pathToFileURL(join(packageRoot(), 'build', 'agent', 'core', 'json-schema.js')).href;
+    const r = withGc(`
+      const { compileSchema } = await import(${JSON.stringify(jsonSchema)});
+      const refs = [];
+      // In a function: a suspended top-level await would keep its block's values in its frame.
+      (() => {
+        const schema = { type: 'object', properties: { a: { type: 'integer', default: 1 } } };
+        const check = compileSchema(schema, { useDefaults: true });
+        const doc = {};
+        if (!check(doc) || check({ a: 'x' })) throw new Error('the validator does not validate');
+        refs.push(new WeakRef(schema));
+      })();
+      for (let i = 0; i < 5; i += 1) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      console.log('kept: ' + refs.map((ref) => ref.deref() !== undefined).join(','));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /kept: false\n/);
+  });
+
+  it("a command's request validator is compiled when the command first comes, and refuses bad params", () => {
+    const schemas = pathToFileURL(join(packageRoot(), 'build', 'agent', 'commands', 'command-schemas.js')).href;
+    const r = withGc(`
+      const { loadCommandSchemas } = await import(${JSON.stringify(schemas)});
+      const s = loadCommandSchemas('logs');
+      const compiled = () => Object.getOwnPropertyDescriptor(s, 'request').get !== undefined;
+      console.log('lazy: ' + compiled() + ', refuses: ' + !s.request({ name: 5 }) + ', takes: ' + s.request({ name: 'ros' }));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /lazy: true, refuses: true, takes: true\n/);
+  });
+});
