@@ -25,8 +25,11 @@ import { pollFor } from './bench-kit.js';
 import { sampleProcesses, type ProcessFootprint } from './process-sampler.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
-/** Start-up garbage is collected within the first minute; the first figures say little. */
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 30) * 1000;
+/**
+ * Start-up garbage goes within the first minute or two (V8 shrinks its heap once idle, for node
+ * with the dependencies too): figures from the first minute say little.
+ */
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 90) * 1000;
 
 const DEPENDENCIES = `
   await Promise.all(['dockerode', 'mqtt', 'systeminformation', 'aedes', 'ajv', 'ajv-formats', 'yaml', 'node-cron', 'serialport'].map((m) => import(m)));
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
 
     const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
     const line = (label: string, f: ProcessFootprint) =>
-      `  ${label.padEnd(42)} RSS mean ${mb(f.rssMean)} MiB, max ${mb(f.rssMax)} MiB, CPU ${f.cpuPercent.toFixed(2)} % of one core`;
+      `  ${label.padEnd(42)} RSS mean ${mb(f.rssMean)} MiB (${mb(f.rssMin)}-${mb(f.rssMax)}), CPU ${f.cpuPercent.toFixed(2)} % of one core`;
     console.log(
       `idle footprint, ${SECONDS} s windows one after the other, each after ${WARMUP_MS / 1000} s of warm-up: ` +
         `ros running with the X3's devices, the agent on the rig's broker and engine (unit environment: ${JSON.stringify(unit)})`,
