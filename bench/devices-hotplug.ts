@@ -57,12 +57,16 @@ async function main(): Promise<void> {
     }
 
     const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, aliases: ['rplidar', 'myserial', 'astradepth', 'astrauvc'] };
-    const catalog = loadConfig({ env: { ROBOT_AGENT_DEVICES_SYSFS_ROOT: bus.sysfsRoot, ROBOT_AGENT_DEVICES_DEV_ROOT: bus.devRoot } }).config.devices;
+    const env = { ROBOT_AGENT_DEVICES_SYSFS_ROOT: bus.sysfsRoot, ROBOT_AGENT_DEVICES_DEV_ROOT: bus.devRoot };
+    const catalog = loadConfig({ env }).config.devices;
     const fingerprint = cpuPerCall(() => usbFingerprint(where));
     const full = cpuPerCall(() => placeDevices(readUsbSnapshot(where), catalog));
     const share = (us: number, perSecond: number) => `${(((us * perSecond) / 1e6) * 100).toFixed(3)} %`;
-    console.log(`watcher at idle, X3 bus: fingerprint ${fingerprint.toFixed(0)} us of CPU per read, a full read ${full.toFixed(0)} us (${(full / fingerprint).toFixed(1)}x)`);
-    console.log(`  old 250 ms poll, 4 reads/s: ${share(fingerprint, 4)} of one core; watch + 5 s fallback, 0.2 reads/s: ${share(fingerprint, 0.2)}`);
+    const us = (n: number) => `${n.toFixed(0)} us`;
+    const ratio = (full / fingerprint).toFixed(1);
+    console.log(`idle watcher, X3: fingerprint ${us(fingerprint)} CPU per read, a full read ${us(full)} (${ratio}x)`);
+    console.log(`  old 250 ms poll, 4 reads/s: ${share(fingerprint, 4)} of one core`);
+    console.log(`  watch + 5 s fallback, 0.2 reads/s: ${share(fingerprint, 0.2)} (the watch: nothing while idle)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -76,7 +80,8 @@ async function main(): Promise<void> {
  */
 async function replugLatencies(bus: FakeUsbBus, devices: Record<string, unknown>): Promise<{ fromStart: number[]; fromEnd: number[] }> {
   const subject = await startAgent({ devices, log: { level: 'warn' } });
-  const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+  const broker = `mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`;
+  const probe = await MqttProbe.connect(broker, { protocolVersion: 4 });
   try {
     await probe.subscribe(`${subject.base}/events`);
     const fromStart: number[] = [];

@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   try {
     // The devices a robot has, so the watcher and ros have their real work.
     const bus = new FakeUsbBus(join(dir, 'usb'));
-    for (const device of [X3.lidar({ ttyTarget: sim.ptyPath }), X3.board(), X3.cameraDepth(), X3.cameraRgb()]) bus.plug(device);
+    const x3 = [X3.lidar({ ttyTarget: sim.ptyPath }), X3.board(), X3.cameraDepth(), X3.cameraRgb()];
+    for (const device of x3) bus.plug(device);
     const root = packageRoot();
     const idle = (script: string) => spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: 'ignore' });
     const bare = idle(BARE);

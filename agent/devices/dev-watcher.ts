@@ -135,7 +135,8 @@ export class DevWatcher implements DevicesWatch {
     this.counts.failures += 1;
     if (!this.failing) {
       this.failing = true;
-      this.options.logger.warn('device directories not watched; hot-plug is seen by the slower poll until this works again', { reason });
+      const message = 'device directories not watched; hot-plug is seen by the slower poll until this works again';
+      this.options.logger.warn(message, { reason });
     }
     if (this.retryTimer || !this.running) return;
     this.retryTimer = setTimeout(() => {

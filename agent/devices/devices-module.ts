@@ -29,9 +29,10 @@ const SETTLE_MS = 150;
 /**
  * Watches the lidar, the camera and the board: reads sysfs when device nodes come or go under
  * devices.devRoot (inotify, DevWatcher) and on a slow poll that catches what an event missed (a
- * replug shows as a new devnum or tty); without devices.watch, the poll alone. Raises device.attached / detached / changed, keeps state.devices, and asks the lidar
- * itself how it is over serial: at start, on attach, on request and every checkInterval, but
- * never while another process holds its port.
+ * replug shows as a new devnum or tty); without devices.watch, the poll alone. Raises
+ * device.attached / detached / changed, keeps state.devices, and asks the lidar itself how it
+ * is over serial: at start, on attach, on request and every checkInterval, but never while
+ * another process holds its port.
  */
 export class DevicesModule {
   readonly name = 'devices';

@@ -81,12 +81,14 @@ export class ProcReadings implements HostReadings {
     const dir = join(this.sys, 'class', 'thermal');
     let names: string[];
     try {
-      names = (await readdir(dir)).filter((n) => n.startsWith('thermal_zone')).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+      names = (await readdir(dir)).filter((n) => n.startsWith('thermal_zone'));
+      names.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     } catch {
       return undefined;
     }
+    const typeOf = (zone: string) => readFile(join(zone, 'type'), 'utf8').then((t) => t.trim(), () => '');
     const typed = await Promise.all(
-      names.map(async (name) => ({ path: join(dir, name), type: await readFile(join(dir, name, 'type'), 'utf8').then((t) => t.trim(), () => '') })),
+      names.map(async (name) => ({ path: join(dir, name), type: await typeOf(join(dir, name)) })),
     );
     return (typed.find((z) => /cpu|x86_pkg_temp|soc/i.test(z.type)) ?? typed[0])?.path;
   }

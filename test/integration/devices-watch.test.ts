@@ -224,6 +224,13 @@ describe('devices: hot-plug by event, a slow poll as the fallback (issue 14)', f
     }
   });
 
+  it('devices.watch false: the old way, the poll alone, still sees a replug', async () => {
+    const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot };
+    subject = await startAgent({ devices: { ...where, watch: false, pollInterval: 100 } });
+    bus.replug('1-1.3', { devnum: 15, tty: 'ttyUSB5' });
+    await waitUntil(() => devices().board.usb?.devnum === 15, 3000, 'the poll finding the replug');
+  });
+
   it('a change no event announces (sysfs alone moved) is found by the fallback poll', async () => {
     subject = await startAgent({ devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 300 } });
     assert.equal(devices().board.usb?.devnum, 6);
