@@ -7,6 +7,8 @@ export interface ProcessFootprint {
   /** Mean resident set size over the window, bytes. */
   rssMean: number;
   rssMax: number;
+  /** The lowest sample: what it settles to once start-up garbage is returned. */
+  rssMin: number;
   /** CPU time over the window as a percentage of one core. */
   cpuPercent: number;
   seconds: number;
@@ -45,6 +47,7 @@ export async function sampleProcesses(pids: Record<string, number>, seconds: num
         {
           rssMean: samples.reduce((a, b) => a + b, 0) / samples.length,
           rssMax: Math.max(...samples),
+          rssMin: Math.min(...samples),
           cpuPercent: (ticks / CLK_TCK / elapsed) * 100,
           seconds: elapsed,
         },

@@ -23,10 +23,15 @@ export function loadCommandSchemas(command: string): CommandSchemas {
     throw new AgentError('command_schema_missing', `command "${command}" has no readable schema at ${file}: ${(err as Error).message}`);
   }
   if (!doc.request || !doc.result) throw new AgentError('command_schema_missing', `${file} must have "request" and "result"`);
-  const resultSchema = doc.result;
+  const { request: requestSchema, result: resultSchema } = doc;
+  let request: SchemaValidator<Record<string, unknown>> | undefined;
   let result: SchemaValidator<unknown> | undefined;
   return {
-    request: compileSchema(doc.request),
+    // Compiled when the command first comes: a robot is sent a few of the commands it knows,
+    // and each compiled validator is generated code kept for the process's life (issue 14).
+    get request() {
+      return (request ??= compileSchema(requestSchema));
+    },
     // Only tests check results: compiled when first asked, not at every start on the robot.
     get result() {
       return (result ??= compileSchema(resultSchema));

@@ -22,19 +22,23 @@ export function compileSchema<T>(schema: object, options: { useDefaults?: boolea
 }
 
 /**
- * One Ajv per option set for the whole process: each instance compiles the draft-07 meta-schema
- * and the formats again, about 0.5 MiB of RSS apiece, and the agent compiles dozens of schemas.
+ * One Ajv for the whole process: each instance compiles the draft-07 meta-schema and the
+ * formats again, about 0.5 MiB of RSS apiece, and the agent compiles dozens of schemas.
  * Schemas are compiled by content, so sharing an instance changes nothing they validate.
+ * An instance keeps everything it compiled (its code shares one scope of values), so the one
+ * with useDefaults, which serves only the configuration, once at start, is not kept: with it
+ * goes the config's validator, ~1 MiB of generated code (issue 14).
  */
-const instances = new Map<boolean, Ajv>();
+let shared: Ajv | undefined;
 
 function ajvFor(useDefaults: boolean): Ajv {
-  let ajv = instances.get(useDefaults);
-  if (!ajv) {
-    ajv = new Ajv({ allErrors: true, useDefaults, strict: false, addUsedSchema: false });
-    addFormats(ajv);
-    instances.set(useDefaults, ajv);
-  }
+  if (useDefaults) return newAjv(true);
+  return (shared ??= newAjv(false));
+}
+
+function newAjv(useDefaults: boolean): Ajv {
+  const ajv = new Ajv({ allErrors: true, useDefaults, strict: false, addUsedSchema: false });
+  addFormats(ajv);
   return ajv;
 }
 

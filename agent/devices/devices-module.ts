@@ -1,9 +1,11 @@
 import type { AgentConfig } from '../config/types.js';
+import { Backoff } from '../core/backoff.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { DevicesState, LidarHealthState } from '../state/types.js';
+import { DevWatcher, type DevicesWatch } from './dev-watcher.js';
 import { absentDevices, diffPlacements, placeDevices, type DevicePlacement } from './device-resolver.js';
 import { probeLidar, type ProbeOptions, type ProbeResult } from './lidar-probe.js';
 import { portHolders } from './port-holders.js';
@@ -17,16 +19,20 @@ export interface DevicesModuleOptions {
   /** Injected so tests can count or slow probes; the real one speaks serial. */
   probe?: (o: ProbeOptions) => Promise<ProbeResult>;
   holders?: (path: string) => Promise<number[]>;
+  /** Injected so tests can fake the watch; the real one is fs.watch on devices.devRoot. */
+  watch?: (onChange: () => void) => DevicesWatch;
 }
 
 /** A freshly enumerated USB-serial bridge needs a moment before its tty answers. */
 const SETTLE_MS = 150;
 
 /**
- * Watches the lidar, the camera and the board: polls sysfs (a replug shows as a new devnum or
- * tty), raises device.attached / detached / changed, keeps state.devices, and asks the lidar
- * itself how it is over serial: at start, on attach, on request and every checkInterval, but
- * never while another process holds its port.
+ * Watches the lidar, the camera and the board: reads sysfs when device nodes come or go under
+ * devices.devRoot (inotify, DevWatcher) and on a slow poll that catches what an event missed (a
+ * replug shows as a new devnum or tty); without devices.watch, the poll alone. Raises
+ * device.attached / detached / changed, keeps state.devices, and asks the lidar itself how it
+ * is over serial: at start, on attach, on request and every checkInterval, but never while
+ * another process holds its port.
  */
 export class DevicesModule {
   readonly name = 'devices';
@@ -37,7 +43,9 @@ export class DevicesModule {
   private probing: Promise<unknown> = Promise.resolve();
   private running = false;
   private polling = false;
+  private pollAgain = false;
   private fingerprint = '';
+  private watcher: DevicesWatch | undefined;
 
   constructor(private readonly options: DevicesModuleOptions) {}
 
@@ -45,6 +53,11 @@ export class DevicesModule {
     this.running = true;
     await this.rescan();
     this.sayMissing();
+    if (this.options.config.watch) {
+      const onChange = () => void this.scan();
+      this.watcher = this.options.watch?.(onChange) ?? this.defaultWatch(onChange);
+      this.watcher.start();
+    }
     this.schedulePoll();
     this.checkTimer = setInterval(() => void this.checkLidar(false).catch(() => undefined), this.options.config.lidar.checkInterval * 1000);
     // The first scan found the lidar "attached" and scheduled a settled check: run that one now
@@ -57,6 +70,7 @@ export class DevicesModule {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.watcher?.stop();
     clearTimeout(this.pollTimer);
     clearInterval(this.checkTimer);
     clearTimeout(this.settleTimer);
@@ -179,7 +193,17 @@ export class DevicesModule {
 
   private schedulePoll(): void {
     if (!this.running) return;
-    this.pollTimer = setTimeout(() => void this.poll(), this.options.config.pollInterval);
+    this.pollTimer = setTimeout(() => {
+      // Also re-opens a watch whose directory came back or appeared since (serial/by-id).
+      this.watcher?.refresh();
+      void this.scan().finally(() => this.schedulePoll());
+    }, this.options.config.pollInterval);
+  }
+
+  private defaultWatch(onChange: () => void): DevicesWatch {
+    const logger = this.options.logger;
+    const backoff = new Backoff({ initialMs: 1000, maxMs: 60_000 });
+    return new DevWatcher({ devRoot: this.options.config.devRoot, onChange, logger, backoff });
   }
 
   private where(): { sysfsRoot: string; devRoot: string; aliases: string[] } {
@@ -187,17 +211,28 @@ export class DevicesModule {
     return { sysfsRoot: c.sysfsRoot, devRoot: c.devRoot, aliases: [c.lidar.alias, c.board.alias, c.camera.depthAlias, c.camera.rgbAlias] };
   }
 
-  private async poll(): Promise<void> {
-    if (this.polling) return;
+  /**
+   * From the poll and from the watcher. A scan asked for while one runs is run right after it,
+   * not dropped: the event that asked may be the only one for that change.
+   */
+  private async scan(): Promise<void> {
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
     this.polling = true;
     try {
-      // The full read only when something moved: this keeps a 250 ms poll cheap at idle.
-      if (usbFingerprint(this.where()) !== this.fingerprint) await this.rescan();
-    } catch (err) {
-      this.options.logger.warn('device scan failed', { error: err as Error });
+      do {
+        this.pollAgain = false;
+        try {
+          // The full read only when something moved: this keeps the poll cheap at idle.
+          if (this.running && usbFingerprint(this.where()) !== this.fingerprint) await this.rescan();
+        } catch (err) {
+          this.options.logger.warn('device scan failed', { error: err as Error });
+        }
+      } while (this.pollAgain);
     } finally {
       this.polling = false;
-      this.schedulePoll();
     }
   }
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import type { HostMetrics } from '../state/types.js';
 import { metricsNewsworthy, type MetricsDeadband } from './metrics-deadband.js';
-import { systemInformation as si } from './system-information.js';
+import { ProcReadings, type HostReadings } from './proc-readings.js';
 
 export interface HostMetricsOptions {
   store: StateStore;
@@ -13,6 +13,8 @@ export interface HostMetricsOptions {
   stateDir: string;
   /** When a sample replaces the one in the state; default: every 10 samples at most, 30 at least. */
   deadband?: MetricsDeadband;
+  /** Injected for tests; /proc and /sys otherwise. */
+  readings?: HostReadings;
 }
 
 /** At the default 30 s interval: CPU/memory news at most every 5 min, a fresh sample at least every 15. */
@@ -23,15 +25,18 @@ export function defaultDeadband(intervalMs: number): MetricsDeadband {
 /**
  * Samples the host every interval into state.host.metrics when the sample is news (a disk
  * filling, a big move of CPU or memory, or the one there getting old: metrics-deadband.ts).
- * Chosen to be cheap on a Pi: /proc reads and statfs(2), no process spawned per sample beyond
- * what systeminformation needs for the temperature, and never two samples at once.
+ * Chosen to be cheap on a Pi: /proc and /sys reads and statfs(2), no process spawned, and
+ * never two samples at once.
  */
 export class HostMetricsSampler {
   readonly name = 'metrics';
   private timer: NodeJS.Timeout | undefined;
   private sampling = false;
+  private readonly readings: HostReadings;
 
-  constructor(private readonly options: HostMetricsOptions) {}
+  constructor(private readonly options: HostMetricsOptions) {
+    this.readings = options.readings ?? new ProcReadings();
+  }
 
   async start(): Promise<void> {
     await this.sample();
@@ -46,10 +51,10 @@ export class HostMetricsSampler {
     if (this.sampling) return undefined;
     this.sampling = true;
     try {
-      const [load, mem, temperature] = await Promise.all([
-        si.currentLoad().catch(() => undefined),
-        si.mem(),
-        si.cpuTemperature().catch(() => undefined),
+      const [load, memory, temperature] = await Promise.all([
+        this.readings.cpuLoad().catch(() => null),
+        this.readings.memory(),
+        this.readings.cpuTemperature().catch(() => null),
       ]);
       const dockerRoot = this.options.store.get().docker.rootDir;
       const disks = (
@@ -58,11 +63,11 @@ export class HostMetricsSampler {
       const la = loadavg();
       const metrics: HostMetrics = {
         sampledAt: new Date().toISOString(),
-        cpuLoad: load && Number.isFinite(load.currentLoad) ? round(load.currentLoad) : null,
+        cpuLoad: load !== null && Number.isFinite(load) ? round(load) : null,
         loadAverage: [round(la[0] ?? 0), round(la[1] ?? 0), round(la[2] ?? 0)],
-        memory: { total: mem.total, used: mem.active, available: mem.available },
+        memory,
         disks,
-        cpuTemperature: temperature && typeof temperature.main === 'number' && temperature.main > 0 ? round(temperature.main) : null,
+        cpuTemperature: temperature !== null && temperature > 0 ? round(temperature) : null,
         uptime: Math.round(uptime()),
       };
       const deadband = this.options.deadband ?? defaultDeadband(this.options.intervalMs);

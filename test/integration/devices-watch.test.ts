@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
@@ -180,6 +181,70 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     assert.equal(lidar.health.status, 'unknown');
     assert.match(lidar.health.reason ?? '', /^not_a_lidar: /);
     assert.equal(lidar.info, null);
+  });
+});
+
+describe('devices: hot-plug by event, a slow poll as the fallback (issue 14)', function () {
+  this.timeout(30_000);
+  let bus: FakeUsbBus;
+  let subject: AgentUnderTest | undefined;
+  const devices = (): DevicesState => subject!.agent.store.get().devices;
+
+  beforeEach(() => {
+    bus = new FakeUsbBus(tempDir('rfa-usb-'));
+    bus.plug(X3.lidar());
+    bus.plug(X3.board());
+    bus.plug(X3.cameraDepth());
+    bus.plug(X3.cameraRgb());
+  });
+
+  afterEach(async () => {
+    await subject?.stop();
+    subject = undefined;
+  });
+
+  it('with the poll at 10 minutes, a replug is device.changed on MQTT by its event: median of 5 under 195 ms', async () => {
+    const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 600_000 };
+    subject = await startAgent({ devices: { ...where, lidar: { checkInterval: 3600, timeout: 200 } } });
+    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    try {
+      await probe.subscribe(`${subject.base}/events`);
+      const latencies: number[] = [];
+      for (const [i, port] of ['1-1.3', '1-1.4', '1-1.1', '1-1.3', '1-1.4'].entries()) {
+        probe.clear();
+        const t0 = Date.now();
+        bus.replug(port, { devnum: 30 + i });
+        const changed = await probe.waitFor((m) => m.text.includes('"device.changed"'), 2000, `device.changed after replug ${i}`);
+        latencies.push(changed.at - t0);
+      }
+      const median = [...latencies].sort((a, b) => a - b)[2]!;
+      assert.ok(median < 195, `median ${median} ms over ${latencies.join(', ')}`);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  it('devices.watch false: the old way, the poll alone, still sees a replug', async () => {
+    const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot };
+    subject = await startAgent({ devices: { ...where, watch: false, pollInterval: 100 } });
+    bus.replug('1-1.3', { devnum: 15, tty: 'ttyUSB5' });
+    await waitUntil(() => devices().board.usb?.devnum === 15, 3000, 'the poll finding the replug');
+  });
+
+  it('a change no event announces (sysfs alone moved) is found by the fallback poll', async () => {
+    subject = await startAgent({ devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 300 } });
+    assert.equal(devices().board.usb?.devnum, 6);
+    // Nothing under the dev dir changes: only the poll can see this.
+    writeFileSync(join(bus.devicePath(X3.board()), 'devnum'), '14\n');
+    await waitUntil(() => devices().board.usb?.devnum === 14, 3000, 'the poll finding the new devnum');
+  });
+
+  it('without the poll it would not be found: the same change with the poll at 10 minutes stays unseen', async () => {
+    subject = await startAgent({ devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 600_000 } });
+    writeFileSync(join(bus.devicePath(X3.board()), 'devnum'), '14\n');
+    // Absence over a window: ten times the poll interval of the test above.
+    await sleep(3000);
+    assert.equal(devices().board.usb?.devnum, 6);
   });
 });
 

@@ -30,7 +30,8 @@ describe('config', () => {
     assert.deepEqual(config.devices, {
       sysfsRoot: '/sys',
       devRoot: '/dev',
-      pollInterval: 250,
+      pollInterval: 5000,
+      watch: true,
       lidar: { vid: '10c4', pid: 'ea60', alias: 'rplidar', baudRate: 115200, checkInterval: 300, timeout: 2000 },
       camera: { vid: '2bc5', depthPid: '060f', rgbPid: '050f', depthAlias: 'astradepth', rgbAlias: 'astrauvc' },
       board: { vid: '1a86', pid: '7523', alias: 'myserial' },

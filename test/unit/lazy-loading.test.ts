@@ -78,21 +78,70 @@ describe("lazy loading: dockerode's BuildKit session (gRPC) and docker-modem's s
   });
 });
 
-describe('lazy loading: only the parts of systeminformation the metrics sample', () => {
-  it("the package's index (every module it has) is not loaded, and the three functions work", () => {
+describe('host metrics: read from /proc and /sys, nothing spawned, systeminformation not loaded', () => {
+  it('five samples on this host: figures, no child process, no systeminformation module', () => {
+    const hostMetrics = pathToFileURL(join(packageRoot(), 'build', 'agent', 'metrics', 'host-metrics.js')).href;
     const r = loadedAfterImport(`
-      const index = Object.keys(require.cache).some((f) => /systeminformation\\/lib\\/index\\.js$/.test(f));
-      const { systemInformation: si } = await import(${JSON.stringify(
-        pathToFileURL(join(packageRoot(), 'build', 'agent', 'metrics', 'system-information.js')).href,
-      )});
-      const mem = await si.mem();
-      const load = await si.currentLoad();
-      const temperature = await si.cpuTemperature();
-      const seen = 'mem: ' + (mem.total > 0) + ', load: ' + (typeof load.currentLoad)
-        + ', temp: ' + (typeof temperature);
-      console.log('index loaded: ' + index + ', ' + seen);
+      const { readFileSync } = await import('node:fs');
+      const { HostMetricsSampler } = await import(${JSON.stringify(hostMetrics)});
+      const childTicks = () => {
+        const stat = readFileSync('/proc/self/stat', 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return Number(f[13]) + Number(f[14]);
+      };
+      const store = { get: () => ({ docker: { rootDir: null }, host: { metrics: null } }), update: () => undefined };
+      const sampler = new HostMetricsSampler({ store, logger: { warn: () => undefined }, intervalMs: 30000, stateDir: '/' });
+      const before = childTicks();
+      let m;
+      for (let i = 0; i < 5; i += 1) {
+        await new Promise((r) => setTimeout(r, 50));
+        m = await sampler.sample();
+      }
+      const si = Object.keys(require.cache).some((f) => f.includes('/node_modules/systeminformation/'));
+      const ok = m.memory.total > 0 && m.memory.used > 0 && m.memory.available > 0 && typeof m.cpuLoad === 'number';
+      console.log('figures: ' + ok + ', children ticks: ' + (childTicks() - before) + ', systeminformation: ' + si);
     `);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /index loaded: false, mem: true, load: number, temp: object/);
+    assert.match(r.stdout, /figures: true, children ticks: 0, systeminformation: false\n/);
+  });
+});
+
+/** Runs a module script in a fresh node with gc exposed; its stdout. */
+function withGc(script: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('lazy loading: JSON Schema validators live only as long as their users keep them', () => {
+  it('the config schema (compiled with defaults, once at start) is not kept: it is collected once dropped', async () => {
+    const jsonSchema = pathToFileURL(join(packageRoot(), 'build', 'agent', 'core', 'json-schema.js')).href;
+    const r = withGc(`
+      const { compileSchema } = await import(${JSON.stringify(jsonSchema)});
+      const refs = [];
+      // In a function: a suspended top-level await would keep its block's values in its frame.
+      (() => {
+        const schema = { type: 'object', properties: { a: { type: 'integer', default: 1 } } };
+        const check = compileSchema(schema, { useDefaults: true });
+        const doc = {};
+        if (!check(doc) || check({ a: 'x' })) throw new Error('the validator does not validate');
+        refs.push(new WeakRef(schema));
+      })();
+      for (let i = 0; i < 5; i += 1) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      console.log('kept: ' + refs.map((ref) => ref.deref() !== undefined).join(','));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /kept: false\n/);
+  });
+
+  it("a command's request validator is compiled when the command first comes, and refuses bad params", () => {
+    const schemas = pathToFileURL(join(packageRoot(), 'build', 'agent', 'commands', 'command-schemas.js')).href;
+    const r = withGc(`
+      const { loadCommandSchemas } = await import(${JSON.stringify(schemas)});
+      const s = loadCommandSchemas('logs');
+      const compiled = () => Object.getOwnPropertyDescriptor(s, 'request').get !== undefined;
+      console.log('lazy: ' + compiled() + ', refuses: ' + !s.request({ name: 5 }) + ', takes: ' + s.request({ name: 'ros' }));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /lazy: true, refuses: true, takes: true\n/);
   });
 });
