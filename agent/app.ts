@@ -10,6 +10,7 @@ import { DesiredListener } from './containers/desired-listener.js';
 import { deviceCommands } from './devices/device-commands.js';
 import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
+import { DockerodeEngine } from './docker/dockerode-engine.js';
 import { DockerEngineLink } from './docker/engine-link.js';
 import { imageCommands } from './images/image-commands.js';
 import { ImageFiles } from './images/image-files.js';
@@ -127,12 +128,16 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   // What the agent does with the engine.
   const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull') });
+  // The Engine port the loop and the update flow change containers through (one translation of
+  // engine errors); it asks the link for the client at each call, so an absent engine is refused.
+  const api = new DockerodeEngine(() => docker.required());
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
-  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
+  const containers: ContainersModule = new ContainersModule({ config, engine: docker, api, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
   const updater: Updater = new Updater({
     config,
     engine: docker,
+    api,
     puller,
     store,
     bus,

@@ -1,8 +1,7 @@
-import type Docker from 'dockerode';
 import type { ContainerSpec } from '../config/types.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { changesOf } from '../docker/container-changes.js';
+import { engineMessage, isEngineFailure, type Engine } from '../docker/engine.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { Step } from './container-plan.js';
@@ -11,7 +10,7 @@ import type { DeviceMapping } from './device-mappings.js';
 import type { RecreateEntry, RecreateJournal, RecreateStep } from './recreate-journal.js';
 
 export interface ExecutorDeps {
-  docker: () => Docker;
+  engine: Engine;
   spec: (name: string) => ContainerSpec;
   /** The spec's device mappings as of now, with the stable host nodes already made for them. */
   prepareDevices: (name: string) => Promise<DeviceMapping[]>;
@@ -43,13 +42,13 @@ export class ContainerExecutor {
         this.d.startPull(step.image, step.name);
         return;
       case 'run': {
-        const container = await this.create(step.name, step.image, step.image);
-        await this.start(container, step.name);
-        this.d.bus.emit('container.created', { name: step.name, image: step.image, containerId: container.id });
+        const id = await this.create(step.name, step.image, step.image);
+        await this.start(id, step.name);
+        this.d.bus.emit('container.created', { name: step.name, image: step.image, containerId: id });
         return;
       }
       case 'start':
-        await this.start(this.d.docker().getContainer(step.id), step.name);
+        await this.start(step.id, step.name);
         return;
       case 'stop':
         if (step.reason === 'orphan') await this.stopOrphan(step.id, step.name);
@@ -65,35 +64,31 @@ export class ContainerExecutor {
     }
   }
 
-  /** Creates a container for a spec with its devices as they are now (used by updates too). */
-  async create(name: string, image: string, runImage: string): Promise<Docker.Container> {
+  /** Creates a container for a spec with its devices as they are now (used by updates too); its id. */
+  async create(name: string, image: string, runImage: string): Promise<string> {
     const spec = this.d.spec(name);
     const mappings = await this.d.prepareDevices(name);
     try {
-      return await this.d.docker().createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode: this.d.stableNode }));
+      return await this.d.engine.createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode: this.d.stableNode }));
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 409) throw new AgentError('name_conflict', `a container named ${name} exists that the agent did not make; rename or remove it (docker rename ${name} ${name}-manual)`);
-      if (status === 404) throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
+      if (isEngineFailure(err, 'conflict')) throw new AgentError('name_conflict', `a container named ${name} exists that the agent did not make; rename or remove it (docker rename ${name} ${name}-manual)`);
+      if (isEngineFailure(err, 'not_found')) throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
       throw new AgentError('create_failed', `could not create container ${name}: ${engineMessage(err)}`);
     }
   }
 
-  async start(container: Docker.Container, name: string): Promise<void> {
+  async start(id: string, name: string): Promise<void> {
     try {
-      await container.start();
+      await this.d.engine.startContainer(id);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 304) return;
       throw new AgentError('start_failed', `container ${name} did not start: ${engineMessage(err)}`);
     }
   }
 
   async stop(id: string, name: string): Promise<void> {
     try {
-      await this.d.docker().getContainer(id).stop({ t: this.d.spec(name).stopTimeout });
+      await this.d.engine.stopContainer(id, this.d.spec(name).stopTimeout);
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 304 || status === 404) return;
       throw new AgentError('stop_failed', `container ${name} did not stop: ${engineMessage(err)}`);
     }
   }
@@ -104,10 +99,8 @@ export class ContainerExecutor {
    */
   private async stopOrphan(id: string, name: string): Promise<void> {
     try {
-      await this.d.docker().getContainer(id).stop();
+      await this.d.engine.stopContainer(id);
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 304 || status === 404) return;
       const why = engineMessage(err);
       throw new AgentError('stop_failed', `container ${name} (no longer in the config) did not stop: ${why}`);
     }
@@ -119,8 +112,7 @@ export class ContainerExecutor {
    * remove the old. If the new one cannot be made or started, the old one comes back as it was.
    */
   private async recreate(step: Extract<Step, { action: 'recreate' }>): Promise<void> {
-    const docker = this.d.docker();
-    const old = docker.getContainer(step.id);
+    const engine = this.d.engine;
     const aside = `${step.name}-replaced-${stamp()}`;
     const entry: RecreateEntry = {
       container: step.name,
@@ -134,9 +126,9 @@ export class ContainerExecutor {
     let committed: string | undefined;
     try {
       await this.stop(step.id, step.name);
-      committed = await this.commitChanges(old, step.name, step.image);
+      committed = await this.commitChanges(step.id, step.name, step.image);
       this.mark(entry, 'renaming');
-      await old.rename({ name: aside });
+      await engine.renameContainer(step.id, aside);
     } catch (err) {
       // Nothing was moved: the old container is still under its name (stopped, restarted by the
       // loop as its policy says), so the journal has nothing to settle.
@@ -145,18 +137,18 @@ export class ContainerExecutor {
     }
     // The same image with a new spec or new devices carries the work on.
     const runImage = committed ?? step.image;
-    let created: Docker.Container | undefined;
+    let created: string | undefined;
     try {
       this.mark(entry, 'creating');
       created = await this.create(step.name, step.image, runImage);
-      this.mark(entry, 'starting', { newContainerId: created.id });
+      this.mark(entry, 'starting', { newContainerId: created });
       await this.start(created, step.name);
     } catch (err) {
       this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
-      await created?.remove({ force: true }).catch(() => undefined);
+      if (created) await engine.removeContainer(created).catch(() => undefined);
       try {
-        await old.rename({ name: step.name });
-        await old.start().catch(() => undefined);
+        await engine.renameContainer(step.id, step.name);
+        await engine.startContainer(step.id).catch(() => undefined);
         this.clearJournal();
       } catch (e) {
         // Kept in the journal: recovery puts it back when the engine answers again.
@@ -170,9 +162,9 @@ export class ContainerExecutor {
       // The new one runs: recovery would only remove the old one, which is done right here.
       this.d.logger.warn('could not journal the last recreate step', { name: step.name, error: toErrorInfo(err) });
     }
-    await old.remove({ force: true }).catch((err: unknown) => this.d.logger.warn('could not remove the replaced container', { name: aside, error: err as Error }));
+    await engine.removeContainer(step.id).catch((err: unknown) => this.d.logger.warn('could not remove the replaced container', { name: aside, error: err as Error }));
     this.clearJournal();
-    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created.id });
+    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created });
   }
 
   private mark(entry: RecreateEntry, step: RecreateStep, extra: Partial<RecreateEntry> = {}): void {
@@ -196,10 +188,9 @@ export class ContainerExecutor {
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */
-  async commitChanges(container: Docker.Container, name: string, image: string): Promise<string | undefined> {
+  async commitChanges(id: string, name: string, image: string): Promise<string | undefined> {
     // Mount points Docker made are not changes: a container nobody touched is not committed.
-    const info = (await container.inspect()) as { Mounts?: Array<{ Destination: string }> };
-    const changes = await changesOf(container, info.Mounts ?? []);
+    const changes = await this.d.engine.containerChanges(id);
     if (changes.length === 0) return undefined;
     this.d.logger.debug('committing a changed container', { name, changes: changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`) });
     // Into the robot's own snapshot repository, never the vendor's: a commit there would pass
@@ -208,7 +199,7 @@ export class ContainerExecutor {
     const ref = parseImageReference(`${this.d.commitRepository}:${tag}`);
     try {
       const comment = `robot-agent: ${name} (from ${image}) before it was replaced`;
-      await container.commit({ repo: ref.familiarRepository, tag, comment, pause: false });
+      await this.d.engine.commitContainer(id, { repo: ref.familiarRepository, tag, comment, pause: false });
     } catch (err) {
       throw new AgentError('commit_failed', `could not commit ${name}'s changes before recreating it, so it was left as it is: ${engineMessage(err)}`);
     }
@@ -216,11 +207,6 @@ export class ContainerExecutor {
     this.d.bus.emit('container.committed', { name, image: committed, changes: changes.length });
     return committed;
   }
-}
-
-export function engineMessage(err: unknown): string {
-  const json = (err as { json?: { message?: string } }).json;
-  return (json?.message ?? (err as Error).message ?? String(err)).trim();
 }
 
 /** 20261124T013000123Z: sortable, to the millisecond, and valid in tags and container names. */

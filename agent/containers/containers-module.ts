@@ -4,6 +4,8 @@ import type { AgentConfig } from '../config/types.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { DockerodeEngine } from '../docker/dockerode-engine.js';
+import type { Engine } from '../docker/engine.js';
 import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
 import { parseImageReference } from '../images/image-reference.js';
@@ -38,6 +40,8 @@ export interface ContainersModuleOptions {
   /** A function: the update flow is built after this module, and needs it. */
   updates: () => UpdatesPort;
   engine: DockerEngineLink;
+  /** What the loop asks of the engine (the Engine port); by default dockerode over `engine`. */
+  api?: Engine;
   puller: ImagePuller;
   inventory: ImageInventory;
   store: StateStore;
@@ -81,6 +85,8 @@ export class ContainersModule {
   private readonly recoverFailed = new Set<string>();
   private readonly now: () => number;
   readonly executor: ContainerExecutor;
+  /** The Engine port every change of the loop goes through. */
+  readonly api: Engine;
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
   private observed: Observation[] = [];
@@ -102,13 +108,14 @@ export class ContainersModule {
     this.stableNodes = new StableNodes(join(o.config.state.dir, 'dev'));
     this.recreateJournal = new RecreateJournal(o.config.state.dir);
     this.now = o.now ?? Date.now;
+    this.api = o.api ?? new DockerodeEngine(() => o.engine.required());
     const { retry } = o.config.reconcile;
     this.unconverged = new Backoff({ initialMs: retry.initial * 1000, maxMs: retry.max * 1000 });
     // Read now, not at start: a retained desired message may arrive before this module starts.
     this.desired = this.desiredStore.load(o.config);
     this.holds.load();
     this.executor = new ContainerExecutor({
-      docker: () => this.docker(),
+      engine: this.api,
       spec: (name) => this.specOf(name),
       prepareDevices: async (name) => this.deviceSync.prepare(this.specOf(name)),
       stableNode: (key) => this.stableNodes.pathOf(key),
@@ -228,7 +235,7 @@ export class ContainersModule {
     if (!this.recreateSettled) await this.settleRecreates();
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
       if (this.stopped) return;
-      this.observed = await observeContainers(this.docker());
+      this.observed = await observeContainers(this.api);
       for (const id of this.orphansStopped) if (!this.observed.some((o) => o.id === id)) this.orphansStopped.delete(id);
       const desired = this.desiredContainers();
       // A container gone from both the config and the engine has nothing left to retry.
@@ -322,12 +329,12 @@ export class ContainersModule {
   async restartByCommand(name: string): Promise<ContainerState> {
     this.specOf(name);
     return this.afterUpdate(name, 'restart', async () => {
-      this.observed = await observeContainers(this.docker());
+      this.observed = await observeContainers(this.api);
       const found = this.requireContainer(name);
       // Released first, on disk: a restarted container must not be stopped again by its old hold.
       await this.holds.set(name, false);
       try {
-        await this.docker().getContainer(found.id).restart({ t: this.specOf(name).stopTimeout });
+        await this.api.restartContainer(found.id, this.specOf(name).stopTimeout);
       } catch (err) {
         throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
       }
@@ -470,9 +477,8 @@ export class ContainersModule {
    * aside under <name>-replaced-*: the old one is put back unless its replacement runs.
    */
   private async settleRecreates(): Promise<void> {
-    const docker = this.docker();
     const entry = this.recreateJournal.read();
-    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside }] : []), ...(await leftAside(docker))];
+    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside }] : []), ...(await leftAside(this.api))];
     const seen = new Set<string>();
     let unsettled = false;
     for (const { name, aside } of pending) {
@@ -484,7 +490,7 @@ export class ContainersModule {
         continue;
       }
       try {
-        const outcome = await settleReplaced(docker, name, aside);
+        const outcome = await settleReplaced(this.api, name, aside);
         if (this.recoverFailed.delete(name)) this.failures.delete(name);
         if (outcome !== 'nothing') {
           this.o.logger.warn('settled a recreate interrupted by a restart', { container: name, aside, outcome });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type Docker from 'dockerode';
+import type { ContainerSummary, Engine } from '../docker/engine.js';
 import { readJsonFile, removeJsonFile, writeJsonFile } from '../state/json-file.js';
 import { LABELS } from './container-spec.js';
 
@@ -50,28 +50,23 @@ export type Settled = 'completed' | 'restored' | 'nothing';
  * runs, the old one is removed (the recreate is complete); otherwise the new one, if any, is
  * removed and the old one is put back under its name and started, as it was before.
  */
-export async function settleReplaced(docker: Docker, name: string, aside: string): Promise<Settled> {
-  const old = await managedByName(docker, aside);
+export async function settleReplaced(engine: Engine, name: string, aside: string): Promise<Settled> {
+  const old = await managedByName(engine, aside);
   if (!old) return 'nothing';
-  const current = await managedByName(docker, name);
+  const current = await managedByName(engine, name);
   if (current?.State === 'running') {
-    await removeIgnoringGone(docker.getContainer(old.Id));
+    await engine.removeContainer(old.Id);
     return 'completed';
   }
-  if (current) await removeIgnoringGone(docker.getContainer(current.Id));
-  const back = docker.getContainer(old.Id);
-  await back.rename({ name });
-  try {
-    await back.start();
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 304) throw err;
-  }
+  if (current) await engine.removeContainer(current.Id);
+  await engine.renameContainer(old.Id, name);
+  await engine.startContainer(old.Id);
   return 'restored';
 }
 
 /** Every managed container still under a <name>-replaced-* name, with the name it had. */
-export async function leftAside(docker: Docker): Promise<Array<{ name: string; aside: string }>> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+export async function leftAside(engine: Engine): Promise<Array<{ name: string; aside: string }>> {
+  const list = await engine.listContainers({ label: [`${LABELS.managed}=true`] });
   const out: Array<{ name: string; aside: string }> = [];
   for (const c of list) {
     const aside = (c.Names[0] ?? '').replace(/^\//, '');
@@ -81,15 +76,7 @@ export async function leftAside(docker: Docker): Promise<Array<{ name: string; a
   return out;
 }
 
-async function managedByName(docker: Docker, name: string): Promise<Docker.ContainerInfo | undefined> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+async function managedByName(engine: Engine, name: string): Promise<ContainerSummary | undefined> {
+  const list = await engine.listContainers({ label: [`${LABELS.managed}=true`] });
   return list.find((c) => c.Names.includes(`/${name}`));
-}
-
-async function removeIgnoringGone(container: Docker.Container): Promise<void> {
-  try {
-    await container.remove({ force: true });
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
 }

@@ -1,5 +1,5 @@
-import type Docker from 'dockerode';
 import { AgentError } from '../core/errors.js';
+import type { Engine } from '../docker/engine.js';
 import type { JournalEntry } from './update-journal.js';
 
 /**
@@ -9,41 +9,28 @@ import type { JournalEntry } from './update-journal.js';
  * end is always exactly one container of that name, running.
  */
 export async function recoverFromJournal(
-  docker: Docker,
+  engine: Engine,
   entry: JournalEntry,
 ): Promise<'completed' | 'rolledback' | 'untouched'> {
   // Only the old container's work was being saved: it was never stopped, nothing to undo.
   if (entry.step === 'preparing') return 'untouched';
   if (entry.step === 'verified') {
-    await removeIfExists(docker, entry.from.containerId);
+    await engine.removeContainer(entry.from.containerId);
     return 'completed';
   }
   // The new container, whether or not the journal lived to learn its id, holds the name.
-  const holders = await docker.listContainers({ all: true, filters: { name: [`^/${entry.container}$`] } });
-  for (const holder of holders) if (holder.Id !== entry.from.containerId) await removeIfExists(docker, holder.Id);
-  if (entry.newContainerId && entry.newContainerId !== entry.from.containerId) await removeIfExists(docker, entry.newContainerId);
-  const old = docker.getContainer(entry.from.containerId);
-  let info: { Name: string; State: { Running: boolean } };
-  try {
-    info = (await old.inspect()) as typeof info;
-  } catch (err) {
-    throw new AgentError('recovery_failed', `the old container of ${entry.container} (${entry.from.containerId.slice(0, 12)}) is gone; the containers loop will create ${entry.container} again: ${(err as Error).message}`);
+  const holders = await engine.listContainers({ name: [`^/${entry.container}$`] });
+  for (const holder of holders) if (holder.Id !== entry.from.containerId) await engine.removeContainer(holder.Id);
+  if (entry.newContainerId && entry.newContainerId !== entry.from.containerId) await engine.removeContainer(entry.newContainerId);
+  const oldId = entry.from.containerId;
+  const info = await engine.inspectContainer(oldId);
+  if (!info) {
+    const message =
+      `the old container of ${entry.container} (${oldId.slice(0, 12)}) is gone; ` +
+      `the containers loop will create ${entry.container} again: no such container: ${oldId}`;
+    throw new AgentError('recovery_failed', message);
   }
-  if (info.Name !== `/${entry.container}`) await old.rename({ name: entry.container });
-  if (!info.State.Running) {
-    try {
-      await old.start();
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 304) throw err;
-    }
-  }
+  if (info.Name !== `/${entry.container}`) await engine.renameContainer(oldId, entry.container);
+  if (!info.State.Running) await engine.startContainer(oldId);
   return 'rolledback';
-}
-
-async function removeIfExists(docker: Docker, id: string): Promise<void> {
-  try {
-    await docker.getContainer(id).remove({ force: true });
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
 }

@@ -1,11 +1,11 @@
-import type Docker from 'dockerode';
 import type { AgentConfig, ContainerSpec } from '../config/types.js';
 import type { DesiredContainer } from '../containers/container-plan.js';
 import type { ContainerExecutor } from '../containers/container-executor.js';
 import { stamp } from '../containers/container-executor.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
-import { lastLogLines } from '../docker/container-logs.js';
+import { DockerodeEngine } from '../docker/dockerode-engine.js';
+import type { Engine } from '../docker/engine.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -35,6 +35,8 @@ export interface UpdaterContainers {
 export interface UpdaterOptions {
   config: Pick<AgentConfig, 'update' | 'state'>;
   engine: DockerEngineLink;
+  /** What the flow asks of the engine (the Engine port); by default dockerode over `engine`. */
+  api?: Engine;
   puller: ImagePuller;
   store: StateStore;
   bus: EventBus;
@@ -93,8 +95,10 @@ export class Updater {
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverNow: () => void = () => undefined;
   private readonly now: () => number;
+  private readonly api: Engine;
 
   constructor(private readonly o: UpdaterOptions) {
+    this.api = o.api ?? new DockerodeEngine(() => o.engine.required());
     this.history = new UpdateHistory(o.config.state.dir);
     this.journal = new UpdateJournal(o.config.state.dir);
     this.window = new UpdateWindow(o.config.update.window);
@@ -142,6 +146,19 @@ export class Updater {
     return new Set(this.updating.keys());
   }
 
+  /**
+   * An operator asked for this container's image anew (update with force, rollback, restore): a
+   * target that rolled back may be tried again. The commands' way in, instead of the history itself.
+   */
+  askedAnew(container: string): void {
+    this.history.rolledBack.delete(container);
+  }
+
+  /** What the container ran before its last update by this agent, if it was updated. */
+  previousImage(container: string): { image: string; imageId: string } | undefined {
+    return this.history.previous.get(container);
+  }
+
   /** Image ids a rollback needs: prune keeps them. */
   protectedImages(): Set<string> {
     return new Set([...this.history.previous.values()].map((p) => p.imageId));
@@ -152,11 +169,10 @@ export class Updater {
    * still names it, else a tag made for it (the old tag may have moved to the new image).
    */
   async previousReference(container: string, previous: { image: string; imageId: string }): Promise<string> {
-    const docker = this.docker();
-    if ((await imageId(docker, previous.image)) === previous.imageId) return previous.image;
+    if ((await imageId(this.api, previous.image)) === previous.imageId) return previous.image;
     const ref = parseImageReference(previous.image);
     try {
-      await docker.getImage(previous.imageId).tag({ repo: ref.familiarRepository, tag: `${container}-previous` });
+      await this.api.tagImage(previous.imageId, ref.familiarRepository, `${container}-previous`);
     } catch (err) {
       throw new AgentError('no_previous', `the image ${container} ran before (${previous.imageId.slice(7, 19)}) is no longer on this robot: ${(err as Error).message}`);
     }
@@ -266,16 +282,11 @@ export class Updater {
     return run;
   }
 
-  private docker(): Docker {
-    return this.o.engine.required();
-  }
-
   private async flow(job: UpdateJob): Promise<UpdateResult> {
     const { container: name, image: target, requestId } = job;
-    const docker = this.docker();
     const c = this.o.containers();
     const spec = c.specOf(name);
-    const old = await findManagedContainer(docker, name);
+    const old = await findManagedContainer(this.api, name);
     if (!old) {
       await job.pin?.();
       throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
@@ -287,7 +298,7 @@ export class Updater {
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
     try {
-      const present = await imageId(docker, target);
+      const present = await imageId(this.api, target);
       if (!present || job.reason === 'check') {
         await this.o.puller.pull(parseImageReference(target), {
           requestId: requestId ?? `update-${name}-${Date.now()}`,
@@ -297,7 +308,7 @@ export class Updater {
           },
         });
       }
-      const targetId = await imageId(docker, target);
+      const targetId = await imageId(this.api, target);
       if (targetId === old.ImageID && from === target) await job.pin?.();
       if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
@@ -365,7 +376,7 @@ export class Updater {
     spec: ContainerSpec,
     base: Record<string, unknown>,
   ): Promise<UpdateResult> {
-    const docker = this.docker();
+    const engine = this.api;
     const c = this.o.containers();
     const name = job.container;
     const old = { id: entry.from.containerId, image: entry.from.image, imageId: entry.from.imageId };
@@ -382,18 +393,18 @@ export class Updater {
       const t0 = Date.now();
       await c.executor.stop(old.id, name);
       step('renaming');
-      await docker.getContainer(old.id).rename({ name: entry.aside });
+      await engine.renameContainer(old.id, entry.aside);
       step('creating');
       const created = await c.executor.create(name, job.image, job.image);
-      step('starting', { newContainerId: created.id });
+      step('starting', { newContainerId: created });
       await c.executor.start(created, name);
       const downtimeMs = Date.now() - t0;
-      newImageId = ((await created.inspect()) as { Image: string }).Image;
+      newImageId = (await engine.inspectContainer(created))?.Image;
       step('verifying');
       this.setState({ status: 'verifying' });
       const proof = await verifyContainer({
-        docker,
-        containerId: created.id,
+        engine,
+        containerId: created,
         name,
         stableSeconds: this.o.config.update.stableSeconds,
         healthTimeoutSeconds: this.o.config.update.healthTimeout,
@@ -401,7 +412,7 @@ export class Updater {
         signal: this.abort.signal,
       });
       step('verified');
-      await docker.getContainer(old.id).remove({ force: true }).catch((err: unknown) => this.o.logger.warn('could not remove the old container', { container: entry.aside, error: err as Error }));
+      await engine.removeContainer(old.id).catch((err: unknown) => this.o.logger.warn('could not remove the old container', { container: entry.aside, error: err as Error }));
       this.journal.clear();
       // The way back is what ran: its saved work when it had some, else its image.
       this.history.previous.set(name, wayBack(entry));
@@ -423,7 +434,7 @@ export class Updater {
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
     const last = entry.newContainerId
-      ? await lastWords(this.o.engine, entry.newContainerId)
+      ? await lastWords(this.api, entry.newContainerId)
       : { exitCode: null, logs: [] };
     entry.step = 'rolling-back';
     try {
@@ -434,7 +445,7 @@ export class Updater {
     }
     this.o.onStep?.('rolling-back');
     try {
-      await recoverFromJournal(this.docker(), entry);
+      await recoverFromJournal(this.api, entry);
     } catch (err) {
       // The engine went away (or would not answer) mid-swap: the journal stays, and recovery
       // puts the old container back as soon as the engine is back (docker.connected).
@@ -469,7 +480,7 @@ export class Updater {
       return;
     }
     try {
-      const outcome = await recoverFromJournal(this.docker(), entry);
+      const outcome = await recoverFromJournal(this.api, entry);
       this.journal.clear();
       this.recoverBackoff = undefined;
       if (outcome === 'completed') {
@@ -532,9 +543,9 @@ export class Updater {
   }
 }
 
-async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
+async function imageId(engine: Engine, ref: string): Promise<string | undefined> {
   try {
-    return ((await docker.getImage(ref).inspect()) as { Id: string }).Id;
+    return (await engine.inspectImage(ref))?.Id;
   } catch {
     return undefined;
   }
@@ -547,17 +558,14 @@ export const LAST_WORDS = { lines: 20, bytes: 4096 } as const;
  * How a new container ended (its exit code, null while it runs or when unknown) and the last
  * lines it printed, at most LAST_WORDS.lines and LAST_WORDS.bytes (the newest kept).
  */
-async function lastWords(engine: DockerEngineLink, id: string): Promise<{ exitCode: number | null; logs: string[] }> {
+async function lastWords(engine: Engine, id: string): Promise<{ exitCode: number | null; logs: string[] }> {
   try {
-    const container = engine.required().getContainer(id);
-    const info = (await container.inspect()) as {
-      Config: { Tty: boolean };
-      State: { Status: string; ExitCode: number; Running: boolean };
-    };
+    const info = await engine.inspectContainer(id);
+    if (!info) return { exitCode: null, logs: [] };
     const ended = !info.State.Running || ['exited', 'dead', 'restarting'].includes(info.State.Status);
     const exitCode = ended ? info.State.ExitCode : null;
     const read = { tail: LAST_WORDS.lines, tty: info.Config.Tty, limitBytes: 64 * 1024 };
-    const lines = (await lastLogLines(container, read).catch(() => ({ lines: [] }))).lines.filter(Boolean);
+    const lines = (await engine.lastLogLines(id, read).catch(() => ({ lines: [] }))).lines.filter(Boolean);
     return { exitCode, logs: boundLines(lines, LAST_WORDS.bytes) };
   } catch {
     return { exitCode: null, logs: [] };
