@@ -7,7 +7,9 @@ import type { EventBus } from '../state/event-bus.js';
 import type { Step } from './container-plan.js';
 import { createOptions } from './container-spec.js';
 import type { DeviceMapping } from './device-mappings.js';
-import type { RecreateEntry, RecreateJournal, RecreateStep } from './recreate-journal.js';
+import type { RecreateJournal } from './recreate-journal.js';
+import type { ReplaceEntry } from './replace-journal.js';
+import { ReplaceTransaction } from './replace-transaction.js';
 
 export interface ExecutorDeps {
   engine: Engine;
@@ -107,84 +109,56 @@ export class ContainerExecutor {
   }
 
   /**
-   * Replaces a container without ever losing it: stop, commit its changes (so a student's work
-   * survives), move it aside under another name, create and start the new one, and only then
-   * remove the old. If the new one cannot be made or started, the old one comes back as it was.
+   * Replaces a container without ever losing it (the one replacement transaction, as updates
+   * use): stop, commit its changes (so a student's work survives), move it aside under another
+   * name, create and start the new one, and only then remove the old. If the new one cannot be
+   * made or started, the old one comes back as it was.
    */
   private async recreate(step: Extract<Step, { action: 'recreate' }>): Promise<void> {
-    const engine = this.d.engine;
-    const aside = `${step.name}-replaced-${stamp()}`;
-    const entry: RecreateEntry = {
+    const entry: ReplaceEntry = {
       container: step.name,
       step: 'stopping',
-      oldContainerId: step.id,
-      aside,
+      from: { image: step.image, imageId: '', containerId: step.id },
+      to: { image: step.image },
+      aside: `${step.name}-replaced-${stamp()}`,
       startedAt: new Date().toISOString(),
     };
+    const onRecreateStep = this.d.onRecreateStep;
+    const options = {
+      engine: this.d.engine,
+      journal: this.d.journal,
+      logger: this.d.logger,
+      what: 'recreate',
+      ...(onRecreateStep ? { onStep: (s: string) => onRecreateStep(`recreate:${s}`) } : {}),
+    };
     // First of all: a journal that cannot be written (a full disk) refuses the recreate untouched.
-    this.mark(entry, 'stopping');
-    let committed: string | undefined;
+    let tx: ReplaceTransaction;
     try {
-      await this.stop(step.id, step.name);
-      committed = await this.commitChanges(step.id, step.name, step.image);
-      this.mark(entry, 'renaming');
-      await engine.renameContainer(step.id, aside);
-    } catch (err) {
-      // Nothing was moved: the old container is still under its name (stopped, restarted by the
-      // loop as its policy says), so the journal has nothing to settle.
-      this.clearJournal();
-      throw err;
-    }
-    // The same image with a new spec or new devices carries the work on.
-    const runImage = committed ?? step.image;
-    let created: string | undefined;
-    try {
-      this.mark(entry, 'creating');
-      created = await this.create(step.name, step.image, runImage);
-      this.mark(entry, 'starting', { newContainerId: created });
-      await this.start(created, step.name);
-    } catch (err) {
-      this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
-      if (created) await engine.removeContainer(created).catch(() => undefined);
-      try {
-        await engine.renameContainer(step.id, step.name);
-        await engine.startContainer(step.id).catch(() => undefined);
-        this.clearJournal();
-      } catch (e) {
-        // Kept in the journal: recovery puts it back when the engine answers again.
-        this.d.logger.error('could not rename the old container back', { name: step.name, error: e as Error });
-      }
-      throw err;
-    }
-    try {
-      this.mark(entry, 'removing');
-    } catch (err) {
-      // The new one runs: recovery would only remove the old one, which is done right here.
-      this.d.logger.warn('could not journal the last recreate step', { name: step.name, error: toErrorInfo(err) });
-    }
-    await engine.removeContainer(step.id).catch((err: unknown) => this.d.logger.warn('could not remove the replaced container', { name: aside, error: err as Error }));
-    this.clearJournal();
-    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created });
-  }
-
-  private mark(entry: RecreateEntry, step: RecreateStep, extra: Partial<RecreateEntry> = {}): void {
-    Object.assign(entry, extra, { step });
-    try {
-      this.d.journal.write(entry);
+      tx = ReplaceTransaction.begin(options, entry);
     } catch (err) {
       const { code, message } = toErrorInfo(err, 'state_write_failed');
-      const what = `could not journal the recreate of ${entry.container} (${message}); stopped before ${step}`;
+      const what = `could not journal the recreate of ${step.name} (${message}); stopped before stopping`;
       throw new AgentError(code, what, { cause: err });
     }
-    this.d.onRecreateStep?.(`recreate:${step}`);
-  }
-
-  private clearJournal(): void {
+    let committed: string | undefined;
+    let created: string | undefined;
     try {
-      this.d.journal.clear();
+      created = await tx.run({
+        stop: () => this.stop(step.id, step.name),
+        afterStop: async () => {
+          committed = await this.commitChanges(step.id, step.name, step.image);
+        },
+        // The same image with a new spec or new devices carries the work on.
+        create: () => this.create(step.name, step.image, committed ?? step.image),
+        start: (id) => this.start(id, step.name),
+      });
     } catch (err) {
-      this.d.logger.warn('could not clear the recreate journal', { error: toErrorInfo(err) });
+      this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
+      // Kept in the journal when it cannot be done now: recovery puts it back when the engine answers.
+      await tx.undo().catch((e: unknown) => this.d.logger.error('could not put the old container back', { name: step.name, error: toErrorInfo(e) }));
+      throw err;
     }
+    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created });
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */

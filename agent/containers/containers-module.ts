@@ -21,7 +21,9 @@ import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type Desire
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
-import { leftAside, RecreateJournal, settleReplaced } from './recreate-journal.js';
+import { RecreateJournal } from './recreate-journal.js';
+import type { ReplaceEntry } from './replace-journal.js';
+import { leftAside, settleAside, settleReplacement } from './replace-recovery.js';
 import { StableNodes } from './stable-nodes.js';
 
 /** What the containers loop needs of the update flow. */
@@ -52,6 +54,9 @@ export interface ContainersModuleOptions {
   /** Fault injection for the crash tests only (ROBOT_AGENT_TEST_KILL_AT in main.ts). */
   onRecreateStep?: (step: string) => void;
 }
+
+/** A journaled recreate's settle, in the words the recreate's log and event have always used. */
+const SETTLED = { completed: 'completed', rolledback: 'restored', untouched: 'nothing' } as const;
 
 /** Passes of observe-plan-execute per reconcile: each step changes what the next pass sees. */
 const MAX_PASSES = 6;
@@ -473,15 +478,16 @@ export class ContainersModule {
   }
 
   /**
-   * A recreate the agent did not live to finish (journaled), and any container still moved
-   * aside under <name>-replaced-*: the old one is put back unless its replacement runs.
+   * A recreate the agent did not live to finish (journaled: finished or undone as its step says,
+   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* that no
+   * journal speaks of: the old one is put back unless its replacement runs.
    */
   private async settleRecreates(): Promise<void> {
     const entry = this.recreateJournal.read();
-    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside }] : []), ...(await leftAside(this.api))];
+    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside, entry }] : []), ...(await leftAside(this.api))];
     const seen = new Set<string>();
     let unsettled = false;
-    for (const { name, aside } of pending) {
+    for (const { name, aside, entry: journaled } of pending as Array<{ name: string; aside: string; entry?: ReplaceEntry }>) {
       if (seen.has(aside)) continue;
       seen.add(aside);
       // A settle that failed is tried again at its retry time, like any step.
@@ -490,7 +496,7 @@ export class ContainersModule {
         continue;
       }
       try {
-        const outcome = await settleReplaced(this.api, name, aside);
+        const outcome = journaled ? SETTLED[await this.settleJournaled(journaled)] : await settleAside(this.api, name, aside);
         if (this.recoverFailed.delete(name)) this.failures.delete(name);
         if (outcome !== 'nothing') {
           this.o.logger.warn('settled a recreate interrupted by a restart', { container: name, aside, outcome });
@@ -506,6 +512,17 @@ export class ContainersModule {
     if (unsettled) return;
     if (entry) this.recreateJournal.clear();
     this.recreateSettled = true;
+  }
+
+  /** One journaled recreate; an old container someone removed meanwhile leaves the loop to create it anew. */
+  private async settleJournaled(entry: ReplaceEntry): Promise<keyof typeof SETTLED> {
+    try {
+      return await settleReplacement(this.api, entry);
+    } catch (err) {
+      if (!(err instanceof AgentError) || err.code !== 'recovery_failed') throw err;
+      this.o.logger.warn('a recreate interrupted by a restart lost its old container', { container: entry.container, error: toErrorInfo(err) });
+      return 'untouched';
+    }
   }
 
   /** A step for a container failed: an event, its error in state, and a retry with backoff. */

@@ -31,7 +31,7 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
               `or snapshots this robot committed in ${d.config.snapshots.repository} that are still here`,
           );
         }
-        d.updater.history.rolledBack.delete(container);
+        d.updater.askedAnew(container);
         // Pinned by the flow once the restore is sure to be tried (as for update).
         const pin = () => d.containers.pinImage(container, ref.familiar);
         const job = { container, image: ref.familiar, reason: 'restore' as const, force: true, pin };

@@ -4,6 +4,8 @@ import type { ContainerExecutor } from '../containers/container-executor.js';
 import { stamp } from '../containers/container-executor.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
+import { settleReplacement } from '../containers/replace-recovery.js';
+import { ReplaceTransaction } from '../containers/replace-transaction.js';
 import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
 import { Backoff } from '../core/backoff.js';
@@ -19,7 +21,6 @@ import type { UpdateResult, UpdateState } from '../state/types.js';
 import { waitForGates } from './update-gates.js';
 import { UpdateHistory } from './update-history.js';
 import { UpdateJournal, type JournalEntry, type SwapStep } from './update-journal.js';
-import { recoverFromJournal } from './update-recovery.js';
 import { UpdateWindow } from './update-window.js';
 import { verifyContainer } from './verify-container.js';
 
@@ -293,7 +294,7 @@ export class Updater {
     }
     const from = old.Labels[LABELS.image] ?? old.Image;
     const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
-    let entry: JournalEntry | undefined;
+    let tx: ReplaceTransaction | undefined;
     let saved: SavedWork | undefined;
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
@@ -320,21 +321,21 @@ export class Updater {
       });
       // The journal first: a state.dir that cannot take it refuses the update before anything
       // changes (a swap that could not be journaled could not be undone after a crash).
-      entry = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
+      tx = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
       await job.pin?.();
       // Students' work in the old container survives as a snapshot (the container itself is kept
       // until the new one is proven, and removed after); unchanged, nothing is committed.
       const why = job.reason === 'restore' ? 'a restore' : job.reason === 'rollback' ? 'a rollback' : 'an update';
       saved = await this.o.work().saveWork(name, old.Id, why);
     } catch (err) {
-      if (entry) this.clearJournal();
+      tx?.clear();
       return this.fail(base, err, requestId);
     }
-    return this.swap(job, entry, saved, spec, base);
+    return this.swap(job, tx, saved, spec, base);
   }
 
-  /** Writes the journal's first entry, or refuses with disk_full (nothing has changed yet). */
-  private begin(job: UpdateJob, old: { id: string; image: string; imageId: string }): JournalEntry {
+  /** Journals the replacement's first step, or refuses with disk_full (nothing has changed yet). */
+  private begin(job: UpdateJob, old: { id: string; image: string; imageId: string }): ReplaceTransaction {
     const entry: JournalEntry = {
       container: job.container,
       step: 'preparing',
@@ -344,8 +345,9 @@ export class Updater {
       ...(job.requestId ? { requestId: job.requestId } : {}),
       startedAt: now(),
     };
+    const options = { engine: this.api, journal: this.journal, logger: this.o.logger, what: 'update', ...(this.o.onStep ? { onStep: this.o.onStep } : {}) };
     try {
-      this.journal.write(entry);
+      return ReplaceTransaction.begin(options, entry);
     } catch (err) {
       const info = toErrorInfo(err);
       if (info.code === 'enospc') {
@@ -357,21 +359,12 @@ export class Updater {
       const message = `the update of ${job.container} could not be journaled (${info.message}); nothing was changed`;
       throw new AgentError('state_write_failed', message, { cause: err });
     }
-    this.o.onStep?.('preparing');
-    return entry;
   }
 
-  private clearJournal(): void {
-    try {
-      this.journal.clear();
-    } catch (err) {
-      this.o.logger.warn('could not clear the update journal', { error: toErrorInfo(err) });
-    }
-  }
-
+  /** The swap: the one replacement transaction, with this update's verification. */
   private async swap(
     job: UpdateJob,
-    entry: JournalEntry,
+    tx: ReplaceTransaction,
     saved: SavedWork | undefined,
     spec: ContainerSpec,
     base: Record<string, unknown>,
@@ -379,73 +372,60 @@ export class Updater {
     const engine = this.api;
     const c = this.o.containers();
     const name = job.container;
+    const entry = tx.entry;
     const old = { id: entry.from.containerId, image: entry.from.image, imageId: entry.from.imageId };
     if (saved) entry.saved = { image: saved.image, imageId: saved.id };
-    const step = (s: SwapStep, extra: Partial<JournalEntry> = {}) => {
-      Object.assign(entry, extra, { step: s });
-      this.journal.write(entry);
-      this.o.onStep?.(s);
-    };
     this.setState({ status: 'swapping', waitingFor: undefined, nextWindow: undefined, progress: null });
     let newImageId: string | undefined;
+    let downtimeMs = 0;
+    let proof: { by: 'healthcheck' | 'stable'; probe: boolean } | undefined;
     try {
-      step('stopping');
-      const t0 = Date.now();
-      await c.executor.stop(old.id, name);
-      step('renaming');
-      await engine.renameContainer(old.id, entry.aside);
-      step('creating');
-      const created = await c.executor.create(name, job.image, job.image);
-      step('starting', { newContainerId: created });
-      await c.executor.start(created, name);
-      const downtimeMs = Date.now() - t0;
-      newImageId = (await engine.inspectContainer(created))?.Image;
-      step('verifying');
-      this.setState({ status: 'verifying' });
-      const proof = await verifyContainer({
-        engine,
-        containerId: created,
-        name,
-        stableSeconds: this.o.config.update.stableSeconds,
-        healthTimeoutSeconds: this.o.config.update.healthTimeout,
-        ...(spec.probe ? { probe: spec.probe } : {}),
-        signal: this.abort.signal,
+      await tx.run({
+        stop: () => c.executor.stop(old.id, name),
+        create: () => c.executor.create(name, job.image, job.image),
+        start: (id) => c.executor.start(id, name),
+        started: async (id, ms) => {
+          downtimeMs = ms;
+          newImageId = (await engine.inspectContainer(id))?.Image;
+        },
+        verify: async (id) => {
+          this.setState({ status: 'verifying' });
+          proof = await verifyContainer({
+            engine,
+            containerId: id,
+            name,
+            stableSeconds: this.o.config.update.stableSeconds,
+            healthTimeoutSeconds: this.o.config.update.healthTimeout,
+            ...(spec.probe ? { probe: spec.probe } : {}),
+            signal: this.abort.signal,
+          });
+        },
       });
-      step('verified');
-      await engine.removeContainer(old.id).catch((err: unknown) => this.o.logger.warn('could not remove the old container', { container: entry.aside, error: err as Error }));
-      this.journal.clear();
-      // The way back is what ran: its saved work when it had some, else its image.
-      this.history.previous.set(name, wayBack(entry));
-      this.history.rolledBack.delete(name);
-      await this.history.save();
-      this.emit('update.verified', { ...base, by: proof.by, probe: proof.probe, downtimeMs }, job.requestId);
-      return this.finish({ status: 'done', container: name, from: old.image, to: job.image, at: now() }, job.requestId);
     } catch (err) {
       // Past verification only the old container's removal is left, and recovery finishes that.
-      if (entry.step === 'verified') throw err;
+      if (tx.committed) throw err;
       // The agent is stopping: recovery undoes the swap at the next start.
       if ((err as AgentError).code === 'update_aborted') throw err;
-      return this.rollBack(entry, err, newImageId, base);
+      return this.rollBack(tx, err, newImageId, base);
     }
+    // The way back is what ran: its saved work when it had some, else its image.
+    this.history.previous.set(name, wayBack(entry));
+    this.history.rolledBack.delete(name);
+    await this.history.save();
+    this.emit('update.verified', { ...base, by: proof?.by, probe: proof?.probe, downtimeMs }, job.requestId);
+    return this.finish({ status: 'done', container: name, from: old.image, to: job.image, at: now() }, job.requestId);
   }
 
   /** Puts the old container back as it was and says why, with what the new one printed last. */
-  private async rollBack(entry: JournalEntry, cause: unknown, newImageId: string | undefined, base: Record<string, unknown>): Promise<UpdateResult> {
+  private async rollBack(tx: ReplaceTransaction, cause: unknown, newImageId: string | undefined, base: Record<string, unknown>): Promise<UpdateResult> {
+    const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
     const last = entry.newContainerId
       ? await lastWords(this.api, entry.newContainerId)
       : { exitCode: null, logs: [] };
-    entry.step = 'rolling-back';
     try {
-      this.journal.write(entry);
-    } catch (err) {
-      // The step before is journaled, and recovery undoes that the same way.
-      this.o.logger.warn('could not journal the rollback', { container: entry.container, error: toErrorInfo(err) });
-    }
-    this.o.onStep?.('rolling-back');
-    try {
-      await recoverFromJournal(this.api, entry);
+      await tx.undo();
     } catch (err) {
       // The engine went away (or would not answer) mid-swap: the journal stays, and recovery
       // puts the old container back as soon as the engine is back (docker.connected).
@@ -461,7 +441,6 @@ export class Updater {
       this.emit('update.failed', { ...base, error: pending, ...last }, entry.requestId);
       throw new AgentError(pending.code, pending.message, { cause: err });
     }
-    this.clearJournal();
     this.history.rolledBack.set(entry.container, { image: entry.to.image, ...(newImageId ? { imageId: newImageId } : {}), reason: error.code, at: now() });
     await this.history
       .save()
@@ -480,7 +459,7 @@ export class Updater {
       return;
     }
     try {
-      const outcome = await recoverFromJournal(this.api, entry);
+      const outcome = await settleReplacement(this.api, entry);
       this.journal.clear();
       this.recoverBackoff = undefined;
       if (outcome === 'completed') {
