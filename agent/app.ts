@@ -133,7 +133,18 @@ export function buildAgent({ loaded, logger, version, onUpdateStep, onRecreateSt
   const api = new DockerodeEngine(() => docker.required());
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
-  const containers: ContainersModule = new ContainersModule({ config, engine: docker, api, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, ...(onRecreateStep ? { onRecreateStep } : {}) });
+  const containers: ContainersModule = new ContainersModule({
+    config,
+    engine: docker,
+    api,
+    puller,
+    inventory,
+    store,
+    bus,
+    logger: logger.child('containers'),
+    updates: () => updater,
+    ...(onRecreateStep ? { onRecreateStep } : {}),
+  });
   const updater: Updater = new Updater({
     config,
     engine: docker,

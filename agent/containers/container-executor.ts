@@ -66,15 +66,31 @@ export class ContainerExecutor {
     }
   }
 
-  /** Creates a container for a spec with its devices as they are now (used by updates too); its id. */
-  async create(name: string, image: string, runImage: string): Promise<string> {
+  /** The spec's device mappings as of now, their stable nodes made: before a replacement stops anything. */
+  prepareDevices(name: string): Promise<DeviceMapping[]> {
+    return this.d.prepareDevices(name);
+  }
+
+  /**
+   * Creates a container for a spec (used by updates too); its id. With the devices as they are
+   * now, or as `prepared` just before (a replacement prepares them before it stops the old one).
+   */
+  async create(name: string, image: string, runImage: string, prepared?: DeviceMapping[]): Promise<string> {
     const spec = this.d.spec(name);
-    const mappings = await this.d.prepareDevices(name);
+    const mappings = prepared ?? (await this.d.prepareDevices(name));
     try {
-      return await this.d.engine.createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode: this.d.stableNode }));
+      const stableNode = this.d.stableNode;
+      return await this.d.engine.createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode }));
     } catch (err) {
-      if (isEngineFailure(err, 'conflict')) throw new AgentError('name_conflict', `a container named ${name} exists that the agent did not make; rename or remove it (docker rename ${name} ${name}-manual)`);
-      if (isEngineFailure(err, 'not_found')) throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
+      if (isEngineFailure(err, 'conflict')) {
+        const message =
+          `a container named ${name} exists that the agent did not make; ` +
+          `rename or remove it (docker rename ${name} ${name}-manual)`;
+        throw new AgentError('name_conflict', message);
+      }
+      if (isEngineFailure(err, 'not_found')) {
+        throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
+      }
       throw new AgentError('create_failed', `could not create container ${name}: ${engineMessage(err)}`);
     }
   }
@@ -142,23 +158,32 @@ export class ContainerExecutor {
     }
     let committed: string | undefined;
     let created: string | undefined;
+    let mappings: DeviceMapping[] | undefined;
     try {
       created = await tx.run({
+        prepare: async () => {
+          mappings = await this.prepareDevices(step.name);
+        },
         stop: () => this.stop(step.id, step.name),
         afterStop: async () => {
           committed = await this.commitChanges(step.id, step.name, step.image);
         },
         // The same image with a new spec or new devices carries the work on.
-        create: () => this.create(step.name, step.image, committed ?? step.image),
+        create: () => this.create(step.name, step.image, committed ?? step.image, mappings),
         start: (id) => this.start(id, step.name),
       });
     } catch (err) {
-      this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
+      const name = step.name;
+      this.d.logger.warn('replacement failed; putting the old container back', { name, error: err as Error });
       // Kept in the journal when it cannot be done now: recovery puts it back when the engine answers.
-      await tx.undo().catch((e: unknown) => this.d.logger.error('could not put the old container back', { name: step.name, error: toErrorInfo(e) }));
+      await tx.undo().catch((e: unknown) => {
+        this.d.logger.error('could not put the old container back', { name, error: toErrorInfo(e) });
+      });
       throw err;
     }
-    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created });
+    const { name, reason, image } = step;
+    const made = { name, reason, image, ...(committed ? { committed } : {}), containerId: created };
+    this.d.bus.emit('container.recreated', made);
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */
@@ -175,7 +200,9 @@ export class ContainerExecutor {
       const comment = `robot-agent: ${name} (from ${image}) before it was replaced`;
       await this.d.engine.commitContainer(id, { repo: ref.familiarRepository, tag, comment, pause: false });
     } catch (err) {
-      throw new AgentError('commit_failed', `could not commit ${name}'s changes before recreating it, so it was left as it is: ${engineMessage(err)}`);
+      const message =
+        `could not commit ${name}'s changes before recreating it, so it was put back as it was: ${engineMessage(err)}`;
+      throw new AgentError('commit_failed', message);
     }
     const committed = ref.familiar;
     this.d.bus.emit('container.committed', { name, image: committed, changes: changes.length });

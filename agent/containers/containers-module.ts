@@ -484,10 +484,13 @@ export class ContainersModule {
    */
   private async settleRecreates(): Promise<void> {
     const entry = this.recreateJournal.read();
-    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside, entry }] : []), ...(await leftAside(this.api))];
+    const pending: Array<{ name: string; aside: string; entry?: ReplaceEntry }> = [
+      ...(entry ? [{ name: entry.container, aside: entry.aside, entry }] : []),
+      ...(await leftAside(this.api)),
+    ];
     const seen = new Set<string>();
     let unsettled = false;
-    for (const { name, aside, entry: journaled } of pending as Array<{ name: string; aside: string; entry?: ReplaceEntry }>) {
+    for (const { name, aside, entry: journaled } of pending) {
       if (seen.has(aside)) continue;
       seen.add(aside);
       // A settle that failed is tried again at its retry time, like any step.
@@ -496,7 +499,9 @@ export class ContainersModule {
         continue;
       }
       try {
-        const outcome = journaled ? SETTLED[await this.settleJournaled(journaled)] : await settleAside(this.api, name, aside);
+        const outcome = journaled
+          ? SETTLED[await this.settleJournaled(journaled)]
+          : await settleAside(this.api, name, aside);
         if (this.recoverFailed.delete(name)) this.failures.delete(name);
         if (outcome !== 'nothing') {
           this.o.logger.warn('settled a recreate interrupted by a restart', { container: name, aside, outcome });
@@ -520,7 +525,8 @@ export class ContainersModule {
       return await settleReplacement(this.api, entry);
     } catch (err) {
       if (!(err instanceof AgentError) || err.code !== 'recovery_failed') throw err;
-      this.o.logger.warn('a recreate interrupted by a restart lost its old container', { container: entry.container, error: toErrorInfo(err) });
+      const fields = { container: entry.container, error: toErrorInfo(err) };
+      this.o.logger.warn('a recreate interrupted by a restart lost its old container', fields);
       return 'untouched';
     }
   }

@@ -44,7 +44,11 @@ const ASIDE = /^(.+)-replaced-\d{8}T\d{9}Z$/;
  * older agent made it): if the container of that name runs, the old one is removed; otherwise
  * the new one, if any, is removed and the old one is put back under its name and started.
  */
-export async function settleAside(engine: Engine, name: string, aside: string): Promise<'completed' | 'restored' | 'nothing'> {
+export async function settleAside(
+  engine: Engine,
+  name: string,
+  aside: string,
+): Promise<'completed' | 'restored' | 'nothing'> {
   const old = await managedByName(engine, aside);
   if (!old) return 'nothing';
   const current = await managedByName(engine, name);

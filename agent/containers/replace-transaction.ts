@@ -16,6 +16,11 @@ export interface ReplaceTransactionOptions {
 
 /** How the caller makes, starts and proves the new container; the transaction does the rest. */
 export interface Replacement {
+  /**
+   * Before the old container stops: whatever needs no stop (resolving devices, making their
+   * stable nodes), so the downtime holds only what cannot be done while the old one runs.
+   */
+  prepare?(): Promise<void>;
   /** Stops the old container (its spec's stopTimeout). */
   stop(): Promise<void>;
   /** Between the stop and the move aside: a recreate commits the old container's changes here. */
@@ -23,10 +28,20 @@ export interface Replacement {
   /** Creates the new container under the container's name; its id. */
   create(): Promise<string>;
   start(id: string): Promise<void>;
-  /** Called once the new container started: the downtime, old stop to new start. */
-  started?(id: string, downtimeMs: number): Promise<void>;
+  /** Called once the new container started: the downtime, old stop to new start, and its parts. */
+  started?(id: string, downtimeMs: number, parts: DowntimeParts): Promise<void>;
   /** Proves the new container (an update); without it, a started container stands. */
   verify?(id: string): Promise<void>;
+}
+
+/** Milliseconds each part of the stop-to-start window took (the bench reports them). */
+export interface DowntimeParts {
+  stopMs: number;
+  /** A recreate's commit of the old container's changes. */
+  commitMs: number;
+  renameMs: number;
+  createMs: number;
+  startMs: number;
 }
 
 /**
@@ -61,7 +76,8 @@ export class ReplaceTransaction {
       Object.assign(this.entry, next);
     } catch (err) {
       const { code, message } = toErrorInfo(err, 'state_write_failed');
-      const what = `could not journal the ${this.o.what} of ${this.entry.container} (${message}); stopped before ${step}`;
+      const what =
+        `could not journal the ${this.o.what} of ${this.entry.container} (${message}); stopped before ${step}`;
       throw new AgentError(code, what, { cause: err });
     }
     this.o.onStep?.(step);
@@ -74,18 +90,31 @@ export class ReplaceTransaction {
    */
   async run(r: Replacement): Promise<string> {
     const old = this.entry.from.containerId;
-    // A recreate begins at `stopping` (it has nothing to prepare); an update from `preparing`.
+    await r.prepare?.();
+    // A recreate begins at `stopping` (it has nothing to save first); an update from `preparing`.
     if (this.entry.step !== 'stopping') this.step('stopping');
     const t0 = Date.now();
+    let mark = t0;
+    const lap = () => {
+      const now = Date.now();
+      const took = now - mark;
+      mark = now;
+      return took;
+    };
     await r.stop();
+    const stopMs = lap();
     await r.afterStop?.();
+    const commitMs = lap();
     this.step('renaming');
     await this.o.engine.renameContainer(old, this.entry.aside);
+    const renameMs = lap();
     this.step('creating');
     const created = await r.create();
+    const createMs = lap();
     this.step('starting', { newContainerId: created });
     await r.start(created);
-    await r.started?.(created, Date.now() - t0);
+    const startMs = lap();
+    await r.started?.(created, Date.now() - t0, { stopMs, commitMs, renameMs, createMs, startMs });
     if (r.verify) {
       this.step('verifying');
       await r.verify(created);
@@ -93,7 +122,8 @@ export class ReplaceTransaction {
     // The point of no return, journaled: a crash after it removes the old container.
     this.step(r.verify ? 'verified' : 'removing');
     await this.o.engine.removeContainer(old).catch((err: unknown) => {
-      this.o.logger.warn('could not remove the replaced container', { container: this.entry.aside, error: toErrorInfo(err) });
+      const fields = { container: this.entry.aside, error: toErrorInfo(err) };
+      this.o.logger.warn('could not remove the replaced container', fields);
     });
     this.clear();
     return created;
@@ -115,7 +145,8 @@ export class ReplaceTransaction {
       } catch (err) {
         this.entry.step = 'rolling-back';
         // The step before is journaled, and recovery undoes that the same way.
-        this.o.logger.warn(`could not journal the rollback of a ${this.o.what}`, { container: this.entry.container, error: toErrorInfo(err) });
+        const fields = { container: this.entry.container, error: toErrorInfo(err) };
+        this.o.logger.warn(`could not journal the rollback of a ${this.o.what}`, fields);
       }
     }
     const outcome = await settleReplacement(this.o.engine, this.entry);

@@ -94,7 +94,11 @@ export class DockerodeEngine implements Engine {
     await translated(() => this.client().getContainer(id).commit({ ...options }));
   }
 
-  execInContainer(id: string, cmd: string[], options: { user?: string; limit?: number } = {}): ReturnType<Engine['execInContainer']> {
+  execInContainer(
+    id: string,
+    cmd: string[],
+    options: { user?: string; limit?: number } = {},
+  ): ReturnType<Engine['execInContainer']> {
     return translated(() => execInContainer(this.client().getContainer(id), cmd, options));
   }
 
@@ -123,6 +127,7 @@ async function translated<T>(call: () => Promise<T>): Promise<T> {
   } catch (err) {
     const status = (err as { statusCode?: unknown } | null)?.statusCode;
     if (typeof status !== 'number') throw err;
-    throw new EngineError(failureKind(status), status, (err as Error).message ?? String(err), engineMessage(err), { cause: err });
+    const message = (err as Error).message ?? String(err);
+    throw new EngineError(failureKind(status), status, message, engineMessage(err), { cause: err });
   }
 }

@@ -5,7 +5,8 @@ import { stamp } from '../containers/container-executor.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { settleReplacement } from '../containers/replace-recovery.js';
-import { ReplaceTransaction } from '../containers/replace-transaction.js';
+import { ReplaceTransaction, type DowntimeParts } from '../containers/replace-transaction.js';
+import type { DeviceMapping } from '../containers/device-mappings.js';
 import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
 import { Backoff } from '../core/backoff.js';
@@ -26,7 +27,7 @@ import { verifyContainer } from './verify-container.js';
 
 /** What the update flow needs of the containers module. */
 export interface UpdaterContainers {
-  executor: Pick<ContainerExecutor, 'create' | 'start' | 'stop'>;
+  executor: Pick<ContainerExecutor, 'prepareDevices' | 'create' | 'start' | 'stop'>;
   specOf(name: string): ContainerSpec;
   desiredContainers(): DesiredContainer[];
   requestReconcile(): void;
@@ -345,7 +346,13 @@ export class Updater {
       ...(job.requestId ? { requestId: job.requestId } : {}),
       startedAt: now(),
     };
-    const options = { engine: this.api, journal: this.journal, logger: this.o.logger, what: 'update', ...(this.o.onStep ? { onStep: this.o.onStep } : {}) };
+    const options = {
+      engine: this.api,
+      journal: this.journal,
+      logger: this.o.logger,
+      what: 'update',
+      ...(this.o.onStep ? { onStep: this.o.onStep } : {}),
+    };
     try {
       return ReplaceTransaction.begin(options, entry);
     } catch (err) {
@@ -378,14 +385,20 @@ export class Updater {
     this.setState({ status: 'swapping', waitingFor: undefined, nextWindow: undefined, progress: null });
     let newImageId: string | undefined;
     let downtimeMs = 0;
+    let downtimeParts: DowntimeParts | undefined;
+    let mappings: DeviceMapping[] | undefined;
     let proof: { by: 'healthcheck' | 'stable'; probe: boolean } | undefined;
     try {
       await tx.run({
+        prepare: async () => {
+          mappings = await c.executor.prepareDevices(name);
+        },
         stop: () => c.executor.stop(old.id, name),
-        create: () => c.executor.create(name, job.image, job.image),
+        create: () => c.executor.create(name, job.image, job.image, mappings),
         start: (id) => c.executor.start(id, name),
-        started: async (id, ms) => {
+        started: async (id, ms, parts) => {
           downtimeMs = ms;
+          downtimeParts = parts;
           newImageId = (await engine.inspectContainer(id))?.Image;
         },
         verify: async (id) => {
@@ -412,12 +425,19 @@ export class Updater {
     this.history.previous.set(name, wayBack(entry));
     this.history.rolledBack.delete(name);
     await this.history.save();
-    this.emit('update.verified', { ...base, by: proof?.by, probe: proof?.probe, downtimeMs }, job.requestId);
+    const parts = downtimeParts ? { downtimeParts } : {};
+    const verified = { ...base, by: proof?.by, probe: proof?.probe, downtimeMs, ...parts };
+    this.emit('update.verified', verified, job.requestId);
     return this.finish({ status: 'done', container: name, from: old.image, to: job.image, at: now() }, job.requestId);
   }
 
   /** Puts the old container back as it was and says why, with what the new one printed last. */
-  private async rollBack(tx: ReplaceTransaction, cause: unknown, newImageId: string | undefined, base: Record<string, unknown>): Promise<UpdateResult> {
+  private async rollBack(
+    tx: ReplaceTransaction,
+    cause: unknown,
+    newImageId: string | undefined,
+    base: Record<string, unknown>,
+  ): Promise<UpdateResult> {
     const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.

@@ -43,7 +43,9 @@ export async function verifyContainer(o: VerifyOptions): Promise<{ by: 'healthch
     const proven = byHealthcheck ? health === 'healthy' : status === 'running' && Date.now() - Date.parse(info.State.StartedAt) >= o.stableSeconds * 1000;
     if (proven) {
       if (!o.probe) return { by: byHealthcheck ? 'healthcheck' : 'stable', probe: false };
-      const result = await o.engine.execInContainer(o.containerId, o.probe, { limit: 4096 }).catch((err: unknown) => ({ exitCode: null, stdout: '', stderr: (err as Error).message }));
+      const result = await o.engine
+        .execInContainer(o.containerId, o.probe, { limit: 4096 })
+        .catch((err: unknown) => ({ exitCode: null, stdout: '', stderr: (err as Error).message }));
       if (result.exitCode === 0) return { by: byHealthcheck ? 'healthcheck' : 'stable', probe: true };
       probeFailure = `exit ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 200)}`;
     }

@@ -35,6 +35,11 @@ export type FakeOperation = keyof Engine;
 
 const NEVER = '0001-01-01T00:00:00Z';
 
+/** An engine answer with an error status, as the port hands it on (dockerode-engine.ts). */
+function refusal(kind: 'not_found' | 'conflict' | 'refused', status: number, said: string): EngineError {
+  return new EngineError(kind, status, `(HTTP code ${status}) unexpected - ${said}`, said);
+}
+
 /**
  * An in-memory Docker engine behind the Engine port, for unit tests of what changes containers
  * (no rig): it answers as dockerd does where the agent cares (a taken name is a conflict, a start
@@ -80,8 +85,8 @@ export class FakeEngine implements Engine {
       previous?.(o, args);
       if (armed && o === op && when(args)) {
         armed = false;
-        throw new EngineError(status === 409 ? 'conflict' : status === 404 ? 'not_found' : 'refused', status,
-          `(HTTP code ${status}) fake engine refused ${op}`, `fake engine refused ${op}`);
+        const kind = status === 409 ? 'conflict' : status === 404 ? 'not_found' : 'refused';
+        throw refusal(kind, status, `fake engine refused ${op}`);
       }
     };
   }
@@ -93,7 +98,7 @@ export class FakeEngine implements Engine {
 
   private find(id: string): FakeContainer {
     const c = this.containers.get(id) ?? [...this.containers.values()].find((x) => x.name === id);
-    if (!c) throw new EngineError('not_found', 404, `(HTTP code 404) no such container - ${id}`, `No such container: ${id}`);
+    if (!c) throw refusal('not_found', 404, `No such container: ${id}`);
     return c;
   }
 
@@ -106,7 +111,8 @@ export class FakeEngine implements Engine {
       }))
       .filter((c) => (filters.name ?? []).every((n) => new RegExp(n).test(`/${c.name}`)))
       .filter((c) => !filters.status || filters.status.includes(c.status))
-      .map((c) => ({ Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: c.imageId, Labels: { ...c.labels }, State: c.status }));
+      .map((c) => ({ Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: c.imageId, Labels: { ...c.labels },
+        State: c.status }));
   }
 
   async inspectContainer(id: string): Promise<ContainerDetails | undefined> {
@@ -129,10 +135,10 @@ export class FakeEngine implements Engine {
     this.enter('createContainer', [options]);
     const name = options.name ?? randomBytes(4).toString('hex');
     if (this.byName(name)) {
-      throw new EngineError('conflict', 409, `(HTTP code 409) conflict - name ${name} in use`, `Conflict. The container name "/${name}" is already in use`);
+      throw refusal('conflict', 409, `Conflict. The container name "/${name}" is already in use`);
     }
     const imageId = this.images.get(options.Image ?? '');
-    if (!imageId) throw new EngineError('not_found', 404, `(HTTP code 404) no such image - ${options.Image}`, `No such image: ${options.Image}`);
+    if (!imageId) throw refusal('not_found', 404, `No such image: ${options.Image}`);
     const id = randomBytes(32).toString('hex');
     this.containers.set(id, {
       id,
@@ -183,7 +189,7 @@ export class FakeEngine implements Engine {
     const c = this.find(id);
     const holder = this.byName(name);
     if (holder && holder !== c) {
-      throw new EngineError('conflict', 409, `(HTTP code 409) conflict - name ${name} in use`, `Conflict. The name "/${name}" is already in use`);
+      throw refusal('conflict', 409, `Conflict. The name "/${name}" is already in use`);
     }
     c.name = name;
   }
@@ -224,7 +230,7 @@ export class FakeEngine implements Engine {
   async tagImage(reference: string, repo: string, tag: string): Promise<void> {
     this.enter('tagImage', [reference, repo, tag]);
     const id = (await this.inspectImage(reference))?.Id;
-    if (!id) throw new EngineError('not_found', 404, `(HTTP code 404) no such image - ${reference}`, `No such image: ${reference}`);
+    if (!id) throw refusal('not_found', 404, `No such image: ${reference}`);
     this.images.set(`${repo}:${tag}`, id);
   }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { uniqueRobotId } from '../helpers/agent-harness.js';
 import { cleanEngine, docker } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';
 import { rosContainers } from '../helpers/ros-containers.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -47,7 +47,8 @@ describe('restores survive SIGKILL at every step of the replacement', function (
 
   const only = (images: string[]) => () => {
     const all = rosContainers();
-    return all.length === 1 && all[0]!.name === 'ros' && all[0]!.state === 'running' && images.includes(all[0]!.image) ? all : undefined;
+    const one = all.length === 1 && all[0]!.name === 'ros' && all[0]!.state === 'running';
+    return one && images.includes(all[0]!.image) ? all : undefined;
   };
 
   beforeEach(async function () {
@@ -83,9 +84,11 @@ describe('restores survive SIGKILL at every step of the replacement', function (
       while (!begun) {
         const id = `restore-${Date.now()}`;
         const since = Date.now();
-        await probe!.client.publishAsync(`${base}/request/restore`, JSON.stringify({ id, container: 'ros', image: images.v340 }), { qos: 1 });
+        const body = JSON.stringify({ id, container: 'ros', image: images.v340 });
+        await probe!.client.publishAsync(`${base}/request/restore`, body, { qos: 1 });
+        const event = (m: Received) => m.at >= since && m.topic === `${base}/events` && m.text.includes(`"id":"${id}"`);
         await probe!
-          .waitFor((m) => m.at >= since && m.topic === `${base}/events` && m.text.includes(`"id":"${id}"`), 3_000, 'the restore to begin')
+          .waitFor(event, 3_000, 'the restore to begin')
           .then(() => (begun = true), () => undefined);
       }
       assert.equal(await exited, 'SIGKILL', `the agent was to be killed at ${step}`);

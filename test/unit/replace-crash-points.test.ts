@@ -56,7 +56,7 @@ const noUpdates: UpdatesPort = {
 };
 
 /** The containers loop over a fake engine; no rig, no link (the port is all it touches). */
-function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s: string) => void; updates?: () => UpdatesPort } = {}) {
+function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s: string) => void } = {}) {
   const link = {
     available: true,
     onConnected: () => () => undefined,
@@ -72,7 +72,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s:
   const state = { devices: absentDevices(), containers: [], desired: { appliedAt: null }, update: { status: 'idle' } };
   return new ContainersModule({
     config,
-    updates: o.updates ?? (() => noUpdates),
+    updates: () => noUpdates,
     engine: link as never,
     api: engine,
     puller: { pull: async () => undefined } as never,
@@ -84,7 +84,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s:
   });
 }
 
-function updater(config: AgentConfig, engine: FakeEngine, containers: ContainersModule, onStep?: (s: string) => void): Updater {
+function updater(config: AgentConfig, engine: FakeEngine, containers: ContainersModule, onStep?: (s: string) => void) {
   return new Updater({
     config,
     engine: { available: true, required: () => assert.fail('the update flow reached past the Engine port') } as never,
@@ -104,7 +104,7 @@ function rosLike(engine: FakeEngine): FakeContainer[] {
   return [...engine.containers.values()].filter((c) => c.labels['io.robot-agent.name'] === 'ros');
 }
 
-function assertOneRunning(engine: FakeEngine, step: string, check: (c: { image: string; env: string[] }) => boolean): void {
+function assertOneRunning(engine: FakeEngine, step: string, check: (c: FakeContainer) => boolean): void {
   const all = rosLike(engine);
   assert.equal(all.length, 1, `after a crash at ${step}: ${JSON.stringify(all.map((c) => [c.name, c.status]))}`);
   assert.equal(all[0]!.name, 'ros', `after a crash at ${step}`);
@@ -118,7 +118,7 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     for (const s of stoppers.splice(0)) await s.stop();
   });
 
-  it('a spec recreate, cut at each journaled step, is settled by the next start into one ros with the new spec', async () => {
+  it('a spec recreate cut at each journaled step is settled at the next start: one ros, new spec', async () => {
     const dir = tempDir('rfa-unit-recreate-');
     const engine = new FakeEngine();
     engine.addImage(V1);
@@ -139,7 +139,8 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     await second.reconcile();
     assertOneRunning(engine, 'no crash', (c) => c.env.includes('A=2') && c.image.includes(':ros-'));
     assert.equal(existsSync(journal), false, 'the journal is cleared once the recreate is done');
-    assert.deepEqual(points.map((p) => p.step), ['stopping', 'renaming', 'creating', 'starting', 'removing'].map((s) => `recreate:${s}`));
+    const steps = ['stopping', 'renaming', 'creating', 'starting', 'removing'];
+    assert.deepEqual(points.map((p) => p.step), steps.map((s) => `recreate:${s}`));
 
     for (const point of points) {
       const after = configFor(tempDir('rfa-unit-recreate-after-'), { A: '2' });
@@ -148,7 +149,8 @@ describe('replacing a container over the Engine port: a crash at any step leaves
       stoppers.push(next);
       await next.reconcile();
       assertOneRunning(point.engine, point.step, (c) => c.env.includes('A=2'));
-      assert.equal(existsSync(join(after.state.dir, 'recreate-journal.json')), false, `journal left after ${point.step}`);
+      const left = existsSync(join(after.state.dir, 'recreate-journal.json'));
+      assert.equal(left, false, `journal left after ${point.step}`);
     }
   });
 
@@ -189,7 +191,8 @@ describe('replacing a container over the Engine port: a crash at any step leaves
         // Past verification the update stands; before it, the old container is back.
         const image = point.step === 'verified' ? V2 : V1;
         assertOneRunning(point.engine, point.step, (c) => c.image === image);
-        assert.equal(existsSync(join(after.state.dir, 'update-journal.json')), false, `journal left after ${point.step}`);
+        const left = existsSync(join(after.state.dir, 'update-journal.json'));
+        assert.equal(left, false, `journal left after ${point.step}`);
       }
     });
   }

@@ -43,7 +43,8 @@ async function setUp() {
     aside: 'ros-previous-20261206T120000000Z',
     startedAt: new Date().toISOString(),
   };
-  const tx = ReplaceTransaction.begin({ engine, journal: journal as unknown as ReplaceJournal, logger: silentLogger, what: 'update' }, entry);
+  const options = { engine, journal: journal as unknown as ReplaceJournal, logger: silentLogger, what: 'update' };
+  const tx = ReplaceTransaction.begin(options, entry);
   const replacement: Replacement = {
     stop: async () => void (await engine.stopContainer(oldId)),
     create: () => engine.createContainer({ name: 'ros', Image: V2, Labels: LABELS }),
@@ -62,11 +63,34 @@ describe('the replacement transaction (fake engine)', () => {
   it('journals each step before it is taken, removes the old container last and clears the journal', async () => {
     const { engine, journal, tx, replacement } = await setUp();
     const id = await tx.run({ ...replacement, verify: async () => undefined });
-    assert.deepEqual(journal.written, ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying', 'verified']);
+    const steps = ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying', 'verified'];
+    assert.deepEqual(journal.written, steps);
     assert.equal(journal.entry, null);
     assert.deepEqual(only(engine), engine.containers.get(id));
     assert.equal(only(engine).image, V2);
     assert.equal(only(engine).status, 'running');
+  });
+
+  it('prepares before the stop (outside the downtime) and reports what each part of the window cost', async () => {
+    const { engine, tx, replacement } = await setUp();
+    const order: string[] = [];
+    let parts: Record<string, number> | undefined;
+    await tx.run({
+      ...replacement,
+      prepare: async () => {
+        order.push(`prepare (${engine.calls.filter((c) => c.op === 'stopContainer').length} stops)`);
+      },
+      stop: async () => {
+        order.push('stop');
+        await replacement.stop();
+      },
+      started: async (_id, downtimeMs, p) => {
+        parts = { ...p };
+        assert.ok(downtimeMs >= 0);
+      },
+    });
+    assert.deepEqual(order, ['prepare (0 stops)', 'stop']);
+    assert.deepEqual(Object.keys(parts ?? {}).sort(), ['commitMs', 'createMs', 'renameMs', 'startMs', 'stopMs']);
   });
 
   it('without verification the point of no return is `removing`', async () => {
@@ -76,7 +100,7 @@ describe('the replacement transaction (fake engine)', () => {
   });
 
   for (const failing of ['stopContainer', 'renameContainer', 'createContainer', 'startContainer'] as const) {
-    it(`a refused ${failing} is undone: the old container back under its name, running; the journal cleared`, async () => {
+    it(`a refused ${failing} is undone: the old container back under its name, running; no journal`, async () => {
       const { engine, journal, tx, oldId, replacement } = await setUp();
       engine.failNext(failing);
       const thrown = await tx.run(replacement).catch((e: unknown) => e);
@@ -92,7 +116,8 @@ describe('the replacement transaction (fake engine)', () => {
 
   it('a verification that fails is undone the same way, the new container removed', async () => {
     const { engine, tx, replacement } = await setUp();
-    const thrown = await tx.run({ ...replacement, verify: async () => assert.fail('unhealthy') }).catch((e: unknown) => e);
+    const verify = async () => assert.fail('unhealthy');
+    const thrown = await tx.run({ ...replacement, verify }).catch((e: unknown) => e);
     assert.match((thrown as Error).message, /unhealthy/);
     await tx.undo();
     assert.deepEqual([only(engine).image, only(engine).status], [V1, 'running']);
