@@ -138,7 +138,7 @@ export class ContainersModule {
       bus: o.bus,
       logger: o.logger,
       stableNodes: this.stableNodes,
-      docker: () => this.docker(),
+      engine: this.api,
       desired: () => this.desiredContainers(),
     });
   }

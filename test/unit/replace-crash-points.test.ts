@@ -154,6 +154,24 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     }
   });
 
+  it('a recreate journal an earlier agent wrote in its own shape is settled the same way', async () => {
+    const dir = tempDir('rfa-unit-recreate-earlier-');
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    const config = configFor(dir, { A: '2' });
+    const labels = { 'io.robot-agent.managed': 'true', 'io.robot-agent.name': 'ros' };
+    const aside = 'ros-replaced-20261206T120000000Z';
+    const oldId = await engine.createContainer({ name: aside, Image: V1, Labels: labels });
+    const newId = await engine.createContainer({ name: 'ros', Image: V1, Labels: labels });
+    const earlier = { container: 'ros', step: 'starting', oldContainerId: oldId, aside, newContainerId: newId };
+    writeFileSync(join(config.state.dir, 'recreate-journal.json'), JSON.stringify(earlier));
+    const next = loop(config, engine);
+    stoppers.push(next);
+    await next.reconcile();
+    assertOneRunning(engine, 'starting (earlier journal)', (c) => c.env.includes('A=2'));
+    assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
+  });
+
   for (const crashing of [false, true]) {
     const what = crashing ? 'an image update that rolls back' : 'an image update';
     it(`${what}, cut at each journaled step, is finished or undone by the next start: one ros, running`, async () => {
