@@ -111,6 +111,15 @@ export class ContainerExecutor {
     }
   }
 
+  /** A restart by command, with the spec's stopTimeout. */
+  async restart(id: string, name: string): Promise<void> {
+    try {
+      await this.d.engine.restartContainer(id, this.d.spec(name).stopTimeout);
+    } catch (err) {
+      throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
+    }
+  }
+
   /**
    * A container whose spec left the config: there is no spec, so no stopTimeout of ours; the
    * engine uses the container's own (its StopTimeout, else 10 s).

@@ -338,11 +338,8 @@ export class ContainersModule {
       const found = this.requireContainer(name);
       // Released first, on disk: a restarted container must not be stopped again by its old hold.
       await this.holds.set(name, false);
-      try {
-        await this.api.restartContainer(found.id, this.specOf(name).stopTimeout);
-      } catch (err) {
-        throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
-      }
+      // The executor's, as every other change of a container: the command does not call the engine.
+      await this.executor.restart(found.id, name);
       this.agentStarts.set(name, (this.agentStarts.get(name) ?? 0) + 1);
       this.failures.delete(name);
       await this.reconcile();
