@@ -27,6 +27,8 @@ export interface ExecutorDeps {
   journal: RecreateJournal;
   /** Fault injection for the crash tests only: called after each recreate step is journaled. */
   onRecreateStep?: (step: string) => void;
+  /** A recreate could not be undone now (its journal kept): the loop settles it on its next pass. */
+  onUnsettled: () => void;
   bus: EventBus;
   logger: Logger;
 }
@@ -187,6 +189,7 @@ export class ContainerExecutor {
       // Kept in the journal when it cannot be done now: recovery puts it back when the engine answers.
       await tx.undo().catch((e: unknown) => {
         this.d.logger.error('could not put the old container back', { name, error: toErrorInfo(e) });
+        this.d.onUnsettled();
       });
       throw err;
     }

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
 import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
@@ -95,7 +96,7 @@ export class ContainersModule {
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
   private observed: Observation[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private reconcileScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -129,6 +130,10 @@ export class ContainersModule {
       commitRepository: o.config.snapshots.repository,
       journal: this.recreateJournal,
       ...(o.onRecreateStep ? { onRecreateStep: o.onRecreateStep } : {}),
+      // Not only at the next start or reconnect: the old container may be aside under another name.
+      onUnsettled: () => {
+        this.recreateSettled = false;
+      },
       bus: o.bus,
       logger: o.logger,
     });
@@ -175,7 +180,7 @@ export class ContainersModule {
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.passTimer);
-    await this.queue.catch(() => undefined);
+    await this.queue.idle();
     await this.deviceSync.idle();
   }
 
@@ -224,9 +229,7 @@ export class ContainersModule {
 
   /** Runs fn after whatever the loop is doing: commands and reconciles never interleave. */
   serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.catch(() => undefined).then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   async reconcile(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AgentConfig, ContainerSpec } from '../config/types.js';
 import { toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { Engine } from '../docker/engine.js';
 import type { EventBus } from '../state/event-bus.js';
@@ -34,7 +35,9 @@ interface RunningContainer {
 export class DeviceSync {
   /** Per container id: the catalog device paths made inside it, with the numbers they carry. */
   private readonly made = new Map<string, Map<string, string>>();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue((err) => {
+    this.d.logger.warn('device sync failed', { error: toErrorInfo(err) });
+  });
 
   constructor(private readonly d: DeviceSyncDeps) {}
 
@@ -77,7 +80,7 @@ export class DeviceSync {
   }
 
   idle(): Promise<void> {
-    return this.chain.then(() => undefined, () => undefined);
+    return this.queue.idle();
   }
 
   /** For state: where each device is inside the container (live: where it is now). */
@@ -138,8 +141,6 @@ export class DeviceSync {
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.catch(() => undefined).then(fn);
-    this.chain = run.catch((err: unknown) => this.d.logger.warn('device sync failed', { error: toErrorInfo(err) }));
-    return run;
+    return this.queue.run(fn);
   }
 }

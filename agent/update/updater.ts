@@ -11,6 +11,7 @@ import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import { parseImageReference } from '../images/image-reference.js';
@@ -86,7 +87,7 @@ export class Updater {
   /** Updates queued or running, by container (a command may queue behind one from the loop). */
   private readonly updating = new Map<string, number>();
   private readonly abort = new AbortController();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private recovered: Promise<void>;
   private markRecovered: () => void = () => undefined;
   private unsubscribeBus: (() => void) | undefined;
@@ -136,7 +137,7 @@ export class Updater {
     this.abort.abort();
     this.window.destroy();
     // A swap in flight is undone by recovery at the next start if it cannot finish now.
-    await this.chain.catch(() => undefined);
+    await this.queue.idle();
   }
 
   /** Resolves once a journal left by a previous run has been finished or undone. */
@@ -279,9 +280,7 @@ export class Updater {
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.catch(() => undefined).then(fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   private async flow(job: UpdateJob): Promise<UpdateResult> {

@@ -56,7 +56,12 @@ const noUpdates: UpdatesPort = {
 };
 
 /** The containers loop over a fake engine; no rig, no link (the port is all it touches). */
-function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s: string) => void } = {}) {
+interface LoopOptions {
+  onRecreateStep?: (s: string) => void;
+  now?: () => number;
+}
+
+function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
   const link = {
     available: true,
     onConnected: () => () => undefined,
@@ -81,6 +86,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: { onRecreateStep?: (s:
     bus: new EventBus(),
     logger: silentLogger,
     ...(o.onRecreateStep ? { onRecreateStep: o.onRecreateStep } : {}),
+    ...(o.now ? { now: o.now } : {}),
   });
 }
 
@@ -152,6 +158,30 @@ describe('replacing a container over the Engine port: a crash at any step leaves
       const left = existsSync(join(after.state.dir, 'recreate-journal.json'));
       assert.equal(left, false, `journal left after ${point.step}`);
     }
+  });
+
+  it('a recreate whose undo failed is settled at the loop\'s next pass, not only at the next start', async () => {
+    const dir = tempDir('rfa-unit-recreate-unsettled-');
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    const first = loop(configFor(dir, { A: '1' }), engine);
+    stoppers.push(first);
+    await first.reconcile();
+    const oldId = rosLike(engine)[0]!.id;
+    const config = configFor(dir, { A: '3' });
+    let clock = Date.now();
+    const second = loop(config, engine, { now: () => clock });
+    stoppers.push(second);
+    // The new container does not start, and the old one cannot be renamed back at once.
+    engine.failNext('startContainer', 500, ([id]) => id !== oldId);
+    engine.failNext('renameContainer', 500, ([id, name]) => id === oldId && name === 'ros');
+    await second.reconcile();
+    assert.ok(existsSync(join(config.state.dir, 'recreate-journal.json')), 'the journal kept');
+    // Past the failure's backoff (reconcile.retry.initial 1 s): the loop's next pass.
+    clock += 5_000;
+    await second.reconcile();
+    assertOneRunning(engine, 'the next pass', (c) => c.env.includes('A=3'));
+    assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
   });
 
   it('a recreate journal an earlier agent wrote in its own shape is settled the same way', async () => {
