@@ -11,6 +11,7 @@ import { DESIRED_LIMITS } from './containers/desired-state.js';
 import { deviceCommands } from './devices/device-commands.js';
 import { absentDevices } from './devices/device-resolver.js';
 import { DevicesModule } from './devices/devices-module.js';
+import { DockerodeEngine } from './docker/dockerode-engine.js';
 import { DockerEngineLink } from './docker/engine-link.js';
 import { imageCommands } from './images/image-commands.js';
 import { ImageFiles } from './images/image-files.js';
@@ -176,12 +177,28 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     logger: logger.child('verify'),
   });
   const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull'), verifier });
+  // The Engine port the loop and the update flow change containers through (one translation of
+  // engine errors); it asks the link for the client at each call, so an absent engine is refused.
+  const api = new DockerodeEngine(() => docker.required());
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
-  const containers: ContainersModule = new ContainersModule({ config, engine: docker, puller, inventory, store, bus, logger: logger.child('containers'), updates: () => updater, desiredSignature, ...(onRecreateStep ? { onRecreateStep } : {}) });
+  const containers: ContainersModule = new ContainersModule({
+    config,
+    engine: docker,
+    api,
+    puller,
+    inventory,
+    store,
+    bus,
+    logger: logger.child('containers'),
+    updates: () => updater,
+    desiredSignature,
+    ...(onRecreateStep ? { onRecreateStep } : {}),
+  });
   const updater: Updater = new Updater({
     config,
     engine: docker,
+    api,
     puller,
     store,
     bus,

@@ -3,7 +3,9 @@
  * beside a naive "docker stop; docker pull; docker rm; docker run" of the same images, in the
  * same run. Downtime is read from the engine's own event stream: the old container's `die` to
  * the new one's `start`. The agent pulls while the old container runs, so its downtime must not
- * contain the pull; the naive script's does. Prints figures; not part of the test suite.
+ * contain the pull; the naive script's does. It also prints what each part of the agent's window
+ * cost (update.verified's downtimeParts: stop, rename, create, start; devices are prepared before
+ * the stop). Prints figures; not part of the test suite.
  *
  *   npm run build && node build/bench/update-downtime.js      (root: dockerd)
  */
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
   const { v339, v340 } = rig.fixtures.images;
   const agentMs: number[] = [];
   const naiveMs: number[] = [];
+  const parts: Array<Record<string, number>> = [];
   try {
     for (let round = 0; round < ROUNDS; round += 1) {
       // The agent: the old container runs while it pulls; the swap is the downtime.
@@ -62,6 +65,7 @@ async function main(): Promise<void> {
       await pollFor(() => (subject.agent.store.get().containers[0]?.inSync ? true : undefined), 10_000, 'in sync');
       const ended = new Promise<AgentEvent>((resolve) => {
         const off = subject.agent.bus.subscribe((e) => {
+          if (e.type === 'update.verified' && e.downtimeParts) parts.push(e.downtimeParts as Record<string, number>);
           if (e.type === 'update.done' || e.type === 'update.rolledback' || e.type === 'update.failed') {
             off();
             resolve(e);
@@ -92,6 +96,9 @@ async function main(): Promise<void> {
     const a = median(agentMs);
     const n = median(naiveMs);
     console.log(`update downtime (old container died -> new one started), median of ${ROUNDS}: agent ${a} ms [${agentMs.join(', ')}], naive stop;pull;rm;run ${n} ms [${naiveMs.join(', ')}], ratio agent/naive ${(a / n).toFixed(2)} (the agent pulls before it stops anything)`);
+    const keys = ['stopMs', 'commitMs', 'renameMs', 'createMs', 'startMs'];
+    const each = keys.map((k) => `${k.replace(/Ms$/, '')} ${median(parts.map((p) => p[k] ?? 0))} ms`).join(', ');
+    console.log(`the agent's window by part (the stop call to the start's answer, median of ${parts.length}): ${each}`);
   } finally {
     clean();
     await stopRig(rig);

@@ -1,7 +1,7 @@
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import { AgentError } from '../core/errors.js';
 import type { ContainersModule } from './containers-module.js';
-import { lastLogLines } from '../docker/container-logs.js';
+import { isEngineFailure } from '../docker/engine.js';
 
 /** The most bytes of log the logs command reads from the engine, whatever the line count. */
 const LOG_BYTES = 192 * 1024;
@@ -24,9 +24,10 @@ export function containerCommands(d: { containers: ContainersModule; logTail: nu
         const lines = Math.min(tail ?? 100, d.logTail);
         const found = containers.requireContainer(name);
         try {
-          return { name, ...(await lastLogLines(containers.docker().getContainer(found.id), { tail: lines, tty: spec.tty, limitBytes: LOG_BYTES })) };
+          const read = { tail: lines, tty: spec.tty, limitBytes: LOG_BYTES };
+          return { name, ...(await containers.api.lastLogLines(found.id, read)) };
         } catch (err) {
-          if ((err as { statusCode?: number }).statusCode === 404) throw new AgentError('not_found', `container ${name} is gone`);
+          if (isEngineFailure(err, 'not_found')) throw new AgentError('not_found', `container ${name} is gone`);
           throw err;
         }
       },

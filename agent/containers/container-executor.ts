@@ -1,17 +1,18 @@
-import type Docker from 'dockerode';
 import type { ContainerSpec } from '../config/types.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { changesOf } from '../docker/container-changes.js';
+import { engineMessage, isEngineFailure, type Engine } from '../docker/engine.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { Step } from './container-plan.js';
 import { createOptions } from './container-spec.js';
 import type { DeviceMapping } from './device-mappings.js';
-import type { RecreateEntry, RecreateJournal, RecreateStep } from './recreate-journal.js';
+import type { RecreateJournal } from './recreate-journal.js';
+import type { ReplaceEntry } from './replace-journal.js';
+import { ReplaceTransaction } from './replace-transaction.js';
 
 export interface ExecutorDeps {
-  docker: () => Docker;
+  engine: Engine;
   spec: (name: string) => ContainerSpec;
   /** The spec's device mappings as of now, with the stable host nodes already made for them. */
   prepareDevices: (name: string) => Promise<DeviceMapping[]>;
@@ -28,6 +29,8 @@ export interface ExecutorDeps {
   journal: RecreateJournal;
   /** Fault injection for the crash tests only: called after each recreate step is journaled. */
   onRecreateStep?: (step: string) => void;
+  /** A recreate could not be undone now (its journal kept): the loop settles it on its next pass. */
+  onUnsettled: () => void;
   bus: EventBus;
   logger: Logger;
 }
@@ -45,13 +48,13 @@ export class ContainerExecutor {
         this.d.startPull(step.image, step.name);
         return;
       case 'run': {
-        const container = await this.create(step.name, step.image, (await this.d.runReference?.(step.image)) ?? step.image);
-        await this.start(container, step.name);
-        this.d.bus.emit('container.created', { name: step.name, image: step.image, containerId: container.id });
+        const id = await this.create(step.name, step.image, (await this.d.runReference?.(step.image)) ?? step.image);
+        await this.start(id, step.name);
+        this.d.bus.emit('container.created', { name: step.name, image: step.image, containerId: id });
         return;
       }
       case 'start':
-        await this.start(this.d.docker().getContainer(step.id), step.name);
+        await this.start(step.id, step.name);
         return;
       case 'stop':
         if (step.reason === 'orphan') await this.stopOrphan(step.id, step.name);
@@ -67,36 +70,57 @@ export class ContainerExecutor {
     }
   }
 
-  /** Creates a container for a spec with its devices as they are now (used by updates too). */
-  async create(name: string, image: string, runImage: string): Promise<Docker.Container> {
+  /** The spec's device mappings as of now, their stable nodes made: before a replacement stops anything. */
+  prepareDevices(name: string): Promise<DeviceMapping[]> {
+    return this.d.prepareDevices(name);
+  }
+
+  /**
+   * Creates a container for a spec (used by updates too); its id. With the devices as they are
+   * now, or as `prepared` just before (a replacement prepares them before it stops the old one).
+   */
+  async create(name: string, image: string, runImage: string, prepared?: DeviceMapping[]): Promise<string> {
     const spec = this.d.spec(name);
-    const mappings = await this.d.prepareDevices(name);
+    const mappings = prepared ?? (await this.d.prepareDevices(name));
     try {
-      return await this.d.docker().createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode: this.d.stableNode }));
+      const stableNode = this.d.stableNode;
+      return await this.d.engine.createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode }));
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 409) throw new AgentError('name_conflict', `a container named ${name} exists that the agent did not make; rename or remove it (docker rename ${name} ${name}-manual)`);
-      if (status === 404) throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
+      if (isEngineFailure(err, 'conflict')) {
+        const message =
+          `a container named ${name} exists that the agent did not make; ` +
+          `rename or remove it (docker rename ${name} ${name}-manual)`;
+        throw new AgentError('name_conflict', message);
+      }
+      if (isEngineFailure(err, 'not_found')) {
+        throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
+      }
       throw new AgentError('create_failed', `could not create container ${name}: ${engineMessage(err)}`);
     }
   }
 
-  async start(container: Docker.Container, name: string): Promise<void> {
+  async start(id: string, name: string): Promise<void> {
     try {
-      await container.start();
+      await this.d.engine.startContainer(id);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 304) return;
       throw new AgentError('start_failed', `container ${name} did not start: ${engineMessage(err)}`);
     }
   }
 
   async stop(id: string, name: string): Promise<void> {
     try {
-      await this.d.docker().getContainer(id).stop({ t: this.d.spec(name).stopTimeout });
+      await this.d.engine.stopContainer(id, this.d.spec(name).stopTimeout);
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 304 || status === 404) return;
       throw new AgentError('stop_failed', `container ${name} did not stop: ${engineMessage(err)}`);
+    }
+  }
+
+  /** A restart by command, with the spec's stopTimeout. */
+  async restart(id: string, name: string): Promise<void> {
+    try {
+      await this.d.engine.restartContainer(id, this.d.spec(name).stopTimeout);
+    } catch (err) {
+      throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
     }
   }
 
@@ -106,104 +130,82 @@ export class ContainerExecutor {
    */
   private async stopOrphan(id: string, name: string): Promise<void> {
     try {
-      await this.d.docker().getContainer(id).stop();
+      await this.d.engine.stopContainer(id);
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 304 || status === 404) return;
       const why = engineMessage(err);
       throw new AgentError('stop_failed', `container ${name} (no longer in the config) did not stop: ${why}`);
     }
   }
 
   /**
-   * Replaces a container without ever losing it: stop, commit its changes (so a student's work
-   * survives), move it aside under another name, create and start the new one, and only then
-   * remove the old. If the new one cannot be made or started, the old one comes back as it was.
+   * Replaces a container without ever losing it (the one replacement transaction, as updates
+   * use): stop, commit its changes (so a student's work survives), move it aside under another
+   * name, create and start the new one, and only then remove the old. If the new one cannot be
+   * made or started, the old one comes back as it was.
    */
   private async recreate(step: Extract<Step, { action: 'recreate' }>): Promise<void> {
-    const docker = this.d.docker();
-    const old = docker.getContainer(step.id);
-    const aside = `${step.name}-replaced-${stamp()}`;
     // Asked before anything is stopped: an image that may not run refuses the recreate untouched.
     const verifiedRun = await this.d.runReference?.(step.image);
-    const entry: RecreateEntry = {
+    const entry: ReplaceEntry = {
       container: step.name,
       step: 'stopping',
-      oldContainerId: step.id,
-      aside,
+      from: { image: step.image, imageId: '', containerId: step.id },
+      to: { image: step.image },
+      aside: `${step.name}-replaced-${stamp()}`,
       startedAt: new Date().toISOString(),
     };
+    const onRecreateStep = this.d.onRecreateStep;
+    const options = {
+      engine: this.d.engine,
+      journal: this.d.journal,
+      logger: this.d.logger,
+      what: 'recreate',
+      ...(onRecreateStep ? { onStep: (s: string) => onRecreateStep(`recreate:${s}`) } : {}),
+    };
     // First of all: a journal that cannot be written (a full disk) refuses the recreate untouched.
-    this.mark(entry, 'stopping');
-    let committed: string | undefined;
+    let tx: ReplaceTransaction;
     try {
-      await this.stop(step.id, step.name);
-      committed = await this.commitChanges(old, step.name, step.image);
-      this.mark(entry, 'renaming');
-      await old.rename({ name: aside });
-    } catch (err) {
-      // Nothing was moved: the old container is still under its name (stopped, restarted by the
-      // loop as its policy says), so the journal has nothing to settle.
-      this.clearJournal();
-      throw err;
-    }
-    // The same image with a new spec or new devices carries the work on.
-    const runImage = committed ?? verifiedRun ?? step.image;
-    let created: Docker.Container | undefined;
-    try {
-      this.mark(entry, 'creating');
-      created = await this.create(step.name, step.image, runImage);
-      this.mark(entry, 'starting', { newContainerId: created.id });
-      await this.start(created, step.name);
-    } catch (err) {
-      this.d.logger.warn('replacement failed; putting the old container back', { name: step.name, error: err as Error });
-      await created?.remove({ force: true }).catch(() => undefined);
-      try {
-        await old.rename({ name: step.name });
-        await old.start().catch(() => undefined);
-        this.clearJournal();
-      } catch (e) {
-        // Kept in the journal: recovery puts it back when the engine answers again.
-        this.d.logger.error('could not rename the old container back', { name: step.name, error: e as Error });
-      }
-      throw err;
-    }
-    try {
-      this.mark(entry, 'removing');
-    } catch (err) {
-      // The new one runs: recovery would only remove the old one, which is done right here.
-      this.d.logger.warn('could not journal the last recreate step', { name: step.name, error: toErrorInfo(err) });
-    }
-    await old.remove({ force: true }).catch((err: unknown) => this.d.logger.warn('could not remove the replaced container', { name: aside, error: err as Error }));
-    this.clearJournal();
-    this.d.bus.emit('container.recreated', { name: step.name, reason: step.reason, image: step.image, ...(committed ? { committed } : {}), containerId: created.id });
-  }
-
-  private mark(entry: RecreateEntry, step: RecreateStep, extra: Partial<RecreateEntry> = {}): void {
-    Object.assign(entry, extra, { step });
-    try {
-      this.d.journal.write(entry);
+      tx = ReplaceTransaction.begin(options, entry);
     } catch (err) {
       const { code, message } = toErrorInfo(err, 'state_write_failed');
-      const what = `could not journal the recreate of ${entry.container} (${message}); stopped before ${step}`;
+      const what = `could not journal the recreate of ${step.name} (${message}); stopped before stopping`;
       throw new AgentError(code, what, { cause: err });
     }
-    this.d.onRecreateStep?.(`recreate:${step}`);
-  }
-
-  private clearJournal(): void {
+    let committed: string | undefined;
+    let created: string | undefined;
+    let mappings: DeviceMapping[] | undefined;
     try {
-      this.d.journal.clear();
+      created = await tx.run({
+        prepare: async () => {
+          mappings = await this.prepareDevices(step.name);
+        },
+        stop: () => this.stop(step.id, step.name),
+        afterStop: async () => {
+          committed = await this.commitChanges(step.id, step.name, step.image);
+        },
+        // The same image with a new spec or new devices carries the work on.
+        create: () => this.create(step.name, step.image, committed ?? verifiedRun ?? step.image, mappings),
+        start: (id) => this.start(id, step.name),
+      });
     } catch (err) {
-      this.d.logger.warn('could not clear the recreate journal', { error: toErrorInfo(err) });
+      const name = step.name;
+      this.d.logger.warn('replacement failed; putting the old container back', { name, error: err as Error });
+      // Kept in the journal when it cannot be done now: recovery puts it back when the engine answers.
+      await tx.undo().catch((e: unknown) => {
+        this.d.logger.error('could not put the old container back', { name, error: toErrorInfo(e) });
+        this.d.onUnsettled();
+      });
+      throw err;
     }
+    const { name, reason, image } = step;
+    const made = { name, reason, image, ...(committed ? { committed } : {}), containerId: created };
+    this.d.bus.emit('container.recreated', made);
   }
 
   /** Commits a container that has changes; returns the commit's reference, or undefined. */
-  async commitChanges(container: Docker.Container, name: string, image: string): Promise<string | undefined> {
+  async commitChanges(id: string, name: string, image: string): Promise<string | undefined> {
     // Mount points Docker made are not changes: a container nobody touched is not committed.
-    const info = (await container.inspect()) as { Mounts?: Array<{ Destination: string }> };
-    const changes = await changesOf(container, info.Mounts ?? []);
+    const changes = await this.d.engine.containerChanges(id);
     if (changes.length === 0) return undefined;
     this.d.logger.debug('committing a changed container', { name, changes: changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`) });
     // Into the robot's own snapshot repository, never the vendor's: a commit there would pass
@@ -212,19 +214,16 @@ export class ContainerExecutor {
     const ref = parseImageReference(`${this.d.commitRepository}:${tag}`);
     try {
       const comment = `robot-agent: ${name} (from ${image}) before it was replaced`;
-      await container.commit({ repo: ref.familiarRepository, tag, comment, pause: false });
+      await this.d.engine.commitContainer(id, { repo: ref.familiarRepository, tag, comment, pause: false });
     } catch (err) {
-      throw new AgentError('commit_failed', `could not commit ${name}'s changes before recreating it, so it was left as it is: ${engineMessage(err)}`);
+      const message =
+        `could not commit ${name}'s changes before recreating it, so it was put back as it was: ${engineMessage(err)}`;
+      throw new AgentError('commit_failed', message);
     }
     const committed = ref.familiar;
     this.d.bus.emit('container.committed', { name, image: committed, changes: changes.length });
     return committed;
   }
-}
-
-export function engineMessage(err: unknown): string {
-  const json = (err as { json?: { message?: string } }).json;
-  return (json?.message ?? (err as Error).message ?? String(err)).trim();
 }
 
 /** 20261124T013000123Z: sortable, to the millisecond, and valid in tags and container names. */

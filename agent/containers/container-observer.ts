@@ -1,16 +1,12 @@
-import type Docker from 'dockerode';
+import type { ContainerDetails, ContainerSummary, Engine } from '../docker/engine.js';
 import { LABELS, parseDevicesLabel } from './container-spec.js';
 import type { ObservedContainer } from './container-plan.js';
 
-interface InspectInfo {
-  Id: string;
-  Name: string;
-  Image: string;
-  Config: { Image: string; Labels: Record<string, string> | null };
-  State: { Status: ObservedContainer['state']; StartedAt: string; ExitCode: number; Health?: { Status: string } };
-  RestartCount: number;
-  HostConfig: { Devices: Array<{ PathInContainer: string }> | null };
-}
+type InspectInfo = Pick<ContainerDetails, 'Id' | 'Name' | 'Image' | 'RestartCount'> & {
+  Config: Pick<ContainerDetails['Config'], 'Image' | 'Labels'>;
+  State: Omit<ContainerDetails['State'], 'Running'>;
+  HostConfig: ContainerDetails['HostConfig'];
+};
 
 /** A managed container as observed, plus the in-container device paths Docker made at its start. */
 export interface Observation extends ObservedContainer {
@@ -20,17 +16,12 @@ export interface Observation extends ObservedContainer {
 const NEVER = '0001-01-01T00:00:00Z';
 
 /** Every container the agent made (by label), inspected. A container gone mid-list is skipped. */
-export async function observeContainers(docker: Docker): Promise<Observation[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+export async function observeContainers(engine: Engine): Promise<Observation[]> {
+  const list = await engine.listContainers({ label: [`${LABELS.managed}=true`] });
   const out: Observation[] = [];
   for (const summary of list) {
-    let info: InspectInfo;
-    try {
-      info = (await docker.getContainer(summary.Id).inspect()) as unknown as InspectInfo;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) continue;
-      throw err;
-    }
+    const info = await engine.inspectContainer(summary.Id);
+    if (!info) continue;
     const observation = toObservation(info);
     // A container the update flow moved aside (<name>-previous-...) keeps its name label; it is
     // the flow's to finish or undo, not a second copy of the container for the loop to act on.
@@ -44,8 +35,8 @@ export async function observeContainers(docker: Docker): Promise<Observation[]> 
  * The managed container that holds this name now, by Docker's name: never one the update flow
  * moved aside, which keeps the name label of the container it was.
  */
-export async function findManagedContainer(docker: Docker, name: string): Promise<Docker.ContainerInfo | undefined> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`, `${LABELS.name}=${name}`] } });
+export async function findManagedContainer(engine: Engine, name: string): Promise<ContainerSummary | undefined> {
+  const list = await engine.listContainers({ label: [`${LABELS.managed}=true`, `${LABELS.name}=${name}`] });
   return list.find((c) => c.Names.includes(`/${name}`));
 }
 

@@ -3,7 +3,10 @@ import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
+import { DockerodeEngine } from '../docker/dockerode-engine.js';
+import type { Engine } from '../docker/engine.js';
 import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
 import { parseImageReference } from '../images/image-reference.js';
@@ -20,7 +23,9 @@ import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type Desire
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
-import { leftAside, RecreateJournal, settleReplaced } from './recreate-journal.js';
+import { RecreateJournal } from './recreate-journal.js';
+import type { ReplaceEntry } from './replace-journal.js';
+import { leftAside, settleAside, settleReplacement } from './replace-recovery.js';
 import { StableNodes } from './stable-nodes.js';
 
 /** What the containers loop needs of the update flow. */
@@ -39,6 +44,8 @@ export interface ContainersModuleOptions {
   /** A function: the update flow is built after this module, and needs it. */
   updates: () => UpdatesPort;
   engine: DockerEngineLink;
+  /** What the loop asks of the engine (the Engine port); by default dockerode over `engine`. */
+  api?: Engine;
   puller: ImagePuller;
   inventory: ImageInventory;
   store: StateStore;
@@ -51,6 +58,9 @@ export interface ContainersModuleOptions {
   /** Signed desired states (security/desired-signature.ts); without it every message is read as is. */
   desiredSignature?: { admit(payload: Buffer): Promise<{ payload: Buffer; accept(): void }> };
 }
+
+/** A journaled recreate's settle, in the words the recreate's log and event have always used. */
+const SETTLED = { completed: 'completed', rolledback: 'restored', untouched: 'nothing' } as const;
 
 /** Passes of observe-plan-execute per reconcile: each step changes what the next pass sees. */
 const MAX_PASSES = 6;
@@ -84,10 +94,12 @@ export class ContainersModule {
   private readonly recoverFailed = new Set<string>();
   private readonly now: () => number;
   readonly executor: ContainerExecutor;
+  /** The Engine port every change of the loop goes through. */
+  readonly api: Engine;
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
   private observed: Observation[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private reconcileScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -105,13 +117,14 @@ export class ContainersModule {
     this.stableNodes = new StableNodes(join(o.config.state.dir, 'dev'));
     this.recreateJournal = new RecreateJournal(o.config.state.dir);
     this.now = o.now ?? Date.now;
+    this.api = o.api ?? new DockerodeEngine(() => o.engine.required());
     const { retry } = o.config.reconcile;
     this.unconverged = new Backoff({ initialMs: retry.initial * 1000, maxMs: retry.max * 1000 });
     // Read now, not at start: a retained desired message may arrive before this module starts.
     this.desired = this.desiredStore.load(o.config);
     this.holds.load();
     this.executor = new ContainerExecutor({
-      docker: () => this.docker(),
+      engine: this.api,
       spec: (name) => this.specOf(name),
       prepareDevices: async (name) => this.deviceSync.prepare(this.specOf(name)),
       stableNode: (key) => this.stableNodes.pathOf(key),
@@ -121,6 +134,10 @@ export class ContainersModule {
       commitRepository: o.config.snapshots.repository,
       journal: this.recreateJournal,
       ...(o.onRecreateStep ? { onRecreateStep: o.onRecreateStep } : {}),
+      // Not only at the next start or reconnect: the old container may be aside under another name.
+      onUnsettled: () => {
+        this.recreateSettled = false;
+      },
       bus: o.bus,
       logger: o.logger,
     });
@@ -130,7 +147,7 @@ export class ContainersModule {
       bus: o.bus,
       logger: o.logger,
       stableNodes: this.stableNodes,
-      docker: () => this.docker(),
+      engine: this.api,
       desired: () => this.desiredContainers(),
     });
   }
@@ -167,7 +184,7 @@ export class ContainersModule {
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.passTimer);
-    await this.queue.catch(() => undefined);
+    await this.queue.idle();
     await this.deviceSync.idle();
   }
 
@@ -222,9 +239,7 @@ export class ContainersModule {
 
   /** Runs fn after whatever the loop is doing: commands and reconciles never interleave. */
   serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.catch(() => undefined).then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   async reconcile(): Promise<void> {
@@ -238,7 +253,7 @@ export class ContainersModule {
     if (!this.recreateSettled) await this.settleRecreates();
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
       if (this.stopped) return;
-      this.observed = await observeContainers(this.docker());
+      this.observed = await observeContainers(this.api);
       for (const id of this.orphansStopped) if (!this.observed.some((o) => o.id === id)) this.orphansStopped.delete(id);
       const desired = this.desiredContainers();
       // A container gone from both the config and the engine has nothing left to retry.
@@ -337,15 +352,12 @@ export class ContainersModule {
   async restartByCommand(name: string): Promise<ContainerState> {
     this.specOf(name);
     return this.afterUpdate(name, 'restart', async () => {
-      this.observed = await observeContainers(this.docker());
+      this.observed = await observeContainers(this.api);
       const found = this.requireContainer(name);
       // Released first, on disk: a restarted container must not be stopped again by its old hold.
       await this.holds.set(name, false);
-      try {
-        await this.docker().getContainer(found.id).restart({ t: this.specOf(name).stopTimeout });
-      } catch (err) {
-        throw new AgentError('restart_failed', `container ${name} did not restart: ${toErrorInfo(err).message}`);
-      }
+      // The executor's, as every other change of a container: the command does not call the engine.
+      await this.executor.restart(found.id, name);
       this.agentStarts.set(name, (this.agentStarts.get(name) ?? 0) + 1);
       this.failures.delete(name);
       await this.reconcile();
@@ -481,16 +493,19 @@ export class ContainersModule {
   }
 
   /**
-   * A recreate the agent did not live to finish (journaled), and any container still moved
-   * aside under <name>-replaced-*: the old one is put back unless its replacement runs.
+   * A recreate the agent did not live to finish (journaled: finished or undone as its step says,
+   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* that no
+   * journal speaks of: the old one is put back unless its replacement runs.
    */
   private async settleRecreates(): Promise<void> {
-    const docker = this.docker();
     const entry = this.recreateJournal.read();
-    const pending = [...(entry ? [{ name: entry.container, aside: entry.aside }] : []), ...(await leftAside(docker))];
+    const pending: Array<{ name: string; aside: string; entry?: ReplaceEntry }> = [
+      ...(entry ? [{ name: entry.container, aside: entry.aside, entry }] : []),
+      ...(await leftAside(this.api)),
+    ];
     const seen = new Set<string>();
     let unsettled = false;
-    for (const { name, aside } of pending) {
+    for (const { name, aside, entry: journaled } of pending) {
       if (seen.has(aside)) continue;
       seen.add(aside);
       // A settle that failed is tried again at its retry time, like any step.
@@ -499,7 +514,9 @@ export class ContainersModule {
         continue;
       }
       try {
-        const outcome = await settleReplaced(docker, name, aside);
+        const outcome = journaled
+          ? SETTLED[await this.settleJournaled(journaled)]
+          : await settleAside(this.api, name, aside);
         if (this.recoverFailed.delete(name)) this.failures.delete(name);
         if (outcome !== 'nothing') {
           this.o.logger.warn('settled a recreate interrupted by a restart', { container: name, aside, outcome });
@@ -515,6 +532,18 @@ export class ContainersModule {
     if (unsettled) return;
     if (entry) this.recreateJournal.clear();
     this.recreateSettled = true;
+  }
+
+  /** One journaled recreate; an old container someone removed meanwhile leaves the loop to create it anew. */
+  private async settleJournaled(entry: ReplaceEntry): Promise<keyof typeof SETTLED> {
+    try {
+      return await settleReplacement(this.api, entry);
+    } catch (err) {
+      if (!(err instanceof AgentError) || err.code !== 'recovery_failed') throw err;
+      const fields = { container: entry.container, error: toErrorInfo(err) };
+      this.o.logger.warn('a recreate interrupted by a restart lost its old container', fields);
+      return 'untouched';
+    }
   }
 
   /** A step for a container failed: an event, its error in state, and a retry with backoff. */

@@ -1,7 +1,8 @@
-import type Docker from 'dockerode';
 import type { AgentConfig, ContainerSpec } from '../config/types.js';
 import { toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
+import type { Engine } from '../docker/engine.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ObservedContainer, DesiredContainer } from './container-plan.js';
@@ -16,7 +17,8 @@ export interface DeviceSyncDeps {
   bus: EventBus;
   logger: Logger;
   stableNodes: StableNodes;
-  docker: () => Docker;
+  /** The Engine port (the loop's): node syncs run as an exec, running containers by list. */
+  engine: Engine;
   desired: () => DesiredContainer[];
 }
 
@@ -33,7 +35,9 @@ interface RunningContainer {
 export class DeviceSync {
   /** Per container id: the catalog device paths made inside it, with the numbers they carry. */
   private readonly made = new Map<string, Map<string, string>>();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue((err) => {
+    this.d.logger.warn('device sync failed', { error: toErrorInfo(err) });
+  });
 
   constructor(private readonly d: DeviceSyncDeps) {}
 
@@ -76,7 +80,7 @@ export class DeviceSync {
   }
 
   idle(): Promise<void> {
-    return this.chain.then(() => undefined, () => undefined);
+    return this.queue.idle();
   }
 
   /** For state: where each device is inside the container (live: where it is now). */
@@ -94,7 +98,6 @@ export class DeviceSync {
   }
 
   private async syncContainer(name: string, { id, labels }: RunningContainer, wanted: NumberedMapping[], missing: string[]): Promise<void> {
-    const container = this.d.docker().getContainer(id);
     let known = this.made.get(id);
     if (!known) {
       // What Docker made at start: the catalog paths of creation time, numbers unknown (the
@@ -110,7 +113,7 @@ export class DeviceSync {
     plan.remove = plan.remove.filter((p) => !wanted.some((m) => m.container === p));
     if (plan.make.length === 0 && plan.remove.length === 0) return;
     try {
-      const outcome = await applyNodeSync(container, plan);
+      const outcome = await applyNodeSync(this.d.engine, id, plan);
       for (const path of plan.remove) known.delete(path);
       for (const m of plan.make) known.set(m.container, numbers(m));
       if (outcome.made.length > 0 || outcome.removed.length > 0) {
@@ -131,15 +134,13 @@ export class DeviceSync {
   }
 
   private async runningManaged(): Promise<Map<string, RunningContainer>> {
-    const list = await this.d.docker().listContainers({ filters: { label: [`${LABELS.managed}=true`], status: ['running'] } });
+    const list = await this.d.engine.listContainers({ label: [`${LABELS.managed}=true`], status: ['running'] });
     // By Docker's name: one moved aside by the update flow keeps the label of the name it had.
     const named = list.map((c) => ({ name: c.Names[0]?.replace(/^\//, '') ?? c.Id, id: c.Id, labels: c.Labels }));
     return new Map(named.filter((c) => c.labels[LABELS.name] === undefined || c.labels[LABELS.name] === c.name).map((c) => [c.name, { id: c.id, labels: c.labels }]));
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.catch(() => undefined).then(fn);
-    this.chain = run.catch((err: unknown) => this.d.logger.warn('device sync failed', { error: toErrorInfo(err) }));
-    return run;
+    return this.queue.run(fn);
   }
 }

@@ -1,7 +1,6 @@
-import type Docker from 'dockerode';
 import { AgentError } from '../core/errors.js';
 import type { NumberedMapping } from './device-mappings.js';
-import { execInContainer } from '../docker/container-exec.js';
+import type { Engine } from '../docker/engine.js';
 
 export interface NodeSyncPlan {
   make: NumberedMapping[];
@@ -52,9 +51,10 @@ export interface NodeSyncOutcome {
  * Applies a plan with one exec as root in the container and says what it really changed;
  * fails with node_sync_failed and what the script printed.
  */
-export async function applyNodeSync(container: Docker.Container, plan: NodeSyncPlan): Promise<NodeSyncOutcome> {
+export async function applyNodeSync(engine: Engine, id: string, plan: NodeSyncPlan): Promise<NodeSyncOutcome> {
   if (plan.make.length === 0 && plan.remove.length === 0) return { made: [], removed: [] };
-  const result = await execInContainer(container, ['sh', '-c', SCRIPT, 'robot-agent-nodes', ...nodeSyncArgs(plan)], { user: '0' });
+  const cmd = ['sh', '-c', SCRIPT, 'robot-agent-nodes', ...nodeSyncArgs(plan)];
+  const result = await engine.execInContainer(id, cmd, { user: '0' });
   if (result.exitCode !== 0) {
     const said = (result.stderr + result.stdout).trim().slice(0, 500);
     throw new AgentError('node_sync_failed', `could not update device nodes inside the container (exit ${result.exitCode}): ${said || 'no output'}`);

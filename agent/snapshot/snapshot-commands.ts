@@ -32,7 +32,7 @@ export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'i
               `or snapshots this robot committed in ${d.config.snapshots.repository} that are still here`,
           );
         }
-        d.updater.history.rolledBack.delete(container);
+        d.updater.askedAnew(container);
         // Pinned by the flow once the restore is sure to be tried (as for update).
         const pin = () => d.containers.pinImage(container, ref.familiar);
         // images.verify covers what comes from a registry; this robot's own commit is its own.

@@ -6,6 +6,8 @@ import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { changesOf } from '../docker/container-changes.js';
+import { DockerodeEngine } from '../docker/dockerode-engine.js';
+import type { ContainerSummary } from '../docker/engine.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
@@ -396,8 +398,9 @@ export class Snapshotter {
     return summaries;
   }
 
-  private async find(container: string): Promise<Docker.ContainerInfo> {
-    const found = await findManagedContainer(this.d.docker(), container);
+  private async find(container: string): Promise<ContainerSummary> {
+    // The rest of the snapshotter still speaks dockerode; finding the container goes through the port.
+    const found = await findManagedContainer(new DockerodeEngine(() => this.d.docker()), container);
     if (!found) throw new AgentError('not_found', `container ${container} does not exist on this robot yet`);
     return found;
   }

@@ -18,7 +18,7 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
       run: async ({ container, image, force }, ctx) => {
         d.containers.specOf(container);
         const ref = allowedReference(image, d.config.allow);
-        if (force) d.updater.history.rolledBack.delete(container);
+        if (force) d.updater.askedAnew(container);
         // Pinned from inside the flow (which owns the container, so the reconcile loop cannot start
         // a second update for it), and only once the update is sure to be tried: a refusal changes nothing.
         const pin = () => d.containers.pinImage(container, ref.familiar);
@@ -31,10 +31,10 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
       lane: 'long',
       run: async ({ container }, ctx) => {
         d.containers.specOf(container);
-        const previous = d.updater.history.previous.get(container);
+        const previous = d.updater.previousImage(container);
         if (!previous) throw new AgentError('no_previous', `${container} has not been updated by this agent, so there is no previous image to go back to`);
         const target = await d.updater.previousReference(container, previous);
-        d.updater.history.rolledBack.delete(container);
+        d.updater.askedAnew(container);
         const pin = () => d.containers.pinImage(container, target);
         const job = { container, image: target, reason: 'rollback' as const, force: true, pin };
         return d.updater.run({ ...job, requestId: ctx.requestId });

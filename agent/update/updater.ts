@@ -1,13 +1,17 @@
-import type Docker from 'dockerode';
 import type { AgentConfig, ContainerSpec } from '../config/types.js';
 import type { DesiredContainer } from '../containers/container-plan.js';
 import type { ContainerExecutor } from '../containers/container-executor.js';
 import { stamp } from '../containers/container-executor.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
-import { lastLogLines } from '../docker/container-logs.js';
+import { settleReplacement } from '../containers/replace-recovery.js';
+import { ReplaceTransaction, type DowntimeParts } from '../containers/replace-transaction.js';
+import type { DeviceMapping } from '../containers/device-mappings.js';
+import { DockerodeEngine } from '../docker/dockerode-engine.js';
+import type { Engine } from '../docker/engine.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import { parseImageReference } from '../images/image-reference.js';
@@ -19,13 +23,12 @@ import type { UpdateResult, UpdateState } from '../state/types.js';
 import { waitForGates } from './update-gates.js';
 import { UpdateHistory } from './update-history.js';
 import { UpdateJournal, type JournalEntry, type SwapStep } from './update-journal.js';
-import { recoverFromJournal } from './update-recovery.js';
 import { UpdateWindow } from './update-window.js';
 import { verifyContainer } from './verify-container.js';
 
 /** What the update flow needs of the containers module. */
 export interface UpdaterContainers {
-  executor: Pick<ContainerExecutor, 'create' | 'start' | 'stop'>;
+  executor: Pick<ContainerExecutor, 'prepareDevices' | 'create' | 'start' | 'stop'>;
   specOf(name: string): ContainerSpec;
   desiredContainers(): DesiredContainer[];
   requestReconcile(): void;
@@ -35,6 +38,8 @@ export interface UpdaterContainers {
 export interface UpdaterOptions {
   config: Pick<AgentConfig, 'update' | 'state'>;
   engine: DockerEngineLink;
+  /** What the flow asks of the engine (the Engine port); by default dockerode over `engine`. */
+  api?: Engine;
   puller: ImagePuller;
   store: StateStore;
   bus: EventBus;
@@ -86,7 +91,7 @@ export class Updater {
   /** Updates queued or running, by container (a command may queue behind one from the loop). */
   private readonly updating = new Map<string, number>();
   private readonly abort = new AbortController();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private recovered: Promise<void>;
   private markRecovered: () => void = () => undefined;
   private unsubscribeBus: (() => void) | undefined;
@@ -97,8 +102,10 @@ export class Updater {
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverNow: () => void = () => undefined;
   private readonly now: () => number;
+  private readonly api: Engine;
 
   constructor(private readonly o: UpdaterOptions) {
+    this.api = o.api ?? new DockerodeEngine(() => o.engine.required());
     this.history = new UpdateHistory(o.config.state.dir);
     this.journal = new UpdateJournal(o.config.state.dir);
     this.window = new UpdateWindow(o.config.update.window);
@@ -134,7 +141,7 @@ export class Updater {
     this.abort.abort();
     this.window.destroy();
     // A swap in flight is undone by recovery at the next start if it cannot finish now.
-    await this.chain.catch(() => undefined);
+    await this.queue.idle();
   }
 
   /** Resolves once a journal left by a previous run has been finished or undone. */
@@ -144,6 +151,19 @@ export class Updater {
 
   get busy(): ReadonlySet<string> {
     return new Set(this.updating.keys());
+  }
+
+  /**
+   * An operator asked for this container's image anew (update with force, rollback, restore): a
+   * target that rolled back may be tried again. The commands' way in, instead of the history itself.
+   */
+  askedAnew(container: string): void {
+    this.history.rolledBack.delete(container);
+  }
+
+  /** What the container ran before its last update by this agent, if it was updated. */
+  previousImage(container: string): { image: string; imageId: string } | undefined {
+    return this.history.previous.get(container);
   }
 
   /** Image ids a rollback needs: prune keeps them. */
@@ -156,11 +176,10 @@ export class Updater {
    * still names it, else a tag made for it (the old tag may have moved to the new image).
    */
   async previousReference(container: string, previous: { image: string; imageId: string }): Promise<string> {
-    const docker = this.docker();
-    if ((await imageId(docker, previous.image)) === previous.imageId) return previous.image;
+    if ((await imageId(this.api, previous.image)) === previous.imageId) return previous.image;
     const ref = parseImageReference(previous.image);
     try {
-      await docker.getImage(previous.imageId).tag({ repo: ref.familiarRepository, tag: `${container}-previous` });
+      await this.api.tagImage(previous.imageId, ref.familiarRepository, `${container}-previous`);
     } catch (err) {
       throw new AgentError('no_previous', `the image ${container} ran before (${previous.imageId.slice(7, 19)}) is no longer on this robot: ${(err as Error).message}`);
     }
@@ -265,28 +284,21 @@ export class Updater {
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.catch(() => undefined).then(fn);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private docker(): Docker {
-    return this.o.engine.required();
+    return this.queue.run(fn);
   }
 
   private async flow(job: UpdateJob): Promise<UpdateResult> {
     const { container: name, image: target, requestId } = job;
-    const docker = this.docker();
     const c = this.o.containers();
     const spec = c.specOf(name);
-    const old = await findManagedContainer(docker, name);
+    const old = await findManagedContainer(this.api, name);
     if (!old) {
       await job.pin?.();
       throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
     }
     const from = old.Labels[LABELS.image] ?? old.Image;
     const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
-    let entry: JournalEntry | undefined;
+    let tx: ReplaceTransaction | undefined;
     let saved: SavedWork | undefined;
     this.setState({ status: 'pulling', ...base, progress: null });
     this.emit('update.started', { ...base, reason: job.reason }, requestId);
@@ -296,7 +308,7 @@ export class Updater {
       // digest verified. A rollback goes back to what ran, and a restore of this robot's own
       // snapshot runs what it committed itself.
       const verify = job.reason !== 'rollback' && !job.ownImage && (this.o.puller.covers?.(target) ?? false);
-      const present = await imageId(docker, target);
+      const present = await imageId(this.api, target);
       if (!present || job.reason === 'check' || (verify && (await this.o.puller.mustVerify(target)))) {
         await this.o.puller.pull(parseImageReference(target), {
           requestId: requestId ?? `update-${name}-${Date.now()}`,
@@ -307,7 +319,7 @@ export class Updater {
         });
       }
       job.runImage = verify ? await this.o.puller.runReference(target) : target;
-      const targetId = await imageId(docker, job.runImage);
+      const targetId = await imageId(this.api, job.runImage);
       if (targetId === old.ImageID && from === target) await job.pin?.();
       if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
@@ -319,21 +331,21 @@ export class Updater {
       });
       // The journal first: a state.dir that cannot take it refuses the update before anything
       // changes (a swap that could not be journaled could not be undone after a crash).
-      entry = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
+      tx = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
       await job.pin?.();
       // Students' work in the old container survives as a snapshot (the container itself is kept
       // until the new one is proven, and removed after); unchanged, nothing is committed.
       const why = job.reason === 'restore' ? 'a restore' : job.reason === 'rollback' ? 'a rollback' : 'an update';
       saved = await this.o.work().saveWork(name, old.Id, why);
     } catch (err) {
-      if (entry) this.clearJournal();
+      tx?.clear();
       return this.fail(base, err, requestId);
     }
-    return this.swap(job, entry, saved, spec, base);
+    return this.swap(job, tx, saved, spec, base);
   }
 
-  /** Writes the journal's first entry, or refuses with disk_full (nothing has changed yet). */
-  private begin(job: UpdateJob, old: { id: string; image: string; imageId: string }): JournalEntry {
+  /** Journals the replacement's first step, or refuses with disk_full (nothing has changed yet). */
+  private begin(job: UpdateJob, old: { id: string; image: string; imageId: string }): ReplaceTransaction {
     const entry: JournalEntry = {
       container: job.container,
       step: 'preparing',
@@ -343,8 +355,15 @@ export class Updater {
       ...(job.requestId ? { requestId: job.requestId } : {}),
       startedAt: now(),
     };
+    const options = {
+      engine: this.api,
+      journal: this.journal,
+      logger: this.o.logger,
+      what: 'update',
+      ...(this.o.onStep ? { onStep: this.o.onStep } : {}),
+    };
     try {
-      this.journal.write(entry);
+      return ReplaceTransaction.begin(options, entry);
     } catch (err) {
       const info = toErrorInfo(err);
       if (info.code === 'enospc') {
@@ -356,95 +375,86 @@ export class Updater {
       const message = `the update of ${job.container} could not be journaled (${info.message}); nothing was changed`;
       throw new AgentError('state_write_failed', message, { cause: err });
     }
-    this.o.onStep?.('preparing');
-    return entry;
   }
 
-  private clearJournal(): void {
-    try {
-      this.journal.clear();
-    } catch (err) {
-      this.o.logger.warn('could not clear the update journal', { error: toErrorInfo(err) });
-    }
-  }
-
+  /** The swap: the one replacement transaction, with this update's verification. */
   private async swap(
     job: UpdateJob,
-    entry: JournalEntry,
+    tx: ReplaceTransaction,
     saved: SavedWork | undefined,
     spec: ContainerSpec,
     base: Record<string, unknown>,
   ): Promise<UpdateResult> {
-    const docker = this.docker();
+    const engine = this.api;
     const c = this.o.containers();
     const name = job.container;
+    const entry = tx.entry;
     const old = { id: entry.from.containerId, image: entry.from.image, imageId: entry.from.imageId };
     if (saved) entry.saved = { image: saved.image, imageId: saved.id };
-    const step = (s: SwapStep, extra: Partial<JournalEntry> = {}) => {
-      Object.assign(entry, extra, { step: s });
-      this.journal.write(entry);
-      this.o.onStep?.(s);
-    };
     this.setState({ status: 'swapping', waitingFor: undefined, nextWindow: undefined, progress: null });
     let newImageId: string | undefined;
+    let downtimeMs = 0;
+    let downtimeParts: DowntimeParts | undefined;
+    let mappings: DeviceMapping[] | undefined;
+    let proof: { by: 'healthcheck' | 'stable'; probe: boolean } | undefined;
     try {
-      step('stopping');
-      const t0 = Date.now();
-      await c.executor.stop(old.id, name);
-      step('renaming');
-      await docker.getContainer(old.id).rename({ name: entry.aside });
-      step('creating');
-      const created = await c.executor.create(name, job.image, job.runImage ?? job.image);
-      step('starting', { newContainerId: created.id });
-      await c.executor.start(created, name);
-      const downtimeMs = Date.now() - t0;
-      newImageId = ((await created.inspect()) as { Image: string }).Image;
-      step('verifying');
-      this.setState({ status: 'verifying' });
-      const proof = await verifyContainer({
-        docker,
-        containerId: created.id,
-        name,
-        stableSeconds: this.o.config.update.stableSeconds,
-        healthTimeoutSeconds: this.o.config.update.healthTimeout,
-        ...(spec.probe ? { probe: spec.probe } : {}),
-        signal: this.abort.signal,
+      await tx.run({
+        prepare: async () => {
+          mappings = await c.executor.prepareDevices(name);
+        },
+        stop: () => c.executor.stop(old.id, name),
+        create: () => c.executor.create(name, job.image, job.runImage ?? job.image, mappings),
+        start: (id) => c.executor.start(id, name),
+        started: async (id, ms, parts) => {
+          downtimeMs = ms;
+          downtimeParts = parts;
+          newImageId = (await engine.inspectContainer(id))?.Image;
+        },
+        verify: async (id) => {
+          this.setState({ status: 'verifying' });
+          proof = await verifyContainer({
+            engine,
+            containerId: id,
+            name,
+            stableSeconds: this.o.config.update.stableSeconds,
+            healthTimeoutSeconds: this.o.config.update.healthTimeout,
+            ...(spec.probe ? { probe: spec.probe } : {}),
+            signal: this.abort.signal,
+          });
+        },
       });
-      step('verified');
-      await docker.getContainer(old.id).remove({ force: true }).catch((err: unknown) => this.o.logger.warn('could not remove the old container', { container: entry.aside, error: err as Error }));
-      this.journal.clear();
-      // The way back is what ran: its saved work when it had some, else its image.
-      this.history.previous.set(name, wayBack(entry));
-      this.history.rolledBack.delete(name);
-      await this.history.save();
-      this.emit('update.verified', { ...base, by: proof.by, probe: proof.probe, downtimeMs }, job.requestId);
-      return this.finish({ status: 'done', container: name, from: old.image, to: job.image, at: now() }, job.requestId);
     } catch (err) {
       // Past verification only the old container's removal is left, and recovery finishes that.
-      if (entry.step === 'verified') throw err;
+      if (tx.committed) throw err;
       // The agent is stopping: recovery undoes the swap at the next start.
       if ((err as AgentError).code === 'update_aborted') throw err;
-      return this.rollBack(entry, err, newImageId, base);
+      return this.rollBack(tx, err, newImageId, base);
     }
+    // The way back is what ran: its saved work when it had some, else its image.
+    this.history.previous.set(name, wayBack(entry));
+    this.history.rolledBack.delete(name);
+    await this.history.save();
+    const parts = downtimeParts ? { downtimeParts } : {};
+    const verified = { ...base, by: proof?.by, probe: proof?.probe, downtimeMs, ...parts };
+    this.emit('update.verified', verified, job.requestId);
+    return this.finish({ status: 'done', container: name, from: old.image, to: job.image, at: now() }, job.requestId);
   }
 
   /** Puts the old container back as it was and says why, with what the new one printed last. */
-  private async rollBack(entry: JournalEntry, cause: unknown, newImageId: string | undefined, base: Record<string, unknown>): Promise<UpdateResult> {
+  private async rollBack(
+    tx: ReplaceTransaction,
+    cause: unknown,
+    newImageId: string | undefined,
+    base: Record<string, unknown>,
+  ): Promise<UpdateResult> {
+    const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
     const last = entry.newContainerId
-      ? await lastWords(this.o.engine, entry.newContainerId)
+      ? await lastWords(this.api, entry.newContainerId)
       : { exitCode: null, logs: [] };
-    entry.step = 'rolling-back';
     try {
-      this.journal.write(entry);
-    } catch (err) {
-      // The step before is journaled, and recovery undoes that the same way.
-      this.o.logger.warn('could not journal the rollback', { container: entry.container, error: toErrorInfo(err) });
-    }
-    this.o.onStep?.('rolling-back');
-    try {
-      await recoverFromJournal(this.docker(), entry);
+      await tx.undo();
     } catch (err) {
       // The engine went away (or would not answer) mid-swap: the journal stays, and recovery
       // puts the old container back as soon as the engine is back (docker.connected).
@@ -460,7 +470,6 @@ export class Updater {
       this.emit('update.failed', { ...base, error: pending, ...last }, entry.requestId);
       throw new AgentError(pending.code, pending.message, { cause: err });
     }
-    this.clearJournal();
     this.history.rolledBack.set(entry.container, { image: entry.to.image, ...(newImageId ? { imageId: newImageId } : {}), reason: error.code, at: now() });
     await this.history
       .save()
@@ -479,7 +488,7 @@ export class Updater {
       return;
     }
     try {
-      const outcome = await recoverFromJournal(this.docker(), entry);
+      const outcome = await settleReplacement(this.api, entry);
       this.journal.clear();
       this.recoverBackoff = undefined;
       if (outcome === 'completed') {
@@ -542,9 +551,9 @@ export class Updater {
   }
 }
 
-async function imageId(docker: Docker, ref: string): Promise<string | undefined> {
+async function imageId(engine: Engine, ref: string): Promise<string | undefined> {
   try {
-    return ((await docker.getImage(ref).inspect()) as { Id: string }).Id;
+    return (await engine.inspectImage(ref))?.Id;
   } catch {
     return undefined;
   }
@@ -557,17 +566,14 @@ export const LAST_WORDS = { lines: 20, bytes: 4096 } as const;
  * How a new container ended (its exit code, null while it runs or when unknown) and the last
  * lines it printed, at most LAST_WORDS.lines and LAST_WORDS.bytes (the newest kept).
  */
-async function lastWords(engine: DockerEngineLink, id: string): Promise<{ exitCode: number | null; logs: string[] }> {
+async function lastWords(engine: Engine, id: string): Promise<{ exitCode: number | null; logs: string[] }> {
   try {
-    const container = engine.required().getContainer(id);
-    const info = (await container.inspect()) as {
-      Config: { Tty: boolean };
-      State: { Status: string; ExitCode: number; Running: boolean };
-    };
+    const info = await engine.inspectContainer(id);
+    if (!info) return { exitCode: null, logs: [] };
     const ended = !info.State.Running || ['exited', 'dead', 'restarting'].includes(info.State.Status);
     const exitCode = ended ? info.State.ExitCode : null;
     const read = { tail: LAST_WORDS.lines, tty: info.Config.Tty, limitBytes: 64 * 1024 };
-    const lines = (await lastLogLines(container, read).catch(() => ({ lines: [] }))).lines.filter(Boolean);
+    const lines = (await engine.lastLogLines(id, read).catch(() => ({ lines: [] }))).lines.filter(Boolean);
     return { exitCode, logs: boundLines(lines, LAST_WORDS.bytes) };
   } catch {
     return { exitCode: null, logs: [] };

@@ -1,9 +1,8 @@
-import type Docker from 'dockerode';
-import { execInContainer } from '../docker/container-exec.js';
 import { AgentError } from '../core/errors.js';
+import type { ContainerDetails, Engine } from '../docker/engine.js';
 
 export interface VerifyOptions {
-  docker: Docker;
+  engine: Engine;
   containerId: string;
   name: string;
   stableSeconds: number;
@@ -13,11 +12,6 @@ export interface VerifyOptions {
   pollMs?: number;
 }
 
-interface Inspected {
-  RestartCount: number;
-  State: { Status: string; ExitCode: number; StartedAt: string; Health?: { Status: string } };
-  Config: { Healthcheck?: { Test?: string[] } };
-}
 
 /**
  * Whether a new container proves itself within the health timeout: healthy by its own
@@ -26,15 +20,19 @@ interface Inspected {
  * a ROS launch that dies after ten seconds is running for nine.
  */
 export async function verifyContainer(o: VerifyOptions): Promise<{ by: 'healthcheck' | 'stable'; probe: boolean }> {
-  const container = o.docker.getContainer(o.containerId);
+  const inspect = async (): Promise<ContainerDetails> => {
+    const info = await o.engine.inspectContainer(o.containerId);
+    if (!info) throw new AgentError('container_gone', `the new ${o.name} was removed while it was being verified`);
+    return info;
+  };
   const deadline = Date.now() + o.healthTimeoutSeconds * 1000;
-  const first = (await container.inspect()) as unknown as Inspected;
+  const first = await inspect();
   const test = first.Config.Healthcheck?.Test;
   const byHealthcheck = Array.isArray(test) && test.length > 0 && test[0] !== 'NONE';
   let probeFailure: string | undefined;
   for (;;) {
     if (o.signal?.aborted) throw new AgentError('update_aborted', `the agent stopped while ${o.name} was being verified`);
-    const info = (await container.inspect()) as unknown as Inspected;
+    const info = await inspect();
     const status = info.State.Status;
     if (status === 'exited' || status === 'dead') throw new AgentError('container_exited', `the new ${o.name} exited with code ${info.State.ExitCode}`);
     if (status === 'restarting' || info.RestartCount > first.RestartCount || info.State.StartedAt !== first.State.StartedAt) {
@@ -45,7 +43,9 @@ export async function verifyContainer(o: VerifyOptions): Promise<{ by: 'healthch
     const proven = byHealthcheck ? health === 'healthy' : status === 'running' && Date.now() - Date.parse(info.State.StartedAt) >= o.stableSeconds * 1000;
     if (proven) {
       if (!o.probe) return { by: byHealthcheck ? 'healthcheck' : 'stable', probe: false };
-      const result = await execInContainer(container, o.probe, { limit: 4096 }).catch((err: unknown) => ({ exitCode: null, stdout: '', stderr: (err as Error).message }));
+      const result = await o.engine
+        .execInContainer(o.containerId, o.probe, { limit: 4096 })
+        .catch((err: unknown) => ({ exitCode: null, stdout: '', stderr: (err as Error).message }));
       if (result.exitCode === 0) return { by: byHealthcheck ? 'healthcheck' : 'stable', probe: true };
       probeFailure = `exit ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 200)}`;
     }

@@ -1,0 +1,147 @@
+import type Docker from 'dockerode';
+import type { ContainerChange } from './container-changes.js';
+import type { ExecResult } from './container-exec.js';
+
+/**
+ * The Engine port: everything the containers loop and the update flow ask of the Docker engine,
+ * typed once. One implementation talks to dockerd (dockerode-engine.ts); the unit tests use an
+ * in-memory one (test/helpers/fake-engine.ts). Engine API status codes are read in one place,
+ * the implementation: what callers see is a typed outcome ('already_running', 'gone',
+ * undefined for a container that is not there) or an EngineError with its `kind`.
+ */
+export interface Engine {
+  /** Containers, stopped ones too, by Engine API filters (label, name, status). */
+  listContainers(filters?: ContainerFilters): Promise<ContainerSummary[]>;
+  /** undefined: no such container (it may have been removed between a list and this). */
+  inspectContainer(id: string): Promise<ContainerDetails | undefined>;
+  /** The new container's id. Fails with kind `conflict` (name taken) or `not_found` (no such image). */
+  createContainer(options: ContainerCreateBody): Promise<string>;
+  startContainer(id: string): Promise<'started' | 'already_running'>;
+  /** `seconds` undefined: the engine waits the container's own StopTimeout. */
+  stopContainer(id: string, seconds?: number): Promise<'stopped' | 'already_stopped' | 'gone'>;
+  restartContainer(id: string, seconds?: number): Promise<void>;
+  /** Fails with kind `conflict` when the name is taken, `not_found` when the container is gone. */
+  renameContainer(id: string, name: string): Promise<void>;
+  /** Forced: a running container is killed first. */
+  removeContainer(id: string): Promise<'removed' | 'gone'>;
+  /** `docker diff`, less the mount points Docker made (see container-changes.ts). */
+  containerChanges(id: string): Promise<ContainerChange[]>;
+  commitContainer(id: string, options: CommitOptions): Promise<void>;
+  execInContainer(id: string, cmd: string[], options?: { user?: string; limit?: number }): Promise<ExecResult>;
+  /** The last lines a container printed, at most limitBytes kept (container-logs.ts). */
+  lastLogLines(id: string, options: { tail: number; tty: boolean; limitBytes: number }): Promise<LogTail>;
+  /** undefined: no such image on this robot. */
+  inspectImage(reference: string): Promise<ImageDetails | undefined>;
+  tagImage(reference: string, repo: string, tag: string): Promise<void>;
+}
+
+export interface ContainerFilters {
+  label?: string[];
+  name?: string[];
+  status?: string[];
+}
+
+/** The Engine API create body (its `name` is the container's name). */
+export type ContainerCreateBody = Docker.ContainerCreateOptions;
+
+export interface CommitOptions {
+  repo: string;
+  tag: string;
+  comment: string;
+  pause: boolean;
+}
+
+export interface LogTail {
+  lines: string[];
+  truncated: boolean;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+/** One row of GET /containers/json, the fields the agent reads. */
+export interface ContainerSummary {
+  Id: string;
+  /** With the engine's leading slash: "/ros". */
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Labels: Record<string, string>;
+  State?: string;
+}
+
+/** GET /containers/{id}/json, the fields the agent reads. */
+export interface ContainerDetails {
+  Id: string;
+  /** With the engine's leading slash: "/ros". */
+  Name: string;
+  /** The image id the container runs. */
+  Image: string;
+  RestartCount: number;
+  Config: {
+    Image: string;
+    Labels: Record<string, string> | null;
+    Tty: boolean;
+    Healthcheck?: { Test?: string[] };
+  };
+  State: {
+    Status: ContainerStatus;
+    Running: boolean;
+    ExitCode: number;
+    StartedAt: string;
+    Health?: { Status: string };
+  };
+  HostConfig: { Devices: Array<{ PathOnHost?: string; PathInContainer: string }> | null };
+  Mounts?: Array<{ Destination: string }>;
+}
+
+/** GET /images/{name}/json, the fields the agent reads. */
+export interface ImageDetails {
+  Id: string;
+  RepoTags?: string[];
+  RepoDigests?: string[];
+  Size?: number;
+}
+
+/** What an engine status code means to the agent; anything else it answered is `refused`. */
+export type EngineFailureKind = 'not_modified' | 'not_found' | 'conflict' | 'refused';
+
+/**
+ * The engine answered with an error status. No code of its own: the caller knows what the
+ * operation meant and wraps it in an AgentError with its code (a 409 on create is
+ * `name_conflict`, the same on rename a failed recreate); one that does not reports it under
+ * its own fallback code, as before the port. The message is the client's ("(HTTP code 409) ..."),
+ * `said` the engine's own sentence. An error that never reached the engine (docker_unavailable,
+ * engine_deadline) passes through the port as it is.
+ */
+export class EngineError extends Error {
+  constructor(
+    readonly kind: EngineFailureKind,
+    readonly statusCode: number,
+    message: string,
+    readonly said: string = message,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EngineError';
+  }
+}
+
+export function isEngineFailure(err: unknown, kind: EngineFailureKind): boolean {
+  return err instanceof EngineError && err.kind === kind;
+}
+
+/** The kind of an Engine API status code. */
+export function failureKind(statusCode: number): EngineFailureKind {
+  if (statusCode === 304) return 'not_modified';
+  if (statusCode === 404) return 'not_found';
+  if (statusCode === 409) return 'conflict';
+  return 'refused';
+}
+
+/** The engine's own sentence ("(HTTP code 409) conflict - ..." keeps only what follows). */
+export function engineMessage(err: unknown): string {
+  if (err instanceof EngineError) return err.said.trim();
+  const json = (err as { json?: { message?: unknown } } | null)?.json;
+  if (json && typeof json.message === 'string') return json.message.trim();
+  return ((err as Error | null)?.message ?? String(err)).trim();
+}
