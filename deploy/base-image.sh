@@ -38,7 +38,8 @@ if [ "$(arch_of "$upstream")" = "$arch" ]; then
 fi
 
 cache="$src/.cache/images"
-archive="$cache/robot-agent-base-node$node_version-bookworm-$arch.tar"
+# The name changes with the package list (util-linux: flock(1), which the agent locks state.dir with).
+archive="$cache/robot-agent-base-node$node_version-bookworm-$arch-2.tar"
 if [ ! -s "$archive" ]; then
   command -v mmdebstrap >/dev/null || { echo "base-image.sh: $upstream cannot be pulled for $arch and mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 3; }
   mkdir -p "$cache"
@@ -51,7 +52,7 @@ if [ ! -s "$archive" ]; then
   # The packages are what Node and the agent need at run time (Node carries its own CA roots).
   root="$work/rootfs"
   mmdebstrap --quiet --arch="$arch" --variant=extract \
-    --include=base-files,base-passwd,libc6,libgcc-s1,libstdc++6,dash,bash,coreutils,grep,sed,findutils,tzdata \
+    --include=base-files,base-passwd,libc6,libgcc-s1,libstdc++6,dash,bash,coreutils,grep,sed,findutils,tzdata,util-linux \
     bookworm "$root" "$mirror"
   install -D -m 0755 "$work/package/bin/node" "$root/usr/local/bin/node"
   ln -sf dash "$root/bin/sh"

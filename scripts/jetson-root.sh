@@ -6,12 +6,12 @@
 # on the Debian mirror, so it is Debian bookworm (docker.io 20.10.24); the tests fake only the
 # glibc version getconf reports (2.27, Ubuntu 18.04's). --variant=extract: packages unpacked, no
 # maintainer scripts run (minutes instead of a quarter of an hour under emulation).
-# Cached as .cache/arm64/jetson-root-bookworm-arm64.tar; prints its path.
+# Cached as .cache/arm64/jetson-root-bookworm-arm64-2.tar (-2: with util-linux, for flock(1)); prints its path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 cache="$PWD/.cache/arm64"
-out="$cache/jetson-root-bookworm-arm64.tar"
+out="$cache/jetson-root-bookworm-arm64-2.tar"
 if [ ! -s "$out" ]; then
   mkdir -p "$cache"
   work="$(mktemp -d "$cache/jetson.XXXXXX")"
@@ -19,7 +19,7 @@ if [ ! -s "$out" ]; then
   echo "jetson-root: building an arm64 root with Docker 20.10 from $mirror" >&2
   root="$work/root"
   mmdebstrap --quiet --arch=arm64 --variant=extract \
-    --include=base-files,base-passwd,libc6,libc-bin,bash,dash,coreutils,sed,grep,findutils,docker.io \
+    --include=base-files,base-passwd,libc6,libc-bin,bash,dash,coreutils,sed,grep,findutils,util-linux,docker.io \
     bookworm "$root" "$mirror"
   ln -sf dash "$root/bin/sh"
   printf 'root:x:0:0:root:/root:/bin/bash\n' > "$root/etc/passwd"

@@ -14,9 +14,14 @@ export function localTags(): string[] {
   return docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter((t) => t && !t.endsWith(':<none>'));
 }
 
-/** No containers and no tagged images: each image test starts from an empty engine. */
+/**
+ * No containers and no images: each image test starts from an empty engine. Untagged images go
+ * too (a rebuilt tag leaves its old image dangling, as the agent image test does): the image
+ * tests count and list every image the engine has.
+ */
 export function cleanEngine(): void {
   for (const c of docker('ps', '-aq').split('\n').filter(Boolean)) docker('rm', '-f', c);
   const tags = localTags();
   if (tags.length) docker('image', 'rm', '-f', ...tags);
+  docker('image', 'prune', '-f');
 }
