@@ -10,6 +10,7 @@ import { collectFleet, type Collected } from './fleet-collect.js';
 import {
   DEFAULT_STALE_MS, SORT_KEYS, filterRobots, fleetTotals, liveness, seenAgo, sortRobots, type Filters, type SortKey,
 } from './fleet-select.js';
+import { nearest } from '../config/key-suggestions.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
 import { publishDesired } from './fleet-desired.js';
@@ -104,24 +105,42 @@ class UsageError extends Error {
   }
 }
 
+/** Options that take a value (`--broker URL`). */
+const VALUED_OPTIONS = new Set([
+  'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
+  'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out', 'listen', 'token-file', 'operator-token-file',
+]);
+/** Options that are on or off (`--json`). */
+const FLAGS = new Set(['json', 'online', 'offline', 'degraded', 'outdated', 'push', 'force']);
+
+/**
+ * A mistyped option is a usage error, never ignored: `list --ofline` silently listing every robot,
+ * or `update --froce` quietly waiting for the window, would act on what the operator did not ask.
+ */
+function unknownOption(name: string): UsageError {
+  const near = nearest(name, [...VALUED_OPTIONS, ...FLAGS]);
+  const known = VALUED_OPTIONS.has(name) || FLAGS.has(name);
+  if (known) return new UsageError(`--${name} takes no value`);
+  return new UsageError(`unknown option --${name}${near ? ` (did you mean --${near}?)` : ''}`);
+}
+
 /** Splits `--name value` options (and boolean flags) from positional arguments. */
 function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
   const flags: Record<string, string | true> = {};
   const args: string[] = [];
-  const valued = new Set([
-    'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
-    'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out', 'listen', 'token-file', 'operator-token-file',
-  ]);
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i]!;
     if (a.startsWith('--')) {
-      const name = a.slice(2);
-      if (valued.has(name)) {
-        const value = argv[i + 1];
+      // --name value and --name=value; a flag never takes a value.
+      const eq = a.indexOf('=');
+      const name = eq > 2 ? a.slice(2, eq) : a.slice(2);
+      if (VALUED_OPTIONS.has(name)) {
+        const value = eq > 2 ? a.slice(eq + 1) : argv[i + 1];
         if (value === undefined) throw new UsageError(`--${name} needs a value`);
         flags[name] = value;
-        i += 1;
-      } else flags[name] = true;
+        if (eq <= 2) i += 1;
+      } else if (FLAGS.has(name) && eq <= 2) flags[name] = true;
+      else throw unknownOption(name);
     } else args.push(a);
   }
   // A flag wins over its environment variable; an empty variable counts as unset.
