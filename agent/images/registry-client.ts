@@ -43,6 +43,9 @@ export interface Endpoint {
   credentials?: { username: string; password: string };
 }
 
+/** A manifest, index or image config: a ROS image's are a few KiB; more is not read. */
+export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
   'application/vnd.oci.image.index.v1+json',
@@ -123,22 +126,27 @@ export class RegistryClient {
 
   private async manifestAt(endpoint: Endpoint, ref: ImageReference, platform: Platform): Promise<ResolvedManifest> {
     const session = new RegistrySession(endpoint, ref.repository, this.options.timeoutMs ?? 15_000);
-    let response = await session.get(`/manifests/${ref.digest ?? ref.tag ?? 'latest'}`, MANIFEST_TYPES);
-    let body = (await response.json()) as ManifestDocument;
-    let digest = response.headers.get('docker-content-digest') ?? undefined;
+    // Read capped: a registry or mirror the robot does not trust must not make a root daemon hold
+    // a manifest the size of a disk (response.json() reads without end).
+    const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
+    const first = await session.getBytes(`/manifests/${tagOrDigest}`, MANIFEST_TYPES, MANIFEST_MAX_BYTES);
+    let body = JSON.parse(first.bytes.toString('utf8')) as ManifestDocument;
+    let digest = first.digest ?? undefined;
     if (body.manifests) {
       const chosen = pickPlatform(body.manifests, platform);
       if (!chosen) {
         const offered = body.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? '/' + m.platform.variant : ''}`).join(', ');
         throw new AgentError('platform_not_found', `${ref.familiar} has no image for ${platform.os}/${platform.architecture} (it offers ${offered})`);
       }
-      response = await session.get(`/manifests/${chosen.digest}`, MANIFEST_TYPES);
-      body = (await response.json()) as ManifestDocument;
+      const chosenBytes = (await session.getBytes(`/manifests/${chosen.digest}`, MANIFEST_TYPES, MANIFEST_MAX_BYTES))
+        .bytes;
+      body = JSON.parse(chosenBytes.toString('utf8')) as ManifestDocument;
       digest = chosen.digest;
     }
     if (!body.layers || !body.config) throw new AgentError('registry_error', `the registry sent a manifest for ${ref.familiar} without layers (schema 1 is not supported)`);
-    const configResponse = await session.get(`/blobs/${body.config.digest}`, 'application/json');
-    const config = (await configResponse.json()) as { rootfs?: { diff_ids?: string[] } };
+    const configBytes = (await session.getBytes(`/blobs/${body.config.digest}`, 'application/json', MANIFEST_MAX_BYTES))
+      .bytes;
+    const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== body.layers.length) throw new AgentError('registry_error', `the image config of ${ref.familiar} lists ${diffIds.length} layers, its manifest ${body.layers.length}`);
     return {
@@ -197,7 +205,11 @@ export class RegistrySession {
    * A GET whose body is read whole but never past maxBytes: what a registry sends is not trusted
    * to be small (a signature manifest or payload the size of a disk must not fill the memory).
    */
-  async getBytes(path: string, accept: string, maxBytes: number): Promise<{ bytes: Buffer; contentType: string }> {
+  async getBytes(
+    path: string,
+    accept: string,
+    maxBytes: number,
+  ): Promise<{ bytes: Buffer; contentType: string; digest: string | null }> {
     const response = await this.get(path, accept);
     const declared = Number(response.headers.get('content-length') ?? 0);
     const where = `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
@@ -216,7 +228,8 @@ export class RegistrySession {
       }
       chunks.push(Buffer.from(chunk as Uint8Array));
     }
-    return { bytes: Buffer.concat(chunks), contentType: response.headers.get('content-type') ?? '' };
+    return { bytes: Buffer.concat(chunks), contentType: response.headers.get('content-type') ?? '',
+      digest: response.headers.get('docker-content-digest') };
   }
 
   /**

@@ -14,6 +14,11 @@ export function canonicalJson(value: unknown, depth = 0): string {
   if (depth > MAX_CANONICAL_DEPTH) {
     throw new AgentError('too_deep', `the message is nested deeper than ${MAX_CANONICAL_DEPTH} levels`);
   }
+  // 1e400 parses to Infinity, which JSON.stringify writes as null: without this a signed `null`
+  // could be swapped for 1e400 (or -1e400) under the same hash, and the command would see Infinity.
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new AgentError('not_canonical', 'a number in the message is out of range (no JSON number stands for it)');
+  }
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)

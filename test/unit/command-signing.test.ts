@@ -70,6 +70,15 @@ describe('signed commands: canonical JSON and the args hash', () => {
     for (let i = 0; i < 100_000; i += 1) deep = [deep];
     assert.throws(() => canonicalJson(deep), /deeper than 64/);
   });
+
+  it('a number out of range (1e400 parses to Infinity) does not hash as the null it would be written as', () => {
+    const signed = JSON.parse('{"id":"r1","tail":null}') as Record<string, unknown>;
+    const swapped = JSON.parse('{"id":"r1","tail":1e400}') as Record<string, unknown>;
+    assert.equal(swapped.tail, Infinity);
+    assert.throws(() => messageHash(swapped), /out of range/);
+    assert.throws(() => canonicalJson([-Infinity]), /out of range/);
+    assert.equal(canonicalJson(signed), '{"id":"r1","tail":null}');
+  });
 });
 
 describe('signed commands: the verifier (injected clock)', () => {

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { ActionRunner } from '../../agent/fleet/dashboard/actions.js';
 import type { FleetModel } from '../../agent/fleet/dashboard/fleet-model.js';
 import type { RequestSender } from '../../agent/fleet/dashboard/send-request.js';
+import { createDashboardServer } from '../../agent/fleet/dashboard/http-server.js';
 import { parseListen } from '../../agent/fleet/dashboard/serve.js';
 import { main } from '../../agent/fleet/fleet-cli.js';
 import { CLOSE, SocketHub } from '../../agent/fleet/dashboard/socket-hub.js';
@@ -166,5 +169,29 @@ describe('dashboard server parts (pure)', () => {
     assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 });
     assert.throws(() => parseListen('8080'), /HOST:PORT/);
     assert.throws(() => parseListen('host:99999'), /HOST:PORT/);
+  });
+  it('an upgrade whose URL no parser takes is refused without a token and the server keeps serving', async () => {
+    const attached: unknown[] = [];
+    const server = createDashboardServer({ pageDir: tempDir('dash-page'), hub: { attach: (ws: unknown) => attached.push(ws) } as never,
+      tokens: { read: 'r'.repeat(24), operator: 'o'.repeat(24) } });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const ask = (request: string) => new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.write(request));
+      let text = '';
+      s.on('data', (d) => (text += d.toString()));
+      s.on('end', () => resolve(text.split('\r\n')[0]!));
+      s.on('error', reject);
+    });
+    try {
+      // Before the fix `new URL` threw out of the 'upgrade' listener: an uncaught exception, serve gone.
+      const answer = await ask('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      assert.equal(answer, 'HTTP/1.1 404 Not Found');
+      assert.equal(await ask('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 401 Unauthorized');
+      assert.equal(attached.length, 0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

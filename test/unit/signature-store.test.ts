@@ -7,7 +7,7 @@ import { createLogger } from '../../agent/core/logger.js';
 import { parseImageReference } from '../../agent/images/image-reference.js';
 import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, keyId, signatureTag } from '../../agent/images/image-signature.js';
 import { ImageVerifier } from '../../agent/images/image-verifier.js';
-import { RegistryClient } from '../../agent/images/registry-client.js';
+import { MANIFEST_MAX_BYTES, RegistryClient } from '../../agent/images/registry-client.js';
 import { LIMITS, SignatureStore } from '../../agent/images/signature-store.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -55,6 +55,26 @@ describe('signature store: what a registry the robot does not trust can make it 
       r.server.closeAllConnections();
       r.server.close();
     }
+  });
+
+  it('an image manifest streamed without end (the pull plan, update checks) is registry_error at the cap', async () => {
+    const r = await fakeRegistry({
+      '/v2/fleet/ros/manifests/1': (res) => {
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+        // Before the fix response.json() read all of it: a hostile registry could fill the robot's memory.
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        const timer = setInterval(() => res.write(chunk), 1);
+        res.on('close', () => clearInterval(timer));
+      },
+    });
+    server = r.server;
+    const client = new RegistryClient({ registries: {}, passwords: {}, timeoutMs: 20_000 });
+    const err = await client.manifest(parseImageReference(`${r.host}/fleet/ros:1`), { os: 'linux', architecture: 'amd64' })
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof AgentError, String(err));
+    assert.equal(err.code, 'registry_error');
+    assert.match(err.message, new RegExp(`larger than the ${MANIFEST_MAX_BYTES} bytes`));
+    r.server.closeAllConnections();
   });
 
   it('a payload whose bytes are not the ones its descriptor names is ignored: the image is refused', async () => {

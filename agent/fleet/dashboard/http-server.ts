@@ -52,7 +52,9 @@ export function createDashboardServer(o: DashboardServerOptions): Server {
     const refuse = (status: number, why: string) => {
       socket.end(`HTTP/1.1 ${status} ${why}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
     };
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') return refuse(404, 'Not Found');
+    // Before any token: a request line no URL parser takes (GET http://[ ...) is refused here,
+    // never thrown out of this listener, where it would stop the server for every operator.
+    if (pathOf(req.url) !== '/ws') return refuse(404, 'Not Found');
     // A page of another site must not use the operator's cookie to drive the fleet.
     const origin = req.headers.origin;
     if (origin !== undefined && hostOf(origin) !== req.headers.host) return refuse(403, 'Forbidden');
@@ -108,6 +110,14 @@ export function roleOfRequest(req: IncomingMessage, tokens: Pick<Tokens, 'read' 
   if (!cookie) return null;
   try {
     return roleOf(decodeURIComponent(cookie.slice(COOKIE.length + 1)), tokens);
+  } catch {
+    return null;
+  }
+}
+
+function pathOf(url: string | undefined): string | null {
+  try {
+    return new URL(url ?? '/', 'http://x').pathname;
   } catch {
     return null;
   }
