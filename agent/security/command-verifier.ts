@@ -104,6 +104,11 @@ export class CommandVerifier {
     return { ...claims, kid };
   }
 
+  /** The latest issue time a message signed before now can carry (the robot's clock plus the skew), in seconds. */
+  latestIssuedAt(): number {
+    return this.o.now() / 1000 + this.o.clockSkewSeconds;
+  }
+
   /** Issued no later than now plus the skew, and not expired more than the skew ago. */
   checkTime(claims: Pick<SignedClaims, 'iat' | 'exp'>): void {
     const now = this.o.now() / 1000;

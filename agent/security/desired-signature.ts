@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.js';
-import { readJsonFile, writeJsonFile } from '../state/json-file.js';
+import { readJsonFile, stateFileExists, writeJsonFile } from '../state/json-file.js';
 import { messageHash, SIGNATURE_FIELD } from './canonical-json.js';
 import type { CommandVerifier } from './command-verifier.js';
 import { unauthorized } from './unauthorized.js';
@@ -104,6 +104,13 @@ export class DesiredSignature {
       const doc = readJsonFile<InForce>(this.file);
       if (doc && typeof doc.jti === 'string' && typeof doc.iat === 'number') {
         this.inForce = { jti: doc.jti, iat: doc.iat };
+      } else if (stateFileExists(this.file) && this.o.verifier) {
+        // There but unreadable (damaged, or a link planted under its name): which desired state
+        // was in force is unknown, so any signed one of the last desiredMaxLifetimeSeconds could
+        // roll the robot back. Fail closed, as the replay store does: only one signed from now on.
+        this.inForce = { jti: '', iat: this.o.verifier.latestIssuedAt() };
+        this.o.logger.warn('the record of the signed desired state in force cannot be read; only a desired state ' +
+          'signed from now on is taken', { file: this.file });
       }
     }
     return this.inForce;

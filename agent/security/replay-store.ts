@@ -1,6 +1,5 @@
-import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJsonFile, writeJsonFile } from '../state/json-file.js';
+import { readJsonFile, stateFileExists, writeJsonFile } from '../state/json-file.js';
 import { quote, unauthorized } from './unauthorized.js';
 
 /**
@@ -88,7 +87,7 @@ export class ReplayStore {
     if (ids && typeof ids === 'object') {
       for (const [jti, exp] of Object.entries(ids)) if (typeof exp === 'number') this.ids.set(jti, exp);
       this.prune(this.o.now() / 1000);
-    } else if (exists(this.file)) {
+    } else if (stateFileExists(this.file)) {
       this.issuedAfter = this.o.now() / 1000 + this.o.clockSkewSeconds;
     }
     return this.ids;
@@ -102,11 +101,3 @@ export class ReplayStore {
   async stop(): Promise<void> {}
 }
 
-function exists(file: string): boolean {
-  try {
-    lstatSync(file);
-    return true;
-  } catch {
-    return false;
-  }
-}

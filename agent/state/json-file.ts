@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createConfinedTemp, syncDirectory } from '../core/confined-files.js';
 
@@ -35,6 +35,19 @@ export function readJsonFile<T>(file: string): T | undefined {
     return undefined;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Whether anything is at that name (a link counts, and is not followed): a state file there that
+ * readJsonFile cannot read is damaged or planted, which is not the same as none.
+ */
+export function stateFileExists(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -12,7 +12,7 @@ import { buildTopics, type CommandResponse } from '../../agent/mqtt/topics.js';
 import { canonicalJson, messageHash } from '../../agent/security/canonical-json.js';
 import { CommandSigning, signingPolicy } from '../../agent/security/command-signing.js';
 import { CommandVerifier, MAX_TOKEN_CHARS } from '../../agent/security/command-verifier.js';
-import { DesiredSignature } from '../../agent/security/desired-signature.js';
+import { DESIRED_SIGNATURE_FILE, DesiredSignature } from '../../agent/security/desired-signature.js';
 import { REPLAY_FILE, ReplayStore } from '../../agent/security/replay-store.js';
 import { reasonOf } from '../../agent/security/unauthorized.js';
 import { EventBus } from '../../agent/state/event-bus.js';
@@ -319,6 +319,22 @@ describe('signed commands: the retained desired state', () => {
     const restarted = gate(now, dir);
     await restarted.admit(Buffer.from(JSON.stringify(v2)));
     assert.equal(await reason(restarted.admit(Buffer.from(JSON.stringify(await desired(1, T0 - 10))))), 'replayed');
+  });
+
+  it('a record of the one in force that cannot be read fails closed: only one signed from now on is taken', async () => {
+    const dir = tempDir();
+    let nowSeconds = T0;
+    const now = () => nowSeconds * 1000;
+    // Damaged (or planted): before, every signed desired state of the last 7 days was taken again.
+    writeFileSync(join(dir, DESIRED_SIGNATURE_FILE), '{ not json');
+    const g = gate(now, dir);
+    assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(await desired(1, T0 - 3000))))), 'replayed');
+    assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(await desired(2, T0))))), 'replayed');
+    nowSeconds = T0 + SKEW + 2;
+    (await g.admit(Buffer.from(JSON.stringify(await desired(3, T0 + SKEW + 1))))).accept();
+    // With no record at all (a robot's first desired state) a signed one is taken as before.
+    const fresh = gate(now);
+    (await fresh.admit(Buffer.from(JSON.stringify(await desired(1, nowSeconds - 10))))).accept();
   });
 
   it('unsigned, a clear, and a request signature used as a desired state are refused', async () => {
