@@ -45,6 +45,10 @@ export interface Endpoint {
 
 /** A manifest, index or image config: a ROS image's are a few KiB; more is not read. */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+/** A token service's answer (a JWT of a few KiB): more is not a token. */
+export const TOKEN_MAX_BYTES = 64 * 1024;
+/** What of a registry's error answer is read, to quote its start. */
+const ERROR_BODY_MAX_BYTES = 16 * 1024;
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -211,24 +215,10 @@ export class RegistrySession {
     maxBytes: number,
   ): Promise<{ bytes: Buffer; contentType: string; digest: string | null }> {
     const response = await this.get(path, accept);
-    const declared = Number(response.headers.get('content-length') ?? 0);
     const where = `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
-    const tooBig = () => new AgentError('registry_error', `${where} is larger than the ${maxBytes} bytes the agent reads`);
-    if (declared > maxBytes) {
-      await response.body?.cancel().catch(() => undefined);
-      throw tooBig();
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of response.body ?? []) {
-      total += (chunk as Uint8Array).length;
-      if (total > maxBytes) {
-        await response.body?.cancel().catch(() => undefined);
-        throw tooBig();
-      }
-      chunks.push(Buffer.from(chunk as Uint8Array));
-    }
-    return { bytes: Buffer.concat(chunks), contentType: response.headers.get('content-type') ?? '',
+    const bytes = await readCapped(response, maxBytes,
+      () => new AgentError('registry_error', `${where} is larger than the ${maxBytes} bytes the agent reads`));
+    return { bytes, contentType: response.headers.get('content-type') ?? '',
       digest: response.headers.get('docker-content-digest') };
   }
 
@@ -245,7 +235,8 @@ export class RegistrySession {
       response = await this.fetch(url, '*/*', init);
     }
     if (response.ok || (method === 'HEAD' && response.status === 404)) return response;
-    const text = await response.text().catch(() => '');
+    const text = (await readCapped(response, ERROR_BODY_MAX_BYTES, () => new Error('too large')).catch(() => Buffer.alloc(0)))
+      .toString('utf8');
     const where = new URL(url).pathname;
     if (response.status === 401 || response.status === 403) throw new AgentError('registry_unauthorized', `the registry refused ${method} ${where} (HTTP ${response.status})`);
     throw new AgentError('registry_error', `the registry answered HTTP ${response.status} to ${method} ${where}: ${text.slice(0, 200)}`);
@@ -288,9 +279,41 @@ export class RegistrySession {
       throw new AgentError('registry_unreachable', `cannot reach the token service ${tokenUrl.origin}: ${(err as Error).message}`);
     }
     if (!response.ok) throw new AgentError('registry_unauthorized', `the token service refused access to ${this.repository} (HTTP ${response.status})`);
-    const token = (await response.json()) as { token?: string; access_token?: string };
-    const value = token.token ?? token.access_token;
+    const refused = (why: string) => new AgentError('registry_unauthorized', `the token service ${tokenUrl.origin} ${why}`);
+    let token: { token?: unknown; access_token?: unknown };
+    try {
+      const body = await readCapped(response, TOKEN_MAX_BYTES, () => refused(`sent more than ${TOKEN_MAX_BYTES} bytes`));
+      token = JSON.parse(body.toString('utf8')) as typeof token;
+    } catch (err) {
+      if (err instanceof AgentError) throw err;
+      throw refused('answered with something that is not JSON');
+    }
+    const value = token?.token ?? token?.access_token;
+    if (value !== undefined && typeof value !== 'string') throw refused('answered with a token that is not a string');
     if (!value) throw new AgentError('registry_unauthorized', 'the token service answered without a token');
     return `Bearer ${value}`;
   }
+}
+
+/**
+ * A response body read whole but never past maxBytes: what a registry or its token service sends
+ * is not trusted to be small (a body the size of a disk must not fill a robot's memory).
+ */
+async function readCapped(response: Response, maxBytes: number, tooBig: () => Error): Promise<Buffer> {
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooBig();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body ?? []) {
+    total += (chunk as Uint8Array).length;
+    if (total > maxBytes) {
+      await response.body?.cancel().catch(() => undefined);
+      throw tooBig();
+    }
+    chunks.push(Buffer.from(chunk as Uint8Array));
+  }
+  return Buffer.concat(chunks);
 }

@@ -78,6 +78,20 @@ describe('dashboard server parts (pure)', () => {
     h.close();
   });
 
+  it('keeps an eighth of the pages for operators: read-only pages cannot lock them out', () => {
+    const { h } = hub({ maxSockets: 8 });
+    const readers = Array.from({ length: 8 }, () => new FakeSocket());
+    for (const r of readers) h.attach(r as unknown as WebSocket, 'read');
+    assert.deepEqual(readers.map((r) => r.closedWith), [null, null, null, null, null, null, null, CLOSE.tooMany]);
+    const operator = new FakeSocket();
+    h.attach(operator as unknown as WebSocket, 'operator');
+    assert.equal(operator.closedWith, null);
+    const another = new FakeSocket();
+    h.attach(another as unknown as WebSocket, 'operator');
+    assert.equal(another.closedWith, CLOSE.tooMany);
+    h.close();
+  });
+
   it('a read-only page cannot act: forbidden, whatever it sends', async () => {
     const { h } = hub();
     const ws = new FakeSocket();

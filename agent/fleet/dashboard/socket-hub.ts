@@ -77,7 +77,11 @@ export class SocketHub {
   }
 
   attach(ws: WebSocket, role: Role): void {
-    if (this.pages.size >= (this.o.maxSockets ?? 64)) {
+    const max = this.o.maxSockets ?? 64;
+    // An eighth of the pages is kept for operators: read-only pages (a wall screen, a leaked
+    // read-only token) cannot use every slot and lock the operators out of acting.
+    const limit = role === 'operator' ? max : max - Math.floor(max / 8);
+    if (this.pages.size >= limit) {
       ws.close(CLOSE.tooMany, 'too many dashboard pages are open; close one');
       return;
     }
