@@ -8,6 +8,7 @@ import { LidarSimulator } from '../helpers/lidar-simulator.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { PortHolder } from '../helpers/port-holder.js';
 import { tempDir } from '../helpers/temp.js';
+import { scaled } from '../helpers/time-scale.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { Command } from '../../agent/devices/lidar-protocol.js';
 import type { AgentEvent } from '../../agent/state/event-bus.js';
@@ -218,7 +219,8 @@ describe('devices: hot-plug by event, a slow poll as the fallback (issue 14)', f
         latencies.push(changed.at - t0);
       }
       const median = [...latencies].sort((a, b) => a - b)[2]!;
-      assert.ok(median < 195, `median ${median} ms over ${latencies.join(', ')}`);
+      // 195 ms natively (the old poll's p95); the arm64 leg's emulation slows everything by TEST_TIME_SCALE.
+      assert.ok(median < scaled(195), `median ${median} ms over ${latencies.join(', ')}`);
     } finally {
       await probe.close();
     }
