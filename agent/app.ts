@@ -80,7 +80,9 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   const protocolVersion = useEmbedded ? 4 : config.mqtt.protocolVersion;
 
   const store = new StateStore(initialState({ robotId, version, protocolVersion, embedded: useEmbedded }));
-  const bus = new EventBus((err, event) => logger.error('event listener failed', { event: event.type, error: err as Error }));
+  const bus = new EventBus((err, event) =>
+    logger.error('event listener failed', { event: event.type, error: err as Error }),
+  );
 
   // 1. The agent's own directory, and in it the signatures already used (read before any request).
   const stateDir = new StateDir(config.state.dir);
@@ -128,11 +130,14 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   // 3. The broker link, then what publishes through it: events, state, command answers.
   const link = new MqttLink({
     // A function: the embedded broker's port is known only once it listens (port 0 in tests).
-    url: () => config.mqtt.url ?? embeddedUrl(config.mqtt.embedded.host, embeddedBroker?.port ?? config.mqtt.embedded.port),
+    url: () =>
+      config.mqtt.url ?? embeddedUrl(config.mqtt.embedded.host, embeddedBroker?.port ?? config.mqtt.embedded.port),
     clientId: config.mqtt.clientId ?? `robot-agent-${robotId}`,
     protocolVersion,
     ...mqttCredentials(config.mqtt.username, secrets.mqttPassword, embeddedCredentials),
-    ...(config.mqtt.ca || config.mqtt.cert ? { tls: { ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key } } : {}),
+    ...(config.mqtt.ca || config.mqtt.cert
+      ? { tls: { ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key } }
+      : {}),
     keepaliveSeconds: config.mqtt.keepalive,
     sessionExpirySeconds: config.mqtt.sessionExpiry,
     availabilityTopic: topics.availability,
@@ -142,7 +147,13 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     logger: logger.child('mqtt'),
   });
   const eventPublisher = new EventPublisher({ bus, link, topics, store });
-  const statePublisher = new StatePublisher({ store, link, topics, heartbeatMs: config.mqtt.heartbeat * 1000, logger: logger.child('state') });
+  const statePublisher = new StatePublisher({
+    store,
+    link,
+    topics,
+    heartbeatMs: config.mqtt.heartbeat * 1000,
+    logger: logger.child('state'),
+  });
 
   // 4. What the agent observes.
   const docker = new DockerEngineLink({
@@ -154,7 +165,12 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     bus,
     logger: logger.child('docker'),
   });
-  const metrics = new HostMetricsSampler({ store, logger: logger.child('metrics'), intervalMs: config.metrics.interval * 1000, stateDir: config.state.dir });
+  const metrics = new HostMetricsSampler({
+    store,
+    logger: logger.child('metrics'),
+    intervalMs: config.metrics.interval * 1000,
+    stateDir: config.state.dir,
+  });
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
   const inventory = new ImageInventory({
     engine: docker,
@@ -168,7 +184,11 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   });
 
   // What the agent does with the engine.
-  const registry = new RegistryClient({ registries: config.registries, passwords: secrets.registryPasswords ?? {}, dockerConfigAuths: secrets.dockerConfigAuths ?? {} });
+  const registry = new RegistryClient({
+    registries: config.registries,
+    passwords: secrets.registryPasswords ?? {},
+    dockerConfigAuths: secrets.dockerConfigAuths ?? {},
+  });
   // images.verify: the keys were checked with the config; read here for the signature checks.
   const verifier = new ImageVerifier({
     rules: loadVerifyRules(config.images.verify ?? [], []),
@@ -176,7 +196,16 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     stateDir: config.state.dir,
     logger: logger.child('verify'),
   });
-  const puller = new ImagePuller({ engine: docker, inventory, registry, store, bus, config: config.images, logger: logger.child('pull'), verifier });
+  const puller = new ImagePuller({
+    engine: docker,
+    inventory,
+    registry,
+    store,
+    bus,
+    config: config.images,
+    logger: logger.child('pull'),
+    verifier,
+  });
   // The Engine port the loop and the update flow change containers through (one translation of
   // engine errors); it asks the link for the client at each call, so an absent engine is refused.
   const api = new DockerodeEngine(() => docker.required());
@@ -225,9 +254,29 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     // Checked with the config: read here for the signatures of pushed snapshots.
     ...(config.snapshots.signKeyFile ? { signKey: readSigningKey(config.snapshots.signKeyFile) } : {}),
   });
-  const snapshots = new SnapshotsModule({ config: config.snapshots, engine: docker, snapshotter, records: snapshotRecords, bus, logger: logger.child('snapshots') });
-  const updateCheck = new UpdateCheck({ schedule: config.update.check, desired: () => containers.desiredContainers(), registry, updater, store, bus, logger: logger.child('update-check') });
-  const desired = new DesiredListener({ link, topic: topics.desired, apply: (payload) => containers.applyDesired(payload), logger: logger.child('desired') });
+  const snapshots = new SnapshotsModule({
+    config: config.snapshots,
+    engine: docker,
+    snapshotter,
+    records: snapshotRecords,
+    bus,
+    logger: logger.child('snapshots'),
+  });
+  const updateCheck = new UpdateCheck({
+    schedule: config.update.check,
+    desired: () => containers.desiredContainers(),
+    registry,
+    updater,
+    store,
+    bus,
+    logger: logger.child('update-check'),
+  });
+  const desired = new DesiredListener({
+    link,
+    topic: topics.desired,
+    apply: (payload) => containers.applyDesired(payload),
+    logger: logger.child('desired'),
+  });
 
   // 5. What the fleet can ask of it: commands and the desired state. Listening before the link
   // connects: a persistent session delivers queued requests (and the retained desired state)
@@ -299,7 +348,11 @@ export function buildAgent(options: BuildAgentOptions): Agent {
       await supervisor.startAll();
       const names = [...(embeddedBroker ? [embeddedBroker.name] : []), ...modules.map((m) => m.name)];
       bus.emit('agent.started', { version, pid: process.pid, modules: names });
-      logger.info('agent started', { robot: robotId, version, broker: link.stats.connected ? 'connected' : 'connecting' });
+      logger.info('agent started', {
+        robot: robotId,
+        version,
+        broker: link.stats.connected ? 'connected' : 'connecting',
+      });
     },
     async stop(budgetMs) {
       const deadline = Date.now() + budgetMs;
@@ -324,10 +377,27 @@ function initialState(o: { robotId: string; version: string; protocolVersion: 4 
       startedAt: now,
       pid: process.pid,
       modules: {},
-      mqtt: { connected: false, protocolVersion: o.protocolVersion, broker: o.embedded ? 'embedded' : 'external', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 },
+      mqtt: {
+        connected: false,
+        protocolVersion: o.protocolVersion,
+        broker: o.embedded ? 'embedded' : 'external',
+        eventsDropped: 0,
+        eventsBuffered: 0,
+        reconnects: 0,
+      },
     },
-    host: { hostname: hostname(), platform: process.platform, arch: process.arch, cpus: availableParallelism(), metrics: null },
-    docker: { available: false, error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' }, since: now },
+    host: {
+      hostname: hostname(),
+      platform: process.platform,
+      arch: process.arch,
+      cpus: availableParallelism(),
+      metrics: null,
+    },
+    docker: {
+      available: false,
+      error: { code: 'docker_connecting', message: 'not yet connected to the Docker engine' },
+      since: now,
+    },
     devices: absentDevices(),
     images: [],
     containers: [],

@@ -116,18 +116,31 @@ async function run(loaded: LoadedConfig): Promise<number> {
   const version = agentVersion();
   // Crash tests kill the agent right after it journals a given update step; nothing else reads this.
   const killAt = process.env.ROBOT_AGENT_TEST_KILL_AT;
-  const onUpdateStep = killAt ? (step: string) => void (step === killAt && process.kill(process.pid, 'SIGKILL')) : undefined;
-  const agent = buildAgent({ loaded, logger, version, ...(onUpdateStep ? { onUpdateStep, onRecreateStep: onUpdateStep } : {}) });
+  const onUpdateStep = killAt
+    ? (step: string) => void (step === killAt && process.kill(process.pid, 'SIGKILL'))
+    : undefined;
+  const agent = buildAgent({
+    loaded,
+    logger,
+    version,
+    ...(onUpdateStep ? { onUpdateStep, onRecreateStep: onUpdateStep } : {}),
+  });
 
   // The boundary of last resort: a promise nobody awaited is logged and reported, not fatal.
   process.on('unhandledRejection', (reason) => {
-    logger.error('unhandled promise rejection', { code: 'unhandled_rejection', error: reason instanceof Error ? reason : new Error(String(reason)) });
+    logger.error('unhandled promise rejection', {
+      code: 'unhandled_rejection',
+      error: reason instanceof Error ? reason : new Error(String(reason)),
+    });
     // Events do not pass through the logger: the message is redacted here, as a log line would be.
     const message = secrets.redact(String(reason instanceof Error ? reason.message : reason));
     agent.bus.emit('agent.error', { error: { code: 'unhandled_rejection', message } });
   });
 
-  const systemd = new SystemdNotifier({ env: process.env, onError: (err) => logger.warn('systemd notification failed', { error: err as Error }) });
+  const systemd = new SystemdNotifier({
+    env: process.env,
+    onError: (err) => logger.warn('systemd notification failed', { error: err as Error }),
+  });
   let stopping: Promise<number> | undefined;
   const stop = (signal: string): Promise<number> => {
     if (stopping) {

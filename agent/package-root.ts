@@ -11,7 +11,8 @@ export function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'config'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('robot-fleet-agent: package root not found above ' + fileURLToPath(import.meta.url));
+    if (parent === dir)
+      throw new Error('robot-fleet-agent: package root not found above ' + fileURLToPath(import.meta.url));
     dir = parent;
   }
 }

@@ -37,7 +37,11 @@ async function main(): Promise<void> {
     });
     const events: AgentEvent[] = [];
     subject.agent.bus.subscribe((e) => events.push(e));
-    await pollFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
+    await pollFor(
+      () => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined),
+      60_000,
+      'ros running',
+    );
 
     const toNode: number[] = [];
     const toEvent: number[] = [];
@@ -48,19 +52,35 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       bus.replug('1-1.4', { devnum });
       const changed = await pollFor(() => events.find((e) => e.type === 'device.changed'), 5000, 'device.changed');
-      const made = await pollFor(() => events.find((e) => e.type === 'container.devices' && (e.made as Array<{ container: string }>).some((m) => m.container === path)), 5000, 'container.devices');
+      const made = await pollFor(
+        () =>
+          events.find(
+            (e) =>
+              e.type === 'container.devices' &&
+              (e.made as Array<{ container: string }>).some((m) => m.container === path),
+          ),
+        5000,
+        'container.devices',
+      );
       toEvent.push(Date.parse(changed.ts) - t0);
       toNode.push(Date.parse(made.ts) - t0);
       const { major, minor } = splitDev(statSync(join(bus.devRoot, path.slice('/dev/'.length))).rdev);
-      const inside = execFileSync('docker', [...rig.docker.cliArgs, 'exec', 'ros', 'stat', '-c', '%t:%T', path]).toString().trim();
-      if (inside !== `${major.toString(16)}:${minor.toString(16)}`) throw new Error(`${path} inside is ${inside}, host is ${major}:${minor}`);
+      const inside = execFileSync('docker', [...rig.docker.cliArgs, 'exec', 'ros', 'stat', '-c', '%t:%T', path])
+        .toString()
+        .trim();
+      if (inside !== `${major.toString(16)}:${minor.toString(16)}`)
+        throw new Error(`${path} inside is ${inside}, host is ${major}:${minor}`);
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
     }
     await subject.stop();
     const a = [...toEvent].sort((x, y) => x - y);
     const b = [...toNode].sort((x, y) => x - y);
-    console.log(`replug to device.changed over ${REPLUGS} replugs (poll every 250 ms): p50 ${percentile(a, 50)} ms, p95 ${percentile(a, 95)} ms`);
-    console.log(`replug to node inside the running container: p50 ${percentile(b, 50)} ms, p95 ${percentile(b, 95)} ms, max ${b.at(-1)} ms (target < 2000 ms; the container's own share p50 ${percentile(b, 50) - percentile(a, 50)} ms)`);
+    console.log(
+      `replug to device.changed over ${REPLUGS} replugs (poll every 250 ms): p50 ${percentile(a, 50)} ms, p95 ${percentile(a, 95)} ms`,
+    );
+    console.log(
+      `replug to node inside the running container: p50 ${percentile(b, 50)} ms, p95 ${percentile(b, 95)} ms, max ${b.at(-1)} ms (target < 2000 ms; the container's own share p50 ${percentile(b, 50) - percentile(a, 50)} ms)`,
+    );
   } finally {
     await stopRig(rig);
     rmSync(dir, { recursive: true, force: true });

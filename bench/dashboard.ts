@@ -28,22 +28,26 @@ const RUNS = Number(process.env.DASH_RUNS ?? 5);
 const TOKENS = { read: 'bench-read-token-0123456789', operator: 'bench-operator-token-0123456789' };
 
 // Evaluated in the page; the project compiles without the DOM library.
-declare const document: { querySelector(s: string): { getAttribute(a: string): string | null } | null;
-  querySelectorAll(s: string): { length: number } };
+declare const document: {
+  querySelector(s: string): { getAttribute(a: string): string | null } | null;
+  querySelectorAll(s: string): { length: number };
+};
 declare const window: { dashboardPaintedAt?: number };
 
 async function publish(client: MqttClient, base: string, n: number): Promise<void> {
   const now = new Date().toISOString();
   for (let at = 0; at < n; at += 200) {
-    await Promise.all(Array.from({ length: Math.min(200, n - at) }, (_, k) => {
-      const i = at + k;
-      const id = simRobotId(i);
-      const summary = summarise(simState(id, i), { changed: now, seen: now });
-      return Promise.all([
-        client.publishAsync(`${base}/${id}/availability`, 'online', { qos: 1, retain: true }),
-        client.publishAsync(`${base}/${id}/state`, JSON.stringify(summary), { qos: 1, retain: true }),
-      ]);
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(200, n - at) }, (_, k) => {
+        const i = at + k;
+        const id = simRobotId(i);
+        const summary = summarise(simState(id, i), { changed: now, seen: now });
+        return Promise.all([
+          client.publishAsync(`${base}/${id}/availability`, 'online', { qos: 1, retain: true }),
+          client.publishAsync(`${base}/${id}/state`, JSON.stringify(summary), { qos: 1, retain: true }),
+        ]);
+      }),
+    );
   }
 }
 
@@ -51,9 +55,14 @@ async function publish(client: MqttClient, base: string, n: number): Promise<voi
 async function firstPaint(page: Page, url: string, robots: number): Promise<{ wallMs: number; pageMs: number }> {
   const t0 = performance.now();
   await page.goto(url);
-  await page.waitForFunction((n: number) => window.dashboardPaintedAt !== undefined
-    && (n === 0 || document.querySelectorAll('.rows [data-robot]').length > 0)
-    && document.querySelector('[data-shown]')?.getAttribute('data-shown') === String(n), { polling: 'raf', timeout: 30_000 }, robots);
+  await page.waitForFunction(
+    (n: number) =>
+      window.dashboardPaintedAt !== undefined &&
+      (n === 0 || document.querySelectorAll('.rows [data-robot]').length > 0) &&
+      document.querySelector('[data-shown]')?.getAttribute('data-shown') === String(n),
+    { polling: 'raf', timeout: 30_000 },
+    robots,
+  );
   const wallMs = performance.now() - t0;
   const pageMs = await page.evaluate(() => window.dashboardPaintedAt!);
   return { wallMs, pageMs };
@@ -79,11 +88,16 @@ async function main(): Promise<void> {
     };
     const full = await open('fleet');
     const empty = await open('empty-fleet');
-    console.log(`dashboard bench: ${N} robots held by the server (${full.model.robots.size}), chromium, ${RUNS} runs each`);
+    console.log(
+      `dashboard bench: ${N} robots held by the server (${full.model.robots.size}), chromium, ${RUNS} runs each`,
+    );
     const page = await browser.newPage();
     await page.setViewport({ width: 1440, height: 900 });
     const paints = { empty: [] as number[], full: [] as number[], emptyPage: [] as number[], fullPage: [] as number[] };
-    for (const [d, which, n] of [[empty, 'empty', 0], [full, 'full', N]] as const) {
+    for (const [d, which, n] of [
+      [empty, 'empty', 0],
+      [full, 'full', N],
+    ] as const) {
       await page.goto(`${d.url}login?token=${TOKENS.read}`);
       for (let run = 0; run < RUNS; run += 1) {
         const p = await firstPaint(page, d.url, n);
@@ -92,10 +106,14 @@ async function main(): Promise<void> {
       }
     }
     const f = (ms: number) => `${Math.round(ms)} ms`;
-    console.log(`first paint, empty fleet (baseline): median ${f(median(paints.empty))} ` +
-      `(in page ${f(median(paints.emptyPage))}), runs ${paints.empty.map(f).join(', ')}`);
-    console.log(`first paint, ${N} robots:            median ${f(median(paints.full))} ` +
-      `(in page ${f(median(paints.fullPage))}), runs ${paints.full.map(f).join(', ')}  target <= 2000 ms`);
+    console.log(
+      `first paint, empty fleet (baseline): median ${f(median(paints.empty))} ` +
+        `(in page ${f(median(paints.emptyPage))}), runs ${paints.empty.map(f).join(', ')}`,
+    );
+    console.log(
+      `first paint, ${N} robots:            median ${f(median(paints.full))} ` +
+        `(in page ${f(median(paints.fullPage))}), runs ${paints.full.map(f).join(', ')}  target <= 2000 ms`,
+    );
 
     // A change on one robot on screen (the first row): its summary turns error and back.
     await firstPaint(page, full.url, N);
@@ -111,19 +129,33 @@ async function main(): Promise<void> {
     const overMqtt: number[] = [];
     for (let run = 0; run < RUNS; run += 1) {
       const status: StateSummary['status'] = run % 2 === 0 ? 'error' : 'ok';
-      const changed: StateSummary = { ...base, status, why: status === 'ok' ? [] : [`bench change ${run}`], seen: new Date().toISOString() };
+      const changed: StateSummary = {
+        ...base,
+        status,
+        why: status === 'ok' ? [] : [`bench change ${run}`],
+        seen: new Date().toISOString(),
+      };
       const mqttHeard = new Promise<number>((resolve) => (heard = () => resolve(performance.now())));
       const t0 = performance.now();
       await publisher.publishAsync(`fleet/${id}/state`, JSON.stringify(changed), { qos: 1, retain: true });
-      await page.waitForFunction((robot: string, s: string) =>
-        document.querySelector(`[data-robot="${robot}"]`)?.getAttribute('data-status') === s, { polling: 'raf', timeout: 10_000 }, id, status);
+      await page.waitForFunction(
+        (robot: string, s: string) =>
+          document.querySelector(`[data-robot="${robot}"]`)?.getAttribute('data-status') === s,
+        { polling: 'raf', timeout: 10_000 },
+        id,
+        status,
+      );
       onScreen.push(performance.now() - t0);
       overMqtt.push((await mqttHeard) - t0);
       heard = null;
     }
-    console.log(`a change, plain MQTT subscriber (baseline): median ${f(median(overMqtt))}, runs ${overMqtt.map(f).join(', ')}`);
-    console.log(`a change on one robot, on screen:          median ${f(median(onScreen))}, runs ${onScreen.map(f).join(', ')}  ` +
-      'target <= 1000 ms');
+    console.log(
+      `a change, plain MQTT subscriber (baseline): median ${f(median(overMqtt))}, runs ${overMqtt.map(f).join(', ')}`,
+    );
+    console.log(
+      `a change on one robot, on screen:          median ${f(median(onScreen))}, runs ${onScreen.map(f).join(', ')}  ` +
+        'target <= 1000 ms',
+    );
   } finally {
     await browser.close();
     for (const d of dashboards) await d.close();

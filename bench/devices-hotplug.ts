@@ -56,7 +56,11 @@ async function main(): Promise<void> {
       console.log(`  from the replug's start ${figures(fromStart)}; from its end ${figures(fromEnd)}`);
     }
 
-    const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, aliases: ['rplidar', 'myserial', 'astradepth', 'astrauvc'] };
+    const where = {
+      sysfsRoot: bus.sysfsRoot,
+      devRoot: bus.devRoot,
+      aliases: ['rplidar', 'myserial', 'astradepth', 'astrauvc'],
+    };
     const env = { ROBOT_AGENT_DEVICES_SYSFS_ROOT: bus.sysfsRoot, ROBOT_AGENT_DEVICES_DEV_ROOT: bus.devRoot };
     const catalog = loadConfig({ env }).config.devices;
     const fingerprint = cpuPerCall(() => usbFingerprint(where));
@@ -78,7 +82,10 @@ async function main(): Promise<void> {
  * replug (mknod run as a process, twice) takes tens of milliseconds on a loaded machine, during
  * which this process, the agent's, is busy.
  */
-async function replugLatencies(bus: FakeUsbBus, devices: Record<string, unknown>): Promise<{ fromStart: number[]; fromEnd: number[] }> {
+async function replugLatencies(
+  bus: FakeUsbBus,
+  devices: Record<string, unknown>,
+): Promise<{ fromStart: number[]; fromEnd: number[] }> {
   const subject = await startAgent({ devices, log: { level: 'warn' } });
   const broker = `mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`;
   const probe = await MqttProbe.connect(broker, { protocolVersion: 4 });

@@ -20,7 +20,10 @@ export class FleetObserver {
   private completeCount = 0;
   private readonly listeners = new Set<(robot: string, kind: string, at: number) => void>();
 
-  private constructor(private readonly client: MqttClient, base: string) {
+  private constructor(
+    private readonly client: MqttClient,
+    base: string,
+  ) {
     client.on('message', (topic, payload) => {
       const at = Date.now();
       const [, robot, kind] = topic.slice(base.length).split('/');
@@ -56,7 +59,11 @@ export class FleetObserver {
 
   /** Resolves when n robots are complete; rejects after ms with how many were. */
   waitForComplete(n: number, ms: number): Promise<number> {
-    return this.waitFor(() => this.complete >= n, ms, () => `${this.complete} of ${n} robots complete`);
+    return this.waitFor(
+      () => this.complete >= n,
+      ms,
+      () => `${this.complete} of ${n} robots complete`,
+    );
   }
 
   /** Resolves with the time (ms since epoch) a message made check true; rejects after ms. */

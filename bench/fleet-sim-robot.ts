@@ -31,7 +31,10 @@ export class SimRobot {
   private readonly link: MqttLink;
   private readonly parts: Array<{ start(): Promise<void>; stop(): Promise<void> }>;
 
-  constructor(readonly options: SimRobotOptions, index: number) {
+  constructor(
+    readonly options: SimRobotOptions,
+    index: number,
+  ) {
     const topics = buildTopics(options.baseTopic, options.id);
     this.store = new StateStore(simState(options.id, index));
     // The agent's defaults (config/schema.json): MQTT 5, keepalive 30 s, session expiry 600 s.
@@ -49,7 +52,11 @@ export class SimRobot {
     });
     const events = new EventPublisher({ bus: this.bus, link: this.link, topics, store: this.store });
     const state = new StatePublisher({
-      store: this.store, link: this.link, topics, heartbeatMs: options.heartbeatMs, logger: options.logger,
+      store: this.store,
+      link: this.link,
+      topics,
+      heartbeatMs: options.heartbeatMs,
+      logger: options.logger,
     });
     this.parts = [events, state];
   }
@@ -85,7 +92,10 @@ export class SimRobot {
       : { ...before, present: false, path: null, node: null, usb: null };
     this.store.update('devices', (devices) => ({ ...devices, lidar }));
     this.bus.emit(present ? 'device.attached' : 'device.detached', {
-      device: 'lidar', present, path: lidar.path, node: lidar.node,
+      device: 'lidar',
+      present,
+      path: lidar.path,
+      node: lidar.node,
     });
     return at;
   }
@@ -112,10 +122,18 @@ export function simState(id: string, index: number): AgentState {
     state.containers = [rosContainer({ image: to, desired: { image: to, enabled: true, source: 'desired' } })];
   }
   if (index % 10 === 9) {
-    state.snapshots = [{
-      image: `ros-keep:${id}-20261201`, id: `sha256:${'e'.repeat(64)}`, container: 'ros', created: state.ts,
-      size: 6_950_000_000, layerBytes: 52_000_000, pushed: null, savedTo: null,
-    }];
+    state.snapshots = [
+      {
+        image: `ros-keep:${id}-20261201`,
+        id: `sha256:${'e'.repeat(64)}`,
+        container: 'ros',
+        created: state.ts,
+        size: 6_950_000_000,
+        layerBytes: 52_000_000,
+        pushed: null,
+        savedTo: null,
+      },
+    ];
   }
   return state;
 }

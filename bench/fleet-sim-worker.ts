@@ -6,10 +6,7 @@
 import { createLogger } from '../agent/core/logger.js';
 import { SimFleet, type SimFleetOptions } from './fleet-sim-fleet.js';
 
-export type WorkerRequest =
-  | { type: 'start' }
-  | { type: 'change'; id: string; present: boolean }
-  | { type: 'stop' };
+export type WorkerRequest = { type: 'start' } | { type: 'change'; id: string; present: boolean } | { type: 'stop' };
 
 export type WorkerReport =
   | { type: 'connected'; ms: number }

@@ -162,24 +162,40 @@ async function main(): Promise<void> {
   try {
     const pid = brokerPid(join(dir, 'mqtt', 'mosquitto.conf'));
     const retained = retainedBytes(simState(simRobotId(0), 0));
-    console.log(`fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), ` +
-      `heartbeat ${HEARTBEAT_S} s, ` +
-      `${REPLUGS} replug/robot/h; mosquitto ${mosquittoVersion()} pid ${pid}, open files limit ${nofile}`);
-    console.log(`machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} cores, ` +
-      `load average before ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    console.log(`retained per robot (a typical one): summary ${retained.summary} B, availability, ` +
-      `${STATE_SECTIONS.length} sections ` +
-      `${retained.sections} B (images ${retained.images} B)`);
+    console.log(
+      `fleet simulator: ${N} robots, ramp ${RAMP}/s, ${WORKERS} worker process(es), ` +
+        `heartbeat ${HEARTBEAT_S} s, ` +
+        `${REPLUGS} replug/robot/h; mosquitto ${mosquittoVersion()} pid ${pid}, open files limit ${nofile}`,
+    );
+    console.log(
+      `machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} cores, ` +
+        `load average before ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
+    );
+    console.log(
+      `retained per robot (a typical one): summary ${retained.summary} B, availability, ` +
+        `${STATE_SECTIONS.length} sections ` +
+        `${retained.sections} B (images ${retained.images} B)`,
+    );
 
     // Robots changed by the bench itself never replug by chance.
     const changed = Array.from({ length: CHANGES }, (_, k) => simRobotId(Math.floor(((k + 0.5) * N) / CHANGES)));
     const slice = Math.ceil(N / WORKERS);
     for (let w = 0; w < WORKERS; w += 1) {
       const first = w * slice;
-      workers.push(new Worker({
-        url: broker.url, baseTopic: BASE, first, count: Math.max(0, Math.min(slice, N - first)),
-        rampPerSecond: RAMP / WORKERS, heartbeatMs: HEARTBEAT_S * 1000, replugsPerHour: REPLUGS, quiet: changed,
-      }));
+      workers.push(
+        new Worker({
+          url: broker.url,
+          baseTopic: BASE,
+          first,
+          count: Math.max(0, Math.min(slice, N - first)),
+          rampPerSecond: RAMP / WORKERS,
+          heartbeatMs: HEARTBEAT_S * 1000,
+          replugsPerHour: REPLUGS,
+          quiet: changed,
+        }),
+      );
     }
     const workerOf = (id: string) => workers[Math.floor(Number(id.slice(4)) / slice)]!;
 
@@ -193,23 +209,32 @@ async function main(): Promise<void> {
     const settledMs = Date.now() - t0;
     const rampCpu = ((cpuTicks(pid) - ticks0) / CLK_TCK / (settledMs / 1000)) * 100;
     const rampRss = rssMiB(pid);
-    console.log(`\nconnect: every robot connected in ${(connectedMs / 1000).toFixed(1)} s ` +
-      `(workers: ${connects.map((c) => (c.ms / 1000).toFixed(1)).join(', ')} s); ` +
-      `a dashboard subscribed from the start ` +
-      `held every summary and availability after ${(settledMs / 1000).toFixed(1)} s`);
-    console.log(`broker during the ramp: CPU ${rampCpu.toFixed(1)} % of a core, ` +
-      `RSS ${rampRss.toFixed(1)} MiB after it`);
+    console.log(
+      `\nconnect: every robot connected in ${(connectedMs / 1000).toFixed(1)} s ` +
+        `(workers: ${connects.map((c) => (c.ms / 1000).toFixed(1)).join(', ')} s); ` +
+        `a dashboard subscribed from the start ` +
+        `held every summary and availability after ${(settledMs / 1000).toFixed(1)} s`,
+    );
+    console.log(
+      `broker during the ramp: CPU ${rampCpu.toFixed(1)} % of a core, ` + `RSS ${rampRss.toFixed(1)} MiB after it`,
+    );
 
     // 2. Steady state: heartbeats and the odd replug.
     const pids: Record<string, number> = { broker: pid };
     workers.forEach((w, i) => (pids[`simulator ${i + 1}`] = w.child.pid!));
     const steady = await sampleProcesses(pids, SAMPLE_S);
     for (const [name, f] of Object.entries(steady)) {
-      console.log(`steady ${SAMPLE_S} s, ${name}: CPU ${f.cpuPercent.toFixed(1)} % of a core, ` +
-        `RSS mean ${(f.rssMean / 2 ** 20).toFixed(1)} MiB, ` +
-        `max ${(f.rssMax / 2 ** 20).toFixed(1)} MiB`);
+      console.log(
+        `steady ${SAMPLE_S} s, ${name}: CPU ${f.cpuPercent.toFixed(1)} % of a core, ` +
+          `RSS mean ${(f.rssMean / 2 ** 20).toFixed(1)} MiB, ` +
+          `max ${(f.rssMax / 2 ** 20).toFixed(1)} MiB`,
+      );
     }
-    console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
 
     // 3. A new subscriber: QoS 1 as robot-fleet subscribes (a PUBACK per message), QoS 0, and
     // mosquitto_sub (C) beside MQTT.js, with the broker's CPU over each delivery.
@@ -219,10 +244,12 @@ async function main(): Promise<void> {
       const fresh = await FleetObserver.connect(broker.url, BASE, qos);
       await fresh.waitForComplete(N, 60_000).catch((err: Error) => console.log(`new subscriber: ${err.message}`));
       const freshMs = Date.now() - t1;
-      console.log(`${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ` +
-        `${fresh.complete} of ${N} robots (summary and ` +
-        `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable; ` +
-        `broker CPU meanwhile ${cpuShare(pid, ticks, freshMs)} % of a core`);
+      console.log(
+        `${qos === 1 ? '\n' : ''}new MQTT.js subscriber (QoS ${qos}): ` +
+          `${fresh.complete} of ${N} robots (summary and ` +
+          `availability) in ${freshMs} ms (connect and subscribe included), ${fresh.unreadable} unreadable; ` +
+          `broker CPU meanwhile ${cpuShare(pid, ticks, freshMs)} % of a core`,
+      );
       await fresh.close();
     }
     for (const qos of [1, 0]) {
@@ -236,8 +263,10 @@ async function main(): Promise<void> {
       sub.stdout.on('data', (chunk: Buffer) => (lines += chunk.toString().split('\n').length - 1));
       const code = await new Promise<number>((resolve) => sub.on('exit', (c) => resolve(c ?? -1)));
       const subMs = Date.now() - t1;
-      console.log(`mosquitto_sub (QoS ${qos}): ${lines} of ${2 * N} messages in ${subMs} ms, exit ${code}; ` +
-        `broker CPU meanwhile ${cpuShare(pid, ticks, subMs)} % of a core`);
+      console.log(
+        `mosquitto_sub (QoS ${qos}): ${lines} of ${2 * N} messages in ${subMs} ms, exit ${code}; ` +
+          `broker CPU meanwhile ${cpuShare(pid, ticks, subMs)} % of a core`,
+      );
     }
     // To a file (Node writes files synchronously: all of it) and to a pipe (as `list --json | jq`).
     for (const to of ['file', 'pipe'] as const) {
@@ -247,9 +276,11 @@ async function main(): Promise<void> {
       const code = await list.code;
       const ms = Date.now() - t2;
       const text = to === 'file' ? readFileSync(file, 'utf8') : list.stdout();
-      console.log(`robot-fleet list --json > ${to}: exit ${code} in ${ms} ms ` +
-        `(node start and its 500 ms of quiet included), ` +
-        `${listRows(text, N)}${list.stderr() ? `; stderr ${list.stderr().slice(0, 200)}` : ''}`);
+      console.log(
+        `robot-fleet list --json > ${to}: exit ${code} in ${ms} ms ` +
+          `(node start and its 500 ms of quiet included), ` +
+          `${listRows(text, N)}${list.stderr() ? `; stderr ${list.stderr().slice(0, 200)}` : ''}`,
+      );
     }
 
     // 4. A change on one robot, seen by robot-fleet watch (the event) and a dashboard (the summary).
@@ -291,8 +322,10 @@ async function main(): Promise<void> {
       }
       const fmt = (xs: number[]) => `median ${median(xs)} ms, max ${Math.max(...xs)} ms (${xs.length} changes)`;
       console.log(`\nchange on one robot -> robot-fleet watch prints the event: ${fmt(toWatch)}`);
-      console.log(`change on one robot -> a dashboard has the new summary: ${fmt(toSummary)} ` +
-        `(250 ms of it is the agent's coalescing)`);
+      console.log(
+        `change on one robot -> a dashboard has the new summary: ${fmt(toSummary)} ` +
+          `(250 ms of it is the agent's coalescing)`,
+      );
     } finally {
       watch.child.kill('SIGTERM');
       await watch.code;
@@ -306,10 +339,15 @@ async function main(): Promise<void> {
       () => ([...dashboard.robots.values()].every((r) => r.availability === 'offline') ? true : undefined),
       60_000,
       'every robot offline',
-    ).then(() => 'every robot offline', (err: Error) => err.message);
+    ).then(
+      () => 'every robot offline',
+      (err: Error) => err.message,
+    );
     const first = stops.find((s) => s.firstWarning)?.firstWarning;
-    console.log(`\nstop: ${offline} after ${Date.now() - t3} ms; simulator warnings: ` +
-      `${stops.reduce((a, s) => a + s.warnings, 0)}${first ? ` (first: ${first})` : ''}`);
+    console.log(
+      `\nstop: ${offline} after ${Date.now() - t3} ms; simulator warnings: ` +
+        `${stops.reduce((a, s) => a + s.warnings, 0)}${first ? ` (first: ${first})` : ''}`,
+    );
     await dashboard.close();
   } finally {
     for (const w of workers) w.child.kill('SIGKILL');

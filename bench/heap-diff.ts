@@ -152,7 +152,7 @@ export function summarise(raw: RawSnapshot): HeapSummary {
   const summary: HeapSummary = new Map();
   for (let i = 0; i < raw.nodes.length; i += width) {
     const type = types[raw.nodes[i + typeAt]!] ?? 'unknown';
-    const name = type === 'object' || type === 'native' ? raw.strings[raw.nodes[i + nameAt]!] ?? '?' : `(${type})`;
+    const name = type === 'object' || type === 'native' ? (raw.strings[raw.nodes[i + nameAt]!] ?? '?') : `(${type})`;
     const entry = summary.get(name) ?? { count: 0, size: 0 };
     entry.count += 1;
     entry.size += raw.nodes[i + sizeAt]!;
@@ -200,8 +200,10 @@ async function main(): Promise<void> {
     const m1 = await session.memoryAfterGc();
     const after = await session.heapSummary();
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
-    console.log(`heap after full GC over ${seconds} s: used ${mib(m0.heapUsed)} -> ${mib(m1.heapUsed)}, ` +
-      `external ${mib(m0.external)} -> ${mib(m1.external)}, RSS ${mib(m0.rss)} -> ${mib(m1.rss)}`);
+    console.log(
+      `heap after full GC over ${seconds} s: used ${mib(m0.heapUsed)} -> ${mib(m1.heapUsed)}, ` +
+        `external ${mib(m0.external)} -> ${mib(m1.external)}, RSS ${mib(m0.rss)} -> ${mib(m1.rss)}`,
+    );
     console.log(`  snapshot self sizes ${mib(totalSize(before))} -> ${mib(totalSize(after))}; top growing:`);
     for (const line of formatGrowth(heapGrowth(before, after))) console.log(line);
   } finally {

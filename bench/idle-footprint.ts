@@ -61,7 +61,8 @@ async function main(): Promise<void> {
     const x3 = [X3.lidar({ ttyTarget: sim.ptyPath }), X3.board(), X3.cameraDepth(), X3.cameraRgb()];
     for (const device of x3) bus.plug(device);
     const root = packageRoot();
-    const idle = (script: string) => spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: 'ignore' });
+    const idle = (script: string) =>
+      spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: 'ignore' });
     const bare = idle(BARE);
     const dependencies = idle(DEPENDENCIES);
     children.push(bare, dependencies);
@@ -72,7 +73,12 @@ async function main(): Promise<void> {
       { name: 'agent, old 250 ms poll, no watch', devices: { watch: false, pollInterval: 250 }, env: unit },
       { name: 'agent without the unit environment', devices: {}, env: {} },
     ];
-    const rows: Array<{ name: string; agent: ProcessFootprint; bare: ProcessFootprint; dependencies: ProcessFootprint }> = [];
+    const rows: Array<{
+      name: string;
+      agent: ProcessFootprint;
+      bare: ProcessFootprint;
+      dependencies: ProcessFootprint;
+    }> = [];
     // Not measured: an agent that pulls ros's image and creates it. A pull's buffers stay in the
     // RSS of the agent that did it (malloc keeps them), which is not the idle robot this measures.
     const priming = await startAgentProcess(rig, dir, bus, variants[0]!);
@@ -86,7 +92,10 @@ async function main(): Promise<void> {
         for (const [name, child] of Object.entries({ agent, bare, dependencies })) {
           if (child.exitCode !== null) throw new Error(`${name} exited early with ${child.exitCode}`);
         }
-        const f = await sampleProcesses({ agent: agent.pid!, bare: bare.pid!, dependencies: dependencies.pid! }, SECONDS);
+        const f = await sampleProcesses(
+          { agent: agent.pid!, bare: bare.pid!, dependencies: dependencies.pid! },
+          SECONDS,
+        );
         rows.push({ name: variant.name, agent: f.agent!, bare: f.bare!, dependencies: f.dependencies! });
       } finally {
         await stopAgentProcess(agent);
@@ -108,7 +117,9 @@ async function main(): Promise<void> {
     const installed = rows[0]!.agent;
     const rssOk = installed.rssMean <= 80 * 1024 * 1024;
     const cpuOk = installed.cpuPercent < 0.5;
-    console.log(`  as installed: RSS ${mb(installed.rssMean)} MiB (target <= 80) ${rssOk ? 'OK' : 'OVER'}; CPU ${installed.cpuPercent.toFixed(2)} % (target < 0.5 %) ${cpuOk ? 'OK' : 'OVER'}`);
+    console.log(
+      `  as installed: RSS ${mb(installed.rssMean)} MiB (target <= 80) ${rssOk ? 'OK' : 'OVER'}; CPU ${installed.cpuPercent.toFixed(2)} % (target < 0.5 %) ${cpuOk ? 'OK' : 'OVER'}`,
+    );
   } finally {
     for (const child of children) child.kill('SIGKILL');
     await sim.stop();
@@ -145,7 +156,11 @@ async function startAgentProcess(rig: Rig, dir: string, bus: FakeUsbBus, variant
   const root = packageRoot();
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   if (!('MALLOC_ARENA_MAX' in variant.env)) delete env.MALLOC_ARENA_MAX;
-  const agent = spawn(process.execPath, [join(root, 'build', 'agent', 'main.js'), 'run', '--config', config], { cwd: root, stdio: 'ignore', env });
+  const agent = spawn(process.execPath, [join(root, 'build', 'agent', 'main.js'), 'run', '--config', config], {
+    cwd: root,
+    stdio: 'ignore',
+    env,
+  });
   const probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
   try {
     const b = `fleet/${robot}`;
@@ -153,13 +168,21 @@ async function startAgentProcess(rig: Rig, dir: string, bus: FakeUsbBus, variant
     let n = 0;
     const rosRunning = () =>
       probe.received.some((m) => {
-        const result = (JSON.parse(m.text) as { result?: { containers?: Array<{ name: string; state: string }> } }).result;
+        const result = (JSON.parse(m.text) as { result?: { containers?: Array<{ name: string; state: string }> } })
+          .result;
         return result?.containers?.some((c) => c.name === 'ros' && c.state === 'running') === true;
       });
     // Asked every second: the first answers come before ros is created.
-    const asking = setInterval(() => probe.client.publish(`${b}/request/state`, JSON.stringify({ id: `s${n++}` }), { qos: 1 }), 1000);
+    const asking = setInterval(
+      () => probe.client.publish(`${b}/request/state`, JSON.stringify({ id: `s${n++}` }), { qos: 1 }),
+      1000,
+    );
     try {
-      await pollFor(() => (rosRunning() ? true : agent.exitCode !== null ? false : undefined), 180_000, `ros running (${variant.name})`);
+      await pollFor(
+        () => (rosRunning() ? true : agent.exitCode !== null ? false : undefined),
+        180_000,
+        `ros running (${variant.name})`,
+      );
     } finally {
       clearInterval(asking);
     }

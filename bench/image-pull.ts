@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   try {
     // Async: the counting proxy answers dockerd from this very process.
     const run = promisify(execFile);
-    const docker = async (...args: string[]) => (await run('docker', [...rig.docker.cliArgs, ...args], { maxBuffer: 64 << 20 })).stdout.trim();
+    const docker = async (...args: string[]) =>
+      (await run('docker', [...rig.docker.cliArgs, ...args], { maxBuffer: 64 << 20 })).stdout.trim();
     // A new tag on top of 3.3.9 with one big layer: the update a robot downloads.
     const repo = `${rig.registry.host}/yahboomtechnology/ros-foxy`;
     await docker('pull', `${repo}:3.3.9`);
@@ -48,13 +49,30 @@ async function main(): Promise<void> {
     const old = `${proxy.host}/yahboomtechnology/ros-foxy:3.3.9`;
     const update = `${proxy.host}/yahboomtechnology/ros-foxy:bench-update`;
     await docker('pull', old);
-    const subject = await startAgent({ docker: { socketPath: rig.docker.socketPath }, images: { allow: [`${proxy.host}/**`] }, log: { level: 'warn' } });
-    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    const subject = await startAgent({
+      docker: { socketPath: rig.docker.socketPath },
+      images: { allow: [`${proxy.host}/**`] },
+      log: { level: 'warn' },
+    });
+    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, {
+      protocolVersion: 4,
+    });
     await probe.subscribe(`${subject.base}/response/#`);
     try {
-      const plan = (await probe.request(subject.base, 'plan', { id: 'plan', image: update }, 30_000)).result as { bytesToDownload: number; missing: Array<{ size: number }> };
-      const manifest = (await (await fetch(`${rig.registry.url}/v2/yahboomtechnology/ros-foxy/manifests/bench-update`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } })).json()) as { layers: Array<{ digest: string; size: number }> };
-      const oldManifest = (await (await fetch(`${rig.registry.url}/v2/yahboomtechnology/ros-foxy/manifests/3.3.9`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } })).json()) as { layers: Array<{ digest: string }> };
+      const plan = (await probe.request(subject.base, 'plan', { id: 'plan', image: update }, 30_000)).result as {
+        bytesToDownload: number;
+        missing: Array<{ size: number }>;
+      };
+      const manifest = (await (
+        await fetch(`${rig.registry.url}/v2/yahboomtechnology/ros-foxy/manifests/bench-update`, {
+          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        })
+      ).json()) as { layers: Array<{ digest: string; size: number }> };
+      const oldManifest = (await (
+        await fetch(`${rig.registry.url}/v2/yahboomtechnology/ros-foxy/manifests/3.3.9`, {
+          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        })
+      ).json()) as { layers: Array<{ digest: string }> };
       const oldDigests = new Set(oldManifest.layers.map((l) => l.digest));
       const newLayers = manifest.layers.filter((l) => !oldDigests.has(l.digest));
       const sumNew = newLayers.reduce((s, l) => s + l.size, 0);
@@ -64,7 +82,9 @@ async function main(): Promise<void> {
       if (!first.ok) throw new Error(JSON.stringify(first));
       const servedLayers = newLayers.reduce((s, l) => s + (proxy.served.get(l.digest) ?? 0), 0);
       const servedAll = [...proxy.served.values()].reduce((a, b) => a + b, 0);
-      console.log(`update ${BIG_MB} MiB layer on top of 3.3.9 (shared base): plan bytesToDownload ${plan.bytesToDownload}, sum of new layers ${sumNew}, layer bytes served ${servedLayers} -> ${plan.bytesToDownload === sumNew && sumNew === servedLayers ? 'EQUAL' : 'DIFFERENT'}; all blob bytes served incl. image config ${servedAll}`);
+      console.log(
+        `update ${BIG_MB} MiB layer on top of 3.3.9 (shared base): plan bytesToDownload ${plan.bytesToDownload}, sum of new layers ${sumNew}, layer bytes served ${servedLayers} -> ${plan.bytesToDownload === sumNew && sumNew === servedLayers ? 'EQUAL' : 'DIFFERENT'}; all blob bytes served incl. image config ${servedAll}`,
+      );
 
       const agentTimes: number[] = [];
       const dockerTimes: number[] = [];
@@ -80,7 +100,9 @@ async function main(): Promise<void> {
         agentTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       const ratio = median(agentTimes) / median(dockerTimes);
-      console.log(`pull time over ${RUNS} alternated runs: docker pull median ${median(dockerTimes).toFixed(0)} ms, agent pull (plan + pull, asked over MQTT) median ${median(agentTimes).toFixed(0)} ms, ratio ${ratio.toFixed(3)} (target <= 1.05) ${ratio <= 1.05 ? 'OK' : 'OVER'}`);
+      console.log(
+        `pull time over ${RUNS} alternated runs: docker pull median ${median(dockerTimes).toFixed(0)} ms, agent pull (plan + pull, asked over MQTT) median ${median(agentTimes).toFixed(0)} ms, ratio ${ratio.toFixed(3)} (target <= 1.05) ${ratio <= 1.05 ? 'OK' : 'OVER'}`,
+      );
     } finally {
       await probe.close();
       await subject.stop();

@@ -28,7 +28,10 @@ function rssBytes(pid: number): number {
 }
 
 /** Samples several processes over the same window, once a second, so they share conditions. */
-export async function sampleProcesses(pids: Record<string, number>, seconds: number): Promise<Record<string, ProcessFootprint>> {
+export async function sampleProcesses(
+  pids: Record<string, number>,
+  seconds: number,
+): Promise<Record<string, ProcessFootprint>> {
   const names = Object.keys(pids);
   const startTicks = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n]!)]));
   const rss: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));

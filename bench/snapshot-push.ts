@@ -20,7 +20,10 @@ const ROUNDS = 5;
 async function main(): Promise<void> {
   const rig = await startRig();
   const dir = mkdtempSync(join(tmpdir(), 'rfa-bench-snap-'));
-  const cli = (...args: string[]) => execFileSync('docker', [...rig.docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  const cli = (...args: string[]) =>
+    execFileSync('docker', [...rig.docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .trim();
   const host = rig.registry.host;
   const source = `${host}/yahboomtechnology/ros-foxy:3.3.9`;
   try {
@@ -32,10 +35,14 @@ async function main(): Promise<void> {
       containers: { ros: { image: source, stopTimeout: 1 } },
       log: { level: 'warn' },
     });
-    for (let i = 0; i < 600 && subject.agent.store.get().containers[0]?.state !== 'running'; i += 1) await new Promise((r) => setTimeout(r, 100));
-    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    for (let i = 0; i < 600 && subject.agent.store.get().containers[0]?.state !== 'running'; i += 1)
+      await new Promise((r) => setTimeout(r, 100));
+    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, {
+      protocolVersion: 4,
+    });
     await probe.subscribe(`${subject.base}/response/#`);
-    const freshBytes = () => cli('exec', 'ros', 'sh', '-c', 'dd if=/dev/urandom of=/root/blob bs=1024 count=1024 2>/dev/null');
+    const freshBytes = () =>
+      cli('exec', 'ros', 'sh', '-c', 'dd if=/dev/urandom of=/root/blob bs=1024 count=1024 2>/dev/null');
     const agentMs: number[] = [];
     const cliMs: number[] = [];
     const pushed: Array<[number, number]> = [];
@@ -43,7 +50,12 @@ async function main(): Promise<void> {
       freshBytes();
       const t0 = process.hrtime.bigint();
       // As a dashboard asks: over MQTT, answered when the push is done.
-      const response = await probe.request(subject.base, 'snapshot', { id: `bench-${round}`, container: 'ros', tag: `a${round}`, push: true }, 120_000);
+      const response = await probe.request(
+        subject.base,
+        'snapshot',
+        { id: `bench-${round}`, container: 'ros', tag: `a${round}`, push: true },
+        120_000,
+      );
       agentMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (!response.ok) throw new Error(JSON.stringify(response));
       const r = response.result as { pushed: { bytesPushed: number }; layerBytes: number };
@@ -70,8 +82,12 @@ async function main(): Promise<void> {
     await subject.stop();
     const a = median(agentMs);
     const c = median(cliMs);
-    console.log(`snapshot + push of a 1 MiB change, median of ${ROUNDS}: agent ${a.toFixed(0)} ms, docker commit + docker push ${c.toFixed(0)} ms, ratio ${(a / c).toFixed(2)} (target <= 1.1)`);
-    console.log(`bytes pushed vs the snapshot layer: ${pushed.map(([p, l]) => `${p}/${l}`).join(', ')} (compressed random data: about equal; the base layers never went up)`);
+    console.log(
+      `snapshot + push of a 1 MiB change, median of ${ROUNDS}: agent ${a.toFixed(0)} ms, docker commit + docker push ${c.toFixed(0)} ms, ratio ${(a / c).toFixed(2)} (target <= 1.1)`,
+    );
+    console.log(
+      `bytes pushed vs the snapshot layer: ${pushed.map(([p, l]) => `${p}/${l}`).join(', ')} (compressed random data: about equal; the base layers never went up)`,
+    );
   } finally {
     await stopRig(rig);
     rmSync(dir, { recursive: true, force: true });

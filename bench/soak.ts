@@ -32,7 +32,12 @@ import { startRig, stopRig } from '../test/rig/index.js';
 import { freePort } from '../test/rig/net.js';
 import { percentile, pollFor, runBench } from './bench-kit.js';
 import {
-  formatGrowth, heapGrowth, InspectorSession, totalSize, type HeapSummary, type MemoryAfterGc,
+  formatGrowth,
+  heapGrowth,
+  InspectorSession,
+  totalSize,
+  type HeapSummary,
+  type MemoryAfterGc,
 } from './heap-diff.js';
 
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -123,7 +128,10 @@ class RoundTrips {
   }
 
   figures(since = 0): { n: number; p50: number; p95: number; p99: number; max: number } {
-    const sorted = this.samples.filter((s) => s.t >= since).map((s) => s.ms).sort((a, b) => a - b);
+    const sorted = this.samples
+      .filter((s) => s.t >= since)
+      .map((s) => s.ms)
+      .sort((a, b) => a - b);
     if (sorted.length === 0) return { n: 0, p50: NaN, p95: NaN, p99: NaN, max: NaN };
     const at = (p: number) => percentile(sorted, p);
     return { n: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted.at(-1)! };
@@ -412,7 +420,12 @@ async function main(): Promise<void> {
       .map((k) => `${k} ${String(linkStats[k])}`)
       .join(', ');
     console.log(`  agent's MQTT link at the end: ${link}`);
-    console.log(`  events: ${[...events].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(
+      `  events: ${[...events]
+        .sort((x, y) => y[1] - x[1])
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
     const perHour = ((logBytes / 1024 / minutes) * 60).toFixed(0);
     console.log(`  agent log: ${logLines} lines, ${(logBytes / 1024).toFixed(0)} KiB (${perHour} KiB/h)`);
     const tail = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).slice(-5);

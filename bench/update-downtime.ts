@@ -23,7 +23,18 @@ const ROUNDS = 3;
 
 /** Milliseconds from the first container `die` to the next `start`, by the engine's clock. */
 function downtime(rig: Rig, since: number, until: number): number {
-  const lines = execFileSync('docker', [...rig.docker.cliArgs, 'events', '--since', String(since / 1000), '--until', String(until / 1000), '--filter', 'type=container', '--format', '{{.TimeNano}} {{.Action}}'])
+  const lines = execFileSync('docker', [
+    ...rig.docker.cliArgs,
+    'events',
+    '--since',
+    String(since / 1000),
+    '--until',
+    String(until / 1000),
+    '--filter',
+    'type=container',
+    '--format',
+    '{{.TimeNano}} {{.Action}}',
+  ])
     .toString()
     .trim()
     .split('\n')
@@ -38,10 +49,15 @@ function downtime(rig: Rig, since: number, until: number): number {
 async function main(): Promise<void> {
   const rig = await startRig();
   const dir = mkdtempSync(join(tmpdir(), 'rfa-bench-update-'));
-  const cli = (...args: string[]) => execFileSync('docker', [...rig.docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  const cli = (...args: string[]) =>
+    execFileSync('docker', [...rig.docker.cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .trim();
   const clean = () => {
     for (const c of cli('ps', '-aq').split('\n').filter(Boolean)) cli('rm', '-f', c);
-    const tags = cli('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter((t) => t && !t.endsWith(':<none>'));
+    const tags = cli('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}')
+      .split('\n')
+      .filter((t) => t && !t.endsWith(':<none>'));
     if (tags.length) cli('image', 'rm', '-f', ...tags);
   };
   const { v339, v340 } = rig.fixtures.images;
@@ -60,7 +76,11 @@ async function main(): Promise<void> {
         containers: { ros: { image: v339, stopTimeout: 1 } },
         log: { level: 'warn' },
       });
-      await pollFor(() => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined), 60_000, 'ros running');
+      await pollFor(
+        () => (subject.agent.store.get().containers[0]?.state === 'running' ? true : undefined),
+        60_000,
+        'ros running',
+      );
       const t0 = Date.now() - 1000;
       await pollFor(() => (subject.agent.store.get().containers[0]?.inSync ? true : undefined), 10_000, 'in sync');
       const ended = new Promise<AgentEvent>((resolve) => {
@@ -73,8 +93,14 @@ async function main(): Promise<void> {
         });
       });
       // The new image arrives as the fleet sends it: a retained desired state.
-      const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-      await probe.client.publishAsync(`${subject.base}/desired`, JSON.stringify({ containers: { ros: { image: v340 } } }), { retain: true, qos: 1 });
+      const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, {
+        protocolVersion: 4,
+      });
+      await probe.client.publishAsync(
+        `${subject.base}/desired`,
+        JSON.stringify({ containers: { ros: { image: v340 } } }),
+        { retain: true, qos: 1 },
+      );
       await probe.close();
       const outcome = await ended;
       if (outcome.type !== 'update.done') throw new Error(`update ended ${JSON.stringify(outcome)}`);
@@ -95,7 +121,9 @@ async function main(): Promise<void> {
     }
     const a = median(agentMs);
     const n = median(naiveMs);
-    console.log(`update downtime (old container died -> new one started), median of ${ROUNDS}: agent ${a} ms [${agentMs.join(', ')}], naive stop;pull;rm;run ${n} ms [${naiveMs.join(', ')}], ratio agent/naive ${(a / n).toFixed(2)} (the agent pulls before it stops anything)`);
+    console.log(
+      `update downtime (old container died -> new one started), median of ${ROUNDS}: agent ${a} ms [${agentMs.join(', ')}], naive stop;pull;rm;run ${n} ms [${naiveMs.join(', ')}], ratio agent/naive ${(a / n).toFixed(2)} (the agent pulls before it stops anything)`,
+    );
     const keys = ['stopMs', 'commitMs', 'renameMs', 'createMs', 'startMs'];
     const each = keys.map((k) => `${k.replace(/Ms$/, '')} ${median(parts.map((p) => p[k] ?? 0))} ms`).join(', ');
     console.log(`the agent's window by part (the stop call to the start's answer, median of ${parts.length}): ${each}`);

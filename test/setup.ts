@@ -26,7 +26,7 @@ export function needRig(context: Mocha.Context): Rig {
 
 function assertNothingEscaped(): void {
   if (escaped.length === 0) return;
-  const reasons = escaped.splice(0).map((r) => (r instanceof Error ? r.stack ?? r.message : String(r)));
+  const reasons = escaped.splice(0).map((r) => (r instanceof Error ? (r.stack ?? r.message) : String(r)));
   throw new Error(`unhandled rejection or uncaught exception:\n${reasons.join('\n---\n')}`);
 }
 

@@ -83,7 +83,8 @@ export class CommandRouter {
   constructor(private readonly options: CommandRouterOptions) {
     this.limits = { ...DEFAULT_LANE_LIMITS, ...options.lanes };
     for (const definition of options.commands) {
-      if (this.commands.has(definition.name)) throw new AgentError('command_duplicate', `command "${definition.name}" registered twice`);
+      if (this.commands.has(definition.name))
+        throw new AgentError('command_duplicate', `command "${definition.name}" registered twice`);
       const lane = definition.lane ?? 'quick';
       this.commands.set(definition.name, { definition, schemas: loadCommandSchemas(definition.name), lane });
     }
@@ -102,7 +103,9 @@ export class CommandRouter {
     this.unsubscribe = this.options.link.onMessage((topic, payload, packet) => {
       const command = this.options.topics.commandOf(topic);
       if (command === undefined) return;
-      this.handle(command, payload, packet).catch((err: unknown) => this.options.logger.error('command boundary failed', { command, error: err as Error }));
+      this.handle(command, payload, packet).catch((err: unknown) =>
+        this.options.logger.error('command boundary failed', { command, error: err as Error }),
+      );
     });
   }
 
@@ -112,7 +115,11 @@ export class CommandRouter {
   }
 
   /** Public for tests that drive the router without a broker. */
-  async handle(command: string, payload: Buffer, packet?: Pick<IPublishPacket, 'properties'>): Promise<CommandResponse | undefined> {
+  async handle(
+    command: string,
+    payload: Buffer,
+    packet?: Pick<IPublishPacket, 'properties'>,
+  ): Promise<CommandResponse | undefined> {
     const replyTo: ReplyTo = { command };
     const parsed = this.parse(payload);
     const badReplyTo = this.replyProblem(packet);
@@ -186,7 +193,8 @@ export class CommandRouter {
       response = { id, ok: true, result: result ?? null };
     } catch (err) {
       const info = toErrorInfo(err);
-      if (!(err instanceof AgentError)) this.options.logger.error('command failed unexpectedly', { command, id, error: err as Error });
+      if (!(err instanceof AgentError))
+        this.options.logger.error('command failed unexpectedly', { command, id, error: err as Error });
       response = { id, ok: false, error: info };
     } finally {
       this.inFlight[lane] -= 1;
@@ -245,7 +253,10 @@ export class CommandRouter {
     payload: Buffer,
   ): { id: string; body: Record<string, unknown> } | { id: string | null; error: { code: string; message: string } } {
     if (payload.length > MAX_REQUEST_BYTES) {
-      return { id: null, error: { code: 'too_large', message: `request is ${payload.length} bytes; the limit is ${MAX_REQUEST_BYTES}` } };
+      return {
+        id: null,
+        error: { code: 'too_large', message: `request is ${payload.length} bytes; the limit is ${MAX_REQUEST_BYTES}` },
+      };
     }
     let body: unknown;
     try {
@@ -254,11 +265,17 @@ export class CommandRouter {
       return { id: null, error: { code: 'bad_json', message: `request is not JSON: ${(err as Error).message}` } };
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      return { id: null, error: { code: 'bad_request', message: 'request must be a JSON object {"id": "...", ...arguments}' } };
+      return {
+        id: null,
+        error: { code: 'bad_request', message: 'request must be a JSON object {"id": "...", ...arguments}' },
+      };
     }
     const { id } = body as Record<string, unknown>;
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
-      return { id: null, error: { code: 'bad_request', message: 'request needs a string "id" (1 to 128 characters) to answer to' } };
+      return {
+        id: null,
+        error: { code: 'bad_request', message: 'request needs a string "id" (1 to 128 characters) to answer to' },
+      };
     }
     return { id, body: body as Record<string, unknown> };
   }

@@ -20,9 +20,13 @@ export function loadCommandSchemas(command: string): CommandSchemas {
   try {
     doc = JSON.parse(readFileSync(file, 'utf8')) as { request?: object; result?: object };
   } catch (err) {
-    throw new AgentError('command_schema_missing', `command "${command}" has no readable schema at ${file}: ${(err as Error).message}`);
+    throw new AgentError(
+      'command_schema_missing',
+      `command "${command}" has no readable schema at ${file}: ${(err as Error).message}`,
+    );
   }
-  if (!doc.request || !doc.result) throw new AgentError('command_schema_missing', `${file} must have "request" and "result"`);
+  if (!doc.request || !doc.result)
+    throw new AgentError('command_schema_missing', `${file} must have "request" and "result"`);
   const { request: requestSchema, result: resultSchema } = doc;
   let request: SchemaValidator<Record<string, unknown>> | undefined;
   let result: SchemaValidator<unknown> | undefined;

@@ -23,7 +23,8 @@ export function readCommandKeys(config: Pick<AgentConfig, 'security'>, problems:
       pem = readFileSync(entry.publicKeyFile);
     } catch (err) {
       problems.push(
-        `${at}.publicKeyFile: cannot read ${entry.publicKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+        `${at}.publicKeyFile: cannot read ${entry.publicKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
       return;
     }
     let key: KeyObject;
@@ -32,20 +33,23 @@ export function readCommandKeys(config: Pick<AgentConfig, 'security'>, problems:
       key = createPublicKey({ key: pem, format: 'pem' });
     } catch {
       problems.push(
-        `${at}.publicKeyFile: ${entry.publicKeyFile} is not a PEM public key (robot-fleet keygen writes one)`);
+        `${at}.publicKeyFile: ${entry.publicKeyFile} is not a PEM public key (robot-fleet keygen writes one)`,
+      );
       return;
     }
     if (key.asymmetricKeyType !== 'ed25519') {
       problems.push(
         `${at}.publicKeyFile: ${entry.publicKeyFile} is a ${key.asymmetricKeyType ?? 'unknown'} key; commands are ` +
-        'signed with Ed25519 keys (robot-fleet keygen)');
+          'signed with Ed25519 keys (robot-fleet keygen)',
+      );
       return;
     }
     keys.set(entry.id, key);
   });
   if (commands.required === true && commands.keys.length === 0) {
     problems.push(
-      'security.commands.required: is true, but security.commands.keys is empty: no command could be accepted');
+      'security.commands.required: is true, but security.commands.keys is empty: no command could be accepted',
+    );
   }
   return keys;
 }

@@ -76,11 +76,15 @@ export function unknownEnvProblems(schema: SchemaNode, env: NodeJS.ProcessEnv): 
   for (const name of Object.keys(env).sort()) {
     if (!name.startsWith(ENV_PREFIX) || known.has(name) || ENV_NOT_KEYS.includes(name)) continue;
     if (ENV_NOT_KEY_PREFIXES.some((prefix) => name.startsWith(prefix) && name.length > prefix.length)) continue;
-    const guess = nearest(name.slice(ENV_PREFIX.length), names.map((n) => n.slice(ENV_PREFIX.length)));
+    const guess = nearest(
+      name.slice(ENV_PREFIX.length),
+      names.map((n) => n.slice(ENV_PREFIX.length)),
+    );
     const key = guess === undefined ? undefined : known.get(ENV_PREFIX + guess);
-    const hint = guess === undefined
-      ? 'see docs/configuration.md for every key and its variable'
-      : `did you mean ${ENV_PREFIX}${guess}${key === undefined ? '' : ` (${key})`}?`;
+    const hint =
+      guess === undefined
+        ? 'see docs/configuration.md for every key and its variable'
+        : `did you mean ${ENV_PREFIX}${guess}${key === undefined ? '' : ` (${key})`}?`;
     problems.push(`${name}: is not a setting of the agent (the environment variable would be ignored); ${hint}`);
   }
   return problems;

@@ -61,8 +61,10 @@ export function explainUnknownKeys(problems: string[], schema: SchemaNode): stri
       const file = siblings.includes('passwordFile')
         ? `${prefix}passwordFile`
         : 'a passwordFile key (mqtt.passwordFile, mqtt.embedded.passwordFile, registries.<host>.passwordFile)';
-      return `${line}: passwords never live in the YAML; ` +
-        `write it to a file readable only by root and name that file in ${file}`;
+      return (
+        `${line}: passwords never live in the YAML; ` +
+        `write it to a file readable only by root and name that file in ${file}`
+      );
     }
     const guess = nearest(key, siblings);
     return guess === undefined ? line : `${line} (did you mean ${prefix}${guess}?)`;

@@ -17,7 +17,10 @@ import type { AgentConfig, LoadedConfig, Secrets } from './types.js';
 
 /** Thrown with every problem found, so an operator fixes the file in one go. Exit code 2. */
 export class ConfigError extends AgentError {
-  constructor(readonly problems: string[], source: string) {
+  constructor(
+    readonly problems: string[],
+    source: string,
+  ) {
     super('config_invalid', `${source}: ${problems.length} problem(s) in the configuration`, { details: { problems } });
   }
 }
@@ -73,19 +76,26 @@ function readYaml(file: string): Record<string, unknown> {
   const parsed = parseDocument(text);
   if (parsed.errors.length > 0) {
     throw new ConfigError(
-      parsed.errors.map((e) => `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`),
+      parsed.errors.map(
+        (e) =>
+          `(yaml) line ${e.linePos?.[0]?.line ?? '?'}: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
+      ),
       file,
     );
   }
   const value = parsed.toJS() as unknown;
   if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(['(top level): must be a mapping of keys'], file);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(['(top level): must be a mapping of keys'], file);
   return value as Record<string, unknown>;
 }
 
 /** Host names may hold characters MQTT topics or the schema refuse; keep what is safe. */
 function sanitizeHostname(name: string): string {
-  const cleaned = name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const cleaned = name
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return cleaned === '' ? 'robot' : cleaned;
 }
 
@@ -118,7 +128,11 @@ function crossFieldProblems(config: AgentConfig): string[] {
     problems.push('mqtt.username: is required when mqtt.passwordFile is set');
   }
   const embedded = mqtt.embedded;
-  if (mqtt.url === undefined && !LOOPBACK.test(embedded.host) && (embedded.username === undefined || embedded.passwordFile === undefined)) {
+  if (
+    mqtt.url === undefined &&
+    !LOOPBACK.test(embedded.host) &&
+    (embedded.username === undefined || embedded.passwordFile === undefined)
+  ) {
     problems.push(
       `mqtt.embedded.host: binding the embedded broker to ${embedded.host} (beyond loopback) requires mqtt.embedded.username and mqtt.embedded.passwordFile`,
     );
@@ -136,15 +150,21 @@ function crossFieldProblems(config: AgentConfig): string[] {
     }
   }
   for (const name of config.snapshots.containers) {
-    if (!Object.hasOwn(config.containers, name)) problems.push(`snapshots.containers: ${name} is not a container of this config`);
+    if (!Object.hasOwn(config.containers, name))
+      problems.push(`snapshots.containers: ${name} is not a container of this config`);
   }
   try {
     parseImageReference(`${config.snapshots.repository}:x`);
   } catch (err) {
     problems.push(`snapshots.repository: ${(err as Error).message}`);
   }
-  for (const [key, expression] of [['update.window.cron', config.update.window?.cron], ['update.check', config.update.check], ['snapshots.schedule', config.snapshots.schedule]] as const) {
-    if (expression !== undefined && !cron.validate(expression)) problems.push(`${key}: "${expression}" is not a cron expression (five or six fields, e.g. "0 2 * * *")`);
+  for (const [key, expression] of [
+    ['update.window.cron', config.update.window?.cron],
+    ['update.check', config.update.check],
+    ['snapshots.schedule', config.snapshots.schedule],
+  ] as const) {
+    if (expression !== undefined && !cron.validate(expression))
+      problems.push(`${key}: "${expression}" is not a cron expression (five or six fields, e.g. "0 2 * * *")`);
   }
   return problems;
 }
@@ -159,7 +179,8 @@ function containerProblems(config: AgentConfig): string[] {
       problems.push(`containers.${name}.image: ${(err as Error).message}`);
     }
     for (const device of spec.required) {
-      if (!spec.devices.includes(device)) problems.push(`containers.${name}.required: ${device} is required but not among its devices`);
+      if (!spec.devices.includes(device))
+        problems.push(`containers.${name}.required: ${device} is required but not among its devices`);
     }
   }
   return problems;
@@ -167,7 +188,12 @@ function containerProblems(config: AgentConfig): string[] {
 
 function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: string[]): Secrets {
   const secrets: Secrets = {};
-  const mqttPassword = secretFrom(env.ROBOT_AGENT_MQTT_PASSWORD, config.mqtt.passwordFile, 'mqtt.passwordFile', problems);
+  const mqttPassword = secretFrom(
+    env.ROBOT_AGENT_MQTT_PASSWORD,
+    config.mqtt.passwordFile,
+    'mqtt.passwordFile',
+    problems,
+  );
   if (mqttPassword !== undefined) secrets.mqttPassword = mqttPassword;
   const embeddedPassword = secretFrom(
     env.ROBOT_AGENT_MQTT_EMBEDDED_PASSWORD,
@@ -184,7 +210,8 @@ function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: stri
     const envName = `ROBOT_AGENT_REGISTRY_PASSWORD_${host.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
     const password = secretFrom(env[envName], registry.passwordFile, `registries.${host}.passwordFile`, problems);
     if (password !== undefined) (secrets.registryPasswords ??= {})[host] = password;
-    if (registry.passwordFile !== undefined && registry.username === undefined) problems.push(`registries.${host}.username: is required with a passwordFile`);
+    if (registry.passwordFile !== undefined && registry.username === undefined)
+      problems.push(`registries.${host}.username: is required with a passwordFile`);
   }
   return secrets;
 }
@@ -193,15 +220,17 @@ function readSecrets(config: AgentConfig, env: NodeJS.ProcessEnv, problems: stri
  * `auths` of a Docker config.json: {"host": {"auth": base64("user:password")}}. Docker Hub is
  * written as https://index.docker.io/v1/; credential helpers (credsStore) are not followed.
  */
-function readDockerConfigAuths(file: string, problems: string[]): Record<string, { username: string; password: string }> | undefined {
+function readDockerConfigAuths(
+  file: string,
+  problems: string[],
+): Record<string, { username: string; password: string }> | undefined {
   let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
   try {
     doc = JSON.parse(readFileSync(file, 'utf8')) as typeof doc;
   } catch (err) {
     // JSON.parse's message quotes the text around the fault: the credentials themselves.
-    const why = err instanceof SyntaxError
-      ? 'it is not valid JSON'
-      : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
+    const why =
+      err instanceof SyntaxError ? 'it is not valid JSON' : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
     problems.push(`images.dockerConfig: cannot read ${file}: ${why}`);
     return undefined;
   }
@@ -212,8 +241,13 @@ function readDockerConfigAuths(file: string, problems: string[]): Record<string,
   }
   const out: Record<string, { username: string; password: string }> = {};
   for (const [key, entry] of Object.entries(doc.auths ?? {})) {
-    const host = key.replace(/^https?:\/\//, '').replace(/\/.*$/, '').replace(/^(index|registry-1)\.docker\.io$/, 'docker.io');
-    const decoded = entry.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : `${entry.username ?? ''}:${entry.password ?? ''}`;
+    const host = key
+      .replace(/^https?:\/\//, '')
+      .replace(/\/.*$/, '')
+      .replace(/^(index|registry-1)\.docker\.io$/, 'docker.io');
+    const decoded = entry.auth
+      ? Buffer.from(entry.auth, 'base64').toString('utf8')
+      : `${entry.username ?? ''}:${entry.password ?? ''}`;
     const colon = decoded.indexOf(':');
     if (colon > 0) out[host] = { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
@@ -221,7 +255,12 @@ function readDockerConfigAuths(file: string, problems: string[]): Record<string,
 }
 
 /** The environment wins over the file, as for every other key. */
-function secretFrom(envValue: string | undefined, file: string | undefined, key: string, problems: string[]): string | undefined {
+function secretFrom(
+  envValue: string | undefined,
+  file: string | undefined,
+  key: string,
+  problems: string[],
+): string | undefined {
   if (envValue !== undefined && envValue !== '') return envValue;
   if (file === undefined) return undefined;
   try {

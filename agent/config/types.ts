@@ -44,7 +44,15 @@ export interface AgentConfig {
     devRoot: string;
     pollInterval: number;
     watch: boolean;
-    lidar: { vid: string; pid: string; alias: string; path?: string; baudRate: number; checkInterval: number; timeout: number };
+    lidar: {
+      vid: string;
+      pid: string;
+      alias: string;
+      path?: string;
+      baudRate: number;
+      checkInterval: number;
+      timeout: number;
+    };
     camera: { vid: string; depthPid: string; rgbPid: string; depthAlias: string; rgbAlias: string };
     board: { vid: string; pid: string; alias: string };
   };

@@ -207,7 +207,10 @@ export class ContainerExecutor {
     // Mount points Docker made are not changes: a container nobody touched is not committed.
     const changes = await this.d.engine.containerChanges(id);
     if (changes.length === 0) return undefined;
-    this.d.logger.debug('committing a changed container', { name, changes: changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`) });
+    this.d.logger.debug('committing a changed container', {
+      name,
+      changes: changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`),
+    });
     // Into the robot's own snapshot repository, never the vendor's: a commit there would pass
     // for the vendor's image to anything that lists or pushes that repository.
     const tag = `${name}-${stamp()}`;
@@ -216,8 +219,7 @@ export class ContainerExecutor {
       const comment = `robot-agent: ${name} (from ${image}) before it was replaced`;
       await this.d.engine.commitContainer(id, { repo: ref.familiarRepository, tag, comment, pause: false });
     } catch (err) {
-      const message =
-        `could not commit ${name}'s changes before recreating it, so it was put back as it was: ${engineMessage(err)}`;
+      const message = `could not commit ${name}'s changes before recreating it, so it was put back as it was: ${engineMessage(err)}`;
       throw new AgentError('commit_failed', message);
     }
     const committed = ref.familiar;

@@ -25,7 +25,8 @@ export async function observeContainers(engine: Engine): Promise<Observation[]> 
     const observation = toObservation(info);
     // A container the update flow moved aside (<name>-previous-...) keeps its name label; it is
     // the flow's to finish or undo, not a second copy of the container for the loop to act on.
-    if (info.Config.Labels?.[LABELS.name] !== undefined && info.Config.Labels[LABELS.name] !== observation.name) continue;
+    if (info.Config.Labels?.[LABELS.name] !== undefined && info.Config.Labels[LABELS.name] !== observation.name)
+      continue;
     out.push(observation);
   }
   return out;

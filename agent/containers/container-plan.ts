@@ -101,7 +101,11 @@ export function planContainers(input: PlanInput): Plan {
   return { steps, verdicts };
 }
 
-function planOne(want: DesiredContainer, have: ObservedContainer | undefined, input: PlanInput): { step?: Step; verdict: ContainerVerdict } {
+function planOne(
+  want: DesiredContainer,
+  have: ObservedContainer | undefined,
+  input: PlanInput,
+): { step?: Step; verdict: ContainerVerdict } {
   const name = want.name;
   // The update flow owns it (swap, verification, rollback): nothing else touches it, not even a
   // stop, which would stop the new container and have the flow blame the new image.
@@ -109,17 +113,28 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
   // Before any step, stops included: a step that failed is retried at its time, never sooner.
   if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
   if (!want.enabled) {
-    if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'disabled' }, verdict: { inSync: false, reason: 'stopping: disabled' } };
+    if (have && isUp(have))
+      return {
+        step: { action: 'stop', name, id: have.id, reason: 'disabled' },
+        verdict: { inSync: false, reason: 'stopping: disabled' },
+      };
     return { verdict: { inSync: true } };
   }
   if (input.held.has(name)) {
-    if (have && isUp(have)) return { step: { action: 'stop', name, id: have.id, reason: 'held' }, verdict: { inSync: false, reason: 'stopping: stopped by command' } };
+    if (have && isUp(have))
+      return {
+        step: { action: 'stop', name, id: have.id, reason: 'held' },
+        verdict: { inSync: false, reason: 'stopping: stopped by command' },
+      };
     return { verdict: { inSync: false, reason: 'stopped by command' } };
   }
 
   // A new image, or the same tag pulled anew, for a container that exists: the update flow.
   const targetId = input.imageIdOf?.(want.image);
-  const newImage = have !== undefined && (have.image !== want.image || (have.runImage === have.image && targetId !== undefined && have.imageId !== targetId));
+  const newImage =
+    have !== undefined &&
+    (have.image !== want.image ||
+      (have.runImage === have.image && targetId !== undefined && have.imageId !== targetId));
   if (have && newImage && have.specHash === want.specHash) {
     const refused = input.rolledBack?.get(name);
     if (refused && refused.image === want.image && (refused.imageId === undefined || refused.imageId === targetId)) {
@@ -134,14 +149,20 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
     // Backing off after a failed update (update.retry): say so rather than "updating", which it is not.
     const retry = input.updateRetry?.get(name);
     if (retry) return { verdict: { inSync: false, reason: `update to ${want.image} failed; tried again at ${retry}` } };
-    return { step: { action: 'update', name, id: have.id, image: want.image }, verdict: { inSync: false, reason: `updating to ${want.image}` } };
+    return {
+      step: { action: 'update', name, id: have.id, image: want.image },
+      verdict: { inSync: false, reason: `updating to ${want.image}` },
+    };
   }
 
   const matches = have !== undefined && have.image === want.image && have.specHash === want.specHash;
   if (!matches && !input.imagePresent(want.image)) {
     // Pull first, swap after: the running container keeps running on its old image meanwhile.
     if (input.pulling.has(want.image)) return { verdict: { inSync: false, reason: `pulling ${want.image}` } };
-    return { step: { action: 'pull', name, image: want.image }, verdict: { inSync: false, reason: `pulling ${want.image}` } };
+    return {
+      step: { action: 'pull', name, image: want.image },
+      verdict: { inSync: false, reason: `pulling ${want.image}` },
+    };
   }
   const resolved = input.devices.get(name) ?? { mappings: [], missing: [] };
   const waitingFor = want.spec.required.filter((d) => resolved.missing.includes(d));
@@ -153,17 +174,32 @@ function planOne(want: DesiredContainer, have: ObservedContainer | undefined, in
   }
   if (!matches) {
     if (waiting) return { verdict: { inSync: false, reason: waiting } };
-    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'spec' }, verdict: { inSync: false, reason: 'recreating: spec changed' } };
+    return {
+      step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'spec' },
+      verdict: { inSync: false, reason: 'recreating: spec changed' },
+    };
   }
-  if (want.spec.replug === 'recreate' && have.state === 'running' && devicesMoved(have.createdDevices, resolved.mappings)) {
-    return { step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'devices' }, verdict: { inSync: false, reason: 'recreating: devices moved' } };
+  if (
+    want.spec.replug === 'recreate' &&
+    have.state === 'running' &&
+    devicesMoved(have.createdDevices, resolved.mappings)
+  ) {
+    return {
+      step: { action: 'recreate', name, id: have.id, image: want.image, reason: 'devices' },
+      verdict: { inSync: false, reason: 'recreating: devices moved' },
+    };
   }
   if (!isUp(have) && (shouldStart(have, want.spec) || input.startNow?.has(name))) {
     if (waiting) return { verdict: { inSync: false, reason: waiting } };
     return { step: { action: 'start', name, id: have.id }, verdict: { inSync: false, reason: 'starting' } };
   }
   if (have.state === 'running' || have.state === 'restarting') return { verdict: { inSync: true } };
-  return { verdict: { inSync: false, reason: `${have.state}${have.exitCode !== null ? ` (exit ${have.exitCode})` : ''}; restart policy ${want.spec.restart}` } };
+  return {
+    verdict: {
+      inSync: false,
+      reason: `${have.state}${have.exitCode !== null ? ` (exit ${have.exitCode})` : ''}; restart policy ${want.spec.restart}`,
+    },
+  };
 }
 
 function isUp(have: ObservedContainer): boolean {

@@ -19,7 +19,14 @@ import { ContainerExecutor } from './container-executor.js';
 import { observeContainers, type Observation } from './container-observer.js';
 import { planContainers, type ContainerVerdict, type DesiredContainer } from './container-plan.js';
 import { LABELS } from './container-spec.js';
-import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type DesiredMessage, type DesiredRecord } from './desired-state.js';
+import {
+  DesiredStore,
+  effectiveDesired,
+  mergeDesired,
+  parseDesired,
+  type DesiredMessage,
+  type DesiredRecord,
+} from './desired-state.js';
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
@@ -81,7 +88,10 @@ export class ContainersModule {
   private readonly desiredStore: DesiredStore;
   private readonly holds: HoldStore;
   private readonly pulling = new Set<string>();
-  private readonly failures = new Map<string, { backoff: Backoff; retryAt: number; error: { code: string; message: string; at: string } }>();
+  private readonly failures = new Map<
+    string,
+    { backoff: Backoff; retryAt: number; error: { code: string; message: string; at: string } }
+  >();
   private readonly agentStarts = new Map<string, number>();
   /** Ids of containers that left the config and were stopped once: not fought over after. */
   private readonly orphansStopped = new Set<string>();
@@ -155,7 +165,14 @@ export class ContainersModule {
   async start(): Promise<void> {
     this.running = true;
     const received = this.desired.received;
-    this.publishDesiredInfo(received ? { appliedAt: new Date().toISOString(), ...(received.version !== undefined ? { version: received.version } : {}) } : {});
+    this.publishDesiredInfo(
+      received
+        ? {
+            appliedAt: new Date().toISOString(),
+            ...(received.version !== undefined ? { version: received.version } : {}),
+          }
+        : {},
+    );
     const { engine, bus } = this.o;
     this.unsubscribers = [
       engine.onConnected(() => {
@@ -214,14 +231,23 @@ export class ContainersModule {
     if (JSON.stringify(next) === JSON.stringify(this.desired.received)) return;
     // A newer word from the fleet overrides an operator's earlier stop or pin of the containers it names.
     const named = Object.keys(next?.containers ?? {});
-    const pins = Object.fromEntries(Object.entries(this.desired.pins).filter(([name]) => next !== null && !named.includes(name)));
+    const pins = Object.fromEntries(
+      Object.entries(this.desired.pins).filter(([name]) => next !== null && !named.includes(name)),
+    );
     this.desired = { received: next, pins };
     for (const name of named) this.holds.release(name);
     this.o.bus.emit('desired.changed', { containers: named });
     await this.holds.save().catch(() => undefined);
     await this.saveDesired();
-    this.publishDesiredInfo(next ? { appliedAt: new Date().toISOString(), ...(next.version !== undefined ? { version: next.version } : {}) } : {});
-    this.o.bus.emit('desired.applied', { containers: next?.containers ?? {}, ...(next?.version !== undefined ? { version: next.version } : {}) });
+    this.publishDesiredInfo(
+      next
+        ? { appliedAt: new Date().toISOString(), ...(next.version !== undefined ? { version: next.version } : {}) }
+        : {},
+    );
+    this.o.bus.emit('desired.applied', {
+      containers: next?.containers ?? {},
+      ...(next?.version !== undefined ? { version: next.version } : {}),
+    });
     this.requestReconcile();
   }
 
@@ -233,7 +259,9 @@ export class ContainersModule {
     this.reconcileScheduled = true;
     this.reconcileTimer = setTimeout(() => {
       this.reconcileScheduled = false;
-      void this.serially(() => this.reconcile()).catch((err: unknown) => this.o.logger.warn('reconcile failed', { error: toErrorInfo(err) }));
+      void this.serially(() => this.reconcile()).catch((err: unknown) =>
+        this.o.logger.warn('reconcile failed', { error: toErrorInfo(err) }),
+      );
     }, 50);
   }
 
@@ -270,7 +298,12 @@ export class ContainersModule {
       const plan = planContainers({
         desired,
         observed: this.observed,
-        devices: new Map(desired.map((d) => [d.name, resolveDeviceMappings(d.spec, this.o.store.get().devices, this.o.config.devices)])),
+        devices: new Map(
+          desired.map((d) => [
+            d.name,
+            resolveDeviceMappings(d.spec, this.o.store.get().devices, this.o.config.devices),
+          ]),
+        ),
         // images.verify: only the image verified for that name counts (else it is pulled, and verified).
         imagePresent: (image) => {
           const verified = this.o.puller.verifiedId?.(image) ?? null;
@@ -282,7 +315,10 @@ export class ContainersModule {
         imageIdOf: (image) => idOf.get(image),
         updating: updates.busy,
         rolledBack: updates.history.rolledBack,
-        updateRetry: this.updateRetry(desired.map((d) => d.name), updates),
+        updateRetry: this.updateRetry(
+          desired.map((d) => d.name),
+          updates,
+        ),
         startNow: this.startNow,
         orphansStopped: this.orphansStopped,
       });
@@ -414,13 +450,21 @@ export class ContainersModule {
   requireContainer(name: string): Observation {
     this.specOf(name);
     const found = this.observed.find((o) => o.name === name);
-    if (!found) throw new AgentError('not_found', `container ${name} does not exist yet (${this.stateOf(name).reason ?? 'not created'})`);
+    if (!found)
+      throw new AgentError(
+        'not_found',
+        `container ${name} does not exist yet (${this.stateOf(name).reason ?? 'not created'})`,
+      );
     return found;
   }
 
   specOf(name: string): AgentConfig['containers'][string] {
     const spec = Object.hasOwn(this.o.config.containers, name) ? this.o.config.containers[name] : undefined;
-    if (!spec) throw new AgentError('unknown_container', `no container "${name}" in this robot's config (defined: ${Object.keys(this.o.config.containers).join(', ') || 'none'})`);
+    if (!spec)
+      throw new AgentError(
+        'unknown_container',
+        `no container "${name}" in this robot's config (defined: ${Object.keys(this.o.config.containers).join(', ') || 'none'})`,
+      );
     return spec;
   }
 
@@ -442,7 +486,9 @@ export class ContainersModule {
   }
 
   private async saveDesired(): Promise<void> {
-    await this.desiredStore.save(this.desired).catch((err: unknown) => this.o.logger.warn('could not persist the desired state', { error: err as Error }));
+    await this.desiredStore
+      .save(this.desired)
+      .catch((err: unknown) => this.o.logger.warn('could not persist the desired state', { error: err as Error }));
   }
 
   private stateOf(name: string): ContainerState {
@@ -457,7 +503,10 @@ export class ContainersModule {
       // Docker made the nodes of the create-time paths; bring them to where the devices are now.
       void this.deviceSync.afterStart(event.Actor.ID).catch(() => undefined);
     }
-    if (['create', 'start', 'die', 'stop', 'destroy', 'rename', 'pause', 'unpause'].includes(event.Action) || event.Action.startsWith('health_status')) {
+    if (
+      ['create', 'start', 'die', 'stop', 'destroy', 'rename', 'pause', 'unpause'].includes(event.Action) ||
+      event.Action.startsWith('health_status')
+    ) {
       this.requestReconcile();
     }
   }
@@ -467,12 +516,18 @@ export class ContainersModule {
     this.pulling.add(image);
     const requestId = `reconcile-${forContainer}-${Date.now()}`;
     this.o.puller
-      .pull(parseImageReference(image), { requestId, progress: (fields) => this.o.bus.emit('pull.progress', { ...fields, id: requestId }) })
+      .pull(parseImageReference(image), {
+        requestId,
+        progress: (fields) => this.o.bus.emit('pull.progress', { ...fields, id: requestId }),
+      })
       .then(() => this.failures.delete(forContainer))
       .catch((err: unknown) => this.noteFailure(forContainer, 'pull', err))
       .finally(() => {
         this.pulling.delete(image);
-        void this.o.inventory.refresh().catch(() => undefined).then(() => this.requestReconcile());
+        void this.o.inventory
+          .refresh()
+          .catch(() => undefined)
+          .then(() => this.requestReconcile());
       });
   }
 
@@ -550,7 +605,12 @@ export class ContainersModule {
   noteFailure(name: string, action: string, err: unknown): void {
     const info = toErrorInfo(err, `${action}_failed`);
     const previous = this.failures.get(name);
-    const backoff = previous?.backoff ?? new Backoff({ initialMs: this.o.config.reconcile.retry.initial * 1000, maxMs: this.o.config.reconcile.retry.max * 1000 });
+    const backoff =
+      previous?.backoff ??
+      new Backoff({
+        initialMs: this.o.config.reconcile.retry.initial * 1000,
+        maxMs: this.o.config.reconcile.retry.max * 1000,
+      });
     const delay = backoff.next();
     const error = { ...info, at: new Date().toISOString() };
     this.failures.set(name, { backoff, retryAt: this.now() + delay, error });
@@ -562,7 +622,11 @@ export class ContainersModule {
   }
 
   private publishDesiredInfo(info: { appliedAt?: string; version?: string | number }): void {
-    this.o.store.update('desired', (d) => ({ appliedAt: info.appliedAt ?? null, ...(info.version !== undefined ? { version: info.version } : {}), ...(d.rejected ? { rejected: d.rejected } : {}) }));
+    this.o.store.update('desired', (d) => ({
+      appliedAt: info.appliedAt ?? null,
+      ...(info.version !== undefined ? { version: info.version } : {}),
+      ...(d.rejected ? { rejected: d.rejected } : {}),
+    }));
   }
 
   private publishState(verdicts: Map<string, ContainerVerdict>): void {
@@ -570,7 +634,10 @@ export class ContainersModule {
     const containers = this.desiredContainers().map((want): ContainerState => {
       const have = this.observed.find((o) => o.name === want.name);
       const resolved = resolveDeviceMappings(want.spec, devices, this.o.config.devices);
-      const verdict = verdicts.get(want.name) ?? { inSync: false, reason: this.o.engine.available ? 'not reconciled yet' : 'Docker engine unavailable' };
+      const verdict = verdicts.get(want.name) ?? {
+        inSync: false,
+        reason: this.o.engine.available ? 'not reconciled yet' : 'Docker engine unavailable',
+      };
       const failure = this.failures.get(want.name);
       return {
         name: want.name,

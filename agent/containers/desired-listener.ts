@@ -16,7 +16,9 @@ export class DesiredListener {
   private running: Promise<void> | undefined;
   private skipped = 0;
 
-  constructor(private readonly o: { link: MqttLink; topic: string; apply: (payload: Buffer) => Promise<void>; logger: Logger }) {}
+  constructor(
+    private readonly o: { link: MqttLink; topic: string; apply: (payload: Buffer) => Promise<void>; logger: Logger },
+  ) {}
 
   async start(): Promise<void> {
     this.unsubscribe = this.o.link.onMessage((topic, payload) => {
@@ -41,9 +43,9 @@ export class DesiredListener {
         this.o.logger.info('desired state superseded before it was applied', { skipped: this.skipped });
         this.skipped = 0;
       }
-      await this.o.apply(payload).catch((err: unknown) =>
-        this.o.logger.error('desired state handler failed', { error: err as Error }),
-      );
+      await this.o
+        .apply(payload)
+        .catch((err: unknown) => this.o.logger.error('desired state handler failed', { error: err as Error }));
     }
     this.running = undefined;
   }

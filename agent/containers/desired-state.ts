@@ -15,7 +15,9 @@ export interface DesiredMessage {
   version?: string | number;
 }
 
-const validate = compileSchema<DesiredMessage>(JSON.parse(readFileSync(join(packageRoot(), 'docs', 'schemas', 'desired.json'), 'utf8')) as object);
+const validate = compileSchema<DesiredMessage>(
+  JSON.parse(readFileSync(join(packageRoot(), 'docs', 'schemas', 'desired.json'), 'utf8')) as object,
+);
 
 /**
  * Limits on <b>/desired. The message is retained and its version is echoed into the state, and a
@@ -39,7 +41,10 @@ export const DESIRED_LIMITS = {
  * An empty payload clears the desired state. Any problem rejects the whole message, and what
  * the refusal quotes of the payload is clipped (DESIRED_LIMITS).
  */
-export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'containers' | 'images'>): DesiredMessage | null {
+export function parseDesired(
+  payload: Buffer,
+  config: Pick<AgentConfig, 'containers' | 'images'>,
+): DesiredMessage | null {
   if (payload.length === 0) return null;
   if (payload.length > DESIRED_LIMITS.maxBytes) {
     const limit = DESIRED_LIMITS.maxBytes;
@@ -60,7 +65,8 @@ export function parseDesired(payload: Buffer, config: Pick<AgentConfig, 'contain
     if (!Object.hasOwn(config.containers, name)) {
       const defined = Object.keys(config.containers).join(', ') || 'none';
       const quoted = clip(name, DESIRED_LIMITS.maxEchoChars);
-      const message = `desired state names container "${quoted}", which this robot's config does not define ` +
+      const message =
+        `desired state names container "${quoted}", which this robot's config does not define ` +
         `(defined: ${defined})`;
       throw new AgentError('unknown_container', clip(message, DESIRED_LIMITS.maxMessageChars));
     }

@@ -36,7 +36,11 @@ const CATALOG = new Set<string>(['lidar', 'camera', 'board']);
  * the camera at its literal /dev/bus/usb/BBB/DDD paths (libusb opens those) and at its aliases,
  * with its video nodes; a literal /dev path passes as it is.
  */
-export function resolveDeviceMappings(spec: Pick<ContainerSpec, 'devices'>, devices: DevicesState, catalog: AgentConfig['devices']): ResolvedDevices {
+export function resolveDeviceMappings(
+  spec: Pick<ContainerSpec, 'devices'>,
+  devices: DevicesState,
+  catalog: AgentConfig['devices'],
+): ResolvedDevices {
   const mappings: DeviceMapping[] = [];
   const missing: CatalogDevice[] = [];
   const inContainer = (hostPath: string) => `/dev/${relative(catalog.devRoot, hostPath)}`;
@@ -61,13 +65,30 @@ export function resolveDeviceMappings(spec: Pick<ContainerSpec, 'devices'>, devi
         continue;
       }
       if (camera.depth) {
-        mappings.push({ device, key: 'camera-depth', host: camera.depth.node, container: inContainer(camera.depth.node) });
-        mappings.push({ device, key: 'camera-depth', host: camera.depth.node, container: `/dev/${catalog.camera.depthAlias}` });
+        mappings.push({
+          device,
+          key: 'camera-depth',
+          host: camera.depth.node,
+          container: inContainer(camera.depth.node),
+        });
+        mappings.push({
+          device,
+          key: 'camera-depth',
+          host: camera.depth.node,
+          container: `/dev/${catalog.camera.depthAlias}`,
+        });
       }
       if (camera.rgb) {
         mappings.push({ device, key: 'camera-rgb', host: camera.rgb.node, container: inContainer(camera.rgb.node) });
-        mappings.push({ device, key: 'camera-rgb', host: camera.rgb.node, container: `/dev/${catalog.camera.rgbAlias}` });
-        camera.rgb.video.forEach((video, index) => mappings.push({ device, key: `camera-video${index}`, host: video, container: inContainer(video) }));
+        mappings.push({
+          device,
+          key: 'camera-rgb',
+          host: camera.rgb.node,
+          container: `/dev/${catalog.camera.rgbAlias}`,
+        });
+        camera.rgb.video.forEach((video, index) =>
+          mappings.push({ device, key: `camera-video${index}`, host: video, container: inContainer(video) }),
+        );
       }
     }
   }
@@ -78,7 +99,10 @@ export function resolveDeviceMappings(spec: Pick<ContainerSpec, 'devices'>, devi
  * Reads each host node's type and numbers (following a symlink: a tty may be an alias). A node
  * that vanished between the scan and now is dropped: the next device event brings it back.
  */
-export function numberMappings(mappings: DeviceMapping[], stat: (path: string) => { rdev: number; mode: number; isCharacterDevice(): boolean } = statSync): NumberedMapping[] {
+export function numberMappings(
+  mappings: DeviceMapping[],
+  stat: (path: string) => { rdev: number; mode: number; isCharacterDevice(): boolean } = statSync,
+): NumberedMapping[] {
   const out: NumberedMapping[] = [];
   for (const m of mappings) {
     try {

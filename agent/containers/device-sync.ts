@@ -7,7 +7,13 @@ import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ObservedContainer, DesiredContainer } from './container-plan.js';
 import { LABELS, parseDevicesLabel } from './container-spec.js';
-import { isLiteralDevice, numberMappings, resolveDeviceMappings, type DeviceMapping, type NumberedMapping } from './device-mappings.js';
+import {
+  isLiteralDevice,
+  numberMappings,
+  resolveDeviceMappings,
+  type DeviceMapping,
+  type NumberedMapping,
+} from './device-mappings.js';
 import { applyNodeSync, planNodeSync } from './node-sync.js';
 import type { StableNodes } from './stable-nodes.js';
 
@@ -86,7 +92,10 @@ export class DeviceSync {
   /** For state: where each device is inside the container (live: where it is now). */
   devicesOf(have: ObservedContainer, now: DeviceMapping[]): Array<{ device: string; host: string; container: string }> {
     const want = this.d.desired().find((d) => d.name === have.name);
-    const rows = want?.spec.replug === 'recreate' ? [...now.filter((m) => isLiteralDevice(m.device)), ...have.createdDevices] : now;
+    const rows =
+      want?.spec.replug === 'recreate'
+        ? [...now.filter((m) => isLiteralDevice(m.device)), ...have.createdDevices]
+        : now;
     return rows.map((m) => ({ device: m.device, host: m.host, container: m.container }));
   }
 
@@ -97,7 +106,12 @@ export class DeviceSync {
     return { numbered, missing };
   }
 
-  private async syncContainer(name: string, { id, labels }: RunningContainer, wanted: NumberedMapping[], missing: string[]): Promise<void> {
+  private async syncContainer(
+    name: string,
+    { id, labels }: RunningContainer,
+    wanted: NumberedMapping[],
+    missing: string[],
+  ): Promise<void> {
     let known = this.made.get(id);
     if (!known) {
       // What Docker made at start: the catalog paths of creation time, numbers unknown (the
@@ -117,11 +131,17 @@ export class DeviceSync {
       for (const path of plan.remove) known.delete(path);
       for (const m of plan.make) known.set(m.container, numbers(m));
       if (outcome.made.length > 0 || outcome.removed.length > 0) {
-        this.d.logger.info('container device nodes updated', { container: name, made: outcome.made, removed: outcome.removed });
+        this.d.logger.info('container device nodes updated', {
+          container: name,
+          made: outcome.made,
+          removed: outcome.removed,
+        });
         this.d.bus.emit('container.devices', {
           name,
           policy: 'live',
-          made: plan.make.filter((m) => outcome.made.includes(m.container)).map((m) => ({ device: m.device, host: m.host, container: m.container, major: m.major, minor: m.minor })),
+          made: plan.make
+            .filter((m) => outcome.made.includes(m.container))
+            .map((m) => ({ device: m.device, host: m.host, container: m.container, major: m.major, minor: m.minor })),
           removed: outcome.removed,
           missing,
         });
@@ -137,7 +157,11 @@ export class DeviceSync {
     const list = await this.d.engine.listContainers({ label: [`${LABELS.managed}=true`], status: ['running'] });
     // By Docker's name: one moved aside by the update flow keeps the label of the name it had.
     const named = list.map((c) => ({ name: c.Names[0]?.replace(/^\//, '') ?? c.Id, id: c.Id, labels: c.Labels }));
-    return new Map(named.filter((c) => c.labels[LABELS.name] === undefined || c.labels[LABELS.name] === c.name).map((c) => [c.name, { id: c.id, labels: c.labels }]));
+    return new Map(
+      named
+        .filter((c) => c.labels[LABELS.name] === undefined || c.labels[LABELS.name] === c.name)
+        .map((c) => [c.name, { id: c.id, labels: c.labels }]),
+    );
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {

@@ -38,7 +38,15 @@ done`;
 export function nodeSyncArgs(plan: NodeSyncPlan): string[] {
   const args: string[] = [];
   for (const path of plan.remove) args.push('r', path);
-  for (const m of plan.make) args.push('c', m.container, String(m.major), String(m.minor), `${m.major.toString(16)}:${m.minor.toString(16)}`, m.mode.toString(8));
+  for (const m of plan.make)
+    args.push(
+      'c',
+      m.container,
+      String(m.major),
+      String(m.minor),
+      `${m.major.toString(16)}:${m.minor.toString(16)}`,
+      m.mode.toString(8),
+    );
   return args;
 }
 
@@ -57,7 +65,10 @@ export async function applyNodeSync(engine: Engine, id: string, plan: NodeSyncPl
   const result = await engine.execInContainer(id, cmd, { user: '0' });
   if (result.exitCode !== 0) {
     const said = (result.stderr + result.stdout).trim().slice(0, 500);
-    throw new AgentError('node_sync_failed', `could not update device nodes inside the container (exit ${result.exitCode}): ${said || 'no output'}`);
+    throw new AgentError(
+      'node_sync_failed',
+      `could not update device nodes inside the container (exit ${result.exitCode}): ${said || 'no output'}`,
+    );
   }
   const lines = result.stdout.split('\n');
   return {

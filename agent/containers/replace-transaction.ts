@@ -76,8 +76,7 @@ export class ReplaceTransaction {
       Object.assign(this.entry, next);
     } catch (err) {
       const { code, message } = toErrorInfo(err, 'state_write_failed');
-      const what =
-        `could not journal the ${this.o.what} of ${this.entry.container} (${message}); stopped before ${step}`;
+      const what = `could not journal the ${this.o.what} of ${this.entry.container} (${message}); stopped before ${step}`;
       throw new AgentError(code, what, { cause: err });
     }
     this.o.onStep?.(step);

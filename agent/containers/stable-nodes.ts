@@ -37,7 +37,10 @@ export class StableNodes {
         // Docker copies it into the container; the 0700 directory keeps other host users out.
         await run('mknod', ['-m', m.mode.toString(8), path, 'c', String(m.major), String(m.minor)]);
       } catch (err) {
-        throw new AgentError('stable_node_failed', `cannot make the device node ${path} (${m.major}:${m.minor}): ${(err as Error).message.trim()}`);
+        throw new AgentError(
+          'stable_node_failed',
+          `cannot make the device node ${path} (${m.major}:${m.minor}): ${(err as Error).message.trim()}`,
+        );
       }
       changed.push(m.key);
     }

@@ -56,7 +56,10 @@ export function formatProblem(error: ErrorObject): string {
   if (key !== undefined) path.push(key);
   if (error.keyword === 'propertyNames') return `${path.join('.')}: is not an allowed name`;
   const where = path.length > 0 ? path.join('.') : '(top level)';
-  const allowed = error.keyword === 'enum' ? ` (${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')})` : '';
+  const allowed =
+    error.keyword === 'enum'
+      ? ` (${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')})`
+      : '';
   return `${where}: ${error.message ?? 'is invalid'}${allowed}`;
 }
 

@@ -58,6 +58,11 @@ export class SystemdNotifier {
 
 function runSystemdNotify(message: string, env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('systemd-notify', [`--pid=${process.pid}`, ...message.split('\n')], { env: { PATH: env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: env.NOTIFY_SOCKET ?? '' }, timeout: 5000 }, (err) => (err ? reject(err) : resolve()));
+    execFile(
+      'systemd-notify',
+      [`--pid=${process.pid}`, ...message.split('\n')],
+      { env: { PATH: env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: env.NOTIFY_SOCKET ?? '' }, timeout: 5000 },
+      (err) => (err ? reject(err) : resolve()),
+    );
   });
 }

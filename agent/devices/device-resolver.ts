@@ -19,16 +19,28 @@ export interface DevicePlacement {
  */
 export function placeDevices(snapshot: UsbSnapshot, catalog: AgentConfig['devices']): DevicePlacement {
   const aliasPath = (alias: string) => join(catalog.devRoot, alias);
-  const aliasFor = (alias: string, target: string | undefined) => (target !== undefined && snapshot.aliases[alias] === target ? aliasPath(alias) : null);
+  const aliasFor = (alias: string, target: string | undefined) =>
+    target !== undefined && snapshot.aliases[alias] === target ? aliasPath(alias) : null;
   const matching = (vid: string, pid: string) => snapshot.devices.filter((d) => d.vid === vid && d.pid === pid);
 
-  const lidarDevice = catalog.lidar.path !== undefined
-    ? snapshot.devices.find((d) => d.ttys.some((t) => t === catalog.lidar.path || t === snapshot.aliases[aliasName(catalog.lidar.path!, catalog.devRoot)]))
-    : matching(catalog.lidar.vid, catalog.lidar.pid).find((d) => d.ttys.length > 0);
+  const lidarDevice =
+    catalog.lidar.path !== undefined
+      ? snapshot.devices.find((d) =>
+          d.ttys.some(
+            (t) => t === catalog.lidar.path || t === snapshot.aliases[aliasName(catalog.lidar.path!, catalog.devRoot)],
+          ),
+        )
+      : matching(catalog.lidar.vid, catalog.lidar.pid).find((d) => d.ttys.length > 0);
   const lidarNode = lidarDevice?.ttys[0] ?? null;
-  const lidar: DevicePlacement['lidar'] = catalog.lidar.path !== undefined
-    ? { present: lidarDevice !== undefined, path: catalog.lidar.path, node: lidarNode, usb: identity(lidarDevice) }
-    : { present: lidarDevice !== undefined, path: lidarNode === null ? null : aliasFor(catalog.lidar.alias, lidarNode) ?? lidarNode, node: lidarNode, usb: identity(lidarDevice) };
+  const lidar: DevicePlacement['lidar'] =
+    catalog.lidar.path !== undefined
+      ? { present: lidarDevice !== undefined, path: catalog.lidar.path, node: lidarNode, usb: identity(lidarDevice) }
+      : {
+          present: lidarDevice !== undefined,
+          path: lidarNode === null ? null : (aliasFor(catalog.lidar.alias, lidarNode) ?? lidarNode),
+          node: lidarNode,
+          usb: identity(lidarDevice),
+        };
 
   const depth = matching(catalog.camera.vid, catalog.camera.depthPid)[0];
   const rgb = matching(catalog.camera.vid, catalog.camera.rgbPid)[0];
@@ -42,7 +54,7 @@ export function placeDevices(snapshot: UsbSnapshot, catalog: AgentConfig['device
   const boardNode = boardDevice?.ttys[0] ?? null;
   const board: DevicePlacement['board'] = {
     present: boardDevice !== undefined,
-    path: boardNode === null ? null : aliasFor(catalog.board.alias, boardNode) ?? boardNode,
+    path: boardNode === null ? null : (aliasFor(catalog.board.alias, boardNode) ?? boardNode),
     node: boardNode,
     usb: identity(boardDevice),
   };
@@ -54,7 +66,9 @@ function aliasName(path: string, devRoot: string): string {
 }
 
 function identity(device: UsbDevice | undefined): UsbIdentity | null {
-  return device ? { vid: device.vid, pid: device.pid, busnum: device.busnum, devnum: device.devnum, serial: device.serial } : null;
+  return device
+    ? { vid: device.vid, pid: device.pid, busnum: device.busnum, devnum: device.devnum, serial: device.serial }
+    : null;
 }
 
 export interface DeviceChange {
@@ -75,8 +89,7 @@ export function diffPlacements(before: DevicePlacement, after: DevicePlacement):
     // Where it was, but no longer there: the event must never say `present: true`.
     else if (a.present && !b.present) {
       out.push({ type: 'device.detached', device, placement: { ...a, present: false } });
-    }
-    else if (a.present && b.present) {
+    } else if (a.present && b.present) {
       const changes = changedFields(flatten(a), flatten(b));
       if (Object.keys(changes).length > 0) out.push({ type: 'device.changed', device, changes, placement: b });
     }
@@ -102,7 +115,14 @@ function changedFields(a: Record<string, unknown>, b: Record<string, unknown>): 
 
 export function absentDevices(): DevicesState {
   return {
-    lidar: { present: false, path: null, node: null, usb: null, health: { status: 'unknown', errorCode: null, checkedAt: null, busy: false, reason: 'lidar not present' }, info: null },
+    lidar: {
+      present: false,
+      path: null,
+      node: null,
+      usb: null,
+      health: { status: 'unknown', errorCode: null, checkedAt: null, busy: false, reason: 'lidar not present' },
+      info: null,
+    },
     camera: { present: false, depth: null, rgb: null },
     board: { present: false, path: null, node: null, usb: null },
   };

@@ -59,7 +59,10 @@ export class DevicesModule {
       this.watcher.start();
     }
     this.schedulePoll();
-    this.checkTimer = setInterval(() => void this.checkLidar(false).catch(() => undefined), this.options.config.lidar.checkInterval * 1000);
+    this.checkTimer = setInterval(
+      () => void this.checkLidar(false).catch(() => undefined),
+      this.options.config.lidar.checkInterval * 1000,
+    );
     // The first scan found the lidar "attached" and scheduled a settled check: run that one now
     // instead, so that start-up probes the port once, not twice.
     if (this.placement.lidar.present) {
@@ -102,8 +105,15 @@ export class DevicesModule {
     this.placement = next;
     if (changes.length > 0) this.publish();
     for (const change of changes) {
-      this.options.bus.emit(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}), ...(change.placement as object) });
-      this.options.logger.info(change.type, { device: change.device, ...(change.changes ? { changes: change.changes } : {}) });
+      this.options.bus.emit(change.type, {
+        device: change.device,
+        ...(change.changes ? { changes: change.changes } : {}),
+        ...(change.placement as object),
+      });
+      this.options.logger.info(change.type, {
+        device: change.device,
+        ...(change.changes ? { changes: change.changes } : {}),
+      });
       if (change.device === 'lidar' && change.type !== 'device.detached') this.scheduleSettledCheck();
     }
     return this.options.store.get().devices;
@@ -171,7 +181,11 @@ export class DevicesModule {
     if (!fresh && sameInfo && sameHealth(previous, health)) return;
     this.options.store.update('devices', (d) => ({ ...d, lidar: { ...d.lidar, health, info } }));
     if (previous.status !== health.status || previous.errorCode !== health.errorCode) {
-      this.options.bus.emit('device.health', { device: 'lidar', health, previous: { status: previous.status, errorCode: previous.errorCode } });
+      this.options.bus.emit('device.health', {
+        device: 'lidar',
+        health,
+        previous: { status: previous.status, errorCode: previous.errorCode },
+      });
     }
   }
 
@@ -179,7 +193,13 @@ export class DevicesModule {
     const p = this.placement;
     this.options.store.update('devices', (d) => ({
       lidar: p.lidar.present
-        ? { ...p.lidar, health: d.lidar.present ? d.lidar.health : { status: 'unknown', errorCode: null, checkedAt: null, busy: false, reason: 'not checked yet' }, info: d.lidar.present ? d.lidar.info : null }
+        ? {
+            ...p.lidar,
+            health: d.lidar.present
+              ? d.lidar.health
+              : { status: 'unknown', errorCode: null, checkedAt: null, busy: false, reason: 'not checked yet' },
+            info: d.lidar.present ? d.lidar.info : null,
+          }
         : absentDevices().lidar,
       camera: p.camera,
       board: p.board,
@@ -208,7 +228,11 @@ export class DevicesModule {
 
   private where(): { sysfsRoot: string; devRoot: string; aliases: string[] } {
     const c = this.options.config;
-    return { sysfsRoot: c.sysfsRoot, devRoot: c.devRoot, aliases: [c.lidar.alias, c.board.alias, c.camera.depthAlias, c.camera.rgbAlias] };
+    return {
+      sysfsRoot: c.sysfsRoot,
+      devRoot: c.devRoot,
+      aliases: [c.lidar.alias, c.board.alias, c.camera.depthAlias, c.camera.rgbAlias],
+    };
   }
 
   /**
@@ -239,5 +263,11 @@ export class DevicesModule {
 
 function sameHealth(a: LidarHealthState, b: LidarHealthState): boolean {
   // A health never checked (checkedAt null) is never the same: the first answer is news.
-  return a.checkedAt !== null && a.status === b.status && a.errorCode === b.errorCode && a.busy === b.busy && a.reason === b.reason;
+  return (
+    a.checkedAt !== null &&
+    a.status === b.status &&
+    a.errorCode === b.errorCode &&
+    a.busy === b.busy &&
+    a.reason === b.reason
+  );
 }

@@ -3,9 +3,22 @@ import { readSync, writeSync } from 'node:fs';
 // open which @serialport/bindings-cpp 13 never frees (its destroy() drops the finalizer), ~3 KiB
 // of RSS per open for ever (bench/serial-reopen.ts). The probe reads the non-blocking fd itself.
 import {
-  asyncClose, asyncDrain, asyncFlush, asyncOpen, asyncSet,
+  asyncClose,
+  asyncDrain,
+  asyncFlush,
+  asyncOpen,
+  asyncSet,
 } from '@serialport/bindings-cpp/dist/load-bindings.js';
-import { Answer, Command, decodeHealth, decodeInfo, encodeRequest, findAnswer, type LidarHealth, type LidarInfo } from './lidar-protocol.js';
+import {
+  Answer,
+  Command,
+  decodeHealth,
+  decodeInfo,
+  encodeRequest,
+  findAnswer,
+  type LidarHealth,
+  type LidarInfo,
+} from './lidar-protocol.js';
 
 export type ProbeResult =
   | { ok: true; info: LidarInfo; health: LidarHealth }
@@ -35,11 +48,22 @@ const READ_EVERY_MS = 5;
  */
 export const openSerialPort: OpenSerial = async (path, baudRate) => {
   const fd = (await asyncOpen(path, {
-    baudRate, dataBits: 8, stopBits: 1, parity: 'none', rtscts: false, xon: false, xoff: false, xany: false,
-    hupcl: false, lock: true, vmin: 1, vtime: 0,
+    baudRate,
+    dataBits: 8,
+    stopBits: 1,
+    parity: 'none',
+    rtscts: false,
+    xon: false,
+    xoff: false,
+    xany: false,
+    hupcl: false,
+    lock: true,
+    vmin: 1,
+    vtime: 0,
   })) as number;
-  await Promise.resolve(asyncSet(fd, { brk: false, cts: false, dsr: false, dtr: true, rts: true, lowLatency: false }))
-    .catch(() => undefined);
+  await Promise.resolve(
+    asyncSet(fd, { brk: false, cts: false, dsr: false, dtr: true, rts: true, lowLatency: false }),
+  ).catch(() => undefined);
   return new PolledTty(fd);
 };
 
@@ -167,7 +191,11 @@ export async function probeLidar(o: ProbeOptions): Promise<ProbeResult> {
     const infoPayload = await reader.next(Answer.INFO, o.timeoutMs);
     if ('failure' in infoPayload) {
       return infoPayload.failure.code === 'no_answer' && infoPayload.junk > 0
-        ? { ok: false, code: 'not_a_lidar', reason: `the device at ${o.path} sent ${infoPayload.junk} bytes but no RPLidar answer to GET_INFO: not a lidar` }
+        ? {
+            ok: false,
+            code: 'not_a_lidar',
+            reason: `the device at ${o.path} sent ${infoPayload.junk} bytes but no RPLidar answer to GET_INFO: not a lidar`,
+          }
         : { ok: false, ...infoPayload.failure };
     }
     const info = decodeInfo(infoPayload.payload);
@@ -185,7 +213,8 @@ export async function probeLidar(o: ProbeOptions): Promise<ProbeResult> {
   }
 }
 
-type Next = { payload: Buffer; junk: number } | { failure: { code: 'no_answer' | 'port_closed'; reason: string }; junk: number };
+type Next =
+  { payload: Buffer; junk: number } | { failure: { code: 'no_answer' | 'port_closed'; reason: string }; junk: number };
 
 /** Collects bytes and hands out whole answers, skipping what is not one. */
 class AnswerReader {
@@ -222,12 +251,19 @@ class AnswerReader {
       this.junk += found.skipped;
       this.buffer = Buffer.from(found.rest);
       if (found.found) return { payload: found.payload, junk: this.junk };
-      if (this.closed) return { failure: { code: 'port_closed', reason: 'the port closed while waiting for an answer (unplugged?)' }, junk: this.junk };
+      if (this.closed)
+        return {
+          failure: { code: 'port_closed', reason: 'the port closed while waiting for an answer (unplugged?)' },
+          junk: this.junk,
+        };
       const left = deadline - Date.now();
       if (left <= 0) {
         const pending = this.buffer.length;
         return {
-          failure: { code: 'no_answer', reason: `no answer within ${timeoutMs} ms${pending > 0 ? ` (${pending} bytes of an incomplete answer)` : ''}` },
+          failure: {
+            code: 'no_answer',
+            reason: `no answer within ${timeoutMs} ms${pending > 0 ? ` (${pending} bytes of an incomplete answer)` : ''}`,
+          },
           junk: this.junk + pending,
         };
       }

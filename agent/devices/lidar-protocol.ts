@@ -43,14 +43,13 @@ export function encodeDescriptor(d: Descriptor): Buffer {
   const out = Buffer.alloc(7);
   out[0] = SYNC;
   out[1] = SYNC2;
-  out.writeUInt32LE(((d.mode & 0x3) << 30) >>> 0 | (d.length & 0x3fffffff), 2);
+  out.writeUInt32LE((((d.mode & 0x3) << 30) >>> 0) | (d.length & 0x3fffffff), 2);
   out[6] = d.type;
   return out;
 }
 
 export type FrameSearch =
-  | { found: true; payload: Buffer; rest: Buffer; skipped: number }
-  | { found: false; rest: Buffer; skipped: number };
+  { found: true; payload: Buffer; rest: Buffer; skipped: number } | { found: false; rest: Buffer; skipped: number };
 
 /**
  * Looks for the descriptor of the expected answer followed by its whole payload. Bytes before
@@ -96,7 +95,8 @@ export interface LidarInfo {
 }
 
 export function decodeInfo(payload: Buffer): LidarInfo {
-  if (payload.length !== Answer.INFO.length) throw new RangeError(`GET_INFO payload is ${payload.length} bytes, not 20`);
+  if (payload.length !== Answer.INFO.length)
+    throw new RangeError(`GET_INFO payload is ${payload.length} bytes, not 20`);
   const model = payload[0]!;
   const minor = payload[1]!;
   const major = payload[2]!;
@@ -117,7 +117,8 @@ export interface LidarHealth {
 }
 
 export function decodeHealth(payload: Buffer): LidarHealth {
-  if (payload.length !== Answer.HEALTH.length) throw new RangeError(`GET_HEALTH payload is ${payload.length} bytes, not 3`);
+  if (payload.length !== Answer.HEALTH.length)
+    throw new RangeError(`GET_HEALTH payload is ${payload.length} bytes, not 3`);
   const raw = payload[0]!;
   const status: HealthStatus | undefined = raw === 0 ? 'good' : raw === 1 ? 'warning' : raw === 2 ? 'error' : undefined;
   if (!status) throw new RangeError(`GET_HEALTH status ${raw} is not 0, 1 or 2`);
@@ -125,8 +126,17 @@ export function decodeHealth(payload: Buffer): LidarHealth {
 }
 
 /** The inverse of decodeInfo, for simulators and tests. */
-export function encodeInfo(info: { model: number; firmwareMajor: number; firmwareMinor: number; hardware: number; serial: Buffer }): Buffer {
-  return Buffer.concat([Buffer.from([info.model, info.firmwareMinor, info.firmwareMajor, info.hardware]), info.serial.subarray(0, 16)]);
+export function encodeInfo(info: {
+  model: number;
+  firmwareMajor: number;
+  firmwareMinor: number;
+  hardware: number;
+  serial: Buffer;
+}): Buffer {
+  return Buffer.concat([
+    Buffer.from([info.model, info.firmwareMinor, info.firmwareMajor, info.hardware]),
+    info.serial.subarray(0, 16),
+  ]);
 }
 
 export function encodeHealth(status: 0 | 1 | 2, errorCode: number): Buffer {

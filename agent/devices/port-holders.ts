@@ -12,7 +12,10 @@ import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
  * without CAP_SYS_PTRACE in a user namespace) is left after its first refusal instead of
  * throwing one error per descriptor; that halved the walk here (7.5 -> 4 ms CPU, 770 fds).
  */
-export async function portHolders(devicePath: string, o: { procRoot?: string; selfPid?: number } = {}): Promise<number[]> {
+export async function portHolders(
+  devicePath: string,
+  o: { procRoot?: string; selfPid?: number } = {},
+): Promise<number[]> {
   const procRoot = o.procRoot ?? '/proc';
   const self = String(o.selfPid ?? process.pid);
   let target: string;

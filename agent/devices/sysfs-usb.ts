@@ -71,8 +71,18 @@ export function usbFingerprint(o: { sysfsRoot: string; devRoot: string; aliases:
         return name;
       }
     });
-  parts.push('|', ...list(join(o.sysfsRoot, 'class', 'tty')).filter((n) => TTY.test(n)).sort());
-  parts.push('|', ...list(join(o.sysfsRoot, 'class', 'video4linux')).filter((n) => VIDEO.test(n)).sort());
+  parts.push(
+    '|',
+    ...list(join(o.sysfsRoot, 'class', 'tty'))
+      .filter((n) => TTY.test(n))
+      .sort(),
+  );
+  parts.push(
+    '|',
+    ...list(join(o.sysfsRoot, 'class', 'video4linux'))
+      .filter((n) => VIDEO.test(n))
+      .sort(),
+  );
   for (const alias of o.aliases) {
     try {
       parts.push(`${alias}>${readlinkSync(join(o.devRoot, alias))}`);
@@ -116,7 +126,11 @@ function readDevices(sysfsRoot: string): Array<Omit<UsbDevice, 'node' | 'ttys' |
         return undefined;
       }
     });
-  return devices.filter((d): d is NonNullable<typeof d> => d !== undefined && Number.isInteger(d.busnum) && Number.isInteger(d.devnum)).sort((a, b) => a.sysName.localeCompare(b.sysName));
+  return devices
+    .filter(
+      (d): d is NonNullable<typeof d> => d !== undefined && Number.isInteger(d.busnum) && Number.isInteger(d.devnum),
+    )
+    .sort((a, b) => a.sysName.localeCompare(b.sysName));
 }
 
 function readAttr(dir: string, name: string): string {
@@ -138,7 +152,9 @@ function list(dir: string): string[] {
  */
 function ownersOf(classDir: string, pattern: RegExp): Map<string, string[]> {
   const owners = new Map<string, string[]>();
-  for (const name of list(classDir).filter((n) => pattern.test(n)).sort(naturalOrder)) {
+  for (const name of list(classDir)
+    .filter((n) => pattern.test(n))
+    .sort(naturalOrder)) {
     const owner = usbDeviceAbove(join(classDir, name, 'device'));
     if (owner) owners.set(owner, [...(owners.get(owner) ?? []), name]);
   }

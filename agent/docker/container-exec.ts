@@ -11,11 +11,24 @@ export interface ExecResult {
  * Runs a command in a running container (argv, never a shell string of ours) and waits for it:
  * its exit code and what it printed, at most `limit` bytes.
  */
-export async function execInContainer(container: Docker.Container, cmd: string[], o: { user?: string; limit?: number } = {}): Promise<ExecResult> {
-  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, ...(o.user ? { User: o.user } : {}) });
+export async function execInContainer(
+  container: Docker.Container,
+  cmd: string[],
+  o: { user?: string; limit?: number } = {},
+): Promise<ExecResult> {
+  const exec = await container.exec({
+    Cmd: cmd,
+    AttachStdout: true,
+    AttachStderr: true,
+    ...(o.user ? { User: o.user } : {}),
+  });
   const stream = (await exec.start({ hijack: false })) as NodeJS.ReadableStream;
   const frames = demuxEngineStream(await collectStream(stream, o.limit ?? 64 * 1024), false);
-  const text = (kind: 'stdout' | 'stderr') => frames.filter((f) => f.stream === kind).map((f) => f.text).join('');
+  const text = (kind: 'stdout' | 'stderr') =>
+    frames
+      .filter((f) => f.stream === kind)
+      .map((f) => f.text)
+      .join('');
   return { exitCode: await exitCodeOf(exec), stdout: text('stdout'), stderr: text('stderr') };
 }
 

@@ -8,7 +8,10 @@ import { ByteRing, EngineFrameReader } from './engine-stream.js';
  * 30 MB, and eight such requests at once must not cost the robot its memory.
  * Engine errors are thrown as they come (404 for a container gone).
  */
-export async function lastLogLines(container: Docker.Container, o: { tail: number; tty: boolean; limitBytes: number }): Promise<{ lines: string[]; truncated: boolean }> {
+export async function lastLogLines(
+  container: Docker.Container,
+  o: { tail: number; tty: boolean; limitBytes: number },
+): Promise<{ lines: string[]; truncated: boolean }> {
   const stream = await openLogStream(container, o.tail);
   const ring = new ByteRing(o.limitBytes);
   const frames = new EngineFrameReader(o.tty, (payload) => ring.write(payload));

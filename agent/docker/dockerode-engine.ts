@@ -91,7 +91,11 @@ export class DockerodeEngine implements Engine {
   }
 
   async commitContainer(id: string, options: CommitOptions): Promise<void> {
-    await translated(() => this.client().getContainer(id).commit({ ...options }));
+    await translated(() =>
+      this.client()
+        .getContainer(id)
+        .commit({ ...options }),
+    );
   }
 
   execInContainer(

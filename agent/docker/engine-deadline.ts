@@ -172,19 +172,22 @@ export class DeadlineModem extends Modem {
         { cause: err, details: { deadlineSeconds: seconds } },
       );
     };
-    super.dial({ ...options, abortSignal: signal } as never, ((err: unknown, result?: unknown) => {
-      this.waiting.delete(entry);
-      if (err || !options.isStream || !isStream(result) || timer === undefined) {
-        clearTimeout(timer);
-        callback(err ? explain(err) : null, result);
-        return;
-      }
-      // A bounded stream (a logs tail) keeps its deadline until it is read to the end.
-      result.once('close', () => clearTimeout(timer));
-      const cut = () => result.destroy(explain(new Error('aborted')) as Error);
-      controller.signal.addEventListener('abort', cut, { once: true });
-      callback(null, result);
-    }) as never);
+    super.dial(
+      { ...options, abortSignal: signal } as never,
+      ((err: unknown, result?: unknown) => {
+        this.waiting.delete(entry);
+        if (err || !options.isStream || !isStream(result) || timer === undefined) {
+          clearTimeout(timer);
+          callback(err ? explain(err) : null, result);
+          return;
+        }
+        // A bounded stream (a logs tail) keeps its deadline until it is read to the end.
+        result.once('close', () => clearTimeout(timer));
+        const cut = () => result.destroy(explain(new Error('aborted')) as Error);
+        controller.signal.addEventListener('abort', cut, { once: true });
+        callback(null, result);
+      }) as never,
+    );
   }
 }
 

@@ -75,7 +75,11 @@ export class DockerEngineLink {
   /** The engine's client for an operation that needs it now, or docker_unavailable saying why. */
   required(): Docker {
     const state = this.options.store.get().docker;
-    if (!state.available) throw new AgentError('docker_unavailable', `the Docker engine is not available: ${state.error?.message ?? 'unknown reason'}`);
+    if (!state.available)
+      throw new AgentError(
+        'docker_unavailable',
+        `the Docker engine is not available: ${state.error?.message ?? 'unknown reason'}`,
+      );
     return this.docker;
   }
 
@@ -276,7 +280,9 @@ export class DockerEngineLink {
     } else if (!this.saidUnavailable) {
       // Once, not at every retry: the console of an agent without Docker was silent about it.
       const where = this.options.socketPath;
-      this.options.logger.warn(`docker engine not available at ${where}: ${error.message}; retrying with backoff`, { error });
+      this.options.logger.warn(`docker engine not available at ${where}: ${error.message}; retrying with backoff`, {
+        error,
+      });
     }
     this.saidUnavailable = true;
     if (!this.running || this.retryTimer) return;
@@ -317,16 +323,25 @@ export function describeDockerError(err: unknown, socketPath: string): { code: s
   const info = toErrorInfo(err, 'docker_error');
   switch (info.code) {
     case 'enoent':
-      return { code: 'docker_unreachable', message: `no Docker engine at ${socketPath} (socket missing): is docker.service running?` };
+      return {
+        code: 'docker_unreachable',
+        message: `no Docker engine at ${socketPath} (socket missing): is docker.service running?`,
+      };
     case 'econnrefused':
-      return { code: 'docker_unreachable', message: `Docker engine at ${socketPath} refuses connections: is docker.service running?` };
+      return {
+        code: 'docker_unreachable',
+        message: `Docker engine at ${socketPath} refuses connections: is docker.service running?`,
+      };
     case 'engine_deadline':
       return {
         code: 'docker_unresponsive',
         message: `the Docker engine at ${socketPath} does not answer pings in time: is dockerd hung? (${info.message})`,
       };
     case 'eacces':
-      return { code: 'docker_forbidden', message: `no permission to use ${socketPath}: run the agent as root or in the docker group` };
+      return {
+        code: 'docker_forbidden',
+        message: `no permission to use ${socketPath}: run the agent as root or in the docker group`,
+      };
     default:
       return info;
   }

@@ -83,7 +83,10 @@ export class EngineFrameReader {
   private header = Buffer.alloc(0);
   private remaining = 0;
 
-  constructor(private readonly tty: boolean, private readonly onPayload: (payload: Buffer) => void) {}
+  constructor(
+    private readonly tty: boolean,
+    private readonly onPayload: (payload: Buffer) => void,
+  ) {}
 
   write(chunk: Buffer): void {
     if (this.tty) {

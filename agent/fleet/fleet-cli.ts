@@ -8,7 +8,15 @@ import type { StateSummary } from '../state/summary.js';
 import { renderEvent, renderFleetTable, renderRobotDetail, renderTotals, type RobotDetail } from './fleet-view.js';
 import { collectFleet, type Collected } from './fleet-collect.js';
 import {
-  DEFAULT_STALE_MS, SORT_KEYS, filterRobots, fleetTotals, liveness, seenAgo, sortRobots, type Filters, type SortKey,
+  DEFAULT_STALE_MS,
+  SORT_KEYS,
+  filterRobots,
+  fleetTotals,
+  liveness,
+  seenAgo,
+  sortRobots,
+  type Filters,
+  type SortKey,
 } from './fleet-select.js';
 import { nearest } from '../config/key-suggestions.js';
 import { urlForPrinting } from '../config/url-credentials.js';
@@ -100,15 +108,35 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
 /** A usage error; command, when known, narrows the usage printed to that command's. */
 class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
   }
 }
 
 /** Options that take a value (`--broker URL`). */
 const VALUED_OPTIONS = new Set([
-  'broker', 'base', 'username', 'password-file', 'ca', 'cert', 'key', 'timeout', 'message', 'state-dir',
-  'name', 'sort', 'stale', 'sign-key', 'sign-kid', 'out', 'listen', 'token-file', 'operator-token-file',
+  'broker',
+  'base',
+  'username',
+  'password-file',
+  'ca',
+  'cert',
+  'key',
+  'timeout',
+  'message',
+  'state-dir',
+  'name',
+  'sort',
+  'stale',
+  'sign-key',
+  'sign-kid',
+  'out',
+  'listen',
+  'token-file',
+  'operator-token-file',
 ]);
 /** Options that are on or off (`--json`). */
 const FLAGS = new Set(['json', 'online', 'offline', 'degraded', 'outdated', 'push', 'force']);
@@ -125,7 +153,10 @@ function unknownOption(name: string): UsageError {
 }
 
 /** Splits `--name value` options (and boolean flags) from positional arguments. */
-function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flags: Record<string, string | true>; args: string[] } {
+function parse(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): { options: Options; flags: Record<string, string | true>; args: string[] } {
   const flags: Record<string, string | true> = {};
   const args: string[] = [];
   for (let i = 0; i < argv.length; i += 1) {
@@ -158,7 +189,9 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { options: Options; flag
     ...(username ? { username } : {}),
     ...(passwordFile
       ? { password: readOption('--password-file', passwordFile).replace(/\r?\n$/, '') }
-      : env.ROBOT_FLEET_PASSWORD ? { password: env.ROBOT_FLEET_PASSWORD } : {}),
+      : env.ROBOT_FLEET_PASSWORD
+        ? { password: env.ROBOT_FLEET_PASSWORD }
+        : {}),
     ...tls,
   };
   if ((options.ca ?? options.cert) !== undefined && !/^(mqtts|wss|ssl|tls):/.test(options.broker)) {
@@ -296,13 +329,17 @@ function dropWarning(c: Collected, listed: number): string | null {
     'set max_queued_messages (and max_queued_bytes) on the fleet broker well above twice the number of robots, ' +
     'as deploy/broker/fleet.conf does (docs/fleet-broker.md)';
   if (c.cut) {
-    return `warning: the broker dropped retained messages past its per-client queue (mosquitto ` +
-      `max_queued_messages, 1000 by default): robots are missing from this list, which has ${listed}; ${fix}`;
+    return (
+      `warning: the broker dropped retained messages past its per-client queue (mosquitto ` +
+      `max_queued_messages, 1000 by default): robots are missing from this list, which has ${listed}; ${fix}`
+    );
   }
   if (c.recovered > 0) {
-    return `warning: the broker dropped ${c.recovered} retained messages past its per-client queue (mosquitto ` +
+    return (
+      `warning: the broker dropped ${c.recovered} retained messages past its per-client queue (mosquitto ` +
       `max_queued_messages); robot-fleet asked for them again and lists every robot with a summary, but ` +
-      `dashboards may not: ${fix}`;
+      `dashboards may not: ${fix}`
+    );
   }
   return null;
 }
@@ -425,7 +462,13 @@ async function signingKey(o: Options): Promise<SigningKey | undefined> {
   });
 }
 
-async function send(o: Options, robot: string, command: string, body: Record<string, unknown>, out: (s: string) => void): Promise<number> {
+async function send(
+  o: Options,
+  robot: string,
+  command: string,
+  body: Record<string, unknown>,
+  out: (s: string) => void,
+): Promise<number> {
   const key = await signingKey(o);
   const client = await connect(o);
   const id = `fleet-${randomUUID()}`;
@@ -514,7 +557,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       case 'snapshot': {
         const [robot, container] = rest;
         if (!robot || !container) throw new UsageError('snapshot needs <robot> <container>');
-        return await send(options, robot, 'snapshot', { container, ...(flags.push ? { push: true } : {}), ...(typeof flags.message === 'string' ? { message: flags.message } : {}) }, out);
+        return await send(
+          options,
+          robot,
+          'snapshot',
+          {
+            container,
+            ...(flags.push ? { push: true } : {}),
+            ...(typeof flags.message === 'string' ? { message: flags.message } : {}),
+          },
+          out,
+        );
       }
       case 'desired': {
         const [robot, json] = rest;
@@ -547,16 +600,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
-        return await serveCommand({
-          ...(signing ? { signingKey: signing } : {}),
-          base: options.base, timeoutMs: options.timeoutMs,
-          stateDir: (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? defaultDashboardDir(env),
-          ...(replyUser ? { replyUser } : {}),
-          ...(typeof flags.listen === 'string' ? { listen: flags.listen } : {}),
-          ...(typeof flags['token-file'] === 'string' ? { tokenFile: flags['token-file'] } : {}),
-          ...(typeof flags['operator-token-file'] === 'string' ? { operatorTokenFile: flags['operator-token-file'] } : {}),
-          staleAfterMs,
-        }, { connect: (v) => connect(options, v), out, err, stopped });
+        return await serveCommand(
+          {
+            ...(signing ? { signingKey: signing } : {}),
+            base: options.base,
+            timeoutMs: options.timeoutMs,
+            stateDir:
+              (flags['state-dir'] as string | undefined) ?? env.ROBOT_FLEET_STATE_DIR ?? defaultDashboardDir(env),
+            ...(replyUser ? { replyUser } : {}),
+            ...(typeof flags.listen === 'string' ? { listen: flags.listen } : {}),
+            ...(typeof flags['token-file'] === 'string' ? { tokenFile: flags['token-file'] } : {}),
+            ...(typeof flags['operator-token-file'] === 'string'
+              ? { operatorTokenFile: flags['operator-token-file'] }
+              : {}),
+            staleAfterMs,
+          },
+          { connect: (v) => connect(options, v), out, err, stopped },
+        );
       }
       case undefined:
         throw new UsageError('no command given');

@@ -116,9 +116,7 @@ export async function collectFleet(client: MqttClient, o: CollectOptions): Promi
   };
 
   try {
-    await client.subscribeAsync(
-      [`${o.base}/+/state`, `${o.base}/+/availability`, markerTopic], { qos: 1 },
-    );
+    await client.subscribeAsync([`${o.base}/+/state`, `${o.base}/+/availability`, markerTopic], { qos: 1 });
     await endOfBurst();
     const burst = counting;
     counting = { states: 0, availabilities: 0 };

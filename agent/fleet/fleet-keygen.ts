@@ -16,15 +16,17 @@ export async function keygen(dir: string, out: (s: string) => void): Promise<num
   const pubFile = join(dir, `${kid}.pub`);
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   writeFileSync(pubFile, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: 'wx' });
-  out([
-    `kid: ${kid}`,
-    `private key: ${keyFile} (0600: keep it with the operator; robot-fleet --sign-key ${keyFile})`,
-    `public key: ${pubFile} (copy it to each robot and add to its config:)`,
-    'security:',
-    '  commands:',
-    '    keys:',
-    `      - id: ${kid}`,
-    `        publicKeyFile: /etc/robot-agent/keys/${kid}.pub`,
-  ].join('\n'));
+  out(
+    [
+      `kid: ${kid}`,
+      `private key: ${keyFile} (0600: keep it with the operator; robot-fleet --sign-key ${keyFile})`,
+      `public key: ${pubFile} (copy it to each robot and add to its config:)`,
+      'security:',
+      '  commands:',
+      '    keys:',
+      `      - id: ${kid}`,
+      `        publicKeyFile: /etc/robot-agent/keys/${kid}.pub`,
+    ].join('\n'),
+  );
   return 0;
 }

@@ -115,7 +115,15 @@ export function sortRobots(robots: RobotView[], key: SortKey = 'name'): RobotVie
 /** The counts over every robot listed (pure); status counts are of the last summary, live or not. */
 export function fleetTotals(robots: RobotView[], now: number, staleAfterMs = DEFAULT_STALE_MS): Totals {
   const t: Totals = {
-    robots: robots.length, online: 0, offline: 0, stale: 0, unknown: 0, error: 0, degraded: 0, updating: 0, outdated: 0,
+    robots: robots.length,
+    online: 0,
+    offline: 0,
+    stale: 0,
+    unknown: 0,
+    error: 0,
+    degraded: 0,
+    updating: 0,
+    outdated: 0,
   };
   for (const r of robots) {
     t[liveness(r, now, staleAfterMs)] += 1;

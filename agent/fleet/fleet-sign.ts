@@ -37,7 +37,8 @@ export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: O
     }
     if (typeof flags.keygen === 'string') return keygen(flags.keygen, out);
     const [image] = args;
-    if (!image || typeof flags.key !== 'string') throw new UsageError('sign needs <image> and --key FILE (or --keygen FILE)');
+    if (!image || typeof flags.key !== 'string')
+      throw new UsageError('sign needs <image> and --key FILE (or --keygen FILE)');
     const key = readPrivateKey(flags.key);
     const result = await signImage({
       image,
@@ -46,7 +47,11 @@ export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: O
       insecure: flags.insecure === true,
       ...(typeof flags.mirror === 'string' ? { mirror: flags.mirror } : {}),
     });
-    out(flags.json === true ? JSON.stringify(result, null, 2) : `signed ${result.image} (${result.digest}) with ${flags.key}: ${result.signature}`);
+    out(
+      flags.json === true
+        ? JSON.stringify(result, null, 2)
+        : `signed ${result.image} (${result.digest}) with ${flags.key}: ${result.signature}`,
+    );
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
@@ -71,7 +76,9 @@ export async function signImage(o: {
 }): Promise<SignResult> {
   const ref = parseImageReference(o.image);
   const registry = new RegistryClient({
-    registries: { [ref.registry]: { ...(o.insecure ? { insecure: true } : {}), ...(o.username ? { username: o.username } : {}) } },
+    registries: {
+      [ref.registry]: { ...(o.insecure ? { insecure: true } : {}), ...(o.username ? { username: o.username } : {}) },
+    },
     passwords: o.username !== undefined && o.password !== undefined ? { [ref.registry]: o.password } : {},
     timeoutMs: o.timeoutMs ?? 30_000,
   });
@@ -96,9 +103,14 @@ function keygen(file: string, out: Out): number {
     writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
     writeFileSync(`${file}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
   } catch (e) {
-    throw new AgentError('keygen_failed', `cannot write the key pair at ${file} and ${file}.pub: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new AgentError(
+      'keygen_failed',
+      `cannot write the key pair at ${file} and ${file}.pub: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
-  out(`wrote ${file} (private: keep it off the robots) and ${file}.pub (for images.verify on the robots); key id ${keyId(publicKey).slice(0, 16)}`);
+  out(
+    `wrote ${file} (private: keep it off the robots) and ${file}.pub (for images.verify on the robots); key id ${keyId(publicKey).slice(0, 16)}`,
+  );
   return 0;
 }
 
@@ -110,15 +122,23 @@ function readPrivateKey(file: string): KeyObject {
   }
 }
 
-function registryCredentials(flags: Record<string, string | true>, env: NodeJS.ProcessEnv): { username?: string; password?: string } {
+function registryCredentials(
+  flags: Record<string, string | true>,
+  env: NodeJS.ProcessEnv,
+): { username?: string; password?: string } {
   const username = typeof flags.username === 'string' ? flags.username : env.ROBOT_FLEET_REGISTRY_USERNAME || undefined;
-  const file = typeof flags['password-file'] === 'string' ? flags['password-file'] : env.ROBOT_FLEET_REGISTRY_PASSWORD_FILE || undefined;
+  const file =
+    typeof flags['password-file'] === 'string'
+      ? flags['password-file']
+      : env.ROBOT_FLEET_REGISTRY_PASSWORD_FILE || undefined;
   let password = env.ROBOT_FLEET_REGISTRY_PASSWORD || undefined;
   if (file) {
     try {
       password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (e) {
-      throw new UsageError(`--password-file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new UsageError(
+        `--password-file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
   }
   if (password !== undefined && username === undefined) throw new UsageError('a registry password needs --username');

@@ -2,7 +2,13 @@ import { apiVersionOf, MQTT_API_VERSION } from '../mqtt/api-version.js';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { AgentState, StateSection } from '../state/types.js';
 import {
-  DEFAULT_STALE_MS, liveness, sortRobots, type Liveness, type RobotView, type SortKey, type Totals,
+  DEFAULT_STALE_MS,
+  liveness,
+  sortRobots,
+  type Liveness,
+  type RobotView,
+  type SortKey,
+  type Totals,
 } from './fleet-select.js';
 
 export type { RobotView } from './fleet-select.js';
@@ -24,7 +30,11 @@ export function renderFleetTable(robots: RobotView[], now = Date.now(), o: Table
   header.push('LAST SEEN', 'WHY');
   const rows = sortRobots(robots, o.sort).map((r) => row(r, now, o.staleAfterMs ?? DEFAULT_STALE_MS));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => cells[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -77,7 +87,12 @@ function age(ms: number): string {
 export function renderEvent(robot: string, event: AgentEvent, width = 30): string {
   const time = event.ts.slice(11, 19);
   const head = `${time} ${robot} ${event.type}`;
-  if (event.type.endsWith('.progress') && typeof event.current === 'number' && typeof event.total === 'number' && event.total > 0) {
+  if (
+    event.type.endsWith('.progress') &&
+    typeof event.current === 'number' &&
+    typeof event.total === 'number' &&
+    event.total > 0
+  ) {
     return `${head} ${String(event.image ?? '')} ${progressBar(event.current, event.total, width)}`;
   }
   const skip = new Set(['type', 'ts', 'layers']);

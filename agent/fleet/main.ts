@@ -6,7 +6,12 @@ const stdout = streamOutput(process.stdout);
 const stderr = streamOutput(process.stderr);
 
 // process.exit drops what a pipe has not taken yet (`robot-fleet list | cat` lost rows): exit after a flush.
-main(process.argv.slice(2), process.env, (s) => stdout.write(`${s}\n`), (s) => stderr.write(`${s}\n`))
+main(
+  process.argv.slice(2),
+  process.env,
+  (s) => stdout.write(`${s}\n`),
+  (s) => stderr.write(`${s}\n`),
+)
   .then(async (code) => {
     await stdout.flush();
     await stderr.flush();

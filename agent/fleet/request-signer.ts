@@ -52,8 +52,9 @@ export interface SignOptions {
  */
 export async function signRequest(o: SignOptions): Promise<string> {
   const iat = o.issuedAt ?? Math.floor(Date.now() / 1000);
-  const lifetime = o.lifetimeSeconds
-    ?? (o.command === 'desired' ? DEFAULT_DESIRED_LIFETIME_SECONDS : DEFAULT_REQUEST_LIFETIME_SECONDS);
+  const lifetime =
+    o.lifetimeSeconds ??
+    (o.command === 'desired' ? DEFAULT_DESIRED_LIFETIME_SECONDS : DEFAULT_REQUEST_LIFETIME_SECONDS);
   return new SignJWT({ cmd: o.command, args: messageHash(o.message) })
     .setProtectedHeader({ alg: 'EdDSA', kid: o.key.kid })
     .setAudience(o.robot)

@@ -54,7 +54,13 @@ export function isExistingLayerStatus(status: string): boolean {
 export function followEngineProgress(
   modem: Docker['modem'],
   stream: NodeJS.ReadableStream,
-  o: { stallMs: number; what: string; onProgress: (p: ProgressSnapshot) => void; onMessage?: (m: EngineMessage) => void; classify: (err: Error) => AgentError },
+  o: {
+    stallMs: number;
+    what: string;
+    onProgress: (p: ProgressSnapshot) => void;
+    onMessage?: (m: EngineMessage) => void;
+    classify: (err: Error) => AgentError;
+  },
 ): Promise<ProgressSnapshot> {
   return new Promise((resolve, reject) => {
     const layers: Record<string, LayerProgress> = {};
@@ -86,11 +92,14 @@ export function followEngineProgress(
       if (err) reject(err);
       else resolve(snapshot());
     };
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastMove < o.stallMs) return;
-      (stream as unknown as { destroy?: () => void }).destroy?.();
-      settle(new AgentError('stalled', `${o.what} moved no byte for ${Math.round(o.stallMs / 1000)} s`));
-    }, Math.min(1000, o.stallMs));
+    const watchdog = setInterval(
+      () => {
+        if (Date.now() - lastMove < o.stallMs) return;
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        settle(new AgentError('stalled', `${o.what} moved no byte for ${Math.round(o.stallMs / 1000)} s`));
+      },
+      Math.min(1000, o.stallMs),
+    );
     modem.followProgress(
       stream,
       (err: Error | null) => {
@@ -111,7 +120,11 @@ export function followEngineProgress(
         if (!isLayerId(message.id) || !message.status) return;
         const before = layers[message.id];
         const detail = message.progressDetail ?? {};
-        const next: LayerProgress = { status: message.status, current: before?.current ?? 0, total: before?.total ?? 0 };
+        const next: LayerProgress = {
+          status: message.status,
+          current: before?.current ?? 0,
+          total: before?.total ?? 0,
+        };
         if (TRANSFER.has(message.status) && message.status !== 'Extracting') {
           next.current = detail.current ?? next.current;
           next.total = detail.total ?? next.total;

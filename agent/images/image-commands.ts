@@ -34,14 +34,23 @@ export function imageCommands(d: {
   const engine = () => d.engine.required();
   const files = d.files ?? new ImageFiles({ docker: () => engine(), config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
-  const reported = async <T>(kind: string, id: string, image: string | undefined, run: () => Promise<T>): Promise<T> => {
+  const reported = async <T>(
+    kind: string,
+    id: string,
+    image: string | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> => {
     try {
       const result = await run();
       d.bus.emit(`${kind}.done`, { id, ...(image ? { image } : {}) });
       await d.inventory.refresh().catch(() => undefined);
       return result;
     } catch (err) {
-      d.bus.emit(`${kind}.failed`, { id, ...(image ? { image } : {}), error: { code: (err as AgentError).code ?? 'internal', message: (err as Error).message } });
+      d.bus.emit(`${kind}.failed`, {
+        id,
+        ...(image ? { image } : {}),
+        error: { code: (err as AgentError).code ?? 'internal', message: (err as Error).message },
+      });
       throw err;
     }
   };
@@ -49,7 +58,8 @@ export function imageCommands(d: {
     try {
       return (await engine().getImage(reference).inspect()) as { Id: string };
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) throw new AgentError('image_not_found', `no image ${reference} on this robot`);
+      if ((err as { statusCode?: number }).statusCode === 404)
+        throw new AgentError('image_not_found', `no image ${reference} on this robot`);
       throw err;
     }
   };
@@ -63,7 +73,11 @@ export function imageCommands(d: {
     defineCommand<{ image: string }, unknown>({
       name: 'pull',
       lane: 'long',
-      run: async ({ image }, ctx) => d.puller.pull(allowedReference(image, d.config.allow), { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'pull.progress') }),
+      run: async ({ image }, ctx) =>
+        d.puller.pull(allowedReference(image, d.config.allow), {
+          requestId: ctx.requestId,
+          progress: (f) => ctx.progress(f, 'pull.progress'),
+        }),
     }),
     defineCommand<{ source: string; target: string }, unknown>({
       name: 'tag',
@@ -80,7 +94,9 @@ export function imageCommands(d: {
           );
         }
         const image = await inspect(from.familiar);
-        await engine().getImage(image.Id).tag({ repo: to.familiarRepository, ...(to.tag ? { tag: to.tag } : {}) });
+        await engine()
+          .getImage(image.Id)
+          .tag({ repo: to.familiarRepository, ...(to.tag ? { tag: to.tag } : {}) });
         await d.inventory.refresh();
         return { source: from.familiar, target: to.familiar, imageId: image.Id };
       },
@@ -92,11 +108,21 @@ export function imageCommands(d: {
         const found = await inspect(ref.familiar);
         const users = (await engine().listContainers({ all: true })).filter((c) => c.ImageID === found.Id);
         if (users.length > 0) {
-          throw new AgentError('in_use', `${ref.familiar} is used by container ${users.map((c) => c.Names.map((n) => n.replace(/^\//, '')).join('/')).join(', ')}; remove or update the container first`);
+          throw new AgentError(
+            'in_use',
+            `${ref.familiar} is used by container ${users.map((c) => c.Names.map((n) => n.replace(/^\//, '')).join('/')).join(', ')}; remove or update the container first`,
+          );
         }
-        const removed = (await engine().getImage(ref.familiar).remove()) as Array<{ Untagged?: string; Deleted?: string }>;
+        const removed = (await engine().getImage(ref.familiar).remove()) as Array<{
+          Untagged?: string;
+          Deleted?: string;
+        }>;
         await d.inventory.refresh();
-        return { image: ref.familiar, untagged: removed.flatMap((r) => (r.Untagged ? [r.Untagged] : [])), deleted: removed.flatMap((r) => (r.Deleted ? [r.Deleted] : [])) };
+        return {
+          image: ref.familiar,
+          untagged: removed.flatMap((r) => (r.Untagged ? [r.Untagged] : [])),
+          deleted: removed.flatMap((r) => (r.Deleted ? [r.Deleted] : [])),
+        };
       },
     }),
     defineCommand<{ image: string }, unknown>({
@@ -105,7 +131,13 @@ export function imageCommands(d: {
       run: async ({ image }, ctx) => {
         const ref = allowedReference(image, d.config.pushAllow, 'images.pushAllow');
         return reported('push', ctx.requestId, ref.familiar, () =>
-          pushImage({ docker: engine(), registry: d.registry, config: d.config, ref, progress: (f) => ctx.progress(f, 'push.progress') }),
+          pushImage({
+            docker: engine(),
+            registry: d.registry,
+            config: d.config,
+            ref,
+            progress: (f) => ctx.progress(f, 'push.progress'),
+          }),
         );
       },
     }),
@@ -136,7 +168,14 @@ export function imageCommands(d: {
       run: async ({ context, dockerfile, image }, ctx) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         return reported('build', ctx.requestId, ref.familiar, () =>
-          buildImage({ docker: engine(), config: d.config, ref, context, dockerfile, progress: (f) => ctx.progress(f, 'build.progress') }),
+          buildImage({
+            docker: engine(),
+            config: d.config,
+            ref,
+            context,
+            dockerfile,
+            progress: (f) => ctx.progress(f, 'build.progress'),
+          }),
         );
       },
     }),
@@ -151,7 +190,13 @@ export function imageCommands(d: {
         reported('prune', ctx.requestId, undefined, async () => {
           const images = await d.inventory.refresh();
           const inUse = new Set((await engine().listContainers({ all: true })).map((c) => c.ImageID));
-          const steps = planPrune({ images, managed, keep: d.config.keep, inUse, protectedIds: d.protectedImages?.() ?? new Set() });
+          const steps = planPrune({
+            images,
+            managed,
+            keep: d.config.keep,
+            inUse,
+            protectedIds: d.protectedImages?.() ?? new Set(),
+          });
           const outcome = await runPrune(engine(), steps);
           return { ...outcome, bytesFreed: outcome.removed.reduce((s, r) => s + r.size, 0), keep: d.config.keep };
         }),

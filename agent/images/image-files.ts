@@ -103,9 +103,14 @@ export class ImageFiles {
   async save(ref: ImageReference, file: unknown): Promise<{ image: string; file: string; bytes: number }> {
     this.checkSaveName(file);
     const docker = this.o.docker();
-    const image = (await docker.getImage(ref.familiar).inspect().catch((err: { statusCode?: number }) => {
-      throw err.statusCode === 404 ? new AgentError('image_not_found', `no image ${ref.familiar} on this robot`) : err;
-    })) as { Size?: number };
+    const image = (await docker
+      .getImage(ref.familiar)
+      .inspect()
+      .catch((err: { statusCode?: number }) => {
+        throw err.statusCode === 404
+          ? new AgentError('image_not_found', `no image ${ref.familiar} on this robot`)
+          : err;
+      })) as { Size?: number };
     // The tar is about the image's uncompressed size: refused before a byte is written when it cannot fit.
     const estimate = image.Size ?? 0;
     const room = await this.room();
@@ -138,7 +143,8 @@ export class ImageFiles {
             done(null, chunk);
             return;
           }
-          const why = `saving ${ref.familiar} stopped at ${limit} bytes, the room left in images.exportDir` +
+          const why =
+            `saving ${ref.familiar} stopped at ${limit} bytes, the room left in images.exportDir` +
             ' (images.exportMaxBytes, images.diskReserve)';
           done(new AgentError('export_full', why));
         },
@@ -205,7 +211,10 @@ export class ImageFiles {
         continue;
       }
       refused.push(name);
-      await docker.getImage(name).remove({ noprune: false }).catch(() => undefined);
+      await docker
+        .getImage(name)
+        .remove({ noprune: false })
+        .catch(() => undefined);
     }
     return { file: opened.path, loaded, refused };
   }
@@ -234,9 +243,7 @@ export class ImageFiles {
   async list(): Promise<ExportListing> {
     const root = this.o.config.exportDir;
     const walked = walk(root);
-    const files = walked.files
-      .sort((a, b) => a.file.localeCompare(b.file))
-      .slice(0, MAX_LISTED_FILES);
+    const files = walked.files.sort((a, b) => a.file.localeCompare(b.file)).slice(0, MAX_LISTED_FILES);
     return {
       dir: root,
       files,

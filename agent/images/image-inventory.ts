@@ -50,7 +50,10 @@ export class ImageInventory {
         this.scheduleRefresh(0);
       }),
       engine.onEngineEvent((event) => {
-        if (event.Type === 'image' || (event.Type === 'container' && (event.Action === 'create' || event.Action === 'destroy'))) {
+        if (
+          event.Type === 'image' ||
+          (event.Type === 'container' && (event.Action === 'create' || event.Action === 'destroy'))
+        ) {
           this.stale = true;
           this.scheduleRefresh(300);
         }
@@ -97,7 +100,9 @@ export class ImageInventory {
   private scheduleRefresh(delayMs: number): void {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
-      this.refresh().catch((err: unknown) => this.options.logger.warn('image inventory refresh failed', { error: err as Error }));
+      this.refresh().catch((err: unknown) =>
+        this.options.logger.warn('image inventory refresh failed', { error: err as Error }),
+      );
     }, delayMs);
   }
 
@@ -109,8 +114,14 @@ export class ImageInventory {
     for (const image of images) {
       if (this.inspected.has(image.Id)) continue;
       try {
-        const inspect = (await docker.getImage(image.Id).inspect()) as { RootFS?: { Layers?: string[] }; Created?: string };
-        this.inspected.set(image.Id, { layers: inspect.RootFS?.Layers ?? [], created: inspect.Created ?? new Date(image.Created * 1000).toISOString() });
+        const inspect = (await docker.getImage(image.Id).inspect()) as {
+          RootFS?: { Layers?: string[] };
+          Created?: string;
+        };
+        this.inspected.set(image.Id, {
+          layers: inspect.RootFS?.Layers ?? [],
+          created: inspect.Created ?? new Date(image.Created * 1000).toISOString(),
+        });
       } catch {
         // Deleted between the list and the inspect: the next refresh will not list it.
       }

@@ -12,7 +12,13 @@ export interface PruneStep {
  * Which images prune removes (pure): only images the config manages, never one a container
  * uses, never one protected (a rollback's), and the newest `keep` of each repository stay.
  */
-export function planPrune(o: { images: ImageSummary[]; managed: string[]; keep: number; inUse: ReadonlySet<string>; protectedIds: ReadonlySet<string> }): PruneStep[] {
+export function planPrune(o: {
+  images: ImageSummary[];
+  managed: string[];
+  keep: number;
+  inUse: ReadonlySet<string>;
+  protectedIds: ReadonlySet<string>;
+}): PruneStep[] {
   const byRepository = new Map<string, ImageSummary[]>();
   for (const image of o.images) {
     const repositories = new Set(
@@ -25,7 +31,8 @@ export function planPrune(o: { images: ImageSummary[]; managed: string[]; keep: 
         }
       }),
     );
-    for (const repository of repositories) byRepository.set(repository, [...(byRepository.get(repository) ?? []), image]);
+    for (const repository of repositories)
+      byRepository.set(repository, [...(byRepository.get(repository) ?? []), image]);
   }
   const keepIds = new Set<string>();
   const candidates = new Map<string, ImageSummary>();
@@ -34,10 +41,12 @@ export function planPrune(o: { images: ImageSummary[]; managed: string[]; keep: 
     newestFirst.slice(0, o.keep).forEach((i) => keepIds.add(i.id));
     newestFirst.slice(o.keep).forEach((i) => candidates.set(i.id, i));
   }
-  return [...candidates.values()]
-    .filter((i) => !keepIds.has(i.id) && !o.inUse.has(i.id) && !o.protectedIds.has(i.id))
-    // Only the names the config manages are taken away; an image that keeps another name stays.
-    .map((i) => ({ imageId: i.id, tags: i.tags.filter((t) => managedTag(t, o.managed)), size: i.uniqueSize }));
+  return (
+    [...candidates.values()]
+      .filter((i) => !keepIds.has(i.id) && !o.inUse.has(i.id) && !o.protectedIds.has(i.id))
+      // Only the names the config manages are taken away; an image that keeps another name stays.
+      .map((i) => ({ imageId: i.id, tags: i.tags.filter((t) => managedTag(t, o.managed)), size: i.uniqueSize }))
+  );
 }
 
 function managedTag(tag: string, managed: string[]): boolean {
@@ -53,11 +62,15 @@ function managedTag(tag: string, managed: string[]): boolean {
  * strings, 12:00:00Z would sort after 12:00:00.5Z. Pad the fraction first.
  */
 export function compareCreated(a: string, b: string): number {
-  const norm = (t: string) => t.replace(/(?:\.(\d+))?Z$/, (_m, frac: string | undefined) => `.${(frac ?? '').padEnd(9, '0')}Z`);
+  const norm = (t: string) =>
+    t.replace(/(?:\.(\d+))?Z$/, (_m, frac: string | undefined) => `.${(frac ?? '').padEnd(9, '0')}Z`);
   return norm(a).localeCompare(norm(b));
 }
 
-export async function runPrune(docker: Docker, steps: PruneStep[]): Promise<{ removed: PruneStep[]; failed: Array<PruneStep & { error: string }> }> {
+export async function runPrune(
+  docker: Docker,
+  steps: PruneStep[],
+): Promise<{ removed: PruneStep[]; failed: Array<PruneStep & { error: string }> }> {
   const removed: PruneStep[] = [];
   const failed: Array<PruneStep & { error: string }> = [];
   for (const step of steps) {

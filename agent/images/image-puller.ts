@@ -50,7 +50,10 @@ export class ImagePuller {
   async plan(ref: ImageReference): Promise<PullPlan> {
     const verified = await this.o.verifier?.verify(ref);
     const target = verified ? parseImageReference(verified.runReference) : ref;
-    return { ...(await this.planOf(target)), verified: verified ? { digest: verified.digest, key: verified.key.file } : null };
+    return {
+      ...(await this.planOf(target)),
+      verified: verified ? { digest: verified.digest, key: verified.key.file } : null,
+    };
   }
 
   /** Whether images.verify covers an image (it is then pulled and run by its verified digest only). */
@@ -94,7 +97,13 @@ export class ImagePuller {
     const docker = this.o.engine.docker;
     if (record?.imageId) {
       for (const candidate of [record.runReference, record.imageId]) {
-        const id = await docker.getImage(candidate).inspect().then((i: { Id: string }) => i.Id, () => undefined);
+        const id = await docker
+          .getImage(candidate)
+          .inspect()
+          .then(
+            (i: { Id: string }) => i.Id,
+            () => undefined,
+          );
         if (id === record.imageId) return candidate;
       }
     }
@@ -108,7 +117,10 @@ export class ImagePuller {
   private async planOf(ref: ImageReference): Promise<PullPlan> {
     const docker = this.requireEngine();
     await this.o.inventory.current();
-    const manifest = await this.o.registry.manifest(ref, { os: docker.os ?? 'linux', architecture: docker.arch ?? 'amd64' });
+    const manifest = await this.o.registry.manifest(ref, {
+      os: docker.os ?? 'linux',
+      architecture: docker.arch ?? 'amd64',
+    });
     return planPull({
       ref,
       manifest,
@@ -119,7 +131,10 @@ export class ImagePuller {
     });
   }
 
-  async pull(ref: ImageReference, ctx: { requestId: string; progress: (fields: Record<string, unknown>) => void }): Promise<PullResult> {
+  async pull(
+    ref: ImageReference,
+    ctx: { requestId: string; progress: (fields: Record<string, unknown>) => void },
+  ): Promise<PullResult> {
     const started = Date.now();
     const wanted = ref;
     try {
@@ -147,15 +162,23 @@ export class ImagePuller {
         } catch (err) {
           lastError = err;
           if (endpoint.source === 'origin' || (err instanceof AgentError && err.code === 'disk_full')) throw err;
-          this.o.logger.warn('pull from the mirror failed; trying the origin', { image: ref.familiar, error: toErrorInfo(err) });
+          this.o.logger.warn('pull from the mirror failed; trying the origin', {
+            image: ref.familiar,
+            error: toErrorInfo(err),
+          });
         }
       }
       if (!used) throw lastError;
       const docker = this.o.engine.docker;
       if (used.source === 'mirror' && !verified) {
         // The image keeps its canonical name whatever it came through.
-        await docker.getImage(used.pullReference).tag({ repo: ref.familiarRepository, ...(ref.tag ? { tag: ref.tag } : {}) });
-        await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+        await docker
+          .getImage(used.pullReference)
+          .tag({ repo: ref.familiarRepository, ...(ref.tag ? { tag: ref.tag } : {}) });
+        await docker
+          .getImage(used.pullReference)
+          .remove({ noprune: true })
+          .catch(() => undefined);
       }
       if (verified) {
         // Pulled by digest: the name asked for is given to exactly what was verified, so the
@@ -164,13 +187,19 @@ export class ImagePuller {
         if (wanted.tag) await docker.getImage(pulled.Id).tag({ repo: wanted.familiarRepository, tag: wanted.tag });
         // The mirror's name goes, as for any pull, unless it is the image's only name (asked by digest).
         if (used.source === 'mirror' && wanted.tag) {
-          await docker.getImage(used.pullReference).remove({ noprune: true }).catch(() => undefined);
+          await docker
+            .getImage(used.pullReference)
+            .remove({ noprune: true })
+            .catch(() => undefined);
         }
         verified.imageId = pulled.Id;
         this.o.verifier!.remember(verified);
         ref = wanted;
       }
-      const inspect = (await docker.getImage(verified?.imageId ?? ref.familiar).inspect()) as { Id: string; RepoDigests?: string[] };
+      const inspect = (await docker.getImage(verified?.imageId ?? ref.familiar).inspect()) as {
+        Id: string;
+        RepoDigests?: string[];
+      };
       // The pull's own engine events refresh the inventory; the answer need not wait for it.
       const result: PullResult = {
         ...(verified ? { verified } : {}),
@@ -189,7 +218,12 @@ export class ImagePuller {
     }
   }
 
-  private async pullFrom(endpoint: Endpoint, ref: ImageReference, plan: PullPlan, ctx: { progress: (fields: Record<string, unknown>) => void }): Promise<void> {
+  private async pullFrom(
+    endpoint: Endpoint,
+    ref: ImageReference,
+    plan: PullPlan,
+    ctx: { progress: (fields: Record<string, unknown>) => void },
+  ): Promise<void> {
     const docker = this.o.engine.docker;
     const auth = endpoint.credentials ? { authconfig: { ...endpoint.credentials, serveraddress: ref.registry } } : {};
     // A lost link to the engine is the engine's failure, not the registry's: explain() says which.
@@ -246,9 +280,18 @@ export function classifyPullError(err: unknown, image: string): AgentError {
   if (err instanceof AgentError) return err;
   const message = (err as Error).message ?? String(err);
   const lower = message.toLowerCase();
-  if (lower.includes('no space left')) return new AgentError('disk_full', `Docker's disk filled up while pulling ${image}: ${message}`);
-  if (lower.includes('manifest unknown') || lower.includes('not found') || lower.includes('does not exist')) return new AgentError('image_not_found', `no such image or tag: ${image} (${message})`);
-  if (lower.includes('unauthorized') || lower.includes('authentication required') || lower.includes('denied')) return new AgentError('registry_unauthorized', `the registry refused the pull of ${image}: ${message}`);
-  if (lower.includes('connection refused') || lower.includes('no such host') || lower.includes('timeout') || lower.includes('i/o timeout')) return new AgentError('registry_unreachable', `cannot reach the registry of ${image}: ${message}`);
+  if (lower.includes('no space left'))
+    return new AgentError('disk_full', `Docker's disk filled up while pulling ${image}: ${message}`);
+  if (lower.includes('manifest unknown') || lower.includes('not found') || lower.includes('does not exist'))
+    return new AgentError('image_not_found', `no such image or tag: ${image} (${message})`);
+  if (lower.includes('unauthorized') || lower.includes('authentication required') || lower.includes('denied'))
+    return new AgentError('registry_unauthorized', `the registry refused the pull of ${image}: ${message}`);
+  if (
+    lower.includes('connection refused') ||
+    lower.includes('no such host') ||
+    lower.includes('timeout') ||
+    lower.includes('i/o timeout')
+  )
+    return new AgentError('registry_unreachable', `cannot reach the registry of ${image}: ${message}`);
   return new AgentError('pull_failed', `the pull of ${image} failed: ${message}`);
 }

@@ -46,7 +46,9 @@ export async function pushImage(o: {
     what: `the push of ${o.ref.familiar}`,
     classify: (err) => {
       const c = classifyPullError(err, o.ref.familiar);
-      return c.code === 'pull_failed' ? new AgentError('push_failed', `the push of ${o.ref.familiar} failed: ${err.message}`) : c;
+      return c.code === 'pull_failed'
+        ? new AgentError('push_failed', `the push of ${o.ref.familiar} failed: ${err.message}`)
+        : c;
     },
     onProgress: (p) => o.progress({ image: o.ref.familiar, ...byteTotals(p) }),
     onMessage: (m: EngineMessage) => {

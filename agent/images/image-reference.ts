@@ -21,11 +21,15 @@ const DOCKER_HUB = 'docker.io';
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$/;
+const HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$/;
 
 export function parseImageReference(input: unknown): ImageReference {
   if (typeof input !== 'string' || input.length === 0 || input.length > 255) {
-    throw new AgentError('bad_reference', `an image reference must be a string of 1 to 255 characters, got ${JSON.stringify(input)?.slice(0, 80)}`);
+    throw new AgentError(
+      'bad_reference',
+      `an image reference must be a string of 1 to 255 characters, got ${JSON.stringify(input)?.slice(0, 80)}`,
+    );
   }
   let rest = input;
   let digest: string | undefined;
@@ -41,7 +45,8 @@ export function parseImageReference(input: unknown): ImageReference {
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw bad(input, 'the tag may hold letters, digits, _ . - (up to 128, not starting with . or -)');
+    if (!TAG.test(tag))
+      throw bad(input, 'the tag may hold letters, digits, _ . - (up to 128, not starting with . or -)');
   }
   const parts = rest.split('/');
   let registry = DOCKER_HUB;
@@ -56,7 +61,8 @@ export function parseImageReference(input: unknown): ImageReference {
   }
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
   const repository = parts.join('/');
-  const familiarRepository = registry === DOCKER_HUB ? repository.replace(/^library\//, '') : `${registry}/${repository}`;
+  const familiarRepository =
+    registry === DOCKER_HUB ? repository.replace(/^library\//, '') : `${registry}/${repository}`;
   const effectiveTag = tag ?? (digest ? undefined : 'latest');
   const familiar = `${familiarRepository}${effectiveTag ? `:${effectiveTag}` : ''}${digest ? `@${digest}` : ''}`;
   return { registry, repository, tag: effectiveTag, digest, familiar, familiarRepository };
@@ -100,7 +106,10 @@ function globToRegExp(pattern: string): RegExp {
 export function allowedReference(input: unknown, patterns: readonly string[], what = 'images.allow'): ImageReference {
   const ref = parseImageReference(input);
   if (!isAllowed(ref, patterns)) {
-    throw new AgentError('not_allowed', `${ref.familiar} is not allowed on this robot (${what}: ${patterns.length ? patterns.join(', ') : 'empty'})`);
+    throw new AgentError(
+      'not_allowed',
+      `${ref.familiar} is not allowed on this robot (${what}: ${patterns.length ? patterns.join(', ') : 'empty'})`,
+    );
   }
   return ref;
 }

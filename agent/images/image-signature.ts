@@ -18,7 +18,8 @@ export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
  */
 export const KEY_HINT = 'dev.robot-fleet/key-id';
 
-export type SignatureRefusal = 'no_signature' | 'unknown_key' | 'bad_signature' | 'digest_mismatch' | 'wrong_repository';
+export type SignatureRefusal =
+  'no_signature' | 'unknown_key' | 'bad_signature' | 'digest_mismatch' | 'wrong_repository';
 
 export interface TrustedKey {
   /** sha256 of the key's SubjectPublicKeyInfo (DER), hex: what KEY_HINT carries. */
@@ -34,9 +35,7 @@ export interface SignatureLayer {
   signature: string;
 }
 
-export type SignatureVerdict =
-  | { ok: true; key: TrustedKey }
-  | { ok: false; reason: SignatureRefusal; detail: string };
+export type SignatureVerdict = { ok: true; key: TrustedKey } | { ok: false; reason: SignatureRefusal; detail: string };
 
 /** The tag cosign keeps an image's signatures under: sha256:abc... -> sha256-abc....sig */
 export function signatureTag(digest: string): string {
@@ -55,10 +54,15 @@ export function cosignIdentity(ref: ImageReference): string {
  * The payload bytes, as Go's json.Marshal writes cosign's SimpleContainerImage: fields in struct
  * order, no spaces, `optional` null when there are no annotations (maps have their keys sorted).
  */
-export function simpleSigningPayload(o: { identity: string; digest: string; optional?: Record<string, string> }): Buffer {
-  const optional = o.optional && Object.keys(o.optional).length > 0
-    ? Object.fromEntries(Object.entries(o.optional).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-    : null;
+export function simpleSigningPayload(o: {
+  identity: string;
+  digest: string;
+  optional?: Record<string, string>;
+}): Buffer {
+  const optional =
+    o.optional && Object.keys(o.optional).length > 0
+      ? Object.fromEntries(Object.entries(o.optional).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : null;
   const doc = {
     critical: {
       identity: { 'docker-reference': o.identity },
@@ -69,12 +73,17 @@ export function simpleSigningPayload(o: { identity: string; digest: string; opti
   };
   // Go escapes <, > and & in strings; JSON.stringify does not. None occurs in a reference or a
   // digest, but an annotation could hold one.
-  return Buffer.from(JSON.stringify(doc).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`), 'utf8');
+  return Buffer.from(
+    JSON.stringify(doc).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
+    'utf8',
+  );
 }
 
 export function keyId(key: KeyObject): string {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 /** Whether a key is what cosign signs with: ECDSA on P-256. */
@@ -101,7 +110,8 @@ export function verifySignatures(
   expected: { digest: string; repository: ImageReference },
   keys: readonly TrustedKey[],
 ): SignatureVerdict {
-  if (layers.length === 0) return { ok: false, reason: 'no_signature', detail: 'the signature manifest holds no cosign signature' };
+  if (layers.length === 0)
+    return { ok: false, reason: 'no_signature', detail: 'the signature manifest holds no cosign signature' };
   let best: Extract<SignatureVerdict, { ok: false }> | undefined;
   for (const layer of layers) {
     const verdict = verifyOne(layer, expected, keys);
@@ -111,12 +121,27 @@ export function verifySignatures(
   return best!;
 }
 
-const RANK: Record<SignatureRefusal, number> = { no_signature: 0, unknown_key: 1, bad_signature: 2, digest_mismatch: 3, wrong_repository: 3 };
+const RANK: Record<SignatureRefusal, number> = {
+  no_signature: 0,
+  unknown_key: 1,
+  bad_signature: 2,
+  digest_mismatch: 3,
+  wrong_repository: 3,
+};
 
-function verifyOne(layer: SignatureLayer, expected: { digest: string; repository: ImageReference }, keys: readonly TrustedKey[]): SignatureVerdict {
+function verifyOne(
+  layer: SignatureLayer,
+  expected: { digest: string; repository: ImageReference },
+  keys: readonly TrustedKey[],
+): SignatureVerdict {
   const der = BASE64.test(layer.signature) ? Buffer.from(layer.signature, 'base64') : undefined;
   // A DER ECDSA signature starts with SEQUENCE (0x30); anything else is no signature at all.
-  if (!der || der.length < 8 || der[0] !== 0x30) return { ok: false, reason: 'bad_signature', detail: 'the signature annotation is not a base64 DER ECDSA signature' };
+  if (!der || der.length < 8 || der[0] !== 0x30)
+    return {
+      ok: false,
+      reason: 'bad_signature',
+      detail: 'the signature annotation is not a base64 DER ECDSA signature',
+    };
   const key = keys.find((k) => {
     try {
       return verify('sha256', layer.payload, { key: k.key, dsaEncoding: 'der' }, der);
@@ -127,8 +152,17 @@ function verifyOne(layer: SignatureLayer, expected: { digest: string; repository
   if (!key) {
     const hint = hintOf(layer.payload);
     const known = keys.find((k) => k.id === hint);
-    if (known) return { ok: false, reason: 'bad_signature', detail: `the signature does not verify with ${known.file}, the key it names (tampered payload or signature)` };
-    return { ok: false, reason: 'unknown_key', detail: `the signature is by none of the trusted keys (${keys.map((k) => k.file).join(', ')})` };
+    if (known)
+      return {
+        ok: false,
+        reason: 'bad_signature',
+        detail: `the signature does not verify with ${known.file}, the key it names (tampered payload or signature)`,
+      };
+    return {
+      ok: false,
+      reason: 'unknown_key',
+      detail: `the signature is by none of the trusted keys (${keys.map((k) => k.file).join(', ')})`,
+    };
   }
   let doc: { critical?: { type?: unknown; image?: Record<string, unknown>; identity?: Record<string, unknown> } };
   try {
@@ -137,14 +171,27 @@ function verifyOne(layer: SignatureLayer, expected: { digest: string; repository
     return { ok: false, reason: 'bad_signature', detail: `the payload signed by ${key.file} is not JSON` };
   }
   const critical = doc?.critical;
-  if (critical?.type !== COSIGN_SIGNATURE_TYPE) return { ok: false, reason: 'bad_signature', detail: `the payload signed by ${key.file} is not a cosign container image signature` };
+  if (critical?.type !== COSIGN_SIGNATURE_TYPE)
+    return {
+      ok: false,
+      reason: 'bad_signature',
+      detail: `the payload signed by ${key.file} is not a cosign container image signature`,
+    };
   const digest = critical.image?.['docker-manifest-digest'];
   if (digest !== expected.digest) {
-    return { ok: false, reason: 'digest_mismatch', detail: `the signature by ${key.file} is for ${String(digest)}, not ${expected.digest}` };
+    return {
+      ok: false,
+      reason: 'digest_mismatch',
+      detail: `the signature by ${key.file} is for ${String(digest)}, not ${expected.digest}`,
+    };
   }
   const named = critical.identity?.['docker-reference'];
   if (!sameRepository(named, expected.repository)) {
-    return { ok: false, reason: 'wrong_repository', detail: `the signature by ${key.file} names ${String(named)}, not ${cosignIdentity(expected.repository)}` };
+    return {
+      ok: false,
+      reason: 'wrong_repository',
+      detail: `the signature by ${key.file} names ${String(named)}, not ${cosignIdentity(expected.repository)}`,
+    };
   }
   return { ok: true, key };
 }
@@ -162,7 +209,9 @@ function sameRepository(named: unknown, repository: ImageReference): boolean {
 
 function hintOf(payload: Buffer): string | undefined {
   try {
-    const hint = (JSON.parse(payload.toString('utf8')) as { optional?: Record<string, unknown> | null }).optional?.[KEY_HINT];
+    const hint = (JSON.parse(payload.toString('utf8')) as { optional?: Record<string, unknown> | null }).optional?.[
+      KEY_HINT
+    ];
     return typeof hint === 'string' ? hint : undefined;
   } catch {
     return undefined;

@@ -63,17 +63,27 @@ export function readSigningKey(file: string): KeyObject {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new AgentError('bad_key', `cannot read the signing key ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AgentError(
+      'bad_key',
+      `cannot read the signing key ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
-    throw new AgentError('bad_key', `${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (robot-fleet sign --keygen)`);
+    throw new AgentError(
+      'bad_key',
+      `${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (robot-fleet sign --keygen)`,
+    );
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
   } catch {
-    throw new AgentError('bad_key', `${file} is not an unencrypted PEM private key (robot-fleet sign --keygen makes one)`);
+    throw new AgentError(
+      'bad_key',
+      `${file} is not an unencrypted PEM private key (robot-fleet sign --keygen makes one)`,
+    );
   }
-  if (!isP256(createPublicKey(key))) throw new AgentError('bad_key', `${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
+  if (!isP256(createPublicKey(key)))
+    throw new AgentError('bad_key', `${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
   return key;
 }

@@ -38,7 +38,10 @@ function repositoryPart(pattern: string): string {
 const MAX_RECORDS = 256;
 
 /** Reads and checks the public keys of images.verify; every problem is a sentence for check-config. */
-export function loadVerifyRules(rules: readonly VerifyRule[], problems: string[]): Array<{ pattern: string; keys: TrustedKey[] }> {
+export function loadVerifyRules(
+  rules: readonly VerifyRule[],
+  problems: string[],
+): Array<{ pattern: string; keys: TrustedKey[] }> {
   return rules.map((rule, i) => ({
     pattern: rule.pattern,
     keys: rule.keys.flatMap((file, j) => {
@@ -47,13 +50,17 @@ export function loadVerifyRules(rules: readonly VerifyRule[], problems: string[]
       try {
         pem = readFileSync(file, 'utf8');
       } catch (err) {
-        problems.push(`${where}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        problems.push(
+          `${where}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
         return [];
       }
       try {
         const key = createPublicKey(pem);
         if (!isP256(key)) {
-          problems.push(`${where}: ${file} is not an ECDSA P-256 public key (cosign's; make one with robot-fleet sign --keygen)`);
+          problems.push(
+            `${where}: ${file} is not an ECDSA P-256 public key (cosign's; make one with robot-fleet sign --keygen)`,
+          );
           return [];
         }
         return [{ id: keyId(key), file, key }];
@@ -115,13 +122,21 @@ export class ImageVerifier {
     if (!keys) return undefined;
     const found = await this.o.signatures.find(ref);
     const verdict = found.missing
-      ? { ok: false as const, reason: 'no_signature' as const, detail: `there is no ${signatureTag(found.digest)} in ${ref.familiarRepository}` }
+      ? {
+          ok: false as const,
+          reason: 'no_signature' as const,
+          detail: `there is no ${signatureTag(found.digest)} in ${ref.familiarRepository}`,
+        }
       : verifySignatures(found.layers, { digest: found.digest, repository: ref }, keys);
     if (!verdict.ok) {
       const message =
         `${ref.familiar} (${found.digest}) is not signed by a key this robot trusts (${verdict.reason}: ${verdict.detail}); ` +
         'nothing was pulled or run, and the running container was left as it was';
-      this.o.logger.warn('refused an image that does not verify', { image: ref.familiar, digest: found.digest, reason: verdict.reason });
+      this.o.logger.warn('refused an image that does not verify', {
+        image: ref.familiar,
+        digest: found.digest,
+        reason: verdict.reason,
+      });
       throw new AgentError('unsigned_image', message, { details: { reason: verdict.reason, digest: found.digest } });
     }
     return {
@@ -142,7 +157,10 @@ export class ImageVerifier {
       writeJsonFile(this.file, { images: Object.fromEntries(this.records) });
     } catch (err) {
       // Only the record is lost: the next create of this image verifies it again.
-      this.o.logger.warn('could not save the record of a verified image', { image: verified.image, error: toErrorInfo(err) });
+      this.o.logger.warn('could not save the record of a verified image', {
+        image: verified.image,
+        error: toErrorInfo(err),
+      });
     }
   }
 

@@ -82,13 +82,20 @@ export class RegistryClient {
     if (settings.mirror) {
       const mirror = new URL(settings.mirror);
       // The mirror is a registry of its own: its host prefixes the path the engine pulls.
-      out.push({ source: 'mirror', baseUrl: mirror.origin, pullReference: `${mirror.host}/${ref.repository}${tagOrDigest}` });
+      out.push({
+        source: 'mirror',
+        baseUrl: mirror.origin,
+        pullReference: `${mirror.host}/${ref.repository}${tagOrDigest}`,
+      });
     }
     const credentials = this.credentials(ref.registry);
     out.push({
       source: 'origin',
       baseUrl: originUrl(ref.registry, settings.insecure === true),
-      pullReference: ref.registry === 'docker.io' ? `${ref.familiarRepository}${tagOrDigest}` : `${ref.registry}/${ref.repository}${tagOrDigest}`,
+      pullReference:
+        ref.registry === 'docker.io'
+          ? `${ref.familiarRepository}${tagOrDigest}`
+          : `${ref.registry}/${ref.repository}${tagOrDigest}`,
       ...(credentials ? { credentials } : {}),
     });
     return out;
@@ -114,8 +121,16 @@ export class RegistryClient {
         }
         // An answer beats a silence: when the origin cannot be reached, the mirror's "not
         // found" (or refusal) is what the operator needs to read.
-        if (mirrorError && mirrorError.code !== 'registry_unreachable' && err instanceof AgentError && err.code === 'registry_unreachable') {
-          throw new AgentError(mirrorError.code, `${mirrorError.message}; the origin could not be asked: ${err.message}`);
+        if (
+          mirrorError &&
+          mirrorError.code !== 'registry_unreachable' &&
+          err instanceof AgentError &&
+          err.code === 'registry_unreachable'
+        ) {
+          throw new AgentError(
+            mirrorError.code,
+            `${mirrorError.message}; the origin could not be asked: ${err.message}`,
+          );
         }
         throw err;
       }
@@ -139,20 +154,36 @@ export class RegistryClient {
     if (body.manifests) {
       const chosen = pickPlatform(body.manifests, platform);
       if (!chosen) {
-        const offered = body.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? '/' + m.platform.variant : ''}`).join(', ');
-        throw new AgentError('platform_not_found', `${ref.familiar} has no image for ${platform.os}/${platform.architecture} (it offers ${offered})`);
+        const offered = body.manifests
+          .map(
+            (m) =>
+              `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? '/' + m.platform.variant : ''}`,
+          )
+          .join(', ');
+        throw new AgentError(
+          'platform_not_found',
+          `${ref.familiar} has no image for ${platform.os}/${platform.architecture} (it offers ${offered})`,
+        );
       }
       const chosenBytes = (await session.getBytes(`/manifests/${chosen.digest}`, MANIFEST_TYPES, MANIFEST_MAX_BYTES))
         .bytes;
       body = JSON.parse(chosenBytes.toString('utf8')) as ManifestDocument;
       digest = chosen.digest;
     }
-    if (!body.layers || !body.config) throw new AgentError('registry_error', `the registry sent a manifest for ${ref.familiar} without layers (schema 1 is not supported)`);
+    if (!body.layers || !body.config)
+      throw new AgentError(
+        'registry_error',
+        `the registry sent a manifest for ${ref.familiar} without layers (schema 1 is not supported)`,
+      );
     const configBytes = (await session.getBytes(`/blobs/${body.config.digest}`, 'application/json', MANIFEST_MAX_BYTES))
       .bytes;
     const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
     const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== body.layers.length) throw new AgentError('registry_error', `the image config of ${ref.familiar} lists ${diffIds.length} layers, its manifest ${body.layers.length}`);
+    if (diffIds.length !== body.layers.length)
+      throw new AgentError(
+        'registry_error',
+        `the image config of ${ref.familiar} lists ${diffIds.length} layers, its manifest ${body.layers.length}`,
+      );
     return {
       digest: digest ?? `sha256:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`,
       configDigest: body.config.digest,
@@ -169,9 +200,19 @@ interface ManifestDocument {
   config?: { digest: string };
 }
 
-function pickPlatform(manifests: NonNullable<ManifestDocument['manifests']>, platform: Platform): { digest: string } | undefined {
-  const candidates = manifests.filter((m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture);
-  return candidates.find((m) => platform.variant === undefined || m.platform?.variant === undefined || m.platform.variant === platform.variant) ?? candidates[0];
+function pickPlatform(
+  manifests: NonNullable<ManifestDocument['manifests']>,
+  platform: Platform,
+): { digest: string } | undefined {
+  const candidates = manifests.filter(
+    (m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture,
+  );
+  return (
+    candidates.find(
+      (m) =>
+        platform.variant === undefined || m.platform?.variant === undefined || m.platform.variant === platform.variant,
+    ) ?? candidates[0]
+  );
 }
 
 export function originUrl(registry: string, insecure: boolean): string {
@@ -183,7 +224,11 @@ export function originUrl(registry: string, insecure: boolean): string {
 export class RegistrySession {
   private authorization: string | undefined;
 
-  constructor(private readonly endpoint: Endpoint, private readonly repository: string, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly repository: string,
+    private readonly timeoutMs: number,
+  ) {}
 
   /** Where relative Locations (an upload's) are resolved against. */
   get baseUrl(): string {
@@ -200,7 +245,11 @@ export class RegistrySession {
     if (response.ok) return response;
     await response.body?.cancel().catch(() => undefined);
     const where = `${this.endpoint.baseUrl}/v2/${this.repository}${path.split('/').slice(0, 2).join('/')}`;
-    if (response.status === 401 || response.status === 403) throw new AgentError('registry_unauthorized', `the registry refused the credentials for ${where} (HTTP ${response.status})`);
+    if (response.status === 401 || response.status === 403)
+      throw new AgentError(
+        'registry_unauthorized',
+        `the registry refused the credentials for ${where} (HTTP ${response.status})`,
+      );
     if (response.status === 404) throw new AgentError('image_not_found', `no such image or tag: ${where} (HTTP 404)`);
     throw new AgentError('registry_error', `the registry answered HTTP ${response.status} for ${where}`);
   }
@@ -216,17 +265,27 @@ export class RegistrySession {
   ): Promise<{ bytes: Buffer; contentType: string; digest: string | null }> {
     const response = await this.get(path, accept);
     const where = `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
-    const bytes = await readCapped(response, maxBytes,
-      () => new AgentError('registry_error', `${where} is larger than the ${maxBytes} bytes the agent reads`));
-    return { bytes, contentType: response.headers.get('content-type') ?? '',
-      digest: response.headers.get('docker-content-digest') };
+    const bytes = await readCapped(
+      response,
+      maxBytes,
+      () => new AgentError('registry_error', `${where} is larger than the ${maxBytes} bytes the agent reads`),
+    );
+    return {
+      bytes,
+      contentType: response.headers.get('content-type') ?? '',
+      digest: response.headers.get('docker-content-digest'),
+    };
   }
 
   /**
    * A write (blob upload, manifest put): path relative to the repository, or an absolute
    * Location the registry gave. Answers the response; a refusal is an AgentError.
    */
-  async send(method: 'POST' | 'PUT' | 'HEAD', path: string, body?: { bytes: Buffer; contentType: string }): Promise<Response> {
+  async send(
+    method: 'POST' | 'PUT' | 'HEAD',
+    path: string,
+    body?: { bytes: Buffer; contentType: string },
+  ): Promise<Response> {
     const url = /^https?:/.test(path) ? path : `${this.endpoint.baseUrl}/v2/${this.repository}${path}`;
     const init = { method, ...(body ? { body: body.bytes, contentType: body.contentType } : {}) };
     let response = await this.fetch(url, '*/*', init);
@@ -235,14 +294,26 @@ export class RegistrySession {
       response = await this.fetch(url, '*/*', init);
     }
     if (response.ok || (method === 'HEAD' && response.status === 404)) return response;
-    const text = (await readCapped(response, ERROR_BODY_MAX_BYTES, () => new Error('too large')).catch(() => Buffer.alloc(0)))
-      .toString('utf8');
+    const text = (
+      await readCapped(response, ERROR_BODY_MAX_BYTES, () => new Error('too large')).catch(() => Buffer.alloc(0))
+    ).toString('utf8');
     const where = new URL(url).pathname;
-    if (response.status === 401 || response.status === 403) throw new AgentError('registry_unauthorized', `the registry refused ${method} ${where} (HTTP ${response.status})`);
-    throw new AgentError('registry_error', `the registry answered HTTP ${response.status} to ${method} ${where}: ${text.slice(0, 200)}`);
+    if (response.status === 401 || response.status === 403)
+      throw new AgentError(
+        'registry_unauthorized',
+        `the registry refused ${method} ${where} (HTTP ${response.status})`,
+      );
+    throw new AgentError(
+      'registry_error',
+      `the registry answered HTTP ${response.status} to ${method} ${where}: ${text.slice(0, 200)}`,
+    );
   }
 
-  private async fetch(url: string, accept: string, init: { method?: string; body?: Buffer; contentType?: string } = {}): Promise<Response> {
+  private async fetch(
+    url: string,
+    accept: string,
+    init: { method?: string; body?: Buffer; contentType?: string } = {},
+  ): Promise<Response> {
     try {
       return await fetch(url, {
         method: init.method ?? 'GET',
@@ -256,7 +327,10 @@ export class RegistrySession {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new AgentError('registry_unreachable', `cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      throw new AgentError(
+        'registry_unreachable',
+        `cannot reach ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      );
     }
   }
 
@@ -264,25 +338,48 @@ export class RegistrySession {
     const creds = this.endpoint.credentials;
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
     if (/^basic/i.test(challenge)) {
-      if (!basic) throw new AgentError('registry_unauthorized', `${this.endpoint.baseUrl} wants a username and password (registries.<host>.username and passwordFile)`);
+      if (!basic)
+        throw new AgentError(
+          'registry_unauthorized',
+          `${this.endpoint.baseUrl} wants a username and password (registries.<host>.username and passwordFile)`,
+        );
       return basic;
     }
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
-    if (!/^bearer/i.test(challenge) || !params.realm) throw new AgentError('registry_unauthorized', `${this.endpoint.baseUrl} asked for authentication it did not describe`);
+    const params = Object.fromEntries(
+      [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]),
+    );
+    if (!/^bearer/i.test(challenge) || !params.realm)
+      throw new AgentError(
+        'registry_unauthorized',
+        `${this.endpoint.baseUrl} asked for authentication it did not describe`,
+      );
     const tokenUrl = new URL(params.realm);
     if (params.service) tokenUrl.searchParams.set('service', params.service);
     tokenUrl.searchParams.set('scope', params.scope ?? `repository:${this.repository}:pull`);
     let response: Response;
     try {
-      response = await fetch(tokenUrl, { headers: basic ? { authorization: basic } : {}, signal: AbortSignal.timeout(this.timeoutMs) });
+      response = await fetch(tokenUrl, {
+        headers: basic ? { authorization: basic } : {},
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (err) {
-      throw new AgentError('registry_unreachable', `cannot reach the token service ${tokenUrl.origin}: ${(err as Error).message}`);
+      throw new AgentError(
+        'registry_unreachable',
+        `cannot reach the token service ${tokenUrl.origin}: ${(err as Error).message}`,
+      );
     }
-    if (!response.ok) throw new AgentError('registry_unauthorized', `the token service refused access to ${this.repository} (HTTP ${response.status})`);
-    const refused = (why: string) => new AgentError('registry_unauthorized', `the token service ${tokenUrl.origin} ${why}`);
+    if (!response.ok)
+      throw new AgentError(
+        'registry_unauthorized',
+        `the token service refused access to ${this.repository} (HTTP ${response.status})`,
+      );
+    const refused = (why: string) =>
+      new AgentError('registry_unauthorized', `the token service ${tokenUrl.origin} ${why}`);
     let token: { token?: unknown; access_token?: unknown };
     try {
-      const body = await readCapped(response, TOKEN_MAX_BYTES, () => refused(`sent more than ${TOKEN_MAX_BYTES} bytes`));
+      const body = await readCapped(response, TOKEN_MAX_BYTES, () =>
+        refused(`sent more than ${TOKEN_MAX_BYTES} bytes`),
+      );
       token = JSON.parse(body.toString('utf8')) as typeof token;
     } catch (err) {
       if (err instanceof AgentError) throw err;

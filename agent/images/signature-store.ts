@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
 import type { ImageReference } from './image-reference.js';
 import type { Endpoint, RegistryClient, RegistrySession } from './registry-client.js';
-import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, signatureTag, type SignatureLayer } from './image-signature.js';
+import {
+  SIGNATURE_ANNOTATION,
+  SIMPLE_SIGNING_MEDIA_TYPE,
+  signatureTag,
+  type SignatureLayer,
+} from './image-signature.js';
 
 /**
  * Cosign's signatures in a registry without a referrers API (Debian's docker-registry 2.8): an
@@ -87,16 +92,26 @@ export class SignatureStore {
     const digest = await resolveDigest(session, ref);
     let manifest: SignatureManifest;
     try {
-      const { bytes } = await session.getBytes(`/manifests/${signatureTag(digest)}`, OCI_MANIFEST, LIMITS.signatureManifestBytes);
+      const { bytes } = await session.getBytes(
+        `/manifests/${signatureTag(digest)}`,
+        OCI_MANIFEST,
+        LIMITS.signatureManifestBytes,
+      );
       manifest = JSON.parse(bytes.toString('utf8')) as SignatureManifest;
     } catch (err) {
-      if (err instanceof AgentError && err.code === 'image_not_found') return { digest, source: endpoint.source, missing: true, layers: [] };
+      if (err instanceof AgentError && err.code === 'image_not_found')
+        return { digest, source: endpoint.source, missing: true, layers: [] };
       if (err instanceof SyntaxError) return { digest, source: endpoint.source, missing: false, layers: [] };
       throw err;
     }
     const layers: SignatureLayer[] = [];
     const candidates = (Array.isArray(manifest.layers) ? manifest.layers : [])
-      .filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE && typeof l.digest === 'string' && typeof l.annotations?.[SIGNATURE_ANNOTATION] === 'string')
+      .filter(
+        (l) =>
+          l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE &&
+          typeof l.digest === 'string' &&
+          typeof l.annotations?.[SIGNATURE_ANNOTATION] === 'string',
+      )
       .slice(0, LIMITS.signatures);
     for (const layer of candidates) {
       if (!/^sha256:[a-f0-9]{64}$/.test(layer.digest!) || (layer.size ?? 0) > LIMITS.payloadBytes) continue;
@@ -137,19 +152,24 @@ export class SignatureStore {
       digest: payloadDigest,
       annotations: { [SIGNATURE_ANNOTATION]: signature.signature },
     };
-    const signatureOf = (l: NonNullable<SignatureManifest['layers']>[number]) => l.annotations?.[SIGNATURE_ANNOTATION] ?? '';
-    const same = existing.some((l) => l.digest === payloadDigest && (signatureOf(l) === signature.signature || isOurs(signatureOf(l))));
+    const signatureOf = (l: NonNullable<SignatureManifest['layers']>[number]) =>
+      l.annotations?.[SIGNATURE_ANNOTATION] ?? '';
+    const same = existing.some(
+      (l) => l.digest === payloadDigest && (signatureOf(l) === signature.signature || isOurs(signatureOf(l))),
+    );
     if (same) return { tag, layers: existing.length, added: false };
     const layers = [...existing, layer];
     await uploadBlob(session, signature.payload);
     const config = signatureConfig(layers.map((l) => l.digest!));
     await uploadBlob(session, config);
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, size: config.length, digest: sha256(config) },
-      layers,
-    }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: OCI_CONFIG, size: config.length, digest: sha256(config) },
+        layers,
+      }),
+    );
     await session.send('PUT', `/manifests/${tag}`, { bytes: manifest, contentType: OCI_MANIFEST });
     return { tag, layers: layers.length, added: true };
   }
@@ -160,10 +180,17 @@ export class SignatureStore {
  * the engine will check a pull by digest against; a digest in the reference is checked too.
  */
 export async function resolveDigest(session: RegistrySession, ref: ImageReference): Promise<string> {
-  const { bytes } = await session.getBytes(`/manifests/${ref.digest ?? ref.tag ?? 'latest'}`, ANY_MANIFEST, LIMITS.manifestBytes);
+  const { bytes } = await session.getBytes(
+    `/manifests/${ref.digest ?? ref.tag ?? 'latest'}`,
+    ANY_MANIFEST,
+    LIMITS.manifestBytes,
+  );
   const digest = sha256(bytes);
   if (ref.digest && digest !== ref.digest) {
-    throw new AgentError('registry_error', `the registry answered ${ref.familiar} with a manifest whose digest is ${digest}`);
+    throw new AgentError(
+      'registry_error',
+      `the registry answered ${ref.familiar} with a manifest whose digest is ${digest}`,
+    );
   }
   return digest;
 }
@@ -175,7 +202,8 @@ async function uploadBlob(session: RegistrySession, bytes: Buffer): Promise<void
   const started = await session.send('POST', '/blobs/uploads/');
   await started.body?.cancel().catch(() => undefined);
   const location = started.headers.get('location');
-  if (!location) throw new AgentError('registry_error', 'the registry started an upload without saying where to send it');
+  if (!location)
+    throw new AgentError('registry_error', 'the registry started an upload without saying where to send it');
   const url = new URL(location, session.baseUrl);
   url.searchParams.set('digest', digest);
   const put = await session.send('PUT', url.toString(), { bytes, contentType: 'application/octet-stream' });
@@ -187,14 +215,16 @@ async function uploadBlob(session: RegistrySession, bytes: Buffer): Promise<void
  * Go's struct order, zero times): the same bytes cosign would write for these payloads.
  */
 export function signatureConfig(payloadDigests: string[]): Buffer {
-  return Buffer.from(JSON.stringify({
-    architecture: '',
-    created: '0001-01-01T00:00:00Z',
-    history: payloadDigests.map(() => ({ created: '0001-01-01T00:00:00Z' })),
-    os: '',
-    rootfs: { type: 'layers', diff_ids: payloadDigests },
-    config: {},
-  }));
+  return Buffer.from(
+    JSON.stringify({
+      architecture: '',
+      created: '0001-01-01T00:00:00Z',
+      history: payloadDigests.map(() => ({ created: '0001-01-01T00:00:00Z' })),
+      os: '',
+      rootfs: { type: 'layers', diff_ids: payloadDigests },
+      config: {},
+    }),
+  );
 }
 
 export function sha256(bytes: Buffer): string {

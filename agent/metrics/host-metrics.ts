@@ -58,7 +58,10 @@ export class HostMetricsSampler {
       ]);
       const dockerRoot = this.options.store.get().docker.rootDir;
       const disks = (
-        await Promise.all([diskOf('state', this.options.stateDir), dockerRoot ? diskOf('docker', dockerRoot) : undefined])
+        await Promise.all([
+          diskOf('state', this.options.stateDir),
+          dockerRoot ? diskOf('docker', dockerRoot) : undefined,
+        ])
       ).filter((d): d is NonNullable<typeof d> => d !== undefined);
       const la = loadavg();
       const metrics: HostMetrics = {

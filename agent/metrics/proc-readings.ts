@@ -86,7 +86,11 @@ export class ProcReadings implements HostReadings {
     } catch {
       return undefined;
     }
-    const typeOf = (zone: string) => readFile(join(zone, 'type'), 'utf8').then((t) => t.trim(), () => '');
+    const typeOf = (zone: string) =>
+      readFile(join(zone, 'type'), 'utf8').then(
+        (t) => t.trim(),
+        () => '',
+      );
     const typed = await Promise.all(
       names.map(async (name) => ({ path: join(dir, name), type: await typeOf(join(dir, name)) })),
     );

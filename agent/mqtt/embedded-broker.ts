@@ -74,7 +74,9 @@ export class EmbeddedBroker {
     broker.authorizePublish = (_client, packet, done) => {
       done(packet.payload.length > maxPacketBytes ? new Error(`payload over ${maxPacketBytes} bytes`) : null);
     };
-    broker.on('clientError', (client, err) => this.options.logger.debug('embedded broker client error', { client: client.id, error: err }));
+    broker.on('clientError', (client, err) =>
+      this.options.logger.debug('embedded broker client error', { client: client.id, error: err }),
+    );
     broker.on('connectionError', (_client, err) =>
       this.options.logger.debug('embedded broker connection error', { error: err }),
     );

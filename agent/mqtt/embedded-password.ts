@@ -66,7 +66,10 @@ function readPasswordFile(file: string): string | undefined {
     const buffer = Buffer.alloc(MAX_PASSWORD_BYTES + 1);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
     if (length > MAX_PASSWORD_BYTES) throw refuse(file, `is over ${MAX_PASSWORD_BYTES} bytes`);
-    const password = buffer.subarray(0, length).toString('utf8').replace(/\r?\n$/, '');
+    const password = buffer
+      .subarray(0, length)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
     if (password === '') throw refuse(file, 'is empty');
     return password;
   } finally {

@@ -35,7 +35,13 @@ export class EventPublisher {
     const stats = this.options.link.stats;
     this.options.store.update('agent', (agent) => ({
       ...agent,
-      mqtt: { ...agent.mqtt, connected: stats.connected, eventsBuffered: stats.queued, eventsDropped: stats.dropped, reconnects: stats.reconnects },
+      mqtt: {
+        ...agent.mqtt,
+        connected: stats.connected,
+        eventsBuffered: stats.queued,
+        eventsDropped: stats.dropped,
+        reconnects: stats.reconnects,
+      },
     }));
   }
 }

@@ -87,7 +87,11 @@ export class MqttLink {
   private connectedAt: number | undefined;
 
   constructor(private readonly options: MqttLinkOptions) {
-    this.backoff = new Backoff({ initialMs: options.reconnect.initialMs, maxMs: options.reconnect.maxMs, random: options.random });
+    this.backoff = new Backoff({
+      initialMs: options.reconnect.initialMs,
+      maxMs: options.reconnect.maxMs,
+      random: options.random,
+    });
     this.queue = new BoundedQueue(options.queueCapacity);
   }
 
@@ -145,7 +149,10 @@ export class MqttLink {
     });
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
-      this.lastError = { code: typeof code === 'string' ? code.toLowerCase() : `mqtt_${String(code ?? 'error')}`, message: err.message };
+      this.lastError = {
+        code: typeof code === 'string' ? code.toLowerCase() : `mqtt_${String(code ?? 'error')}`,
+        message: err.message,
+      };
       this.options.logger.warn('broker connection error', { error: this.lastError });
     });
     client.on('close', () => this.handleClose());
@@ -158,8 +165,11 @@ export class MqttLink {
     const client = this.client;
     if (!client) return;
     if (client.connected) {
-      await withTimeout(this.publishNow({ topic: this.options.availabilityTopic, payload: 'offline', qos: 1, retain: true }), budgetMs / 2).catch(
-        (err: unknown) => this.options.logger.warn('could not publish offline before stopping', { error: err as Error }),
+      await withTimeout(
+        this.publishNow({ topic: this.options.availabilityTopic, payload: 'offline', qos: 1, retain: true }),
+        budgetMs / 2,
+      ).catch((err: unknown) =>
+        this.options.logger.warn('could not publish offline before stopping', { error: err as Error }),
       );
     }
     await withTimeout(client.endAsync(false), budgetMs / 2).catch(() => client.end(true));
@@ -280,8 +290,8 @@ export class MqttLink {
     this.connectedAt = Date.now();
     this.lastError = undefined;
     this.options.logger.info('connected to broker', { url: this.url(), clientId: this.options.clientId });
-    this.publishNow({ topic: this.options.availabilityTopic, payload: 'online', qos: 1, retain: true }).catch((err: unknown) =>
-      this.options.logger.warn('could not publish online', { error: err as Error }),
+    this.publishNow({ topic: this.options.availabilityTopic, payload: 'online', qos: 1, retain: true }).catch(
+      (err: unknown) => this.options.logger.warn('could not publish online', { error: err as Error }),
     );
     if (this.options.subscriptions.length > 0) {
       this.client?.subscribe(this.options.subscriptions, { qos: 1 }, (err) => {
@@ -431,7 +441,10 @@ function readPem(file: string, key: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new AgentError('mqtt_tls_file', `${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new AgentError(
+      'mqtt_tls_file',
+      `${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 

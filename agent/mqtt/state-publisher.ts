@@ -10,7 +10,15 @@ export const STATE_SIZE_LIMIT = 64 * 1024;
 
 /** Every section, each on <b>/state/<section>, in the order they go out. */
 export const STATE_SECTIONS: readonly StateSection[] = [
-  'agent', 'host', 'docker', 'devices', 'images', 'containers', 'desired', 'update', 'snapshots',
+  'agent',
+  'host',
+  'docker',
+  'devices',
+  'images',
+  'containers',
+  'desired',
+  'update',
+  'snapshots',
 ];
 
 export interface StatePublisherOptions {

@@ -27,11 +27,12 @@ export function signingPolicy(config: Pick<AgentConfig, 'security' | 'mqtt'>): C
   const isRequired = required ?? ids.length > 0;
   const fleetBroker = config.mqtt.url !== undefined;
   if (isRequired || !fleetBroker) return { required: isRequired, keys: ids };
-  const warning = ids.length === 0
-    ? 'commands are not signed: anyone who can publish to this robot\'s topics on the fleet broker can command it; ' +
-      'set security.commands.keys (docs/security.md#signed-commands)'
-    : 'unsigned commands are accepted (security.commands.required is false): anyone who can publish to this robot\'s ' +
-      'topics on the fleet broker can command it';
+  const warning =
+    ids.length === 0
+      ? "commands are not signed: anyone who can publish to this robot's topics on the fleet broker can command it; " +
+        'set security.commands.keys (docs/security.md#signed-commands)'
+      : "unsigned commands are accepted (security.commands.required is false): anyone who can publish to this robot's " +
+        'topics on the fleet broker can command it';
   return { required: false, keys: ids, warning };
 }
 
@@ -50,18 +51,21 @@ const NOTHING_TO_CLAIM: Admitted = { claim: () => undefined };
 export class CommandSigning {
   readonly verifier: CommandVerifier | undefined;
 
-  constructor(private readonly o: {
-    policy: CommandSigningInfo;
-    keys: ReadonlyMap<string, KeyObject>;
-    robotId: string;
-    clockSkewSeconds: number;
-    maxLifetimeSeconds: number;
-    replay: ReplayStore;
-    now: () => number;
-  }) {
-    this.verifier = o.keys.size > 0
-      ? new CommandVerifier({ robotId: o.robotId, keys: o.keys, clockSkewSeconds: o.clockSkewSeconds, now: o.now })
-      : undefined;
+  constructor(
+    private readonly o: {
+      policy: CommandSigningInfo;
+      keys: ReadonlyMap<string, KeyObject>;
+      robotId: string;
+      clockSkewSeconds: number;
+      maxLifetimeSeconds: number;
+      replay: ReplayStore;
+      now: () => number;
+    },
+  ) {
+    this.verifier =
+      o.keys.size > 0
+        ? new CommandVerifier({ robotId: o.robotId, keys: o.keys, clockSkewSeconds: o.clockSkewSeconds, now: o.now })
+        : undefined;
   }
 
   get required(): boolean {
@@ -79,8 +83,10 @@ export class CommandSigning {
     // without keys; should it get here all the same, it fails closed.
     if (!this.verifier) {
       if (!this.o.policy.required) return NOTHING_TO_CLAIM;
-      throw unauthorized(token === undefined ? 'unsigned' : 'unknown_key',
-        'this robot requires signatures but has no keys to check them with (security.commands.keys)');
+      throw unauthorized(
+        token === undefined ? 'unsigned' : 'unknown_key',
+        'this robot requires signatures but has no keys to check them with (security.commands.keys)',
+      );
     }
     let hash: string;
     try {

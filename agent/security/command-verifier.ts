@@ -46,16 +46,20 @@ export class CommandVerifier {
     expected: { command: string; hash: string; maxLifetimeSeconds: number },
   ): Promise<SignedClaims> {
     if (token === undefined || token === null) {
-      throw unauthorized('unsigned',
+      throw unauthorized(
+        'unsigned',
         'it is not signed; this robot accepts only messages signed with one of the keys in ' +
-        'its security.commands.keys (robot-fleet --sign-key)');
+          'its security.commands.keys (robot-fleet --sign-key)',
+      );
     }
     if (typeof token !== 'string' || token.length === 0) {
       throw unauthorized('bad_token', 'its "signature" must be a compact JWS (a string)');
     }
     if (token.length > MAX_TOKEN_CHARS) {
-      throw unauthorized('token_too_large',
-        `its signature is ${token.length} characters; at most ${MAX_TOKEN_CHARS} are read`);
+      throw unauthorized(
+        'token_too_large',
+        `its signature is ${token.length} characters; at most ${MAX_TOKEN_CHARS} are read`,
+      );
     }
     let header: { alg?: unknown; kid?: unknown };
     try {
@@ -64,8 +68,10 @@ export class CommandVerifier {
       throw unauthorized('bad_token', 'its "signature" is not a compact JWS');
     }
     if (header.alg !== 'EdDSA') {
-      throw unauthorized('bad_token',
-        `its signature uses algorithm ${quote(header.alg)}; only EdDSA (Ed25519) is accepted`);
+      throw unauthorized(
+        'bad_token',
+        `its signature uses algorithm ${quote(header.alg)}; only EdDSA (Ed25519) is accepted`,
+      );
     }
     const kid = header.kid;
     if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_ID_CHARS) {
@@ -74,21 +80,27 @@ export class CommandVerifier {
     const key = this.o.keys.get(kid);
     if (!key) {
       const known = this.keyIds.map((k) => quote(k, 32)).join(', ');
-      throw unauthorized('unknown_key',
-        `it is signed with key ${quote(kid)}, which is not among this robot's keys (${known})`);
+      throw unauthorized(
+        'unknown_key',
+        `it is signed with key ${quote(kid)}, which is not among this robot's keys (${known})`,
+      );
     }
     let payload: Uint8Array;
     try {
       ({ payload } = await compactVerify(token, key, { algorithms: ['EdDSA'] }));
     } catch {
-      throw unauthorized('bad_signature',
+      throw unauthorized(
+        'bad_signature',
         `its signature does not verify with key ${quote(kid)}: the message was altered ` +
-        'after signing, or signed with another key under that id');
+          'after signing, or signed with another key under that id',
+      );
     }
     const claims = readClaims(payload);
     if (claims.aud !== this.o.robotId) {
-      throw unauthorized('wrong_robot',
-        `it is signed for robot ${quote(claims.aud)}, not for this robot (${quote(this.o.robotId)})`);
+      throw unauthorized(
+        'wrong_robot',
+        `it is signed for robot ${quote(claims.aud)}, not for this robot (${quote(this.o.robotId)})`,
+      );
     }
     if (claims.cmd !== expected.command) {
       throw unauthorized('wrong_command', `it is signed for ${quote(claims.cmd)}, not for ${quote(expected.command)}`);
@@ -97,9 +109,11 @@ export class CommandVerifier {
       throw unauthorized('wrong_arguments', 'its content differs from what was signed (the hash in the "args" claim)');
     }
     if (claims.exp - claims.iat > expected.maxLifetimeSeconds) {
-      throw unauthorized('lifetime_too_long',
+      throw unauthorized(
+        'lifetime_too_long',
         `its signature is valid for ${claims.exp - claims.iat} s; this robot accepts ` +
-        `at most ${expected.maxLifetimeSeconds} s (security.commands)`);
+          `at most ${expected.maxLifetimeSeconds} s (security.commands)`,
+      );
     }
     return { ...claims, kid };
   }
@@ -115,8 +129,10 @@ export class CommandVerifier {
     const skew = this.o.clockSkewSeconds;
     const clock = `the robot's clock says ${iso(now)}; tolerance ${skew} s`;
     if (claims.iat > now + skew) {
-      throw unauthorized('not_yet_valid',
-        `it was signed at ${iso(claims.iat)}, in the future (${clock}): check the clocks`);
+      throw unauthorized(
+        'not_yet_valid',
+        `it was signed at ${iso(claims.iat)}, in the future (${clock}): check the clocks`,
+      );
     }
     if (claims.exp < now - skew) {
       throw unauthorized('expired', `its signature expired at ${iso(claims.exp)} (${clock}): sign it again`);
@@ -134,8 +150,10 @@ function readClaims(payload: Uint8Array): Omit<SignedClaims, 'kid'> {
   const str = (name: string): string => {
     const v = doc?.[name];
     if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS) {
-      throw unauthorized('bad_token',
-        `its signature lacks the "${name}" claim (a string of 1 to ${MAX_ID_CHARS} characters)`);
+      throw unauthorized(
+        'bad_token',
+        `its signature lacks the "${name}" claim (a string of 1 to ${MAX_ID_CHARS} characters)`,
+      );
     }
     return v;
   };
@@ -147,10 +165,15 @@ function readClaims(payload: Uint8Array): Omit<SignedClaims, 'kid'> {
     return v;
   };
   const claims = {
-    aud: str('aud'), cmd: str('cmd'), args: str('args'), jti: str('jti'), iat: seconds('iat'), exp: seconds('exp'),
+    aud: str('aud'),
+    cmd: str('cmd'),
+    args: str('args'),
+    jti: str('jti'),
+    iat: seconds('iat'),
+    exp: seconds('exp'),
   };
-  if (claims.exp <= claims.iat) throw unauthorized('bad_token',
-    'its signature expires before it was issued ("exp" <= "iat")');
+  if (claims.exp <= claims.iat)
+    throw unauthorized('bad_token', 'its signature expires before it was issued ("exp" <= "iat")');
   return claims;
 }
 

@@ -35,15 +35,17 @@ export class DesiredSignature {
   private loaded = false;
   private readonly file: string;
 
-  constructor(private readonly o: {
-    verifier: CommandVerifier | undefined;
-    required: boolean;
-    maxLifetimeSeconds: number;
-    /** desired.json's limit: a bigger payload is left to parseDesired to refuse unparsed. */
-    maxBytes: number;
-    dir: string;
-    logger: Logger;
-  }) {
+  constructor(
+    private readonly o: {
+      verifier: CommandVerifier | undefined;
+      required: boolean;
+      maxLifetimeSeconds: number;
+      /** desired.json's limit: a bigger payload is left to parseDesired to refuse unparsed. */
+      maxBytes: number;
+      dir: string;
+      logger: Logger;
+    },
+  ) {
     this.file = join(o.dir, DESIRED_SIGNATURE_FILE);
   }
 
@@ -52,8 +54,11 @@ export class DesiredSignature {
     if (payload.length > this.o.maxBytes) return asIs;
     if (payload.length === 0) {
       if (!this.o.required) return asIs;
-      throw unauthorized('unsigned', 'an empty desired state (a clear) cannot be signed; publish a signed ' +
-        '{"containers": {}} to return every container to this robot\'s config');
+      throw unauthorized(
+        'unsigned',
+        'an empty desired state (a clear) cannot be signed; publish a signed ' +
+          '{"containers": {}} to return every container to this robot\'s config',
+      );
     }
     let doc: unknown;
     try {
@@ -86,9 +91,11 @@ export class DesiredSignature {
     const inForce = this.current();
     if (inForce?.jti !== claims.jti) {
       if (inForce && claims.iat <= inForce.iat) {
-        throw unauthorized('replayed',
+        throw unauthorized(
+          'replayed',
           `it was signed at ${new Date(claims.iat * 1000).toISOString()}, no later than the ` +
-          'desired state in force: an older desired state is not taken again');
+            'desired state in force: an older desired state is not taken again',
+        );
       }
       this.o.verifier.checkTime(claims);
     }
@@ -109,8 +116,11 @@ export class DesiredSignature {
         // was in force is unknown, so any signed one of the last desiredMaxLifetimeSeconds could
         // roll the robot back. Fail closed, as the replay store does: only one signed from now on.
         this.inForce = { jti: '', iat: this.o.verifier.latestIssuedAt() };
-        this.o.logger.warn('the record of the signed desired state in force cannot be read; only a desired state ' +
-          'signed from now on is taken', { file: this.file });
+        this.o.logger.warn(
+          'the record of the signed desired state in force cannot be read; only a desired state ' +
+            'signed from now on is taken',
+          { file: this.file },
+        );
       }
     }
     return this.inForce;

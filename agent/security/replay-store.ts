@@ -45,21 +45,27 @@ export class ReplayStore {
     const ids = this.load();
     const now = this.o.now() / 1000;
     if (ids.has(jti)) {
-      throw unauthorized('replayed',
+      throw unauthorized(
+        'replayed',
         `its signature (jti ${quote(jti)}) was used before; a signature is good for one request ` +
-        'only: sign a new one');
+          'only: sign a new one',
+      );
     }
     if (claims.iat < this.issuedAfter) {
-      throw unauthorized('replayed', 'it was signed before the robot lost its record of used signatures ' +
-        `(${REPLAY_FILE} in state.dir was unreadable at start): sign a new one`);
+      throw unauthorized(
+        'replayed',
+        'it was signed before the robot lost its record of used signatures ' +
+          `(${REPLAY_FILE} in state.dir was unreadable at start): sign a new one`,
+      );
     }
     this.prune(now);
     const max = this.o.max ?? MAX_REPLAY_IDS;
     if (ids.size >= max) {
       const next = Math.max(0, Math.ceil(Math.min(...ids.values()) + this.o.clockSkewSeconds - now));
-      throw unauthorized('replay_store_full',
-        `the robot already holds ${ids.size} signed requests that have not expired; ` +
-        `try again in ${next} s`);
+      throw unauthorized(
+        'replay_store_full',
+        `the robot already holds ${ids.size} signed requests that have not expired; ` + `try again in ${next} s`,
+      );
     }
     ids.set(jti, claims.exp);
     try {
@@ -67,9 +73,11 @@ export class ReplayStore {
     } catch (err) {
       ids.delete(jti);
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw unauthorized('replay_store_unwritable',
+      throw unauthorized(
+        'replay_store_unwritable',
         `the robot cannot record the signature as used (${REPLAY_FILE} in ` +
-        `state.dir: ${why}); refused, so that it cannot be replayed later`);
+          `state.dir: ${why}); refused, so that it cannot be replayed later`,
+      );
     }
   }
 
@@ -100,4 +108,3 @@ export class ReplayStore {
 
   async stop(): Promise<void> {}
 }
-

@@ -7,12 +7,18 @@ import type { Updater } from '../update/updater.js';
 import type { SnapshotArgs, Snapshotter } from './snapshotter.js';
 
 /** snapshot, snapshots, restore: a restore is an update to the snapshot, with its verification and rollback. */
-export function snapshotCommands(d: { config: Pick<AgentConfig, 'snapshots' | 'images'>; snapshotter: Snapshotter; containers: ContainersModule; updater: Updater }): CommandDefinition[] {
+export function snapshotCommands(d: {
+  config: Pick<AgentConfig, 'snapshots' | 'images'>;
+  snapshotter: Snapshotter;
+  containers: ContainersModule;
+  updater: Updater;
+}): CommandDefinition[] {
   return [
     defineCommand<SnapshotArgs, unknown>({
       name: 'snapshot',
       lane: 'long',
-      run: async (args, ctx) => d.snapshotter.take(args, { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'snapshot.progress') }),
+      run: async (args, ctx) =>
+        d.snapshotter.take(args, { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'snapshot.progress') }),
     }),
     defineCommand({ name: 'snapshots', run: async () => d.snapshotter.refreshState() }),
     defineCommand<{ container: string; image: string }, unknown>({

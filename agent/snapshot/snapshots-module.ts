@@ -29,11 +29,17 @@ export class SnapshotsModule {
 
   async start(): Promise<void> {
     this.o.records.load();
-    const refresh = () => void this.o.snapshotter.refreshState().catch((err: unknown) => this.o.logger.warn('snapshot list failed', { error: toErrorInfo(err) }));
+    const refresh = () =>
+      void this.o.snapshotter
+        .refreshState()
+        .catch((err: unknown) => this.o.logger.warn('snapshot list failed', { error: toErrorInfo(err) }));
     this.unsubscribe = this.o.engine.onConnected(refresh);
     if (this.o.engine.available) refresh();
     if (this.o.config.schedule) {
-      this.task = cron.schedule(this.o.config.schedule, () => this.runSchedule(), { name: 'snapshots', noOverlap: true });
+      this.task = cron.schedule(this.o.config.schedule, () => this.runSchedule(), {
+        name: 'snapshots',
+        noOverlap: true,
+      });
     }
   }
 
@@ -49,7 +55,10 @@ export class SnapshotsModule {
       try {
         const { fingerprint, last } = await this.o.snapshotter.fingerprint(container);
         if (fingerprint === null || fingerprint === last) {
-          this.o.bus.emit('snapshot.skipped', { container, reason: fingerprint === null ? 'no changes' : 'no changes since the last snapshot' });
+          this.o.bus.emit('snapshot.skipped', {
+            container,
+            reason: fingerprint === null ? 'no changes' : 'no changes since the last snapshot',
+          });
           continue;
         }
         await this.o.snapshotter.take({ container, message: 'scheduled snapshot', push: this.o.config.push });

@@ -89,11 +89,21 @@ export class Snapshotter {
     this.files = d.files ?? new ImageFiles({ docker: d.docker, config: d.config.images });
   }
 
-  async take(args: SnapshotArgs, ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void } = {}): Promise<SnapshotResult> {
+  async take(
+    args: SnapshotArgs,
+    ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void } = {},
+  ): Promise<SnapshotResult> {
     const id = ctx.requestId ? { id: ctx.requestId } : {};
     try {
       const result = await this.commitAndShip(args, ctx);
-      this.d.bus.emit('snapshot.done', { ...id, container: args.container, image: result.image, layers: result.layers, ...(result.pushed ? { pushed: result.pushed.image } : {}), ...(result.savedTo ? { savedTo: result.savedTo.file } : {}) });
+      this.d.bus.emit('snapshot.done', {
+        ...id,
+        container: args.container,
+        image: result.image,
+        layers: result.layers,
+        ...(result.pushed ? { pushed: result.pushed.image } : {}),
+        ...(result.savedTo ? { savedTo: result.savedTo.file } : {}),
+      });
       return result;
     } catch (err) {
       // A commit left behind (or removed) is named, so nobody has to guess what the failure kept.
@@ -118,7 +128,10 @@ export class Snapshotter {
     return { fingerprint, last: last?.Labels?.[SNAPSHOT_LABELS.fingerprint] };
   }
 
-  private async commitAndShip(args: SnapshotArgs, ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void }): Promise<SnapshotResult> {
+  private async commitAndShip(
+    args: SnapshotArgs,
+    ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void },
+  ): Promise<SnapshotResult> {
     const cfg = this.d.config;
     this.d.specOf(args.container);
     // Every check that can refuse comes before the commit: bad input changes nothing.
@@ -126,7 +139,8 @@ export class Snapshotter {
     if (args.push) allowedReference(ref.familiar, cfg.images.pushAllow, 'images.pushAllow');
     if (args.save !== undefined) await this.files.checkSave(args.save);
     const docker = this.d.docker();
-    if (await imageExists(docker, ref.familiar)) throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
+    if (await imageExists(docker, ref.familiar))
+      throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
     const found = await this.find(args.container);
     const container = docker.getContainer(found.Id);
     const info = (await inspectWithSize(container)) as {
@@ -137,7 +151,8 @@ export class Snapshotter {
     };
     const changes = await changesOf(container, info.Mounts ?? []);
     const sourceImage = info.Config.Labels?.[LABELS.image] ?? found.Image;
-    const sourceDigest = ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
+    const sourceDigest =
+      ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
     const created = new Date().toISOString();
     const labels: Record<string, string> = {
       [SNAPSHOT_LABELS.robot]: cfg.robot.id,
@@ -160,7 +175,11 @@ export class Snapshotter {
     } catch (err) {
       throw new AgentError('commit_failed', `docker commit of ${args.container} failed: ${(err as Error).message}`);
     }
-    const image = (await docker.getImage(ref.familiar).inspect()) as { Id: string; Size: number; RootFS?: { Layers?: string[] } };
+    const image = (await docker.getImage(ref.familiar).inspect()) as {
+      Id: string;
+      Size: number;
+      RootFS?: { Layers?: string[] };
+    };
     await this.recordOrRemove(ref.familiar, image.Id, args.container);
     try {
       return await this.ship(args, ctx, { ref, image, info, sourceImage, created });
@@ -186,7 +205,14 @@ export class Snapshotter {
       await this.d.records.save();
     } catch (err) {
       this.d.records.forget(imageId);
-      const removed = await this.d.docker().getImage(tag).remove().then(() => true, () => false);
+      const removed = await this.d
+        .docker()
+        .getImage(tag)
+        .remove()
+        .then(
+          () => true,
+          () => false,
+        );
       const info = toErrorInfo(err);
       const left = removed
         ? 'the commit was removed'
@@ -228,13 +254,28 @@ export class Snapshotter {
       size: image.Size,
       layerBytes: history[0]?.Size ?? 0,
       layers,
-      ...(layers > LAYER_WARNING ? { warning: `${ref.familiar} has ${layers} layers; Docker refuses about 127. Snapshot from the original image's lineage (restore the base image first) rather than on top of snapshots.` } : {}),
+      ...(layers > LAYER_WARNING
+        ? {
+            warning: `${ref.familiar} has ${layers} layers; Docker refuses about 127. Snapshot from the original image's lineage (restore the base image first) rather than on top of snapshots.`,
+          }
+        : {}),
       excluded: (info.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination })),
       removed: [],
     };
-    this.d.logger.info('snapshot taken', { container: args.container, image: ref.familiar, layers, layerBytes: result.layerBytes });
+    this.d.logger.info('snapshot taken', {
+      container: args.container,
+      image: ref.familiar,
+      layers,
+      layerBytes: result.layerBytes,
+    });
     if (args.push) {
-      result.pushed = await pushImage({ docker, registry: this.d.registry, config: cfg.images, ref, progress: (f) => ctx.progress?.(f) });
+      result.pushed = await pushImage({
+        docker,
+        registry: this.d.registry,
+        config: cfg.images,
+        ref,
+        progress: (f) => ctx.progress?.(f),
+      });
       this.d.records.markPushed(image.Id, ref.familiar);
       if (this.d.signKey) result.pushed.signature = await this.sign(ref, result.pushed.digest);
     }
@@ -323,7 +364,8 @@ export class Snapshotter {
       if (!digest) throw new Error('the push did not report the digest it made');
       return (await signImageDigest({ registry: this.d.registry, ref, digest, key: this.d.signKey! })).signature;
     } catch (err) {
-      const message = `${ref.familiar} was pushed but could not be signed with snapshots.signKeyFile: ${toErrorInfo(err).message}; ` +
+      const message =
+        `${ref.familiar} was pushed but could not be signed with snapshots.signKeyFile: ${toErrorInfo(err).message}; ` +
         'robots that verify this repository will refuse it until it is signed (robot-fleet sign)';
       throw new AgentError('sign_failed', message, { cause: err });
     }
@@ -370,18 +412,33 @@ export class Snapshotter {
 
   /** This robot's snapshots of a container on the engine, newest first. */
   private async snapshotsOf(container: string): Promise<Docker.ImageInfo[]> {
-    const list = await this.d.docker().listImages({ filters: { label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] } });
-    return list.sort((a, b) => (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''));
+    const list = await this.d
+      .docker()
+      .listImages({
+        filters: {
+          label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
+        },
+      });
+    return list.sort((a, b) =>
+      (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
+    );
   }
 
   /** Rebuilds state.snapshots (the newest 20) from the engine's labels and sizes and the records. */
   async refreshState(): Promise<SnapshotSummary[]> {
     const docker = this.d.docker();
-    const list = await docker.listImages({ filters: { label: [`${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] } });
-    list.sort((a, b) => (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''));
+    const list = await docker.listImages({
+      filters: { label: [`${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] },
+    });
+    list.sort((a, b) =>
+      (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
+    );
     const summaries: SnapshotSummary[] = [];
     for (const image of list.slice(0, 20)) {
-      const history = (await docker.getImage(image.Id).history().catch(() => [])) as Array<{ Size: number }>;
+      const history = (await docker
+        .getImage(image.Id)
+        .history()
+        .catch(() => [])) as Array<{ Size: number }>;
       summaries.push({
         image: (image.RepoTags ?? []).find((t) => t !== '<none>:<none>') ?? image.Id,
         id: image.Id,
@@ -417,7 +474,9 @@ function engineText(err: unknown): string {
 }
 
 function labelChanges(labels: Record<string, string>): string {
-  return `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`;
+  return `LABEL ${Object.entries(labels)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ')}`;
 }
 
 /** 20261124T013000123Z: sortable, to the millisecond, valid in a tag. */
@@ -432,7 +491,10 @@ function defaultTag(robot: string): string {
 
 function digestOf(changes: Array<{ Path: string; Kind: number }>, sizeRw: number): string {
   const sorted = [...changes].sort((a, b) => (a.Path < b.Path ? -1 : 1)).map((c) => `${c.Kind}${c.Path}`);
-  return createHash('sha256').update(`${sizeRw}\n${sorted.join('\n')}`).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(`${sizeRw}\n${sorted.join('\n')}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 async function imageExists(docker: Docker, ref: string): Promise<boolean> {

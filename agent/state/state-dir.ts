@@ -11,7 +11,10 @@ export class StateDir {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o750 });
     } catch (err) {
-      throw new AgentError('state_dir', `cannot create the state directory ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new AgentError(
+        'state_dir',
+        `cannot create the state directory ${this.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   }
 

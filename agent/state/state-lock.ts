@@ -56,7 +56,7 @@ export function lockStateDir(dir: string, options: StateLockOptions = {}): State
   });
   if (flock.error !== undefined || (flock.status !== 0 && flock.status !== 1)) {
     closeSync(fd);
-    const why = flock.error ? errno(flock.error) : (flock.stderr?.toString().trim() || `exit ${String(flock.status)}`);
+    const why = flock.error ? errno(flock.error) : flock.stderr?.toString().trim() || `exit ${String(flock.status)}`;
     throw new AgentError(
       'state_lock',
       `cannot lock ${file} with flock(1) (${why}); install util-linux, which provides it`,
@@ -85,9 +85,10 @@ export function lockStateDir(dir: string, options: StateLockOptions = {}): State
 }
 
 function heldError(dir: string, holder: Holder): AgentError {
-  const who = holder.pid === undefined
-    ? 'another robot agent'
-    : `another robot agent (PID ${holder.pid}${holder.startedAt ? `, started ${holder.startedAt}` : ''})`;
+  const who =
+    holder.pid === undefined
+      ? 'another robot agent'
+      : `another robot agent (PID ${holder.pid}${holder.startedAt ? `, started ${holder.startedAt}` : ''})`;
   const stop = holder.pid === undefined ? 'stop it' : `stop it (systemctl stop robot-agent, or kill ${holder.pid})`;
   return new AgentError(
     'state_dir_locked',

@@ -71,10 +71,13 @@ export function summarise(state: AgentState, times: { changed: string; seen: str
   const containers = state.containers.map((c) => ({ c, row: containerRow(c, state.images) }));
   const problems = assess(state, containers);
   const status: SummaryStatus =
-    problems.error.length > 0 ? 'error'
-    : problems.updating.length > 0 ? 'updating'
-    : problems.degraded.length > 0 ? 'degraded'
-    : 'ok';
+    problems.error.length > 0
+      ? 'error'
+      : problems.updating.length > 0
+        ? 'updating'
+        : problems.degraded.length > 0
+          ? 'degraded'
+          : 'ok';
   const ranked = containers
     .map((entry, index) => ({ ...entry, index, rank: severity(entry.c, entry.row) }))
     .sort((a, b) => b.rank - a.rank || a.index - b.index)
@@ -160,8 +163,7 @@ function assess(state: AgentState, containers: Array<{ c: ContainerState; row: S
   else if (lidar.health.status === 'error') {
     const code = lidar.health.errorCode;
     p.error.push(`lidar health error${code !== null ? ` (0x${code.toString(16)})` : ''}`);
-  }
-  else if (lidar.health.status === 'warning') p.degraded.push('lidar health warning');
+  } else if (lidar.health.status === 'warning') p.degraded.push('lidar health warning');
   if (!state.devices.camera.present) p.degraded.push('camera absent');
   if (!state.devices.board.present) p.degraded.push('board absent');
   if (UPDATING.includes(state.update.status)) {

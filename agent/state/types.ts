@@ -174,7 +174,14 @@ export interface AgentState {
     startedAt: string;
     pid: number;
     modules: Record<string, ModuleStatus>;
-    mqtt: { connected: boolean; protocolVersion: 4 | 5; broker: 'embedded' | 'external'; eventsDropped: number; eventsBuffered: number; reconnects: number };
+    mqtt: {
+      connected: boolean;
+      protocolVersion: 4 | 5;
+      broker: 'embedded' | 'external';
+      eventsDropped: number;
+      eventsBuffered: number;
+      reconnects: number;
+    };
     /** Signed commands: whether required, the key ids, and a warning when unsigned ones come from a fleet broker. */
     commandSigning?: { required: boolean; keys: string[]; warning?: string };
   };
@@ -196,4 +203,5 @@ export interface AgentState {
 }
 
 /** The parts a module may change; robot, ts and agent.version are the publisher's. */
-export type StateSection = 'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired' | 'update' | 'snapshots';
+export type StateSection =
+  'agent' | 'host' | 'docker' | 'devices' | 'images' | 'containers' | 'desired' | 'update' | 'snapshots';

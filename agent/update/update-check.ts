@@ -41,7 +41,14 @@ export class UpdateCheck {
 
   async start(): Promise<void> {
     if (this.o.schedule) {
-      this.task = cron.schedule(this.o.schedule, () => void this.checkNow().catch((err: unknown) => this.o.logger.warn('update check failed', { error: toErrorInfo(err) })), { name: 'update-check', noOverlap: true });
+      this.task = cron.schedule(
+        this.o.schedule,
+        () =>
+          void this.checkNow().catch((err: unknown) =>
+            this.o.logger.warn('update check failed', { error: toErrorInfo(err) }),
+          ),
+        { name: 'update-check', noOverlap: true },
+      );
     }
   }
 
@@ -64,7 +71,14 @@ export class UpdateCheck {
         const running = state.containers.find((c) => c.name === want.name && c.state !== 'absent');
         if (changed && running) this.o.updater.startInBackground(want.name, want.image, 'check');
       } catch (err) {
-        results.push({ container: want.name, image: want.image, local, available: null, changed: false, error: toErrorInfo(err) });
+        results.push({
+          container: want.name,
+          image: want.image,
+          local,
+          available: null,
+          changed: false,
+          error: toErrorInfo(err),
+        });
       }
     }
     this.o.bus.emit('update.checked', { results, ...(requestId ? { id: requestId } : {}) });

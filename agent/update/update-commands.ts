@@ -10,7 +10,12 @@ import type { Updater } from './updater.js';
  * update, rollback, update.check. An image chosen here is pinned in the desired state (until
  * the fleet names the container anew), so the reconcile loop keeps what the operator chose.
  */
-export function updateCommands(d: { config: AgentConfig['images']; containers: ContainersModule; updater: Updater; check: UpdateCheck }): CommandDefinition[] {
+export function updateCommands(d: {
+  config: AgentConfig['images'];
+  containers: ContainersModule;
+  updater: Updater;
+  check: UpdateCheck;
+}): CommandDefinition[] {
   return [
     defineCommand<{ container: string; image: string; force?: boolean }, unknown>({
       name: 'update',
@@ -22,7 +27,14 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
         // Pinned from inside the flow (which owns the container, so the reconcile loop cannot start
         // a second update for it), and only once the update is sure to be tried: a refusal changes nothing.
         const pin = () => d.containers.pinImage(container, ref.familiar);
-        const job = { container, image: ref.familiar, reason: 'command' as const, force: force ?? false, pin, requestId: ctx.requestId };
+        const job = {
+          container,
+          image: ref.familiar,
+          reason: 'command' as const,
+          force: force ?? false,
+          pin,
+          requestId: ctx.requestId,
+        };
         return (await d.updater.scheduleForWindow(job)) ?? d.updater.run(job);
       },
     }),
@@ -32,7 +44,11 @@ export function updateCommands(d: { config: AgentConfig['images']; containers: C
       run: async ({ container }, ctx) => {
         d.containers.specOf(container);
         const previous = d.updater.previousImage(container);
-        if (!previous) throw new AgentError('no_previous', `${container} has not been updated by this agent, so there is no previous image to go back to`);
+        if (!previous)
+          throw new AgentError(
+            'no_previous',
+            `${container} has not been updated by this agent, so there is no previous image to go back to`,
+          );
         const target = await d.updater.previousReference(container, previous);
         d.updater.askedAnew(container);
         const pin = () => d.containers.pinImage(container, target);

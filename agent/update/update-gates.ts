@@ -23,13 +23,17 @@ export async function waitForGates(o: {
   const tick = () => new Promise((r) => setTimeout(r, 1000));
   let lockSince: number | undefined;
   for (;;) {
-    if (o.signal.aborted) throw new AgentError('update_aborted', 'the agent stopped before the swap; the update will run again');
+    if (o.signal.aborted)
+      throw new AgentError('update_aborted', 'the agent stopped before the swap; the update will run again');
     if (!o.force && !o.window.isOpen()) {
       o.onWait({ waitingFor: 'window', nextWindow: o.window.nextOpening()?.toISOString() ?? null });
     } else if (existsSync(o.config.lockFile)) {
       lockSince ??= Date.now();
       if (Date.now() - lockSince > o.config.lockMaxWait * 1000) {
-        throw new AgentError('update_locked', `${o.config.lockFile} has held the update back for over ${o.config.lockMaxWait} s (the robot's software is driving or teaching?); it will be tried again`);
+        throw new AgentError(
+          'update_locked',
+          `${o.config.lockFile} has held the update back for over ${o.config.lockMaxWait} s (the robot's software is driving or teaching?); it will be tried again`,
+        );
       }
       o.onWait({ waitingFor: 'lock' });
     } else {

@@ -29,12 +29,17 @@ export class UpdateHistory {
   }
 
   load(): void {
-    const doc = readJsonFile<{ previous?: Record<string, PreviousImage>; rolledBack?: Record<string, RolledBack> }>(this.file);
+    const doc = readJsonFile<{ previous?: Record<string, PreviousImage>; rolledBack?: Record<string, RolledBack> }>(
+      this.file,
+    );
     this.previous = new Map(Object.entries(doc?.previous ?? {}));
     this.rolledBack = new Map(Object.entries(doc?.rolledBack ?? {}));
   }
 
   async save(): Promise<void> {
-    writeJsonFile(this.file, { previous: Object.fromEntries(this.previous), rolledBack: Object.fromEntries(this.rolledBack) });
+    writeJsonFile(this.file, {
+      previous: Object.fromEntries(this.previous),
+      rolledBack: Object.fromEntries(this.rolledBack),
+    });
   }
 }

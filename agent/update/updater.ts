@@ -181,7 +181,10 @@ export class Updater {
     try {
       await this.api.tagImage(previous.imageId, ref.familiarRepository, `${container}-previous`);
     } catch (err) {
-      throw new AgentError('no_previous', `the image ${container} ran before (${previous.imageId.slice(7, 19)}) is no longer on this robot: ${(err as Error).message}`);
+      throw new AgentError(
+        'no_previous',
+        `the image ${container} ran before (${previous.imageId.slice(7, 19)}) is no longer on this robot: ${(err as Error).message}`,
+      );
     }
     return `${ref.familiarRepository}:${container}-previous`;
   }
@@ -235,28 +238,40 @@ export class Updater {
   async scheduleForWindow(job: UpdateJob): Promise<UpdateResult | undefined> {
     if (job.force || this.window.isOpen()) return undefined;
     const nextWindow = this.window.nextOpening()?.toISOString() ?? null;
-    const answer: UpdateResult = { status: 'scheduled', container: job.container, from: null, to: job.image, at: now(), nextWindow };
+    const answer: UpdateResult = {
+      status: 'scheduled',
+      container: job.container,
+      from: null,
+      to: job.image,
+      at: now(),
+      nextWindow,
+    };
     // One waiting update per container: the same request again is the same answer, another image
     // is refused (a flood of update requests must not grow a queue of waiting updates).
     const waiting = this.scheduled.get(job.container);
     if (waiting === job.image) return answer;
     if (waiting !== undefined) {
       const when = nextWindow ?? 'never, by update.window';
-      throw new AgentError('update_scheduled', `${job.container} already waits for the maintenance window to update to ${waiting} (opens ${when}); use force to update now`);
+      throw new AgentError(
+        'update_scheduled',
+        `${job.container} already waits for the maintenance window to update to ${waiting} (opens ${when}); use force to update now`,
+      );
     }
     await job.pin?.();
     this.scheduled.set(job.container, job.image);
-    void this.run(job).finally(() => this.scheduled.delete(job.container)).catch((err: unknown) => {
-      const error = toErrorInfo(err, 'update_failed');
-      // Stopped while waiting: the pin stands and the next start takes it up in the window.
-      if (error.code === 'update_aborted') return;
-      // The flow reports its own failures as update.failed; what it throws before it has begun
-      // (the container does not exist yet, say) is reported here, since nobody awaits the answer.
-      if (!(err instanceof Object) || !this.reported.has(err)) {
-        this.emit('update.failed', { container: job.container, from: null, to: job.image, error }, job.requestId);
-      }
-      this.o.logger.warn('a scheduled update did not run', { container: job.container, error });
-    });
+    void this.run(job)
+      .finally(() => this.scheduled.delete(job.container))
+      .catch((err: unknown) => {
+        const error = toErrorInfo(err, 'update_failed');
+        // Stopped while waiting: the pin stands and the next start takes it up in the window.
+        if (error.code === 'update_aborted') return;
+        // The flow reports its own failures as update.failed; what it throws before it has begun
+        // (the container does not exist yet, say) is reported here, since nobody awaits the answer.
+        if (!(err instanceof Object) || !this.reported.has(err)) {
+          this.emit('update.failed', { container: job.container, from: null, to: job.image, error }, job.requestId);
+        }
+        this.o.logger.warn('a scheduled update did not run', { container: job.container, error });
+      });
     return answer;
   }
 
@@ -321,7 +336,8 @@ export class Updater {
       job.runImage = verify ? await this.o.puller.runReference(target) : target;
       const targetId = await imageId(this.api, job.runImage);
       if (targetId === old.ImageID && from === target) await job.pin?.();
-      if (targetId === old.ImageID && from === target) return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
+      if (targetId === old.ImageID && from === target)
+        return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
       await waitForGates({
         config: this.o.config.update,
         window: this.window,
@@ -450,9 +466,7 @@ export class Updater {
     const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
-    const last = entry.newContainerId
-      ? await lastWords(this.api, entry.newContainerId)
-      : { exitCode: null, logs: [] };
+    const last = entry.newContainerId ? await lastWords(this.api, entry.newContainerId) : { exitCode: null, logs: [] };
     try {
       await tx.undo();
     } catch (err) {
@@ -470,7 +484,12 @@ export class Updater {
       this.emit('update.failed', { ...base, error: pending, ...last }, entry.requestId);
       throw new AgentError(pending.code, pending.message, { cause: err });
     }
-    this.history.rolledBack.set(entry.container, { image: entry.to.image, ...(newImageId ? { imageId: newImageId } : {}), reason: error.code, at: now() });
+    this.history.rolledBack.set(entry.container, {
+      image: entry.to.image,
+      ...(newImageId ? { imageId: newImageId } : {}),
+      reason: error.code,
+      at: now(),
+    });
     await this.history
       .save()
       .catch((err: unknown) => this.o.logger.warn('could not save the update history', { error: toErrorInfo(err) }));
@@ -495,8 +514,16 @@ export class Updater {
         this.history.previous.set(entry.container, wayBack(entry));
         await this.history.save();
       }
-      this.o.logger.warn('finished an update interrupted by a restart', { container: entry.container, step: entry.step, outcome });
-      this.emit('update.recovered', { container: entry.container, from: entry.from.image, to: entry.to.image, step: entry.step, outcome }, entry.requestId);
+      this.o.logger.warn('finished an update interrupted by a restart', {
+        container: entry.container,
+        step: entry.step,
+        outcome,
+      });
+      this.emit(
+        'update.recovered',
+        { container: entry.container, from: entry.from.image, to: entry.to.image, step: entry.step, outcome },
+        entry.requestId,
+      );
       const status = outcome === 'completed' ? 'done' : outcome === 'rolledback' ? 'rolledback' : 'failed';
       const said = outcome === 'untouched' ? 'before anything was changed' : 'the old container was put back';
       const message = `the update stopped at step ${entry.step} (the agent or the Docker engine stopped); ${said}`;
@@ -524,17 +551,34 @@ export class Updater {
     }
   }
 
-  private fail(base: { container: string; from: string; to: string }, err: unknown, requestId: string | undefined): never {
+  private fail(
+    base: { container: string; from: string; to: string },
+    err: unknown,
+    requestId: string | undefined,
+  ): never {
     const error = toErrorInfo(err, 'update_failed');
-    this.setState({ status: 'failed', waitingFor: undefined, nextWindow: undefined, progress: null, lastResult: { status: 'failed', ...base, at: now(), error } });
+    this.setState({
+      status: 'failed',
+      waitingFor: undefined,
+      nextWindow: undefined,
+      progress: null,
+      lastResult: { status: 'failed', ...base, at: now(), error },
+    });
     this.emit('update.failed', { ...base, error }, requestId);
     if (err instanceof Object) this.reported.add(err);
     throw err;
   }
 
   private finish(result: UpdateResult, requestId: string | undefined): UpdateResult {
-    this.setState({ status: result.status === 'up_to_date' ? 'idle' : result.status === 'done' ? 'done' : 'rolledback', waitingFor: undefined, nextWindow: undefined, progress: null, lastResult: result });
-    if (result.status === 'done') this.emit('update.done', { container: result.container, from: result.from, to: result.to }, requestId);
+    this.setState({
+      status: result.status === 'up_to_date' ? 'idle' : result.status === 'done' ? 'done' : 'rolledback',
+      waitingFor: undefined,
+      nextWindow: undefined,
+      progress: null,
+      lastResult: result,
+    });
+    if (result.status === 'done')
+      this.emit('update.done', { container: result.container, from: result.from, to: result.to }, requestId);
     return result;
   }
 
@@ -588,7 +632,9 @@ export function boundLines(lines: string[], maxBytes: number): string[] {
     let line = lines[i]!;
     let size = Buffer.byteLength(line) + 1;
     if (kept.length === 0 && size > maxBytes) {
-      line = Buffer.from(line).subarray(-(maxBytes - 1)).toString('utf8');
+      line = Buffer.from(line)
+        .subarray(-(maxBytes - 1))
+        .toString('utf8');
       size = Buffer.byteLength(line) + 1;
     }
     if (used + size > maxBytes) break;

@@ -12,7 +12,6 @@ export interface VerifyOptions {
   pollMs?: number;
 }
 
-
 /**
  * Whether a new container proves itself within the health timeout: healthy by its own
  * HEALTHCHECK when the image has one, else running with no restart for stableSeconds; and then
@@ -31,16 +30,25 @@ export async function verifyContainer(o: VerifyOptions): Promise<{ by: 'healthch
   const byHealthcheck = Array.isArray(test) && test.length > 0 && test[0] !== 'NONE';
   let probeFailure: string | undefined;
   for (;;) {
-    if (o.signal?.aborted) throw new AgentError('update_aborted', `the agent stopped while ${o.name} was being verified`);
+    if (o.signal?.aborted)
+      throw new AgentError('update_aborted', `the agent stopped while ${o.name} was being verified`);
     const info = await inspect();
     const status = info.State.Status;
-    if (status === 'exited' || status === 'dead') throw new AgentError('container_exited', `the new ${o.name} exited with code ${info.State.ExitCode}`);
-    if (status === 'restarting' || info.RestartCount > first.RestartCount || info.State.StartedAt !== first.State.StartedAt) {
+    if (status === 'exited' || status === 'dead')
+      throw new AgentError('container_exited', `the new ${o.name} exited with code ${info.State.ExitCode}`);
+    if (
+      status === 'restarting' ||
+      info.RestartCount > first.RestartCount ||
+      info.State.StartedAt !== first.State.StartedAt
+    ) {
       throw new AgentError('container_restarted', `the new ${o.name} restarted (its process died)`);
     }
     const health = info.State.Health?.Status;
-    if (byHealthcheck && health === 'unhealthy') throw new AgentError('container_unhealthy', `the new ${o.name} failed its HEALTHCHECK`);
-    const proven = byHealthcheck ? health === 'healthy' : status === 'running' && Date.now() - Date.parse(info.State.StartedAt) >= o.stableSeconds * 1000;
+    if (byHealthcheck && health === 'unhealthy')
+      throw new AgentError('container_unhealthy', `the new ${o.name} failed its HEALTHCHECK`);
+    const proven = byHealthcheck
+      ? health === 'healthy'
+      : status === 'running' && Date.now() - Date.parse(info.State.StartedAt) >= o.stableSeconds * 1000;
     if (proven) {
       if (!o.probe) return { by: byHealthcheck ? 'healthcheck' : 'stable', probe: false };
       const result = await o.engine

@@ -34,15 +34,26 @@ export async function startAgent(doc: Record<string, any> = {}, env: NodeJS.Proc
     robot: { id: uniqueRobotId(), ...(doc.robot ?? {}) },
     state: { dir: join(dir, 'state'), ...(doc.state ?? {}) },
     docker: { socketPath: join(dir, 'no-docker.sock'), ...(doc.docker ?? {}) },
-    mqtt: { reconnect: { initial: 0.2, max: 1 }, ...(doc.mqtt ?? {}), embedded: { port: 0, ...(doc.mqtt?.embedded ?? {}) } },
+    mqtt: {
+      reconnect: { initial: 0.2, max: 1 },
+      ...(doc.mqtt ?? {}),
+      embedded: { port: 0, ...(doc.mqtt?.embedded ?? {}) },
+    },
     log: { level: 'debug', ...(doc.log ?? {}) },
   };
   const loaded = loadConfig({ file: writeYaml(dir, 'config.yaml', config), env });
   const logs: Array<Record<string, unknown>> = [];
-  const secrets = [loaded.secrets.mqttPassword, loaded.secrets.embeddedPassword, ...Object.values(loaded.secrets.registryPasswords ?? {}), ...Object.values(loaded.secrets.dockerConfigAuths ?? {}).map((a) => a.password)].filter(
-    (s): s is string => s !== undefined,
-  );
-  const logger = createLogger({ level: 'debug', secrets, write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const secrets = [
+    loaded.secrets.mqttPassword,
+    loaded.secrets.embeddedPassword,
+    ...Object.values(loaded.secrets.registryPasswords ?? {}),
+    ...Object.values(loaded.secrets.dockerConfigAuths ?? {}).map((a) => a.password),
+  ].filter((s): s is string => s !== undefined);
+  const logger = createLogger({
+    level: 'debug',
+    secrets,
+    write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+  });
   const agent = buildAgent({ loaded, logger, version: 'test' });
   await agent.start();
   const broker = agent.embeddedBroker;

@@ -43,7 +43,9 @@ export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentPr
     exited: (ms = 10_000) =>
       Promise.race([
         exit,
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`agent did not exit within ${scaled(ms)} ms`)), scaled(ms)).unref()),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`agent did not exit within ${scaled(ms)} ms`)), scaled(ms)).unref(),
+        ),
       ]),
     logs: () =>
       stdout.flatMap((line) => {

@@ -31,7 +31,9 @@ export class Contract {
   }
 
   commandResultProblems(command: string, result: unknown): string[] {
-    const doc = JSON.parse(readFileSync(join(packageRoot(), 'docs', 'schemas', 'commands', `${command}.json`), 'utf8')) as { result: object };
+    const doc = JSON.parse(
+      readFileSync(join(packageRoot(), 'docs', 'schemas', 'commands', `${command}.json`), 'utf8'),
+    ) as { result: object };
     const validate = this.ajv.compile(doc.result);
     return validate(result) ? [] : (validate.errors ?? []).map(formatProblem);
   }
@@ -39,6 +41,7 @@ export class Contract {
   /** Throws with every problem listed, so a failing test says what part of the contract broke. */
   assert(name: string, value: unknown): void {
     const problems = this.problems(name, value);
-    if (problems.length > 0) throw new Error(`${name} violated:\n  ${problems.join('\n  ')}\nvalue: ${JSON.stringify(value).slice(0, 2000)}`);
+    if (problems.length > 0)
+      throw new Error(`${name} violated:\n  ${problems.join('\n  ')}\nvalue: ${JSON.stringify(value).slice(0, 2000)}`);
   }
 }

@@ -19,7 +19,9 @@ export class DashboardClient {
     });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new DashboardClient(ws)));
-      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })),
+      );
       ws.once('error', reject);
     });
   }
@@ -30,11 +32,20 @@ export class DashboardClient {
 
   /** The first message (from `from` on) that matches, waiting for it. */
   async next<T extends ServerMessage['t']>(
-    t: T, match: (m: Extract<ServerMessage, { t: T }>) => boolean = () => true, ms = 20_000, from = 0,
+    t: T,
+    match: (m: Extract<ServerMessage, { t: T }>) => boolean = () => true,
+    ms = 20_000,
+    from = 0,
   ): Promise<Extract<ServerMessage, { t: T }>> {
     return waitUntil(
-      () => this.messages.slice(from).find((m): m is Extract<ServerMessage, { t: T }> => m.t === t && match(m as Extract<ServerMessage, { t: T }>)),
-      ms, `a ${t} message`,
+      () =>
+        this.messages
+          .slice(from)
+          .find(
+            (m): m is Extract<ServerMessage, { t: T }> => m.t === t && match(m as Extract<ServerMessage, { t: T }>),
+          ),
+      ms,
+      `a ${t} message`,
     );
   }
 

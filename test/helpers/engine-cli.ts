@@ -7,11 +7,15 @@ export function docker(...args: string[]): string {
 }
 
 export function dockerAt(cliArgs: string[], ...args: string[]): string {
-  return execFileSync('docker', [...cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 }).toString().trim();
+  return execFileSync('docker', [...cliArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 })
+    .toString()
+    .trim();
 }
 
 export function localTags(): string[] {
-  return docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter((t) => t && !t.endsWith(':<none>'));
+  return docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}')
+    .split('\n')
+    .filter((t) => t && !t.endsWith(':<none>'));
 }
 
 /**

@@ -105,14 +105,22 @@ export class FakeEngine implements Engine {
   async listContainers(filters: ContainerFilters = {}): Promise<ContainerSummary[]> {
     this.enter('listContainers', [filters]);
     return [...this.containers.values()]
-      .filter((c) => (filters.label ?? []).every((l) => {
-        const [k, v] = l.split('=');
-        return v === undefined ? k! in c.labels : c.labels[k!] === v;
-      }))
+      .filter((c) =>
+        (filters.label ?? []).every((l) => {
+          const [k, v] = l.split('=');
+          return v === undefined ? k! in c.labels : c.labels[k!] === v;
+        }),
+      )
       .filter((c) => (filters.name ?? []).every((n) => new RegExp(n).test(`/${c.name}`)))
       .filter((c) => !filters.status || filters.status.includes(c.status))
-      .map((c) => ({ Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: c.imageId, Labels: { ...c.labels },
-        State: c.status }));
+      .map((c) => ({
+        Id: c.id,
+        Names: [`/${c.name}`],
+        Image: c.image,
+        ImageID: c.imageId,
+        Labels: { ...c.labels },
+        State: c.status,
+      }));
   }
 
   async inspectContainer(id: string): Promise<ContainerDetails | undefined> {

@@ -55,7 +55,8 @@ export class FakeUsbBus {
   constructor(readonly root: string) {
     this.sysfsRoot = join(root, 'sys');
     this.devRoot = join(root, 'dev');
-    for (const d of ['bus/usb/devices', 'class/tty', 'class/video4linux', 'devices']) mkdirSync(join(this.sysfsRoot, d), { recursive: true });
+    for (const d of ['bus/usb/devices', 'class/tty', 'class/video4linux', 'devices'])
+      mkdirSync(join(this.sysfsRoot, d), { recursive: true });
     mkdirSync(join(this.devRoot, 'bus', 'usb'), { recursive: true });
   }
 
@@ -76,13 +77,26 @@ export class FakeUsbBus {
     const dir = this.devicePath(d);
     const iface = join(dir, `${d.port}:1.0`);
     mkdirSync(iface, { recursive: true });
-    const attrs: Record<string, string> = { idVendor: d.vid, idProduct: d.pid, busnum: String(bus), devnum: String(d.devnum), devpath: d.port.split('-')[1] ?? '1', speed: '12' };
+    const attrs: Record<string, string> = {
+      idVendor: d.vid,
+      idProduct: d.pid,
+      busnum: String(bus),
+      devnum: String(d.devnum),
+      devpath: d.port.split('-')[1] ?? '1',
+      speed: '12',
+    };
     if (d.serial) attrs.serial = d.serial;
     if (d.product) attrs.product = d.product;
     for (const [k, v] of Object.entries(attrs)) writeFileSync(join(dir, k), v + '\n');
     writeFileSync(join(iface, 'bInterfaceClass'), 'ff\n');
-    symlinkSync(relative(join(this.sysfsRoot, 'bus/usb/devices'), dir), join(this.sysfsRoot, 'bus/usb/devices', d.port));
-    symlinkSync(relative(join(this.sysfsRoot, 'bus/usb/devices'), iface), join(this.sysfsRoot, 'bus/usb/devices', `${d.port}:1.0`));
+    symlinkSync(
+      relative(join(this.sysfsRoot, 'bus/usb/devices'), dir),
+      join(this.sysfsRoot, 'bus/usb/devices', d.port),
+    );
+    symlinkSync(
+      relative(join(this.sysfsRoot, 'bus/usb/devices'), iface),
+      join(this.sysfsRoot, 'bus/usb/devices', `${d.port}:1.0`),
+    );
     mkdirSync(join(this.devRoot, 'bus', 'usb', pad3(bus)), { recursive: true });
     mknod(this.usbNode(d), 189, (bus - 1) * 128 + d.devnum - 1);
     if (d.tty) {
@@ -141,8 +155,45 @@ function mknod(path: string, major: number, minor: number): void {
 
 /** The ROSMASTER X3's devices as a robot has them plugged. */
 export const X3 = {
-  lidar: (o: Partial<FakeDevice> = {}): FakeDevice => ({ port: '1-1.2', vid: '10c4', pid: 'ea60', devnum: 5, serial: '0001', product: 'CP2102 USB to UART Bridge Controller', tty: 'ttyUSB0', alias: 'rplidar', ...o }),
-  board: (o: Partial<FakeDevice> = {}): FakeDevice => ({ port: '1-1.3', vid: '1a86', pid: '7523', devnum: 6, product: 'USB Serial', tty: 'ttyUSB1', alias: 'myserial', ...o }),
-  cameraDepth: (o: Partial<FakeDevice> = {}): FakeDevice => ({ port: '1-1.4', vid: '2bc5', pid: '060f', devnum: 7, serial: 'AY3A1230041', product: 'ORBBEC Depth Sensor', alias: 'astradepth', ...o }),
-  cameraRgb: (o: Partial<FakeDevice> = {}): FakeDevice => ({ port: '1-1.1', vid: '2bc5', pid: '050f', devnum: 8, product: 'USB 2.0 Camera', video: ['video0', 'video1'], alias: 'astrauvc', ...o }),
+  lidar: (o: Partial<FakeDevice> = {}): FakeDevice => ({
+    port: '1-1.2',
+    vid: '10c4',
+    pid: 'ea60',
+    devnum: 5,
+    serial: '0001',
+    product: 'CP2102 USB to UART Bridge Controller',
+    tty: 'ttyUSB0',
+    alias: 'rplidar',
+    ...o,
+  }),
+  board: (o: Partial<FakeDevice> = {}): FakeDevice => ({
+    port: '1-1.3',
+    vid: '1a86',
+    pid: '7523',
+    devnum: 6,
+    product: 'USB Serial',
+    tty: 'ttyUSB1',
+    alias: 'myserial',
+    ...o,
+  }),
+  cameraDepth: (o: Partial<FakeDevice> = {}): FakeDevice => ({
+    port: '1-1.4',
+    vid: '2bc5',
+    pid: '060f',
+    devnum: 7,
+    serial: 'AY3A1230041',
+    product: 'ORBBEC Depth Sensor',
+    alias: 'astradepth',
+    ...o,
+  }),
+  cameraRgb: (o: Partial<FakeDevice> = {}): FakeDevice => ({
+    port: '1-1.1',
+    vid: '2bc5',
+    pid: '050f',
+    devnum: 8,
+    product: 'USB 2.0 Camera',
+    video: ['video0', 'video1'],
+    alias: 'astrauvc',
+    ...o,
+  }),
 };

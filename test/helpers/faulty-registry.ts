@@ -32,12 +32,22 @@ export class FaultyRegistry {
   }
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, upstream: string, fault: Fault, held: Set<ServerResponse>, served: Map<string, number>): Promise<void> {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  upstream: string,
+  fault: Fault,
+  held: Set<ServerResponse>,
+  served: Map<string, number>,
+): Promise<void> {
   if (fault === 'error500') {
     res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"boom"}]}');
     return;
   }
-  const response = await fetch(`${upstream}${req.url}`, { method: req.method, headers: { accept: req.headers.accept ?? '*/*' } });
+  const response = await fetch(`${upstream}${req.url}`, {
+    method: req.method,
+    headers: { accept: req.headers.accept ?? '*/*' },
+  });
   const body = Buffer.from(await response.arrayBuffer());
   const headers: Record<string, string> = {};
   response.headers.forEach((value, key) => {

@@ -1,17 +1,16 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import {
-  Answer, Command, encodeDescriptor, encodeHealth, encodeInfo, encodeScanSample,
+  Answer,
+  Command,
+  encodeDescriptor,
+  encodeHealth,
+  encodeInfo,
+  encodeScanSample,
 } from '../../agent/devices/lidar-protocol.js';
 
 /** How the simulated lidar behaves; tests switch it between requests. */
 export type Behaviour =
-  | 'answer'
-  | 'mute'
-  | 'junk-first'
-  | 'stale-scan-first'
-  | 'banner-first'
-  | 'not-a-lidar'
-  | 'unplug-mid-answer';
+  'answer' | 'mute' | 'junk-first' | 'stale-scan-first' | 'banner-first' | 'not-a-lidar' | 'unplug-mid-answer';
 
 export const BANNER = 'RP LIDAR System.\r\nFirmware Ver 1.29 - rtm, HW Ver 7\r\nModel: 18\r\n';
 
@@ -61,7 +60,10 @@ export class LidarSimulator {
   private scanTimer: NodeJS.Timeout | undefined;
   private pending = Buffer.alloc(0);
 
-  private constructor(private readonly relay: ChildProcessWithoutNullStreams, readonly ptyPath: string) {
+  private constructor(
+    private readonly relay: ChildProcessWithoutNullStreams,
+    readonly ptyPath: string,
+  ) {
     relay.stdout.on('data', (data: Buffer) => this.receive(data));
     relay.stdin.on('error', () => undefined);
   }
@@ -134,7 +136,16 @@ export class LidarSimulator {
         this.startScanning();
         return;
       case Command.GET_INFO:
-        this.answer(Answer.INFO.type, encodeInfo({ model: this.model, firmwareMajor: this.firmware.major, firmwareMinor: this.firmware.minor, hardware: this.hardware, serial: this.serial }));
+        this.answer(
+          Answer.INFO.type,
+          encodeInfo({
+            model: this.model,
+            firmwareMajor: this.firmware.major,
+            firmwareMinor: this.firmware.minor,
+            hardware: this.hardware,
+            serial: this.serial,
+          }),
+        );
         return;
       case Command.GET_HEALTH:
         this.answer(Answer.HEALTH.type, encodeHealth(this.health.status, this.health.errorCode));

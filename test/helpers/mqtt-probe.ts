@@ -28,7 +28,14 @@ export class MqttProbe {
 
   private constructor(readonly client: MqttClient) {
     client.on('message', (topic, payload, packet) => {
-      this.received.push({ topic, payload, text: payload.toString('utf8'), retain: packet.retain, packet, at: Date.now() });
+      this.received.push({
+        topic,
+        payload,
+        text: payload.toString('utf8'),
+        retain: packet.retain,
+        packet,
+        at: Date.now(),
+      });
       for (const wake of this.waiters.splice(0)) wake();
     });
     client.on('error', () => undefined);
@@ -71,7 +78,10 @@ export class MqttProbe {
       if (found) return found;
       const left = deadline - Date.now();
       if (left <= 0) {
-        const seen = this.received.map((m) => `${m.topic} ${m.text.slice(0, 120)}`).slice(-10).join('\n  ');
+        const seen = this.received
+          .map((m) => `${m.topic} ${m.text.slice(0, 120)}`)
+          .slice(-10)
+          .join('\n  ');
         throw new Error(`timed out after ${ms} ms waiting for ${what}; last received:\n  ${seen || '(nothing)'}`);
       }
       await new Promise<void>((resolve) => {
@@ -89,14 +99,22 @@ export class MqttProbe {
   }
 
   /** Sends a request and returns the parsed response with the same id. */
-  async request(base: string, command: string, body: Record<string, unknown> | string | Buffer, ms = 5000): Promise<Record<string, unknown>> {
+  async request(
+    base: string,
+    command: string,
+    body: Record<string, unknown> | string | Buffer,
+    ms = 5000,
+  ): Promise<Record<string, unknown>> {
     const responseTopic = `${base}/response/${command}`;
     const payload = typeof body === 'object' && !Buffer.isBuffer(body) ? JSON.stringify(body) : body;
     const id = typeof body === 'object' && !Buffer.isBuffer(body) ? body.id : undefined;
     const since = Date.now();
     await this.client.publishAsync(`${base}/request/${command}`, payload, { qos: 1 });
     const reply = await this.waitFor(
-      (m) => m.topic === responseTopic && m.at >= since && (id === undefined || (JSON.parse(m.text) as { id?: unknown }).id === id),
+      (m) =>
+        m.topic === responseTopic &&
+        m.at >= since &&
+        (id === undefined || (JSON.parse(m.text) as { id?: unknown }).id === id),
       ms,
       `a response on ${responseTopic}`,
     );

@@ -1,7 +1,12 @@
 import { scaled } from './time-scale.js';
 
 /** Polls check until it returns a truthy value, or throws after ms with what was awaited. */
-export async function waitUntil<T>(check: () => T | Promise<T>, ms: number, what: string, everyMs = 25): Promise<NonNullable<T>> {
+export async function waitUntil<T>(
+  check: () => T | Promise<T>,
+  ms: number,
+  what: string,
+  everyMs = 25,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + scaled(ms);
   let last: unknown;
   for (;;) {
@@ -11,7 +16,8 @@ export async function waitUntil<T>(check: () => T | Promise<T>, ms: number, what
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(everyMs);
   }
 }

@@ -58,7 +58,12 @@ export function x3State(): AgentState {
         docker: { status: 'running', failures: 0 },
       },
       mqtt: {
-        connected: true, protocolVersion: 5, broker: 'external', eventsDropped: 0, eventsBuffered: 0, reconnects: 0,
+        connected: true,
+        protocolVersion: 5,
+        broker: 'external',
+        eventsDropped: 0,
+        eventsBuffered: 0,
+        reconnects: 0,
       },
     },
     host: {
@@ -72,8 +77,13 @@ export function x3State(): AgentState {
         loadAverage: [0.31, 0.4, 0.38],
         memory: { total: 4143476736, used: 1620000000, available: 2400000000 },
         disks: [
-          { role: 'state', path: '/var/lib/robot-agent', total: 62725623808, free: 21474836480,
-            available: 18253611008 },
+          {
+            role: 'state',
+            path: '/var/lib/robot-agent',
+            total: 62725623808,
+            free: 21474836480,
+            available: 18253611008,
+          },
           { role: 'docker', path: '/var/lib/docker', total: 62725623808, free: 21474836480, available: 18253611008 },
         ],
         cpuTemperature: 41.5,
@@ -81,8 +91,13 @@ export function x3State(): AgentState {
       },
     },
     docker: {
-      available: true, version: '20.10.24', apiVersion: '1.41', os: 'linux', arch: 'arm64',
-      rootDir: '/var/lib/docker', since: now,
+      available: true,
+      version: '20.10.24',
+      apiVersion: '1.41',
+      os: 'linux',
+      arch: 'arm64',
+      rootDir: '/var/lib/docker',
+      since: now,
     },
     devices: {
       lidar: {
@@ -92,7 +107,11 @@ export function x3State(): AgentState {
         usb: { vid: '10c4', pid: 'ea60', busnum: 1, devnum: 5, serial: '0001' },
         health: { status: 'good', errorCode: 0, checkedAt: now, busy: false },
         info: {
-          model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677',
+          model: 24,
+          modelName: 'A1M8',
+          firmware: '1.29',
+          hardware: 7,
+          serial: '0123456789ABCDEF0011223344556677',
         },
       },
       camera: {
@@ -101,7 +120,9 @@ export function x3State(): AgentState {
         rgb: { busnum: 1, devnum: 8, node: '/dev/bus/usb/001/008', video: ['/dev/video0', '/dev/video1'] },
       },
       board: {
-        present: true, path: '/dev/myserial', node: '/dev/ttyUSB1',
+        present: true,
+        path: '/dev/myserial',
+        node: '/dev/ttyUSB1',
         usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null },
       },
     },

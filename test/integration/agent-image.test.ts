@@ -28,13 +28,27 @@ function importNodeBase(dir: string): void {
   // the real base image has it.
   put('/usr/bin/flock', '/usr/bin/flock');
   for (const binary of [process.execPath, '/usr/bin/flock']) {
-    const libs = execFileSync('ldd', [binary]).toString().match(/\/[^\s]+\.so[^\s]*/g) ?? [];
+    const libs =
+      execFileSync('ldd', [binary])
+        .toString()
+        .match(/\/[^\s]+\.so[^\s]*/g) ?? [];
     for (const lib of libs) put(execFileSync('readlink', ['-f', lib]).toString().trim(), lib);
   }
   for (const d of ['tmp', 'etc', 'root']) mkdirSync(join(rootfs, d), { recursive: true });
   writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 512 << 20 });
-  execFileSync('docker', [...rig().docker.cliArgs, 'import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', '-', 'node:20-bookworm-slim'], { input: tar, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 16 << 20 });
+  execFileSync(
+    'docker',
+    [
+      ...rig().docker.cliArgs,
+      'import',
+      '--change',
+      'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+      '-',
+      'node:20-bookworm-slim',
+    ],
+    { input: tar, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 16 << 20 },
+  );
 }
 
 /**
@@ -46,14 +60,43 @@ async function runAndCheck(image: string, name: string, dir: string, label: stri
   const robot = `image-${label}-${process.pid}`;
   mkdirSync(join(dir, 'etc'));
   mkdirSync(join(dir, 'state'));
-  writeYaml(join(dir, 'etc'), 'config.yaml', { robot: { id: robot }, mqtt: { embedded: { port } }, docker: { socketPath: '/var/run/docker.sock' } });
+  writeYaml(join(dir, 'etc'), 'config.yaml', {
+    robot: { id: robot },
+    mqtt: { embedded: { port } },
+    docker: { socketPath: '/var/run/docker.sock' },
+  });
   // As deploy/Dockerfile documents it (the rig has no /dev of a robot to mount).
-  docker('run', '-d', '--name', name, '--network', 'host', '--device-cgroup-rule', 'c 188:* rmw', '--device-cgroup-rule', 'c 189:* rmw', '--device-cgroup-rule', 'c 81:* rmw',
-    '-v', `${rig().docker.socketPath}:/var/run/docker.sock`, '-v', `${join(dir, 'etc')}:/etc/robot-agent:ro`, '-v', `${join(dir, 'state')}:/var/lib/robot-agent`,
-    image);
+  docker(
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '--device-cgroup-rule',
+    'c 188:* rmw',
+    '--device-cgroup-rule',
+    'c 189:* rmw',
+    '--device-cgroup-rule',
+    'c 81:* rmw',
+    '-v',
+    `${rig().docker.socketPath}:/var/run/docker.sock`,
+    '-v',
+    `${join(dir, 'etc')}:/etc/robot-agent:ro`,
+    '-v',
+    `${join(dir, 'state')}:/var/lib/robot-agent`,
+    image,
+  );
   // The embedded broker requires the password the agent made in its state dir (mounted here).
-  const login = () => ({ username: 'robot-agent', password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim() });
-  const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }), 20_000 * patience, `the ${label} agent in its container listening`);
+  const login = () => ({
+    username: 'robot-agent',
+    password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim(),
+  });
+  const probe = await waitUntil(
+    () => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }),
+    20_000 * patience,
+    `the ${label} agent in its container listening`,
+  );
   try {
     await probe.subscribe(`fleet/${robot}/#`);
     const dockerUp = (m: Received) =>
@@ -66,7 +109,10 @@ async function runAndCheck(image: string, name: string, dir: string, label: stri
     const summary = await probe.waitFor(summaryUp, 5000 * patience, 'a summary with the engine available');
     const version = JSON.parse(execFileSync('cat', [join(packageRoot(), 'package.json')]).toString()).version;
     assert.equal((JSON.parse(summary.text) as StateSummary).version, version);
-    assert.equal((await probe.request(`fleet/${robot}`, 'ping', { id: `in-container-${label}` }, 5000 * patience)).ok, true);
+    assert.equal(
+      (await probe.request(`fleet/${robot}`, 'ping', { id: `in-container-${label}` }, 5000 * patience)).ok,
+      true,
+    );
   } finally {
     await probe.close();
   }
@@ -79,12 +125,28 @@ describe('the agent image (deploy/Dockerfile)', function () {
   this.timeout(180_000);
   const name = `robot-agent-image-test-${process.pid}`;
   const build = (args: string[]) =>
-    spawnSync('bash', [join(packageRoot(), 'deploy', 'build-image.sh'), ...args], { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}` } });
+    spawnSync('bash', [join(packageRoot(), 'deploy', 'build-image.sh'), ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}` },
+    });
 
   afterEach(() => {
     if (!rig()) return;
     spawnSync('docker', [...rig().docker.cliArgs, 'rm', '-f', name], { stdio: 'ignore' });
-    spawnSync('docker', [...rig().docker.cliArgs, 'image', 'rm', '-f', 'robot-agent:test', 'robot-agent:test-amd64', 'robot-agent:test-arm64', 'node:20-bookworm-slim'], { stdio: 'ignore' });
+    spawnSync(
+      'docker',
+      [
+        ...rig().docker.cliArgs,
+        'image',
+        'rm',
+        '-f',
+        'robot-agent:test',
+        'robot-agent:test-amd64',
+        'robot-agent:test-arm64',
+        'node:20-bookworm-slim',
+      ],
+      { stdio: 'ignore' },
+    );
   });
 
   it('builds, runs with the Docker socket mounted, and reports the engine over MQTT', async function () {

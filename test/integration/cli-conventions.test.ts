@@ -28,7 +28,12 @@ function cli(program: keyof typeof programs, args: string[]) {
 async function fleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await fleetMain(args, {}, (s) => void (stdout += `${s}\n`), (s) => void (stderr += `${s}\n`));
+  const code = await fleetMain(
+    args,
+    {},
+    (s) => void (stdout += `${s}\n`),
+    (s) => void (stderr += `${s}\n`),
+  );
   return { code, stdout, stderr };
 }
 
@@ -80,9 +85,15 @@ describe('CLI conventions: robot-agent and robot-fleet', function () {
 
   it('robot-fleet: every command takes -h, --help and help <command>, before any option is checked', async () => {
     const commands = commandsIn((await fleet(['--help'])).stdout, 'robot-fleet');
-    for (const expected of ['list', 'status', 'watch', 'send', 'update', 'snapshot']) assert.ok(commands.includes(expected), expected);
+    for (const expected of ['list', 'status', 'watch', 'send', 'update', 'snapshot'])
+      assert.ok(commands.includes(expected), expected);
     for (const command of commands) {
-      for (const args of [[command, '-h'], [command, '--help'], ['help', command], ['--broker', 'mqtt://127.0.0.1:1', command, '--help']]) {
+      for (const args of [
+        [command, '-h'],
+        [command, '--help'],
+        ['help', command],
+        ['--broker', 'mqtt://127.0.0.1:1', command, '--help'],
+      ]) {
         const r = await fleet(args);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
         assert.match(r.stdout, new RegExp(`^usage: robot-fleet( \\[options\\])? ${command}( |$)`, 'm'), args.join(' '));
@@ -98,19 +109,29 @@ describe('CLI conventions: robot-agent and robot-fleet', function () {
 
   it('in a clone: npx and the scripts/ wrappers run both commands (issue 18.1)', () => {
     for (const program of Object.keys(programs)) {
-      const wrapper = spawnSync(join(packageRoot(), 'scripts', program), ['--version'], { encoding: 'utf8', timeout: 15_000 });
+      const wrapper = spawnSync(join(packageRoot(), 'scripts', program), ['--version'], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
       assert.equal(wrapper.status, 0, wrapper.stderr);
       assert.equal(wrapper.stdout.trim(), agentVersion());
-      const npx = spawnSync('npx', ['--no-install', program, '--version'], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 });
+      const npx = spawnSync('npx', ['--no-install', program, '--version'], {
+        cwd: packageRoot(),
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       assert.equal(npx.status, 0, npx.stderr);
       assert.equal(npx.stdout.trim(), agentVersion());
     }
   });
 
-  it('robot-fleet: a command\'s usage error shows that command\'s usage, exit 2', async () => {
+  it("robot-fleet: a command's usage error shows that command's usage, exit 2", async () => {
     const r = await fleet(['send', 'rosmaster-01']);
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /^robot-fleet: send needs <robot> <command> \[json\]\n\nusage: robot-fleet \[options\] send /);
+    assert.match(
+      r.stderr,
+      /^robot-fleet: send needs <robot> <command> \[json\]\n\nusage: robot-fleet \[options\] send /,
+    );
   });
 });

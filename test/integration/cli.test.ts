@@ -9,7 +9,8 @@ describe('robot-agent CLI', () => {
   it('--version prints the package version', async () => {
     const p = spawnAgent(['--version']);
     assert.equal(await p.exited(), 0);
-    const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+      .version;
     assert.deepEqual(p.stdout.filter(Boolean), [version]);
   });
 
@@ -21,7 +22,10 @@ describe('robot-agent CLI', () => {
 
   it('check-config prints one line per problem with its path, and exits 2', async () => {
     const dir = tempDir();
-    const file = writeYaml(dir, 'bad.yaml', { mqtt: { heartbeat: 0, url: 'ftp://x', extra: 1 }, metrics: { interval: 'x' } });
+    const file = writeYaml(dir, 'bad.yaml', {
+      mqtt: { heartbeat: 0, url: 'ftp://x', extra: 1 },
+      metrics: { interval: 'x' },
+    });
     const p = spawnAgent(['check-config', '--config', file], { ROBOT_AGENT_MQTT_KEEPALIVE: 'never' });
     assert.equal(await p.exited(), 2);
     const lines = p.stderr.filter((l) => l.startsWith('config error: '));
@@ -45,7 +49,10 @@ describe('robot-agent CLI', () => {
     const dir = tempDir();
     const p = spawnAgent(['run', '--config', writeYaml(dir, 'bad.yaml', { robot: { id: 'a/b' } })]);
     assert.equal(await p.exited(), 2);
-    assert.ok(p.stderr.some((l) => l.startsWith('config error: robot.id:')), p.stderr.join('\n'));
+    assert.ok(
+      p.stderr.some((l) => l.startsWith('config error: robot.id:')),
+      p.stderr.join('\n'),
+    );
     assert.equal(p.stdout.filter(Boolean).length, 0, 'nothing may have started');
   });
 

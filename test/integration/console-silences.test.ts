@@ -60,7 +60,10 @@ describe('the console says what is missing (spawned)', function () {
 
   it('scripts/start.sh (npm start) says what it starts before the agent speaks', () => {
     // run --help: start.sh's whole path without a running agent at the end.
-    const r = spawnSync('bash', [join(packageRoot(), 'scripts/start.sh'), '--help'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('bash', [join(packageRoot(), 'scripts/start.sh'), '--help'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /^start\.sh: starting robot-agent run --help /m);
     assert.match(r.stdout, /^usage: robot-agent run /);

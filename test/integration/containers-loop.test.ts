@@ -94,7 +94,7 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.equal(events.filter((e) => e.type === 'container.stopped').length, 1);
   });
 
-  it('a stop during an update\'s verification waits for the update, which completes; then ros is stopped (19.9)', async () => {
+  it("a stop during an update's verification waits for the update, which completes; then ros is stopped (19.9)", async () => {
     const r = rig();
     docker('pull', r.fixtures.images.v340);
     await agent({ update: { stableSeconds: 6 } });
@@ -110,7 +110,7 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.ok(!events.some((e) => e.type === 'update.rolledback'));
   });
 
-  it('a restart during an update\'s verification waits for the update, then restarts the new container (19.9)', async () => {
+  it("a restart during an update's verification waits for the update, then restarts the new container (19.9)", async () => {
     const r = rig();
     docker('pull', r.fixtures.images.v340);
     await agent({ update: { stableSeconds: 6 } });
@@ -135,7 +135,11 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.equal((started.result as ContainerState).state, 'running', JSON.stringify(started));
     assert.equal(state(), 'running');
     assert.equal(rosVersion(), '3.3.9');
-    await waitUntil(() => /rolled back .*running/.test(container()?.reason ?? ''), 10_000, 'state says it runs the old image');
+    await waitUntil(
+      () => /rolled back .*running/.test(container()?.reason ?? ''),
+      10_000,
+      'state says it runs the old image',
+    );
   });
 
   it('state.dir full: stop and start refuse with enospc and change nothing, now or at later reconciles (19.12)', async () => {
@@ -181,7 +185,7 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.equal(docker('image', 'ls', '-q', 'localhost/robot-snapshots/ros'), '');
   });
 
-  it('recreate commits only a changed container, into snapshots.repository, never the vendor\'s (19.5)', async () => {
+  it("recreate commits only a changed container, into snapshots.repository, never the vendor's (19.5)", async () => {
     const r = rig();
     const data = join(dir, 'data');
     mkdirSync(data);
@@ -202,7 +206,11 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     await stopAgent();
     events = [];
     await agent({ containers: ros('3'), wait: false });
-    const recreated = await waitUntil(() => events.find((e) => e.type === 'container.recreated'), 30_000, 'recreated again');
+    const recreated = await waitUntil(
+      () => events.find((e) => e.type === 'container.recreated'),
+      30_000,
+      'recreated again',
+    );
     const committed = events.find((e) => e.type === 'container.committed');
     assert.ok(committed, 'the changed container was committed');
     assert.match(String(committed.image), /^localhost\/robot-snapshots\/ros:ros-\d{8}T\d{9}Z$/);
@@ -210,7 +218,13 @@ describe('containers loop on the rig: no spin, no contradiction', function () {
     assert.equal(docker('exec', 'ros', 'cat', '/root/work.txt'), 'work');
     const vendor = r.fixtures.images.v339.split(':')[0]!;
     const vendorTags = docker('image', 'ls', '--format', '{{.Tag}}', vendor).split('\n');
-    assert.deepEqual(vendorTags.filter((t) => t.startsWith('ros-')), []);
-    assert.deepEqual(rosContainers().map((c) => c.name), ['ros']);
+    assert.deepEqual(
+      vendorTags.filter((t) => t.startsWith('ros-')),
+      [],
+    );
+    assert.deepEqual(
+      rosContainers().map((c) => c.name),
+      ['ros'],
+    );
   });
 });

@@ -38,8 +38,10 @@ describe('containers on the rig: device passthrough, live replug, desired state'
   let probe: MqttProbe | undefined;
   const events: AgentEvent[] = [];
 
-  const container = (name = 'ros'): ContainerState | undefined => subject?.agent.store.get().containers.find((c) => c.name === name);
-  const ask = (command: string, body: Record<string, unknown>, ms = 30_000) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
+  const container = (name = 'ros'): ContainerState | undefined =>
+    subject?.agent.store.get().containers.find((c) => c.name === name);
+  const ask = (command: string, body: Record<string, unknown>, ms = 30_000) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
 
   async function plugX3(): Promise<void> {
     const sim = await LidarSimulator.start();
@@ -60,7 +62,13 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       update: { stableSeconds: 1, lockFile: join(bus.root, 'no.lock') },
       containers: {
         // 136: the pty standing in for the lidar's ttyUSB on this rig.
-        ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1, ...spec },
+        ros: {
+          image: r.fixtures.images.v339,
+          devices: ['lidar', 'camera', 'board'],
+          deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1,
+          ...spec,
+        },
       },
       ...extra,
     });
@@ -71,10 +79,14 @@ describe('containers on the rig: device passthrough, live replug, desired state'
   }
 
   const running = (ms = 30_000): Promise<ContainerState> =>
-    waitUntil(() => {
-      const c = container();
-      return c?.state === 'running' && c.inSync ? c : undefined;
-    }, ms, 'ros running and in sync');
+    waitUntil(
+      () => {
+        const c = container();
+        return c?.state === 'running' && c.inSync ? c : undefined;
+      },
+      ms,
+      'ros running and in sync',
+    );
 
   beforeEach(async function () {
     needRig(this);
@@ -108,11 +120,9 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       '/dev/video0': hostNumbers(join(dev, 'video0')),
       '/dev/video1': hostNumbers(join(dev, 'video1')),
     };
-    for (const [path, numbers] of Object.entries(expected)) assert.equal(inside('ros', path), numbers, `${path} inside the container`);
-    assert.deepEqual(
-      state.devices.map((d) => d.container).sort(),
-      Object.keys(expected).sort(),
-    );
+    for (const [path, numbers] of Object.entries(expected))
+      assert.equal(inside('ros', path), numbers, `${path} inside the container`);
+    assert.deepEqual(state.devices.map((d) => d.container).sort(), Object.keys(expected).sort());
     assert.deepEqual(state.missingDevices, []);
     assert.equal(state.image, rig().fixtures.images.v339);
     assert.equal(docker('exec', 'ros', 'cat', '/etc/ros-version'), '3.3.9');
@@ -140,22 +150,38 @@ describe('containers on the rig: device passthrough, live replug, desired state'
     const depth = hostNumbers(join(dev, 'bus/usb/001/009'));
     const lidar = hostNumbers(join(dev, 'ttyUSB0'));
     await waitUntil(
-      () => inside('ros', '/dev/bus/usb/001/009') === depth && inside('ros', '/dev/astradepth') === depth && inside('ros', '/dev/rplidar') === lidar && inside('ros', '/dev/bus/usb/001/007') === 'absent',
+      () =>
+        inside('ros', '/dev/bus/usb/001/009') === depth &&
+        inside('ros', '/dev/astradepth') === depth &&
+        inside('ros', '/dev/rplidar') === lidar &&
+        inside('ros', '/dev/bus/usb/001/007') === 'absent',
       10_000,
       'the new nodes inside the container',
       50,
     );
     assert.equal(docker('inspect', '-f', '{{.State.StartedAt}}', 'ros'), startedAt, 'not restarted');
     assert.equal(docker('exec', 'ros', 'cat', '/root/work.txt'), 'student-work');
-    const event = events.find((e) => e.type === 'container.devices' && (e.made as Array<{ container: string }>).some((m) => m.container === '/dev/bus/usb/001/009'));
+    const event = events.find(
+      (e) =>
+        e.type === 'container.devices' &&
+        (e.made as Array<{ container: string }>).some((m) => m.container === '/dev/bus/usb/001/009'),
+    );
     assert.ok(event, 'a container.devices event for the camera');
     contract.assert('event.json', event);
     assert.ok((event.removed as string[]).includes('/dev/bus/usb/001/007'));
-    await waitUntil(() => container()?.devices.some((d) => d.container === '/dev/bus/usb/001/009'), 5000, 'state shows the new path');
+    await waitUntil(
+      () => container()?.devices.some((d) => d.container === '/dev/bus/usb/001/009'),
+      5000,
+      'state shows the new path',
+    );
 
     // A restart by Docker reads the stable nodes: the container comes back with the current devices.
     docker('restart', '-t', '1', 'ros');
-    await waitUntil(() => inside('ros', '/dev/bus/usb/001/009') === depth && inside('ros', '/dev/rplidar') === lidar, 5000, 'nodes right after a restart');
+    await waitUntil(
+      () => inside('ros', '/dev/bus/usb/001/009') === depth && inside('ros', '/dev/rplidar') === lidar,
+      5000,
+      'nodes right after a restart',
+    );
   });
 
   it('an absent device is left out and reported; a required one makes the container wait for it', async () => {
@@ -173,7 +199,11 @@ describe('containers on the rig: device passthrough, live replug, desired state'
     assert.equal(inside('ros', '/dev/astradepth'), 'absent');
     // The camera plugged later appears inside the running container too.
     bus.plug(X3.cameraDepth());
-    await waitUntil(() => inside('ros', '/dev/astradepth') === hostNumbers(join(bus.devRoot, 'bus/usb/001/007')), 10_000, 'camera inside after a late plug');
+    await waitUntil(
+      () => inside('ros', '/dev/astradepth') === hostNumbers(join(bus.devRoot, 'bus/usb/001/007')),
+      10_000,
+      'camera inside after a late plug',
+    );
   });
 
   it('replug policy recreate: commits the changes first and the new container keeps them', async () => {
@@ -200,10 +230,18 @@ describe('containers on the rig: device passthrough, live replug, desired state'
     // The fleet publishes while the agent is not running.
     const robotId = `robot-desired-${process.pid}-${Date.now()}`;
     const fleet = await MqttProbe.connect(r.mqtt.url, { protocolVersion: 4 });
-    await fleet.client.publishAsync(`fleet/${robotId}/desired`, JSON.stringify({ containers: { ros: { image: r.fixtures.images.v340 } }, version: 7 }), { retain: true, qos: 1 });
+    await fleet.client.publishAsync(
+      `fleet/${robotId}/desired`,
+      JSON.stringify({ containers: { ros: { image: r.fixtures.images.v340 } }, version: 7 }),
+      { retain: true, qos: 1 },
+    );
     try {
       await agent({}, { robot: { id: robotId }, mqtt: { url: r.mqtt.url } });
-      await waitUntil(() => container()?.image === r.fixtures.images.v340 && container()?.state === 'running' && container()?.inSync, 30_000, 'ros on 3.4.0');
+      await waitUntil(
+        () => container()?.image === r.fixtures.images.v340 && container()?.state === 'running' && container()?.inSync,
+        30_000,
+        'ros on 3.4.0',
+      );
       assert.equal(docker('exec', 'ros', 'cat', '/etc/ros-version'), '3.4.0');
       assert.deepEqual(container()!.desired, { image: r.fixtures.images.v340, enabled: true, source: 'desired' });
       assert.equal(subject!.agent.store.get().desired.version, 7);
@@ -211,14 +249,21 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       const refuse = async (payload: string, code: string) => {
         events.length = 0;
         await fleet.client.publishAsync(`fleet/${robotId}/desired`, payload, { retain: true, qos: 1 });
-        const rejected = await waitUntil(() => events.find((e) => e.type === 'desired.rejected'), 5000, `desired.rejected ${code}`);
+        const rejected = await waitUntil(
+          () => events.find((e) => e.type === 'desired.rejected'),
+          5000,
+          `desired.rejected ${code}`,
+        );
         assert.equal((rejected.error as { code: string }).code, code);
         assert.equal(subject!.agent.store.get().desired.rejected?.code, code);
         contract.assert('event.json', rejected);
       };
       await refuse(JSON.stringify({ containers: { ros: { image: 'evil/miner:latest' } } }), 'not_allowed');
       await refuse(JSON.stringify({ containers: { other: { enabled: true } } }), 'unknown_container');
-      await refuse(JSON.stringify({ containers: { ros: { image: 'yahboomtechnology/ros-foxy:3.3.9', privileged: true } } }), 'invalid_desired');
+      await refuse(
+        JSON.stringify({ containers: { ros: { image: 'yahboomtechnology/ros-foxy:3.3.9', privileged: true } } }),
+        'invalid_desired',
+      );
       await refuse('{not json', 'bad_json');
       // Nothing changed, and the agent still answers.
       assert.equal(docker('exec', 'ros', 'cat', '/etc/ros-version'), '3.4.0');
@@ -226,10 +271,18 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       assert.equal((await ask('ping', {})).ok, true);
 
       // enabled: false stops it; the empty retained message clears the desired state (config applies).
-      await fleet.client.publishAsync(`fleet/${robotId}/desired`, JSON.stringify({ containers: { ros: { enabled: false } } }), { retain: true, qos: 1 });
+      await fleet.client.publishAsync(
+        `fleet/${robotId}/desired`,
+        JSON.stringify({ containers: { ros: { enabled: false } } }),
+        { retain: true, qos: 1 },
+      );
       await waitUntil(() => container()?.state === 'exited' && container()?.inSync, 20_000, 'ros stopped');
       await fleet.client.publishAsync(`fleet/${robotId}/desired`, '', { retain: true, qos: 1 });
-      await waitUntil(() => container()?.image === r.fixtures.images.v339 && container()?.state === 'running' && container()?.inSync, 30_000, 'ros back on 3.3.9');
+      await waitUntil(
+        () => container()?.image === r.fixtures.images.v339 && container()?.state === 'running' && container()?.inSync,
+        30_000,
+        'ros back on 3.3.9',
+      );
     } finally {
       await fleet.client.publishAsync(`fleet/${robotId}/desired`, '', { retain: true, qos: 1 });
       await fleet.close();
@@ -238,7 +291,9 @@ describe('containers on the rig: device passthrough, live replug, desired state'
 
   it('commands: stop holds it stopped, start brings it back, restart keeps the container, logs reads it; bad names get a code', async () => {
     await plugX3();
-    await agent({ command: ['sh', '-c', "trap 'exit 0' TERM; echo hello-from-ros; echo oops >&2; while true; do sleep 1; done"] });
+    await agent({
+      command: ['sh', '-c', "trap 'exit 0' TERM; echo hello-from-ros; echo oops >&2; while true; do sleep 1; done"],
+    });
     await running();
     const id = docker('inspect', '-f', '{{.Id}}', 'ros');
 
@@ -270,7 +325,10 @@ describe('containers on the rig: device passthrough, live replug, desired state'
       assert.equal((r.error as { code: string }).code, 'unknown_container', `${command}: ${JSON.stringify(r)}`);
     }
     assert.equal(((await ask('logs', { name: 'ros', tail: 0 })).error as { code: string }).code, 'invalid_args');
-    assert.equal(((await ask('start', { name: 'ros', privileged: true })).error as { code: string }).code, 'invalid_args');
+    assert.equal(
+      ((await ask('start', { name: 'ros', privileged: true })).error as { code: string }).code,
+      'invalid_args',
+    );
     assert.equal(((await ask('exec', { name: 'ros', cmd: 'id' })).error as { code: string }).code, 'unknown_command');
     assert.equal(docker('inspect', '-f', '{{.State.Status}}', 'ros'), 'running');
   });

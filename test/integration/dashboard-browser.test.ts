@@ -15,8 +15,10 @@ import { waitUntil } from '../helpers/wait.js';
 import { needRig, rig } from '../setup.js';
 
 // These run inside the page (puppeteer evaluates them there); the project compiles without the DOM library.
-declare const document: { querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null;
-  querySelectorAll(s: string): Iterable<{ getAttribute(a: string): string | null }> };
+declare const document: {
+  querySelector(s: string): { textContent: string | null; getAttribute(a: string): string | null } | null;
+  querySelectorAll(s: string): Iterable<{ getAttribute(a: string): string | null }>;
+};
 declare const getComputedStyle: (e: unknown) => { display: string };
 type HTMLInputElement = { value: string };
 
@@ -58,20 +60,43 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
       robot: { id: 'rosmaster-a' },
       mqtt: { url: r.mqtt.url, baseTopic: base },
       docker: { socketPath: r.docker.socketPath },
-      images: { allow: [`${host()}/**`, 'yahboomtechnology/*'], pushAllow: [`${host()}/fleet/**`], exportDir: join(dir, 'export') },
+      images: {
+        allow: [`${host()}/**`, 'yahboomtechnology/*'],
+        pushAllow: [`${host()}/fleet/**`],
+        exportDir: join(dir, 'export'),
+      },
       snapshots: { repository: `${host()}/fleet/snapshots` },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 300 } },
-      containers: { ros: { image: `${host()}/yahboomtechnology/ros-foxy:3.3.9`, devices: ['lidar', 'camera', 'board'],
-        deviceMajors: [188, 189, 81, 136], stopTimeout: 1 } },
+      containers: {
+        ros: {
+          image: `${host()}/yahboomtechnology/ros-foxy:3.3.9`,
+          devices: ['lidar', 'camera', 'board'],
+          deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1,
+        },
+      },
     });
-    bare = await startAgent({ robot: { id: 'rosmaster-b' }, mqtt: { url: r.mqtt.url, baseTopic: base },
-      devices: { sysfsRoot: join(dir, 'none'), devRoot: join(dir, 'none') } });
-    await waitUntil(() => x3.agent.store.get().containers[0]?.state === 'running'
-      && x3.agent.store.get().devices.lidar.info !== null, 40_000, 'rosmaster-a running ros with its lidar known');
+    bare = await startAgent({
+      robot: { id: 'rosmaster-b' },
+      mqtt: { url: r.mqtt.url, baseTopic: base },
+      devices: { sysfsRoot: join(dir, 'none'), devRoot: join(dir, 'none') },
+    });
+    await waitUntil(
+      () => x3.agent.store.get().containers[0]?.state === 'running' && x3.agent.store.get().devices.lidar.info !== null,
+      40_000,
+      'rosmaster-a running ros with its lidar known',
+    );
     await waitUntil(() => bare.agent.store.get().agent.mqtt.connected, 10_000, 'rosmaster-b connected');
     client = await mqtt.connectAsync(r.mqtt.url, { protocolVersion: 4 });
-    dash = await startDashboard({ base, client, host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR }, timeoutMs: 15_000 });
+    dash = await startDashboard({
+      base,
+      client,
+      host: '127.0.0.1',
+      port: 0,
+      tokens: { read: READ, operator: OPERATOR },
+      timeoutMs: 15_000,
+    });
     browser = await launchBrowser();
     page = await browser.newPage();
     page.on('pageerror', (err) => pageErrors.push(String(err)));
@@ -93,7 +118,11 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
   });
 
   it('shows every robot with totals, drawing only the rows on screen', async () => {
-    await page.waitForFunction((n) => document.querySelector('[data-total="robots"] b')?.textContent === String(n), {}, fleet.length + 2);
+    await page.waitForFunction(
+      (n) => document.querySelector('[data-total="robots"] b')?.textContent === String(n),
+      {},
+      fleet.length + 2,
+    );
     await waitUntil(async () => (await shown()) === fleet.length + 2, 10_000, 'every robot shown');
     const drawn = await page.$$eval('.rows [data-robot]', (rows) => rows.length);
     assert.ok(drawn > 10 && drawn < 100, `${drawn} rows in the document`);
@@ -120,7 +149,9 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     assert.deepEqual(status.sort(), ['rosmaster-a', 'rosmaster-b']);
     // Status sort puts the agent without Docker (error) first.
     await page.click('[data-sort="status"]');
-    await page.waitForFunction(() => document.querySelector('.rows [data-robot]')?.getAttribute('data-robot') === 'rosmaster-b');
+    await page.waitForFunction(
+      () => document.querySelector('.rows [data-robot]')?.getAttribute('data-robot') === 'rosmaster-b',
+    );
     await shoot(page, 'dashboard-search');
   });
 
@@ -134,8 +165,13 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     assert.match(ros, /running/);
     assert.match(ros, /ros-foxy:3\.3\.9/);
     await page.waitForSelector('[data-panel="images"] [data-image]');
-    const images = await page.$$eval('[data-panel="images"] [data-image]', (rows) => rows.map((r) => r.textContent ?? ''));
-    assert.ok(images.some((t) => /ros-foxy:3\.3\.9/.test(t)), images.join('\n'));
+    const images = await page.$$eval('[data-panel="images"] [data-image]', (rows) =>
+      rows.map((r) => r.textContent ?? ''),
+    );
+    assert.ok(
+      images.some((t) => /ros-foxy:3\.3\.9/.test(t)),
+      images.join('\n'),
+    );
     await page.click('[data-logs]');
     await page.waitForSelector('pre.log');
     await shoot(page, 'dashboard-robot');
@@ -151,24 +187,34 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     await page.click('[data-action="snapshot"]');
     await page.click('.dialog input[name="push"]');
     await page.click('[data-confirm="snapshot"]');
-    const done = await page.waitForSelector('[data-action-id^="snapshot-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
-      { timeout: 90_000 });
-    const ok = await done!.evaluate((e) => ({ ok: e.getAttribute('data-ok'), events: Number(e.getAttribute('data-progress-events')), text: e.textContent }));
+    const done = await page.waitForSelector(
+      '[data-action-id^="snapshot-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
+      { timeout: 90_000 },
+    );
+    const ok = await done!.evaluate((e) => ({
+      ok: e.getAttribute('data-ok'),
+      events: Number(e.getAttribute('data-progress-events')),
+      text: e.textContent,
+    }));
     assert.equal(ok.ok, 'true', ok.text ?? '');
     assert.ok(ok.events > 0, 'no progress event was relayed');
     await shoot(page, 'dashboard-snapshot');
     await waitUntil(() => x3.agent.store.get().snapshots.length > 0, 10_000, 'the snapshot in the state');
   });
 
-  it('an action the robot\'s config refuses shows the robot\'s error code', async () => {
+  it("an action the robot's config refuses shows the robot's error code", async () => {
     await page.click('[data-action="update"]');
     await page.type('.dialog input[name="image"]', 'evil/miner:1');
     await page.click('[data-confirm="update"]');
-    await page.waitForFunction(() => [...document.querySelectorAll('[data-outcome-robot="rosmaster-a"] [data-error-code]')]
-      .some((e) => e.getAttribute('data-error-code') === 'not_allowed'), { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll('[data-outcome-robot="rosmaster-a"] [data-error-code]')].some(
+          (e) => e.getAttribute('data-error-code') === 'not_allowed',
+        ),
+      { timeout: 30_000 },
+    );
     await shoot(page, 'dashboard-refused');
   });
-
 
   it('a snapshot restored from the robot page, after its confirmation, runs through the update flow', async () => {
     const snapshot = x3.agent.store.get().snapshots[0]!.image;
@@ -178,12 +224,19 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
     const image = await page.$eval('.dialog input[name="image"]', (e) => (e as HTMLInputElement).value);
     assert.equal(image, snapshot);
     await page.click('[data-confirm="restore"]');
-    const done = await page.waitForSelector('[data-action-id^="restore-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
-      { timeout: 90_000 });
+    const done = await page.waitForSelector(
+      '[data-action-id^="restore-"] [data-outcome-robot="rosmaster-a"][data-phase="done"]',
+      { timeout: 90_000 },
+    );
     const outcome = await done!.evaluate((e) => ({ ok: e.getAttribute('data-ok'), text: e.textContent }));
     assert.equal(outcome.ok, 'true', outcome.text ?? '');
-    await waitUntil(() => x3.agent.store.get().containers[0]?.runImage === snapshot
-      || x3.agent.store.get().containers[0]?.image === snapshot, 10_000, 'ros running the snapshot');
+    await waitUntil(
+      () =>
+        x3.agent.store.get().containers[0]?.runImage === snapshot ||
+        x3.agent.store.get().containers[0]?.image === snapshot,
+      10_000,
+      'ros running the snapshot',
+    );
     await shoot(page, 'dashboard-restore');
   });
 
@@ -200,7 +253,10 @@ describe('the dashboard page in chromium: two real agents and 300 simulated robo
       await p.waitForSelector('[data-role="read"]');
       await p.waitForSelector('.rows [data-robot]');
       assert.equal(await p.$('[data-action]'), null);
-      const visible = await p.$eval('.row.head', (row) => [...row.children].filter((c) => getComputedStyle(c).display !== 'none').length);
+      const visible = await p.$eval(
+        '.row.head',
+        (row) => [...row.children].filter((c) => getComputedStyle(c).display !== 'none').length,
+      );
       assert.ok(visible <= 4, `${visible} columns on a phone`);
       await shoot(p, 'dashboard-phone');
     } finally {

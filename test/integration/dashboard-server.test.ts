@@ -47,7 +47,14 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     });
     await waitUntil(() => agent.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
     client = await mqtt.connectAsync(r.mqtt.url, { protocolVersion: 4 });
-    dash = await startDashboard({ base, client, host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR }, timeoutMs: 15_000 });
+    dash = await startDashboard({
+      base,
+      client,
+      host: '127.0.0.1',
+      port: 0,
+      tokens: { read: READ, operator: OPERATOR },
+      timeoutMs: 15_000,
+    });
   });
 
   after(async () => {
@@ -77,7 +84,10 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     assert.equal(index.status, 200);
     assert.match(index.headers.get('content-security-policy')!, /default-src 'self'/);
     assert.match(await index.text(), /<script type="module" src="app.js">/);
-    assert.equal((await fetch(`${dash.url}..%2Fpackage.json`, { headers: { authorization: `Bearer ${READ}` } })).status, 404);
+    assert.equal(
+      (await fetch(`${dash.url}..%2Fpackage.json`, { headers: { authorization: `Bearer ${READ}` } })).status,
+      404,
+    );
   });
 
   it('replays every robot to a page that connects, then relays a change of one', async () => {
@@ -94,19 +104,29 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     const from = p.messages.length;
     const changed = fakeSummary({ ...fleet[4]!, status: 'error' });
     await client.publishAsync(`${base}/${fleet[4]!.robot}/state`, JSON.stringify(changed), { qos: 1, retain: true });
-    const relayed = await p.next('robots', (m) => m.robots.some((r) => r.robot === fleet[4]!.robot && r.state?.status === 'error'), 5000, from);
+    const relayed = await p.next(
+      'robots',
+      (m) => m.robots.some((r) => r.robot === fleet[4]!.robot && r.state?.status === 'error'),
+      5000,
+      from,
+    );
     assert.equal(relayed.replay, undefined);
   });
 
-  it('a robot page gets the robot\'s sections and its live events', async () => {
+  it("a robot page gets the robot's sections and its live events", async () => {
     const p = await page(READ);
     await p.next('replayed');
     p.send({ t: 'watch', robot: 'rosmaster-real' });
-    await waitUntil(() => {
-      const got: Record<string, unknown> = {};
-      for (const m of p.messages) if (m.t === 'sections' && m.robot === 'rosmaster-real') Object.assign(got, m.sections);
-      return ['devices', 'containers', 'images', 'update', 'snapshots'].every((s) => got[s] !== undefined);
-    }, 10_000, 'the sections of rosmaster-real');
+    await waitUntil(
+      () => {
+        const got: Record<string, unknown> = {};
+        for (const m of p.messages)
+          if (m.t === 'sections' && m.robot === 'rosmaster-real') Object.assign(got, m.sections);
+        return ['devices', 'containers', 'images', 'update', 'snapshots'].every((s) => got[s] !== undefined);
+      },
+      10_000,
+      'the sections of rosmaster-real',
+    );
     agent.agent.bus.emit('test.marker', { note: 'for the page' });
     await p.next('events', (m) => m.robot === 'rosmaster-real' && m.events.some((e) => e.type === 'test.marker'));
   });
@@ -131,7 +151,7 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     }
   });
 
-  it('an operator\'s action reaches the real agent and its answer comes back; a refused one shows the robot\'s code', async () => {
+  it("an operator's action reaches the real agent and its answer comes back; a refused one shows the robot's code", async () => {
     const p = await page(OPERATOR);
     assert.equal((await p.next('hello')).role, 'operator');
     await p.next('replayed');
@@ -142,7 +162,13 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     assert.equal(done.ok, true, JSON.stringify(done.error));
     assert.notEqual(agent.agent.store.get().containers[0]!.startedAt, before);
     // The robot's config allows only its own images: its refusal and code come back as they are.
-    p.send({ t: 'act', id: 'evil-1', command: 'update', robots: ['rosmaster-real'], args: { container: 'ros', image: 'evil/miner:1' } });
+    p.send({
+      t: 'act',
+      id: 'evil-1',
+      command: 'update',
+      robots: ['rosmaster-real'],
+      args: { container: 'ros', image: 'evil/miner:1' },
+    });
     const refused = await p.next('action', (m) => m.action === 'evil-1' && m.phase === 'done', 30_000);
     assert.equal(refused.ok, false);
     assert.equal(refused.error?.code, 'not_allowed');
@@ -161,7 +187,13 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     await spy.subscribeAsync('fleet-replies/alice/#', { qos: 1 });
     const v5 = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 5 });
     const alice = await startDashboard({
-      base, client: v5, replyUser: 'alice', host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR }, timeoutMs: 15_000,
+      base,
+      client: v5,
+      replyUser: 'alice',
+      host: '127.0.0.1',
+      port: 0,
+      tokens: { read: READ, operator: OPERATOR },
+      timeoutMs: 15_000,
     });
     try {
       const p = await DashboardClient.connect(alice.url, OPERATOR);
@@ -170,7 +202,11 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
       p.send({ t: 'act', id: 'v5-1', command: 'start', robots: ['rosmaster-real'], args: { name: 'ros' } });
       const done = await p.next('action', (m) => m.action === 'v5-1' && m.phase === 'done', 30_000);
       assert.equal(done.ok, true, JSON.stringify(done.error));
-      await waitUntil(() => replies.includes('fleet-replies/alice/rosmaster-real/start'), 5000, 'the reply on the account topic');
+      await waitUntil(
+        () => replies.includes('fleet-replies/alice/rosmaster-real/start'),
+        5000,
+        'the reply on the account topic',
+      );
     } finally {
       await alice.close();
       await v5.endAsync(true);
@@ -182,8 +218,15 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     const broker = await startMosquitto(tempDir('rfa-dash-mq-'));
     const own = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
     const said: string[] = [];
-    const d = await startDashboard({ base, client: own, host: '127.0.0.1', port: 0, tokens: { read: READ, operator: OPERATOR },
-      timeoutMs: 15_000, log: (line) => said.push(line) });
+    const d = await startDashboard({
+      base,
+      client: own,
+      host: '127.0.0.1',
+      port: 0,
+      tokens: { read: READ, operator: OPERATOR },
+      timeoutMs: 15_000,
+      log: (line) => said.push(line),
+    });
     try {
       const p = await DashboardClient.connect(d.url, READ);
       pages.push(p);
@@ -196,10 +239,18 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
       const robot = { ...fleet[0]!, robot: 'after-restart' };
       const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
       try {
-        await waitUntil(async () => {
-          await publisher.publishAsync(`${base}/after-restart/state`, JSON.stringify(fakeSummary(robot)), { qos: 1, retain: true });
-          return p.robots().has('after-restart');
-        }, 10_000, 'the robot published after the restart', 500);
+        await waitUntil(
+          async () => {
+            await publisher.publishAsync(`${base}/after-restart/state`, JSON.stringify(fakeSummary(robot)), {
+              qos: 1,
+              retain: true,
+            });
+            return p.robots().has('after-restart');
+          },
+          10_000,
+          'the robot published after the restart',
+          500,
+        );
       } finally {
         await publisher.endAsync(true);
       }
@@ -221,15 +272,33 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
   it('robot-fleet serve makes the two tokens at first start, prints them once, keeps them 0600', async () => {
     const dir = tempDir('rfa-dash-');
     const run = () => {
-      const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), '--broker', rig().mqtt.url,
-        '--base', base, '--state-dir', dir, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          join(packageRoot(), 'build/agent/fleet/main.js'),
+          '--broker',
+          rig().mqtt.url,
+          '--base',
+          base,
+          '--state-dir',
+          dir,
+          'serve',
+          '--listen',
+          '127.0.0.1:0',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));
       return { child, out: () => out, exit: new Promise<number | null>((resolve) => child.on('exit', resolve)) };
     };
     const first = run();
-    await waitUntil(() => /operator:/.test(first.out()) && /printed only this once/.test(first.out()), 20_000, 'the tokens');
+    await waitUntil(
+      () => /operator:/.test(first.out()) && /printed only this once/.test(first.out()),
+      20_000,
+      'the tokens',
+    );
     const url = /dashboard on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(first.out())![1]!;
     const token = /operator: +\S+login\?token=(\S+)/.exec(first.out())![1]!;
     assert.equal(statSync(join(dir, 'dashboard-operator.token')).mode & 0o777, 0o600);

@@ -7,7 +7,13 @@ import { LidarSimulator, type Behaviour } from '../helpers/lidar-simulator.js';
 import { PortHolder } from '../helpers/port-holder.js';
 import { waitUntil } from '../helpers/wait.js';
 
-const A1M8 = { model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677' };
+const A1M8 = {
+  model: 24,
+  modelName: 'A1M8',
+  firmware: '1.29',
+  hardware: 7,
+  serial: '0123456789ABCDEF0011223344556677',
+};
 
 describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
   this.timeout(10_000);
@@ -33,7 +39,11 @@ describe('lidar probe against the RPLidar A1 simulator on a pty', function () {
     sim.health = { status: 1, errorCode: 0 };
     assert.deepEqual((await probe()) as unknown, { ok: true, info: A1M8, health: { status: 'warning', errorCode: 0 } });
     sim.health = { status: 2, errorCode: 0x8001 };
-    assert.deepEqual((await probe()) as unknown, { ok: true, info: A1M8, health: { status: 'error', errorCode: 0x8001 } });
+    assert.deepEqual((await probe()) as unknown, {
+      ok: true,
+      info: A1M8,
+      health: { status: 'error', errorCode: 0x8001 },
+    });
   });
 
   for (const behaviour of ['junk-first', 'stale-scan-first', 'banner-first'] as Behaviour[]) {

@@ -32,7 +32,9 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     bus.plug(X3.board());
     bus.plug(X3.cameraDepth());
     bus.plug(X3.cameraRgb());
-    subject = await startAgent({ devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 500 } } });
+    subject = await startAgent({
+      devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 500 } },
+    });
     subject.agent.bus.subscribe((e) => events.push(e));
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
     await probe.subscribe(`${subject.base}/#`);
@@ -59,9 +61,19 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     assert.deepEqual(d.camera, {
       present: true,
       depth: { busnum: 1, devnum: 7, node: join(dev, 'bus/usb/001/007') },
-      rgb: { busnum: 1, devnum: 8, node: join(dev, 'bus/usb/001/008'), video: [join(dev, 'video0'), join(dev, 'video1')] },
+      rgb: {
+        busnum: 1,
+        devnum: 8,
+        node: join(dev, 'bus/usb/001/008'),
+        video: [join(dev, 'video0'), join(dev, 'video1')],
+      },
     });
-    assert.deepEqual(d.board, { present: true, path: join(dev, 'myserial'), node: join(dev, 'ttyUSB1'), usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null } });
+    assert.deepEqual(d.board, {
+      present: true,
+      path: join(dev, 'myserial'),
+      node: join(dev, 'ttyUSB1'),
+      usb: { vid: '1a86', pid: '7523', busnum: 1, devnum: 6, serial: null },
+    });
     const state = await probe.request(subject.base, 'state', { id: 'st' });
     contract.assert('state.json', state.result);
     const size = Buffer.byteLength(JSON.stringify(state.result));
@@ -76,7 +88,11 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     const lidar = response.result as DevicesState['lidar'];
     assert.deepEqual([lidar.health.status, lidar.health.errorCode], ['error', 0x8001]);
     assert.deepEqual(contract.commandResultProblems('devices.check', lidar), []);
-    const health = await probe.waitFor((m) => m.topic === `${subject.base}/events` && m.text.includes('"device.health"') && m.text.includes('"error"'), 2000, 'device.health');
+    const health = await probe.waitFor(
+      (m) => m.topic === `${subject.base}/events` && m.text.includes('"device.health"') && m.text.includes('"error"'),
+      2000,
+      'device.health',
+    );
     const event = JSON.parse(health.text) as { health: { status: string }; previous: { status: string } };
     assert.equal(event.health.status, 'error');
     assert.equal(event.previous.status, 'good');
@@ -128,7 +144,11 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     const probesBefore = sim.commands.filter((c) => c === 0x50).length;
     const t0 = Date.now();
     bus.replug('1-1.2', { devnum: 9, tty: 'ttyUSB2' });
-    const changed = await probe.waitFor((m) => m.topic === `${subject.base}/events` && m.text.includes('"device.changed"'), 1000, 'device.changed');
+    const changed = await probe.waitFor(
+      (m) => m.topic === `${subject.base}/events` && m.text.includes('"device.changed"'),
+      1000,
+      'device.changed',
+    );
     assert.ok(changed.at - t0 < 1000);
     const event = JSON.parse(changed.text) as { device: string; changes: Record<string, [unknown, unknown]> };
     assert.equal(event.device, 'lidar');
@@ -136,7 +156,11 @@ describe('devices: the agent watching a ROSMASTER X3', function () {
     assert.deepEqual(event.changes.node, [join(bus.devRoot, 'ttyUSB0'), join(bus.devRoot, 'ttyUSB2')]);
     contract.assert('event.json', event);
     assert.equal(devices().lidar.node, join(bus.devRoot, 'ttyUSB2'));
-    await waitUntil(() => sim.commands.filter((c) => c === 0x50).length > probesBefore, 3000, 'a probe after the replug');
+    await waitUntil(
+      () => sim.commands.filter((c) => c === 0x50).length > probesBefore,
+      3000,
+      'a probe after the replug',
+    );
   });
 
   it('camera and board: detached and attached events, and state, within 1 s', async () => {
@@ -207,7 +231,9 @@ describe('devices: hot-plug by event, a slow poll as the fallback (issue 14)', f
   it('with the poll at 10 minutes, a replug is device.changed on MQTT by its event: median of 5 under 195 ms', async () => {
     const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 600_000 };
     subject = await startAgent({ devices: { ...where, lidar: { checkInterval: 3600, timeout: 200 } } });
-    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
+    const probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, {
+      protocolVersion: 4,
+    });
     try {
       await probe.subscribe(`${subject.base}/events`);
       const latencies: number[] = [];
@@ -215,7 +241,11 @@ describe('devices: hot-plug by event, a slow poll as the fallback (issue 14)', f
         probe.clear();
         const t0 = Date.now();
         bus.replug(port, { devnum: 30 + i });
-        const changed = await probe.waitFor((m) => m.text.includes('"device.changed"'), 2000, `device.changed after replug ${i}`);
+        const changed = await probe.waitFor(
+          (m) => m.text.includes('"device.changed"'),
+          2000,
+          `device.changed after replug ${i}`,
+        );
         latencies.push(changed.at - t0);
       }
       const median = [...latencies].sort((a, b) => a - b)[2]!;

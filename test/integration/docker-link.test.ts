@@ -20,7 +20,11 @@ describe('Docker engine link', function () {
   it('reports the engine version, API version and data root in state', async function () {
     const rig = needRig(this);
     subject = await startAgent({ docker: { socketPath: rig.docker.socketPath } });
-    const docker = await waitUntil(() => (subject!.agent.store.get().docker.available ? subject!.agent.store.get().docker : undefined), 5000, 'docker available');
+    const docker = await waitUntil(
+      () => (subject!.agent.store.get().docker.available ? subject!.agent.store.get().docker : undefined),
+      5000,
+      'docker available',
+    );
     assert.match(docker.version!, /^20\.10\./);
     assert.equal(docker.apiVersion, '1.41');
     assert.equal(docker.rootDir, rig.docker.dataRoot);
@@ -34,7 +38,12 @@ describe('Docker engine link', function () {
     const subjectState = (await startAgent()).agent;
     const store = new StateStore(subjectState.store.get() as never);
     await subjectState.stop(1000);
-    const link = new DockerEngineLink({ socketPath: rig.docker.socketPath, store, bus: new EventBus(), logger: silentLogger });
+    const link = new DockerEngineLink({
+      socketPath: rig.docker.socketPath,
+      store,
+      bus: new EventBus(),
+      logger: silentLogger,
+    });
     const seen: EngineEvent[] = [];
     link.onEngineEvent((e) => seen.push(e));
     await link.start();
@@ -43,7 +52,11 @@ describe('Docker engine link', function () {
       const name = `rfa-evt-${Date.now()}`;
       await link.docker.createVolume({ Name: name });
       await link.docker.getVolume(name).remove();
-      await waitUntil(() => seen.some((e) => e.Type === 'volume' && e.Action === 'destroy' && e.Actor?.ID === name), 5000, 'volume destroy event');
+      await waitUntil(
+        () => seen.some((e) => e.Type === 'volume' && e.Action === 'destroy' && e.Actor?.ID === name),
+        5000,
+        'volume destroy event',
+      );
       assert.ok(seen.some((e) => e.Type === 'volume' && e.Action === 'create' && e.Actor?.ID === name));
     } finally {
       await link.stop();
@@ -80,11 +93,17 @@ describe('host metrics', function () {
     const rig = needRig(this);
     subject = await startAgent({ docker: { socketPath: rig.docker.socketPath }, metrics: { interval: 5 } });
     await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
-    const metrics = await waitUntil(() => {
-      const m = subject!.agent.store.get().host.metrics;
-      return m && m.disks.some((d) => d.role === 'docker') ? m : undefined;
-    }, 8000, 'a sample with the docker disk');
-    assert.ok(metrics.memory.total > 0 && metrics.memory.available > 0 && metrics.memory.available <= metrics.memory.total);
+    const metrics = await waitUntil(
+      () => {
+        const m = subject!.agent.store.get().host.metrics;
+        return m && m.disks.some((d) => d.role === 'docker') ? m : undefined;
+      },
+      8000,
+      'a sample with the docker disk',
+    );
+    assert.ok(
+      metrics.memory.total > 0 && metrics.memory.available > 0 && metrics.memory.available <= metrics.memory.total,
+    );
     const stateDisk = metrics.disks.find((d) => d.role === 'state')!;
     assert.equal(stateDisk.path, subject.loaded.config.state.dir);
     assert.ok(stateDisk.total > 0 && stateDisk.available <= stateDisk.total);

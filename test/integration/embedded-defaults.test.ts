@@ -33,11 +33,19 @@ describe('agent on its embedded defaults (spawned)', function () {
     const t0 = Date.now();
     for (;;) {
       try {
-        auth = { username: 'robot-agent', password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim() };
-        probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, protocolVersion: 4, ...auth });
+        auth = {
+          username: 'robot-agent',
+          password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim(),
+        };
+        probe = await MqttProbe.connect(`mqtt://127.0.0.1:${port}`, {
+          reconnectPeriod: 0,
+          protocolVersion: 4,
+          ...auth,
+        });
         break;
       } catch {
-        if (Date.now() - t0 > 10_000) throw new Error(`embedded broker never came up:\n${agent.stdout.join('\n')}\n${agent.stderr.join('\n')}`);
+        if (Date.now() - t0 > 10_000)
+          throw new Error(`embedded broker never came up:\n${agent.stdout.join('\n')}\n${agent.stderr.join('\n')}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
@@ -100,7 +108,14 @@ describe('agent on its embedded defaults (spawned)', function () {
       const responseTopic = `${b}/response/${command}`;
       const since = Date.now();
       await probe.client.publishAsync(`${b}/request/${command}`, payload, { qos: 0 });
-      const reply = await probe.waitFor((m) => m.topic === responseTopic && m.at >= since && (JSON.parse(m.text) as { error?: { code: string } }).error?.code === code, 2000, code);
+      const reply = await probe.waitFor(
+        (m) =>
+          m.topic === responseTopic &&
+          m.at >= since &&
+          (JSON.parse(m.text) as { error?: { code: string } }).error?.code === code,
+        2000,
+        code,
+      );
       assert.ok(reply.at - since < 100, `answered after ${reply.at - since} ms`);
       const body = JSON.parse(reply.text) as { ok: boolean; id: unknown; error: { message: string } };
       contract.assert('response.json', body);
@@ -136,6 +151,12 @@ describe('agent on its embedded defaults (spawned)', function () {
     assert.equal(await agent.exited(5000), 0);
     assert.ok(Date.now() - t0 < 5000);
     const logs = agent.logs();
-    assert.ok(!logs.some((l) => l.level === 'error'), `errors logged:\n${logs.filter((l) => l.level === 'error').map((l) => JSON.stringify(l)).join('\n')}`);
+    assert.ok(
+      !logs.some((l) => l.level === 'error'),
+      `errors logged:\n${logs
+        .filter((l) => l.level === 'error')
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+    );
   });
 });

@@ -76,8 +76,14 @@ describe('engine deadlines: each operation gets the time it needs, and no blanke
     // Nothing happens on this engine: the stream must not be cut for being quiet.
     await new Promise((resolve) => setTimeout(resolve, 40_000));
     assert.equal(link.available, true);
-    assert.deepEqual(subject.events.filter((e) => e.type === 'docker.lost'), []);
-    assert.deepEqual(subject.logs.filter((l) => String(l.msg).includes('event stream')), []);
+    assert.deepEqual(
+      subject.events.filter((e) => e.type === 'docker.lost'),
+      [],
+    );
+    assert.deepEqual(
+      subject.logs.filter((l) => String(l.msg).includes('event stream')),
+      [],
+    );
     const name = `rfa-quiet-${Date.now()}`;
     await link.docker.createVolume({ Name: name });
     await link.docker.getVolume(name).remove();
@@ -147,13 +153,25 @@ describe('engine deadlines: each operation gets the time it needs, and no blanke
       const subject = await linkOn(socketPath, SHORT, 1);
       link = subject.link;
       const t0 = Date.now();
-      const err = await link.docker.getContainer('ros').inspect().then(() => undefined, (e: unknown) => e);
+      const err = await link.docker
+        .getContainer('ros')
+        .inspect()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       assert.ok(err instanceof AgentError, String(err));
       assert.equal(err.code, 'engine_deadline');
       assert.match(err.message, /did not .*within 1 s/);
       assert.ok(Date.now() - t0 < 5000);
       assert.equal((await link.explain(err, 'inspect ros')).code, 'engine_deadline', 'the engine answers pings');
-      const stop = await link.docker.getContainer('ros').stop({ t: 1 }).then(() => undefined, (e: unknown) => e);
+      const stop = await link.docker
+        .getContainer('ros')
+        .stop({ t: 1 })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       assert.equal((stop as AgentError).code, 'engine_deadline');
       assert.match((stop as AgentError).message, /stop container ros within 2 s/);
       pingAnswers = false;
@@ -161,7 +179,13 @@ describe('engine deadlines: each operation gets the time it needs, and no blanke
       assert.equal(explained.code, 'docker_unresponsive');
       assert.match(explained.message, /does not answer pings/);
       // A commit has no deadline, but it does not wait for ever on an engine found gone.
-      const commit = link.docker.getContainer('ros').commit({ repo: 'x' }).then(() => undefined, (e: unknown) => e);
+      const commit = link.docker
+        .getContainer('ros')
+        .commit({ repo: 'x' })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       await link.start();
       const lost = (await commit) as AgentError;
       assert.equal(lost.code, 'docker_unresponsive', String(lost));
@@ -212,6 +236,9 @@ describe('engine deadlines: a pull from a registry that stops answering', functi
     assert.match(error.message, /moved no byte for 17 s/);
     assert.ok(took >= 17_000 && took < 30_000, `failed after ${took} ms`);
     assert.equal(subject.agent.store.get().docker.available, true);
-    assert.deepEqual(events.filter((e) => e.type === 'docker.lost'), []);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'docker.lost'),
+      [],
+    );
   });
 });

@@ -124,7 +124,14 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   const secret = (name: string) => join(dir, `${name}.mqtt-password`);
   const password = (name: string) => readFileSync(secret(name), 'utf8').trim();
   const operatorArgs = () => [
-    '--broker', url, '--ca', rig().mqtt.certs.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR),
+    '--broker',
+    url,
+    '--ca',
+    rig().mqtt.certs.ca,
+    '--username',
+    OPERATOR,
+    '--password-file',
+    secret(OPERATOR),
   ];
 
   const robot = async (id: string, brokerUrl: string, tls: Record<string, string> = {}) => {
@@ -263,8 +270,15 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
     assert.equal(await publishCode(operator, `fleet/${B}/request/ping`, '{"id":"for-b"}'), 0);
     assert.equal(await publishCode(operator, `fleet/${A}/request/ping`, '{"id":"for-a"}'), 0);
     await waitUntil(() => seen.includes(`fleet/${A}/request/ping`), 5000, "A's own request to reach it");
-    assert.deepEqual(seen.filter((t) => t.startsWith(`fleet/${B}/`)), [], 'A received nothing of B');
-    assert.deepEqual(seen.filter((t) => !t.startsWith(`fleet/${A}/`)), []);
+    assert.deepEqual(
+      seen.filter((t) => t.startsWith(`fleet/${B}/`)),
+      [],
+      'A received nothing of B',
+    );
+    assert.deepEqual(
+      seen.filter((t) => !t.startsWith(`fleet/${A}/`)),
+      [],
+    );
     // A new subscription gets no retained message of B's either.
     const late = await as(A);
     const lateSeen: string[] = [];
@@ -319,7 +333,16 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   it('robot-fleet with --cert/--key reaches a listener that requires client certificates', async () => {
     const c = rig().mqtt.certs;
     const base = [
-      '--broker', mtlsUrl, '--ca', c.ca, '--username', OPERATOR, '--password-file', secret(OPERATOR), '--timeout', '10',
+      '--broker',
+      mtlsUrl,
+      '--ca',
+      c.ca,
+      '--username',
+      OPERATOR,
+      '--password-file',
+      secret(OPERATOR),
+      '--timeout',
+      '10',
     ];
     const run = fleet([...base, '--cert', c.clientCert, '--key', c.clientKey, 'send', C, 'ping']);
     assert.equal(await run.code, 0, run.out());
@@ -351,22 +374,40 @@ describe('the fleet broker kit (deploy/broker): accounts, ACL, TLS', function ()
   });
 
   it('robot-fleet serve with an operator account over TLS: both robots on the page, an action answered through the ACL', async () => {
-    const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...operatorArgs(),
-      '--state-dir', join(dir, 'dashboard'), 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        join(packageRoot(), 'build/agent/fleet/main.js'),
+        ...operatorArgs(),
+        '--state-dir',
+        join(dir, 'dashboard'),
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       await waitUntil(() => /printed only this once/.test(out), 20_000, 'the dashboard');
-      const page = await DashboardClient.connect(/dashboard on (\S+)/.exec(out)![1]!, /operator: +\S+token=(\S+)/.exec(out)![1]!);
+      const page = await DashboardClient.connect(
+        /dashboard on (\S+)/.exec(out)![1]!,
+        /operator: +\S+token=(\S+)/.exec(out)![1]!,
+      );
       try {
         await page.next('replayed');
         for (const id of [A, B]) assert.equal(page.robots().get(id)?.online, true, `${id} on the page`);
         // The robots have no container ros: each answers with its own error, through the broker's ACL.
         page.send({ t: 'act', id: 'acl-1', command: 'stop', robots: [A, B], args: { name: 'ros' } });
         for (const id of [A, B]) {
-          const done = await page.next('action', (m) => m.action === 'acl-1' && m.robot === id && m.phase === 'done', 15_000);
+          const done = await page.next(
+            'action',
+            (m) => m.action === 'acl-1' && m.robot === id && m.phase === 'done',
+            15_000,
+          );
           assert.equal(done.error?.code, 'unknown_container', JSON.stringify(done));
         }
       } finally {

@@ -23,12 +23,19 @@ interface Run {
 
 /** The CLI as an operator runs it. */
 function fleet(args: string[]): Run {
-  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(packageRoot(), 'build/agent/fleet/main.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return { code: new Promise((resolve) => child.on('exit', (c) => resolve(c ?? -1))), stdout: () => out, stderr: () => err, kill: () => child.kill('SIGTERM') };
+  return {
+    code: new Promise((resolve) => child.on('exit', (c) => resolve(c ?? -1))),
+    stdout: () => out,
+    stderr: () => err,
+    kill: () => child.kill('SIGTERM'),
+  };
 }
 
 describe('robot-fleet: two robots on one broker', function () {
@@ -56,10 +63,27 @@ describe('robot-fleet: two robots on one broker', function () {
       docker: { socketPath: r.docker.socketPath },
       registries: { 'docker.io': { mirror: r.registry.url } },
       devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, pollInterval: 100, lidar: { timeout: 300 } },
-      containers: { ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136], stopTimeout: 1 } },
+      containers: {
+        ros: {
+          image: r.fixtures.images.v339,
+          devices: ['lidar', 'camera', 'board'],
+          deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1,
+        },
+      },
     });
-    bare = await startAgent({ robot: { id: 'rosmaster-02' }, mqtt: { url: r.mqtt.url, baseTopic: base }, devices: { sysfsRoot: join(bus.root, 'none'), devRoot: join(bus.root, 'none') } });
-    await waitUntil(() => x3.agent.store.get().containers[0]?.state === 'running' && x3.agent.store.get().devices.lidar.health.status === 'good', 30_000, 'rosmaster-01 running ros with a good lidar');
+    bare = await startAgent({
+      robot: { id: 'rosmaster-02' },
+      mqtt: { url: r.mqtt.url, baseTopic: base },
+      devices: { sysfsRoot: join(bus.root, 'none'), devRoot: join(bus.root, 'none') },
+    });
+    await waitUntil(
+      () =>
+        x3.agent.store.get().containers[0]?.state === 'running' &&
+        x3.agent.store.get().devices.lidar.health.status === 'good',
+      30_000,
+      'rosmaster-01 running ros with a good lidar',
+    );
     await waitUntil(() => bare.agent.store.get().agent.mqtt.connected, 10_000, 'rosmaster-02 connected');
     // Let the state with the container reach the broker.
     await new Promise((r) => setTimeout(r, 1500));
@@ -93,11 +117,17 @@ describe('robot-fleet: two robots on one broker', function () {
     const json = fleet([...common(), 'list', '--json']);
     assert.equal(await json.code, 0);
     const robots = JSON.parse(json.stdout()) as RobotView[];
-    assert.deepEqual(robots.map((r) => [r.robot, r.online]).sort(), [['rosmaster-01', true], ['rosmaster-02', true]]);
+    assert.deepEqual(robots.map((r) => [r.robot, r.online]).sort(), [
+      ['rosmaster-01', true],
+      ['rosmaster-02', true],
+    ]);
     // list reads the summaries only: what a fleet of thousands can afford.
     for (const r of robots) new Contract().assert('state-summary.json', r.state);
     const listed = robots.find((r) => r.robot === 'rosmaster-01')!.state!.containers.list;
-    assert.deepEqual(listed.map((c) => [c.name, c.outdated]), [['ros', false]]);
+    assert.deepEqual(
+      listed.map((c) => [c.name, c.outdated]),
+      [['ros', false]],
+    );
   });
 
   it('status shows one robot in detail from its retained sections', async () => {
@@ -126,7 +156,13 @@ describe('robot-fleet: two robots on one broker', function () {
     const ping = fleet([...common(), 'send', 'rosmaster-02', 'ping']);
     assert.equal(await ping.code, 0);
     assert.equal(JSON.parse(ping.stdout()).result.pong, true);
-    const refused = fleet([...common(), 'send', 'rosmaster-01', 'update', '{"container":"ros","image":"evil/miner:1"}']);
+    const refused = fleet([
+      ...common(),
+      'send',
+      'rosmaster-01',
+      'update',
+      '{"container":"ros","image":"evil/miner:1"}',
+    ]);
     assert.equal(await refused.code, 1);
     assert.equal(JSON.parse(refused.stdout()).error.code, 'not_allowed');
     const snap = fleet([...common(), 'snapshot', 'rosmaster-01', 'nope']);
@@ -149,11 +185,18 @@ describe('robot-fleet: two robots on one broker', function () {
       // sleep lost the replug when the CLI started slowly on a loaded machine).
       const marker = await mqtt.connectAsync(rig().mqtt.url, { protocolVersion: 4 });
       try {
-        await waitUntil(async () => {
-          await marker.publishAsync(`${base}/marker-robot/events`, JSON.stringify({ type: 'test.marker', ts: new Date().toISOString() }));
-          await new Promise((r) => setTimeout(r, 100));
-          return /marker-robot test\.marker/.test(run.stdout());
-        }, 20_000, 'robot-fleet watch subscribed');
+        await waitUntil(
+          async () => {
+            await marker.publishAsync(
+              `${base}/marker-robot/events`,
+              JSON.stringify({ type: 'test.marker', ts: new Date().toISOString() }),
+            );
+            await new Promise((r) => setTimeout(r, 100));
+            return /marker-robot test\.marker/.test(run.stdout());
+          },
+          20_000,
+          'robot-fleet watch subscribed',
+        );
       } finally {
         await marker.endAsync();
       }
@@ -165,8 +208,16 @@ describe('robot-fleet: two robots on one broker', function () {
       assert.match(shown.slice(0, header), /rosmaster-01 .*\n(.*\n)*rosmaster-02 /);
       assert.ok(shown.indexOf('marker-robot test.marker') > header, shown);
       bus.replug('1-1.4', { devnum: 31 });
-      await waitUntil(() => /rosmaster-01 device\.changed device=camera/.test(run.stdout()), 5000, 'the replug in the stream');
-      await waitUntil(() => /rosmaster-01 container\.devices name=ros/.test(run.stdout()), 5000, 'the live replug in the stream');
+      await waitUntil(
+        () => /rosmaster-01 device\.changed device=camera/.test(run.stdout()),
+        5000,
+        'the replug in the stream',
+      );
+      await waitUntil(
+        () => /rosmaster-01 container\.devices name=ros/.test(run.stdout()),
+        5000,
+        'the live replug in the stream',
+      );
     } finally {
       run.kill();
     }
@@ -190,7 +241,14 @@ describe('robot-fleet on the robot, against the embedded broker', function () {
     const ping = fleet([...broker, '--state-dir', r.loaded.config.state.dir, 'send', r.loaded.config.robot.id, 'ping']);
     assert.equal(await ping.code, 0, ping.stderr());
     assert.equal(JSON.parse(ping.stdout()).result.pong, true);
-    const elsewhere = fleet([...broker, '--state-dir', join(tempDir(), 'none'), 'send', r.loaded.config.robot.id, 'ping']);
+    const elsewhere = fleet([
+      ...broker,
+      '--state-dir',
+      join(tempDir(), 'none'),
+      'send',
+      r.loaded.config.robot.id,
+      'ping',
+    ]);
     assert.equal(await elsewhere.code, 3);
     assert.match(elsewhere.stderr(), /cannot reach the fleet broker.*(Bad username or password|Not authorized)/i);
   });

@@ -34,7 +34,12 @@ function piped(args: string[], lateReader = true): Promise<Piped> {
 
 const N = 400;
 const fleet = fakeFleet(N);
-const rowsOf = (stdout: string) => stdout.trim().split('\n').slice(1, -1).map((l) => l.split(/ {2,}/));
+const rowsOf = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .slice(1, -1)
+    .map((l) => l.split(/ {2,}/));
 const names = (robots: FakeRobot[]) => robots.map((r) => r.robot).sort();
 
 describe('robot-fleet list at fleet size (400 robots on the rig broker)', function () {
@@ -59,7 +64,10 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     assert.equal(run.stderr, '');
     assert.ok(run.stdout.length > 64 * 1024, `${run.stdout.length} characters: more than a pipe's 64 KiB`);
     const rows = rowsOf(run.stdout);
-    assert.deepEqual(rows.map((r) => r[0]), names(fleet));
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      names(fleet),
+    );
     const offline = fleet.filter((r) => !r.online).length;
     const outdated = fleet.filter((r) => r.outdated).length;
     const count = (status: string) => fleet.filter((r) => r.status === status).length;
@@ -86,7 +94,10 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     assert.equal(few.code, 0, few.stderr);
     const rows = rowsOf(few.stdout);
     const tens = ['0010', '0020', '0030', '0040', '0050', '0060', '0070', '0080', '0090'];
-    assert.deepEqual(rows.map((r) => r[0]), tens.map((n) => `rosmaster-x3-lab-${n}`));
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      tens.map((n) => `rosmaster-x3-lab-${n}`),
+    );
     for (const r of rows) {
       assert.equal(r[1], 'OFFLINE');
       assert.match(r[2]!, /^was (ok|DEGRADED|UPDATING)$/);
@@ -97,23 +108,41 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     const staleCells = stale.map((r) => [r[0], r[1], r[2], r[9]]);
     assert.deepEqual(staleCells, [['rosmaster-x3-lab-0003', 'STALE', 'was ok', '1h ago']]);
     const fresh = rowsOf((await piped([...common(), 'list', '--name', '*-0003', '--stale', '7300'])).stdout);
-    assert.deepEqual(fresh.map((r) => [r[1], r[2]]), [['online', 'ok']]);
+    assert.deepEqual(
+      fresh.map((r) => [r[1], r[2]]),
+      [['online', 'ok']],
+    );
   });
 
   it('filters and sorts', async () => {
     const offline = rowsOf((await piped([...common(), 'list', '--offline'])).stdout);
-    assert.deepEqual(offline.map((r) => r[0]), names(fleet.filter((r) => !r.online || r.seenAgo > 180)));
+    assert.deepEqual(
+      offline.map((r) => r[0]),
+      names(fleet.filter((r) => !r.online || r.seenAgo > 180)),
+    );
     const online = rowsOf((await piped([...common(), 'list', '--online', '--outdated'])).stdout);
-    assert.deepEqual(online.map((r) => r[0]), names(fleet.filter((r) => r.online && r.seenAgo < 180 && r.outdated)));
+    assert.deepEqual(
+      online.map((r) => r[0]),
+      names(fleet.filter((r) => r.online && r.seenAgo < 180 && r.outdated)),
+    );
     assert.ok(online.every((r) => / OUTDATED/.test(r[6]!)));
     const degradedRun = await piped([...common(), 'list', '--degraded', '--name', 'rosmaster-x3-lab-01*']);
     const degraded = rowsOf(degradedRun.stdout);
     const wanted = fleet.filter((r) => r.status === 'degraded' && r.robot.startsWith('rosmaster-x3-lab-01'));
-    assert.deepEqual(degraded.map((r) => r[0]), names(wanted));
+    assert.deepEqual(
+      degraded.map((r) => r[0]),
+      names(wanted),
+    );
     const byDisk = rowsOf((await piped([...common(), 'list', '--sort', 'disk'])).stdout);
-    assert.deepEqual(byDisk.slice(0, 3).map((r) => r[0]), ['0001', '0002', '0003'].map((n) => `rosmaster-x3-lab-${n}`));
+    assert.deepEqual(
+      byDisk.slice(0, 3).map((r) => r[0]),
+      ['0001', '0002', '0003'].map((n) => `rosmaster-x3-lab-${n}`),
+    );
     const bySeen = rowsOf((await piped([...common(), 'list', '--sort', 'seen'])).stdout);
-    assert.deepEqual(bySeen.slice(0, 2).map((r) => r[0]), ['rosmaster-x3-lab-0010', 'rosmaster-x3-lab-0020']);
+    assert.deepEqual(
+      bySeen.slice(0, 2).map((r) => r[0]),
+      ['rosmaster-x3-lab-0010', 'rosmaster-x3-lab-0020'],
+    );
     const byStatus = rowsOf((await piped([...common(), 'list', '--sort', 'status'])).stdout);
     assert.equal(byStatus[0]![0], 'rosmaster-x3-lab-0007');
     assert.match(byStatus.at(-1)![2]!, /ok$/);
@@ -128,7 +157,10 @@ describe('robot-fleet list at fleet size (400 robots on the rig broker)', functi
     assert.ok(run.stdout.length > 131_022, `${run.stdout.length} characters`);
     type Row = { robot: string; online: boolean; liveness: string; seenAgo: number };
     const robots = JSON.parse(run.stdout) as Row[];
-    assert.deepEqual(robots.map((r) => r.robot), names(fleet));
+    assert.deepEqual(
+      robots.map((r) => r.robot),
+      names(fleet),
+    );
     const by = new Map(robots.map((r) => [r.robot, r]));
     assert.equal(by.get('rosmaster-x3-lab-0010')!.liveness, 'offline');
     assert.equal(by.get('rosmaster-x3-lab-0003')!.liveness, 'stale');
@@ -164,7 +196,10 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
     const rows = rowsOf(run.stdout);
     assert.ok(rows.length > 0 && rows.length < N, `${rows.length} rows`);
     // What it lists it lists whole: availability asked for again, topic by topic.
-    assert.ok(rows.every((r) => r[1] !== '?'), 'every listed robot has its availability');
+    assert.ok(
+      rows.every((r) => r[1] !== '?'),
+      'every listed robot has its availability',
+    );
     const json = await piped(['--broker', b.url, '--timeout', '30', 'list', '--json']);
     assert.match(json.stderr, /max_queued_messages/);
     assert.equal((JSON.parse(json.stdout) as unknown[]).length, rows.length);
@@ -177,7 +212,10 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /dropped \d+ retained messages .*lists every robot with a summary.*max_queued_messages/);
     const rows = rowsOf(run.stdout);
-    assert.deepEqual(rows.map((r) => r[0]), names(fleet));
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      names(fleet),
+    );
     assert.ok(rows.every((r) => r[1] !== '?'));
   });
 
@@ -191,13 +229,23 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
     writeFileSync(
       join(dir, 'mosquitto.conf'),
       [
-        'user root', 'per_listener_settings true', 'persistence false', 'max_queued_messages 500',
-        `listener ${open} 127.0.0.1`, 'allow_anonymous true',
-        `listener ${readOnly} 127.0.0.1`, 'allow_anonymous true', `acl_file ${join(dir, 'acl')}`, '',
+        'user root',
+        'per_listener_settings true',
+        'persistence false',
+        'max_queued_messages 500',
+        `listener ${open} 127.0.0.1`,
+        'allow_anonymous true',
+        `listener ${readOnly} 127.0.0.1`,
+        'allow_anonymous true',
+        `acl_file ${join(dir, 'acl')}`,
+        '',
       ].join('\n'),
     );
     const daemon: Daemon = await startDaemon({
-      name: 'mosquitto-acl', cmd: 'mosquitto', args: ['-c', join(dir, 'mosquitto.conf')], logFile: join(dir, 'log'),
+      name: 'mosquitto-acl',
+      cmd: 'mosquitto',
+      args: ['-c', join(dir, 'mosquitto.conf')],
+      logFile: join(dir, 'log'),
       ready: async () => (await tcpOpen(open)) && (await tcpOpen(readOnly)),
     });
     try {
@@ -205,7 +253,10 @@ describe('robot-fleet list on a broker whose queue cannot take the fleet', funct
       const run = await piped(['--broker', `mqtt://127.0.0.1:${readOnly}`, '--timeout', '30', 'list']);
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /dropped \d+ retained messages .*max_queued_messages/);
-      assert.deepEqual(rowsOf(run.stdout).map((r) => r[0]), names(fleet));
+      assert.deepEqual(
+        rowsOf(run.stdout).map((r) => r[0]),
+        names(fleet),
+      );
       assert.ok(rowsOf(run.stdout).every((r) => r[1] !== '?'));
     } finally {
       await daemon.stop();

@@ -33,13 +33,30 @@ describe('robot-fleet across a fleet of mixed agent versions', function () {
     };
     const agent = x3State().agent;
     delete agent.apiVersion;
-    const older = fakeSummary({ robot: 'x3-old', online: true, status: 'ok', outdated: false, seenAgo: 5, diskFree: 10e9 });
+    const older = fakeSummary({
+      robot: 'x3-old',
+      online: true,
+      status: 'ok',
+      outdated: false,
+      seenAgo: 5,
+      diskFree: 10e9,
+    });
     assert.equal('apiVersion' in older, false, 'as a 0.1.0 agent sends it');
     await put(`${base}/x3-old/state`, JSON.stringify(older));
     await put(`${base}/x3-old/state/agent`, JSON.stringify(agent));
     await put(`${base}/x3-old/availability`, 'online');
-    const newer = fakeSummary({ robot: 'x3-new', online: true, status: 'ok', outdated: false, seenAgo: 5, diskFree: 10e9 });
-    await put(`${base}/x3-new/state`, JSON.stringify({ ...newer, apiVersion: MQTT_API_VERSION + 1, someFutureField: { a: 1 } }));
+    const newer = fakeSummary({
+      robot: 'x3-new',
+      online: true,
+      status: 'ok',
+      outdated: false,
+      seenAgo: 5,
+      diskFree: 10e9,
+    });
+    await put(
+      `${base}/x3-new/state`,
+      JSON.stringify({ ...newer, apiVersion: MQTT_API_VERSION + 1, someFutureField: { a: 1 } }),
+    );
     await put(`${base}/x3-new/availability`, 'online');
     await client.endAsync();
   });
@@ -54,7 +71,10 @@ describe('robot-fleet across a fleet of mixed agent versions', function () {
   it('lists both, shows the older one as API 1 and warns about the newer one', () => {
     const list = fleet(['list', '--json']);
     assert.equal(list.status, 0, list.stderr);
-    assert.deepEqual((JSON.parse(list.stdout) as Array<{ robot: string }>).map((r) => r.robot), ['x3-new', 'x3-old']);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as Array<{ robot: string }>).map((r) => r.robot),
+      ['x3-new', 'x3-old'],
+    );
     const old = fleet(['status', 'x3-old']);
     assert.equal(old.status, 0, old.stderr);
     assert.match(old.stdout, /agent {7}0\.1\.0 \(MQTT API 1\)/);

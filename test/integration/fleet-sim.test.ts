@@ -25,8 +25,14 @@ describe('fleet simulator: 300 robots on one broker', function () {
     // Subscribed before the first robot: it knows when every robot's retained state is on the broker.
     early = await FleetObserver.connect(rig().mqtt.url, base);
     fleet = new SimFleet({
-      url: rig().mqtt.url, baseTopic: base, first: 0, count: N, rampPerSecond: 600, heartbeatMs: 60_000,
-      replugsPerHour: 0, logger: createLogger({ level: 'warn', write: (line) => warnings.push(line) }),
+      url: rig().mqtt.url,
+      baseTopic: base,
+      first: 0,
+      count: N,
+      rampPerSecond: 600,
+      heartbeatMs: 60_000,
+      replugsPerHour: 0,
+      logger: createLogger({ level: 'warn', write: (line) => warnings.push(line) }),
     });
     await fleet.start();
     await early.waitForComplete(N, 30_000);
@@ -89,11 +95,19 @@ describe('fleet simulator: 300 robots on one broker', function () {
   it('every robot that stops says so: offline, retained', async () => {
     await fleet.stop();
     const offline = (o: FleetObserver) => [...o.robots.values()].filter((r) => r.availability === 'offline').length;
-    await early.waitFor(() => offline(early) === N, 20_000, () => `${offline(early)} of ${N} offline`);
+    await early.waitFor(
+      () => offline(early) === N,
+      20_000,
+      () => `${offline(early)} of ${N} offline`,
+    );
     // And a dashboard that connects afterwards finds them offline: retained.
     const late = await FleetObserver.connect(rig().mqtt.url, base);
     try {
-      await late.waitFor(() => offline(late) === N, 20_000, () => `${offline(late)} of ${N} offline`);
+      await late.waitFor(
+        () => offline(late) === N,
+        20_000,
+        () => `${offline(late)} of ${N} offline`,
+      );
     } finally {
       await late.close();
     }

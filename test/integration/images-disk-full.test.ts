@@ -27,7 +27,10 @@ describe('images: a disk that fills mid-pull', function () {
     needRig(this);
     const ctx = tempDir('rfa-zeros-');
     writeFileSync(join(ctx, 'zeros.bin'), Buffer.alloc(96 * 1024 * 1024));
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM ${rig().fixtures.registryImages.v339}\nCOPY zeros.bin /opt/ros/zeros.bin\n`);
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      `FROM ${rig().fixtures.registryImages.v339}\nCOPY zeros.bin /opt/ros/zeros.bin\n`,
+    );
     docker('pull', rig().fixtures.registryImages.v339);
     docker('build', '-q', '--network', 'none', '-t', image(), ctx);
     docker('push', image());
@@ -50,12 +53,19 @@ describe('images: a disk that fills mid-pull', function () {
 
   it('fails with disk_full, leaves no image, and the agent carries on', async function () {
     needRig(this);
-    subject = await startAgent({ docker: { socketPath: small!.socketPath }, images: { allow: [`${rig().registry.host}/**`], diskFactor: 1, diskReserve: 0 } });
+    subject = await startAgent({
+      docker: { socketPath: small!.socketPath },
+      images: { allow: [`${rig().registry.host}/**`], diskFactor: 1, diskReserve: 0 },
+    });
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'the small engine');
     const plan = await probe.request(subject.base, 'plan', { id: 'plan', image: image() });
-    assert.equal((plan.result as { fits: boolean }).fits, true, 'the plan must let it start for this test to mean anything');
+    assert.equal(
+      (plan.result as { fits: boolean }).fits,
+      true,
+      'the plan must let it start for this test to mean anything',
+    );
     const pulled = await probe.request(subject.base, 'pull', { id: 'fill', image: image() }, 90_000);
     assert.equal((pulled.error as { code: string } | undefined)?.code, 'disk_full', JSON.stringify(pulled));
     const left = dockerAt(small!.cliArgs, 'image', 'ls', '-q');

@@ -19,7 +19,6 @@ describe('images: push, save, load, import, build, prune on the rig', function (
   let probe: MqttProbe | undefined;
   let dirs: { exportDir: string; importDir: string; buildDir: string };
 
-
   before(async function () {
     needRig(this);
     secured = await startRegistry(tempDir('rfa-reg-'), { auth: true });
@@ -28,23 +27,34 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     await secured?.stop();
   });
 
-  async function agent(o: { passwordFile?: string; keep?: number; allow?: string[]; dockerConfig?: string } = {}): Promise<void> {
+  async function agent(
+    o: { passwordFile?: string; keep?: number; allow?: string[]; dockerConfig?: string } = {},
+  ): Promise<void> {
     const base = tempDir('rfa-img-');
     dirs = { exportDir: join(base, 'export'), importDir: join(base, 'import'), buildDir: join(base, 'build') };
     for (const d of Object.values(dirs)) mkdirSync(d);
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
-      images: { allow: o.allow ?? ['yahboomtechnology/*'], pushAllow: [`${secured.host}/**`], keep: o.keep ?? 3, ...dirs, ...(o.dockerConfig ? { dockerConfig: o.dockerConfig } : {}) },
+      images: {
+        allow: o.allow ?? ['yahboomtechnology/*'],
+        pushAllow: [`${secured.host}/**`],
+        keep: o.keep ?? 3,
+        ...dirs,
+        ...(o.dockerConfig ? { dockerConfig: o.dockerConfig } : {}),
+      },
       registries: {
         'docker.io': { mirror: rig().registry.url },
-        ...(o.dockerConfig ? {} : { [secured.host]: { username: secured.username, passwordFile: o.passwordFile ?? secured.passwordFile } }),
+        ...(o.dockerConfig
+          ? {}
+          : { [secured.host]: { username: secured.username, passwordFile: o.passwordFile ?? secured.passwordFile } }),
       },
     });
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
   }
-  const ask = (command: string, body: Record<string, unknown>, id = `${command}-${Date.now()}-${Math.random()}`) => probe!.request(subject!.base, command, { id, ...body }, 60_000);
+  const ask = (command: string, body: Record<string, unknown>, id = `${command}-${Date.now()}-${Math.random()}`) =>
+    probe!.request(subject!.base, command, { id, ...body }, 60_000);
   const code = (r: Record<string, unknown>) => (r.ok ? 'ok' : (r.error as { code: string }).code);
   const ok = (r: Record<string, unknown>) => {
     assert.equal(r.ok, true, JSON.stringify(r));
@@ -74,7 +84,11 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     assert.ok(pushed.bytesPushed > 2 * 1024 * 1024, JSON.stringify(pushed));
     assert.match(pushed.digest, /^sha256:/);
     assert.deepEqual(contract.commandResultProblems('push', pushed), []);
-    assert.ok(probe!.received.some((m) => m.topic.endsWith('/events') && m.text.includes('"push.progress"') && m.text.includes('"push-1"')));
+    assert.ok(
+      probe!.received.some(
+        (m) => m.topic.endsWith('/events') && m.text.includes('"push.progress"') && m.text.includes('"push-1"'),
+      ),
+    );
     const second = `${secured.host}/yahboomtechnology/ros-foxy:3.4.0`;
     ok(await ask('tag', { source: rig().fixtures.images.v340, target: second }));
     const again = ok(await ask('push', { image: second }));
@@ -87,7 +101,12 @@ describe('images: push, save, load, import, build, prune on the rig', function (
 
   it('takes registry credentials from a Docker config.json as docker login writes it', async () => {
     const file = join(tempDir(), 'config.json');
-    writeFileSync(file, JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`${secured.username}:${secured.password}`).toString('base64') } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        auths: { [secured.host]: { auth: Buffer.from(`${secured.username}:${secured.password}`).toString('base64') } },
+      }),
+    );
     await agent({ dockerConfig: file, allow: ['yahboomtechnology/*', `${secured.host}/**`] });
     docker('pull', rig().fixtures.images.v339);
     const target = `${secured.host}/yahboomtechnology/ros-foxy:from-config-json`;
@@ -105,7 +124,10 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     const target = `${secured.host}/yahboomtechnology/ros-foxy:nope`;
     ok(await ask('tag', { source: rig().fixtures.images.v339, target }));
     assert.equal(code(await ask('push', { image: target })), 'registry_unauthorized');
-    assert.equal(code(await ask('plan', { image: `${secured.host}/yahboomtechnology/ros-foxy:3.3.9` })), 'registry_unauthorized');
+    assert.equal(
+      code(await ask('plan', { image: `${secured.host}/yahboomtechnology/ros-foxy:3.3.9` })),
+      'registry_unauthorized',
+    );
     assert.equal(code(await ask('push', { image: 'yahboomtechnology/ros-foxy:3.3.9' })), 'not_allowed');
   });
 
@@ -161,7 +183,10 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     assert.equal(code(await ask('save', { image, file: 'no/such/dir.tar' })), 'file_not_found');
     assert.equal(code(await ask('load', { file: 'host.tar' })), 'path_outside');
     assert.equal(code(await ask('load', { file: 'missing.tar' })), 'file_not_found');
-    assert.equal(code(await ask('import', { file: '../../etc/passwd', image: 'yahboomtechnology/x:1' })), 'path_outside');
+    assert.equal(
+      code(await ask('import', { file: '../../etc/passwd', image: 'yahboomtechnology/x:1' })),
+      'path_outside',
+    );
     assert.equal(code(await ask('build', { context: '..', image: 'yahboomtechnology/x:1' })), 'path_outside');
     assert.ok(!existsSync('/tmp/escape.tar'));
   });
@@ -176,7 +201,10 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     execFileSync('tar', ['-C', root, '-cf', join(dirs.importDir, 'rootfs.tar'), '.']);
     const imported = ok(await ask('import', { file: 'rootfs.tar', image: 'yahboomtechnology/ros-foxy:imported' }));
     assert.match(imported.imageId, /^sha256:/);
-    assert.equal(docker('run', '--rm', '--network', 'none', 'yahboomtechnology/ros-foxy:imported', '/bin/cat', '/hello.txt'), 'from a usb stick');
+    assert.equal(
+      docker('run', '--rm', '--network', 'none', 'yahboomtechnology/ros-foxy:imported', '/bin/cat', '/hello.txt'),
+      'from a usb stick',
+    );
     assert.equal(code(await ask('import', { file: 'rootfs.tar', image: 'evil/x:1' })), 'not_allowed');
   });
 
@@ -189,23 +217,48 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     writeFileSync(join(ctx, 'Dockerfile'), `FROM ${rig().fixtures.images.v339}\nCOPY student.txt /root/student.txt\n`);
     const built = ok(await ask('build', { context: 'lab', image: 'yahboomtechnology/ros-foxy:lab3' }, 'build-1'));
     assert.equal(built.steps, 2);
-    assert.equal(docker('run', '--rm', '--network', 'none', 'yahboomtechnology/ros-foxy:lab3', 'cat', '/root/student.txt'), 'lab 3');
-    assert.ok(probe!.received.some((m) => m.text.includes('"build.progress"') && m.text.includes('Step 1/2') && m.text.includes('"build-1"')));
+    assert.equal(
+      docker('run', '--rm', '--network', 'none', 'yahboomtechnology/ros-foxy:lab3', 'cat', '/root/student.txt'),
+      'lab 3',
+    );
+    assert.ok(
+      probe!.received.some(
+        (m) => m.text.includes('"build.progress"') && m.text.includes('Step 1/2') && m.text.includes('"build-1"'),
+      ),
+    );
     writeFileSync(join(ctx, 'Broken.Dockerfile'), 'FROM yahboomtechnology/ros-foxy:3.3.9\nCOPY missing.txt /x\n');
-    assert.equal(code(await ask('build', { context: 'lab', dockerfile: 'Broken.Dockerfile', image: 'yahboomtechnology/ros-foxy:broken' })), 'build_failed');
-    assert.equal(code(await ask('build', { context: 'lab', dockerfile: '../../Dockerfile', image: 'yahboomtechnology/ros-foxy:x' })), 'path_outside');
+    assert.equal(
+      code(
+        await ask('build', {
+          context: 'lab',
+          dockerfile: 'Broken.Dockerfile',
+          image: 'yahboomtechnology/ros-foxy:broken',
+        }),
+      ),
+      'build_failed',
+    );
+    assert.equal(
+      code(
+        await ask('build', { context: 'lab', dockerfile: '../../Dockerfile', image: 'yahboomtechnology/ros-foxy:x' }),
+      ),
+      'path_outside',
+    );
   });
 
   it('prunes beyond the newest images.keep per repository, never an image in use or one it does not manage', async () => {
     await agent({ keep: 1 });
-    for (const image of [rig().fixtures.images.v339, rig().fixtures.images.v340, rig().fixtures.images.crash]) docker('pull', image);
+    for (const image of [rig().fixtures.images.v339, rig().fixtures.images.v340, rig().fixtures.images.crash])
+      docker('pull', image);
     docker('tag', rig().fixtures.images.v339, 'other/keepme:1');
     docker('create', '--name', 'rfa-prune-user', '--network', 'none', rig().fixtures.images.v340);
     const result = ok(await ask('prune', {}));
     const removedTags = (result.removed as Array<{ tags: string[] }>).flatMap((r) => r.tags).sort();
     // crash is the newest (kept); 3.4.0 is in use (kept); 3.3.9 loses its managed name only.
     assert.deepEqual(removedTags, [rig().fixtures.images.v339]);
-    assert.deepEqual(localTags().sort(), ['other/keepme:1', rig().fixtures.images.crash, rig().fixtures.images.v340].sort());
+    assert.deepEqual(
+      localTags().sort(),
+      ['other/keepme:1', rig().fixtures.images.crash, rig().fixtures.images.v340].sort(),
+    );
     assert.deepEqual(contract.commandResultProblems('prune', result), []);
   });
 });

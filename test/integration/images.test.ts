@@ -19,7 +19,6 @@ describe('images on the rig', function () {
   let probe: MqttProbe | undefined;
   const events: AgentEvent[] = [];
 
-
   async function agent(images: Record<string, unknown> = {}, registries?: Record<string, unknown>): Promise<void> {
     const r = rig();
     subject = await startAgent({
@@ -32,7 +31,8 @@ describe('images on the rig', function () {
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
   }
-  const ask = (command: string, body: Record<string, unknown>, ms = 30_000) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
+  const ask = (command: string, body: Record<string, unknown>, ms = 30_000) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
   const errorCode = (r: Record<string, unknown>) => (r.ok ? 'ok' : (r.error as { code: string }).code);
 
   beforeEach(function () {
@@ -50,7 +50,9 @@ describe('images on the rig', function () {
 
   /** The registry's own word on the 3.4.0 manifest: what the plan must agree with. */
   async function registryLayers(tag: string): Promise<Array<{ digest: string; size: number }>> {
-    const res = await fetch(`${rig().registry.url}/v2/${rig().fixtures.repository}/manifests/${tag}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const res = await fetch(`${rig().registry.url}/v2/${rig().fixtures.repository}/manifests/${tag}`, {
+      headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
     return ((await res.json()) as { layers: Array<{ digest: string; size: number }> }).layers;
   }
 
@@ -59,13 +61,25 @@ describe('images on the rig', function () {
     await agent();
     const response = await ask('plan', { image: rig().fixtures.images.v340 });
     assert.equal(response.ok, true, JSON.stringify(response));
-    const plan = response.result as { layers: number; present: number; bytesToDownload: number; bytesTotal: number; fits: boolean; source: string; missing: Array<{ digest: string; size: number }>; diskFree: number };
+    const plan = response.result as {
+      layers: number;
+      present: number;
+      bytesToDownload: number;
+      bytesTotal: number;
+      fits: boolean;
+      source: string;
+      missing: Array<{ digest: string; size: number }>;
+      diskFree: number;
+    };
     const layers = await registryLayers('3.4.0');
     assert.equal(plan.layers, 3);
     assert.equal(plan.present, 2);
     assert.equal(plan.bytesToDownload, layers[2]!.size);
     assert.deepEqual(plan.missing, [{ digest: layers[2]!.digest, size: layers[2]!.size }]);
-    assert.equal(plan.bytesTotal, layers.reduce((s, l) => s + l.size, 0));
+    assert.equal(
+      plan.bytesTotal,
+      layers.reduce((s, l) => s + l.size, 0),
+    );
     assert.equal(plan.fits, true);
     assert.equal(plan.source, 'mirror');
     assert.ok(plan.diskFree > 0);
@@ -83,7 +97,10 @@ describe('images on the rig', function () {
     assert.equal(result.source, 'mirror');
     assert.deepEqual(contract.commandResultProblems('pull', result), []);
     assert.deepEqual(localTags(), ['yahboomtechnology/ros-foxy:3.4.0'], 'no mirror-named tag is left behind');
-    const progress = probe!.received.filter((m) => m.topic.endsWith('/events')).map((m) => JSON.parse(m.text) as AgentEvent).filter((e) => e.type === 'pull.progress');
+    const progress = probe!.received
+      .filter((m) => m.topic.endsWith('/events'))
+      .map((m) => JSON.parse(m.text) as AgentEvent)
+      .filter((e) => e.type === 'pull.progress');
     assert.ok(progress.length >= 1, 'no pull.progress event');
     for (const e of progress) {
       assert.equal(e.id, id);
@@ -91,10 +108,23 @@ describe('images on the rig', function () {
     }
     const last = progress.at(-1)! as unknown as { current: number; total: number };
     assert.ok(last.total > 0 && last.current === last.total, JSON.stringify(last));
-    const done = await probe!.waitFor((m) => m.topic.endsWith('/events') && m.text.includes('"pull.done"'), 2000, 'pull.done');
+    const done = await probe!.waitFor(
+      (m) => m.topic.endsWith('/events') && m.text.includes('"pull.done"'),
+      2000,
+      'pull.done',
+    );
     assert.equal((JSON.parse(done.text) as { id: string }).id, id);
-    const image = await waitUntil(() => subject!.agent.store.get().images.find((i) => i.tags.includes('yahboomtechnology/ros-foxy:3.4.0')), 3000, 'inventory');
-    assert.deepEqual(image.layers, JSON.parse(docker('image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'yahboomtechnology/ros-foxy:3.4.0')) as string[]);
+    const image = await waitUntil(
+      () => subject!.agent.store.get().images.find((i) => i.tags.includes('yahboomtechnology/ros-foxy:3.4.0')),
+      3000,
+      'inventory',
+    );
+    assert.deepEqual(
+      image.layers,
+      JSON.parse(
+        docker('image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'yahboomtechnology/ros-foxy:3.4.0'),
+      ) as string[],
+    );
     assert.equal(image.id, result.imageId);
   });
 
@@ -115,7 +145,10 @@ describe('images on the rig', function () {
   it('tag and remove by command; remove refuses an image a container uses', async () => {
     docker('pull', rig().fixtures.images.v339);
     await agent();
-    const tagged = await ask('tag', { source: rig().fixtures.images.v339, target: 'yahboomtechnology/ros-foxy:student-copy' });
+    const tagged = await ask('tag', {
+      source: rig().fixtures.images.v339,
+      target: 'yahboomtechnology/ros-foxy:student-copy',
+    });
     assert.equal(tagged.ok, true, JSON.stringify(tagged));
     assert.ok(localTags().includes('yahboomtechnology/ros-foxy:student-copy'));
     const removed = await ask('remove', { image: 'yahboomtechnology/ros-foxy:student-copy' });
@@ -135,9 +168,20 @@ describe('images on the rig', function () {
     assert.equal(errorCode(await ask('pull', {})), 'invalid_args');
     assert.equal(errorCode(await ask('plan', { image: 'yahboomtechnology/ros-foxy:9.9.9' })), 'image_not_found');
     assert.equal(errorCode(await ask('pull', { image: 'yahboomtechnology/ros-foxy:9.9.9' })), 'image_not_found');
-    assert.equal(errorCode(await ask('plan', { image: `127.0.0.1:${dead}/yahboomtechnology/ros-foxy:1` })), 'registry_unreachable');
-    assert.equal(errorCode(await ask('tag', { source: 'yahboomtechnology/ros-foxy:nope', target: 'yahboomtechnology/ros-foxy:x' })), 'image_not_found');
-    assert.equal(errorCode(await ask('tag', { source: rig().fixtures.images.v339, target: 'evil/backdoor:1' })), 'not_allowed');
+    assert.equal(
+      errorCode(await ask('plan', { image: `127.0.0.1:${dead}/yahboomtechnology/ros-foxy:1` })),
+      'registry_unreachable',
+    );
+    assert.equal(
+      errorCode(
+        await ask('tag', { source: 'yahboomtechnology/ros-foxy:nope', target: 'yahboomtechnology/ros-foxy:x' }),
+      ),
+      'image_not_found',
+    );
+    assert.equal(
+      errorCode(await ask('tag', { source: rig().fixtures.images.v339, target: 'evil/backdoor:1' })),
+      'not_allowed',
+    );
     assert.equal(errorCode(await ask('remove', { image: 'yahboomtechnology/ros-foxy:nope' })), 'image_not_found');
     assert.ok(events.some((e) => e.type === 'pull.failed'));
     assert.deepEqual(localTags(), []);
@@ -181,7 +225,10 @@ describe('images: a registry that misbehaves', function () {
   });
 
   async function agentFor(host: string, images: Record<string, unknown> = {}): Promise<void> {
-    subject = await startAgent({ docker: { socketPath: rig().docker.socketPath }, images: { allow: [`${host}/**`], ...images } });
+    subject = await startAgent({
+      docker: { socketPath: rig().docker.socketPath },
+      images: { allow: [`${host}/**`], ...images },
+    });
     probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
@@ -192,7 +239,10 @@ describe('images: a registry that misbehaves', function () {
     faulty = await FaultyRegistry.start(rig().registry.url, 'error500');
     await agentFor(faulty.host);
     for (const command of ['plan', 'pull']) {
-      const r = await probe!.request(subject!.base, command, { id: `${command}-500`, image: `${faulty.host}/yahboomtechnology/ros-foxy:3.3.9` });
+      const r = await probe!.request(subject!.base, command, {
+        id: `${command}-500`,
+        image: `${faulty.host}/yahboomtechnology/ros-foxy:3.3.9`,
+      });
       assert.equal((r.error as { code: string }).code, 'registry_error', JSON.stringify(r));
     }
   });
@@ -236,7 +286,10 @@ describe('images: platforms and pull-through mirrors', function () {
   }
 
   /** Publishes a manifest list naming existing tags' manifests for the given platforms. */
-  async function publishList(tag: string, entries: Array<{ from: string; architecture: string }>): Promise<Record<string, string>> {
+  async function publishList(
+    tag: string,
+    entries: Array<{ from: string; architecture: string }>,
+  ): Promise<Record<string, string>> {
     const base = `${rig().registry.url}/v2/${rig().fixtures.repository}`;
     const digests: Record<string, string> = {};
     const manifests = [];
@@ -244,10 +297,23 @@ describe('images: platforms and pull-through mirrors', function () {
       const res = await fetch(`${base}/manifests/${e.from}`, { headers: { accept: V2 } });
       const body = Buffer.from(await res.arrayBuffer());
       digests[e.from] = res.headers.get('docker-content-digest')!;
-      manifests.push({ mediaType: V2, size: body.length, digest: digests[e.from], platform: { architecture: e.architecture, os: 'linux' } });
+      manifests.push({
+        mediaType: V2,
+        size: body.length,
+        digest: digests[e.from],
+        platform: { architecture: e.architecture, os: 'linux' },
+      });
     }
-    const list = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests };
-    const put = await fetch(`${base}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': list.mediaType }, body: JSON.stringify(list) });
+    const list = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests,
+    };
+    const put = await fetch(`${base}/manifests/${tag}`, {
+      method: 'PUT',
+      headers: { 'content-type': list.mediaType },
+      body: JSON.stringify(list),
+    });
     assert.equal(put.status, 201, await put.text());
     return digests;
   }
@@ -256,16 +322,41 @@ describe('images: platforms and pull-through mirrors', function () {
     needRig(this);
     const arch = JSON.parse(docker('version', '--format', '{{json .Server.Arch}}')) as string;
     const other = arch === 'amd64' ? 'arm64' : 'amd64';
-    const digests = await publishList('multi', [{ from: '3.4.0', architecture: other }, { from: '3.3.9', architecture: arch }]);
+    const digests = await publishList('multi', [
+      { from: '3.4.0', architecture: other },
+      { from: '3.3.9', architecture: arch },
+    ]);
     await publishList('foreign', [{ from: '3.4.0', architecture: 's390x' }]);
     const r = rig();
     await agentWith({ images: { allow: [`${r.registry.host}/**`] } });
-    const plan = await probe!.request(subject!.base, 'plan', { id: 'multi', image: `${r.registry.host}/${r.fixtures.repository}:multi` });
+    const plan = await probe!.request(subject!.base, 'plan', {
+      id: 'multi',
+      image: `${r.registry.host}/${r.fixtures.repository}:multi`,
+    });
     assert.equal((plan.result as { digest: string }).digest, digests['3.3.9'], JSON.stringify(plan));
-    const pulled = await probe!.request(subject!.base, 'pull', { id: 'multi-pull', image: `${r.registry.host}/${r.fixtures.repository}:multi` }, 30_000);
+    const pulled = await probe!.request(
+      subject!.base,
+      'pull',
+      { id: 'multi-pull', image: `${r.registry.host}/${r.fixtures.repository}:multi` },
+      30_000,
+    );
     assert.equal(pulled.ok, true, JSON.stringify(pulled));
-    assert.equal(docker('run', '--rm', '--network', 'none', `${r.registry.host}/${r.fixtures.repository}:multi`, 'cat', '/etc/ros-version'), '3.3.9');
-    const foreign = await probe!.request(subject!.base, 'plan', { id: 'foreign', image: `${r.registry.host}/${r.fixtures.repository}:foreign` });
+    assert.equal(
+      docker(
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        `${r.registry.host}/${r.fixtures.repository}:multi`,
+        'cat',
+        '/etc/ros-version',
+      ),
+      '3.3.9',
+    );
+    const foreign = await probe!.request(subject!.base, 'plan', {
+      id: 'foreign',
+      image: `${r.registry.host}/${r.fixtures.repository}:foreign`,
+    });
     assert.equal((foreign.error as { code: string }).code, 'platform_not_found');
     assert.match((foreign.error as { message: string }).message, /linux\/s390x/);
   });
@@ -274,12 +365,17 @@ describe('images: platforms and pull-through mirrors', function () {
     needRig(this);
     const r = rig();
     proxy = await startRegistry(tempDir('rfa-mirror-'), { proxyRemoteUrl: r.registry.url });
-    await agentWith({ images: { allow: [`${r.registry.host}/**`] }, registries: { [r.registry.host]: { mirror: proxy.url } } });
+    await agentWith({
+      images: { allow: [`${r.registry.host}/**`] },
+      registries: { [r.registry.host]: { mirror: proxy.url } },
+    });
     const image = r.fixtures.registryImages.v340;
     const pulled = await probe!.request(subject!.base, 'pull', { id: 'via-mirror', image }, 30_000);
     assert.equal(pulled.ok, true, JSON.stringify(pulled));
     assert.equal((pulled.result as { source: string }).source, 'mirror');
-    assert.deepEqual(docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean), [image]);
+    assert.deepEqual(docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').split('\n').filter(Boolean), [
+      image,
+    ]);
     const cached = (await (await fetch(`${proxy.url}/v2/_catalog`)).json()) as { repositories: string[] };
     assert.ok(cached.repositories.includes(r.fixtures.repository), 'the mirror now holds the image for the next robot');
   });

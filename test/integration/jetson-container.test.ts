@@ -42,7 +42,8 @@ describe('the Jetson Nano path: install.sh --container in an arm64 root with Doc
 
   /** A command inside the arm64 root, as root on the robot would run it, the engine's socket at /run/docker.sock. */
   const inRootArgs = (args: string[]) => {
-    const script = 'mount --bind "$1" "$2/run/docker.sock" && root="$2" && shift 2 && exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"';
+    const script =
+      'mount --bind "$1" "$2/run/docker.sock" && root="$2" && shift 2 && exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"';
     return ['-m', '--', 'sh', '-c', script, 'sh', socket, root, ...args];
   };
   const run = (args: string[]) => spawnSync('unshare', inRootArgs(args), { encoding: 'utf8' });
@@ -50,12 +51,19 @@ describe('the Jetson Nano path: install.sh --container in an arm64 root with Doc
 
   before(function () {
     if (!rig()) return;
-    const built = spawnSync('bash', [join(packageRoot(), 'deploy/build-image.sh'), '--platform', 'linux/arm64', IMAGE], {
-      encoding: 'utf8',
-      env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}` },
-    });
+    const built = spawnSync(
+      'bash',
+      [join(packageRoot(), 'deploy/build-image.sh'), '--platform', 'linux/arm64', IMAGE],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, DOCKER_HOST: `unix://${rig().docker.socketPath}` },
+      },
+    );
     assert.equal(built.status, 0, built.stderr);
-    const tarball = execFileSync('bash', [join(packageRoot(), 'scripts/jetson-root.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+    const tarball = execFileSync('bash', [join(packageRoot(), 'scripts/jetson-root.sh')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1)!;
     root = tempDir('rfa-jetson-');
     execFileSync('tar', ['-C', root, '-xf', tarball]);
     // The checkout, as an operator copies it onto the robot (install.sh --container needs no build).
@@ -85,7 +93,12 @@ describe('the Jetson Nano path: install.sh --container in an arm64 root with Doc
     const r = run(['bash', '/opt/src/deploy/install.sh']);
     assert.equal(r.status, 3, r.stderr + r.stdout);
     assert.match(r.stderr, /glibc_too_old: .*glibc 2\.27.*--container IMAGE/);
-    for (const path of ['etc/robot-agent', 'etc/systemd/system/robot-agent.service', 'etc/udev/rules.d/99-robot-agent.rules', 'opt/robot-agent']) {
+    for (const path of [
+      'etc/robot-agent',
+      'etc/systemd/system/robot-agent.service',
+      'etc/udev/rules.d/99-robot-agent.rules',
+      'opt/robot-agent',
+    ]) {
       assert.ok(!existsSync(join(root, path)), `${path} not written`);
     }
   });
@@ -95,8 +108,14 @@ describe('the Jetson Nano path: install.sh --container in an arm64 root with Doc
     const r = run(['bash', '/opt/src/deploy/install.sh', '--container', IMAGE]);
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Docker 20\.10\.24\+dfsg1: installing the agent image robot-agent:jetson-test into \//);
-    assert.equal(readFileSync(join(root, 'etc/udev/rules.d/99-robot-agent.rules'), 'utf8'), readFileSync(join(packageRoot(), 'deploy/udev/99-robot-agent.rules'), 'utf8'));
-    assert.ok(existsSync(join(root, 'var/lib/robot-agent')) && !existsSync(join(root, 'opt/robot-agent')), 'state dir, and no Node package');
+    assert.equal(
+      readFileSync(join(root, 'etc/udev/rules.d/99-robot-agent.rules'), 'utf8'),
+      readFileSync(join(packageRoot(), 'deploy/udev/99-robot-agent.rules'), 'utf8'),
+    );
+    assert.ok(
+      existsSync(join(root, 'var/lib/robot-agent')) && !existsSync(join(root, 'opt/robot-agent')),
+      'state dir, and no Node package',
+    );
     const unit = readFileSync(join(root, 'etc/systemd/system/robot-agent.service'), 'utf8');
     const execStart = unitCommand(unit, 'ExecStart');
     assert.equal(execStart.at(-1), IMAGE);
@@ -112,19 +131,29 @@ describe('the Jetson Nano path: install.sh --container in an arm64 root with Doc
     // (the rig has no robot /dev, /sys or udev to lend: empty ones stand in).
     for (const d of ['dev', 'sys', 'run/udev']) mkdirSync(join(root, d), { recursive: true });
     const onHost = (arg: string) =>
-      arg.replace(/^\/var\/run\/docker\.sock:/, `${socket}:`).replace(/^\/(etc\/robot-agent|var\/lib\/robot-agent|dev|sys|run\/udev):/, `${root}/$1:`);
+      arg
+        .replace(/^\/var\/run\/docker\.sock:/, `${socket}:`)
+        .replace(/^\/(etc\/robot-agent|var\/lib\/robot-agent|dev|sys|run\/udev):/, `${root}/$1:`);
     const pre = run(unitCommand(unit, 'ExecStartPre'));
     assert.ok(pre.status === 0 || /No such container/.test(pre.stderr), pre.stderr);
     const agent = start(execStart.map(onHost));
     const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
     try {
-      const login = () => ({ username: 'robot-agent', password: readFileSync(join(root, 'var/lib/robot-agent/embedded-broker.password'), 'utf8').trim() });
-      const probe = await waitUntil(() => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }), 180_000, 'the arm64 agent listening');
+      const login = () => ({
+        username: 'robot-agent',
+        password: readFileSync(join(root, 'var/lib/robot-agent/embedded-broker.password'), 'utf8').trim(),
+      });
+      const probe = await waitUntil(
+        () => MqttProbe.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...login() }),
+        180_000,
+        'the arm64 agent listening',
+      );
       try {
         await probe.subscribe(`fleet/${robot}/#`);
         const host = await probe.waitForTopic(`fleet/${robot}/state/host`, 60_000);
         assert.equal((JSON.parse(host.text) as { arch: string }).arch, 'arm64');
-        const dockerUp = (m: Received) => m.topic === `fleet/${robot}/state/docker` && (JSON.parse(m.text) as AgentState['docker']).available;
+        const dockerUp = (m: Received) =>
+          m.topic === `fleet/${robot}/state/docker` && (JSON.parse(m.text) as AgentState['docker']).available;
         const state = await probe.waitFor(dockerUp, 90_000, 'state/docker with the engine available');
         assert.equal((JSON.parse(state.text) as AgentState['docker']).version, '20.10.24+dfsg1');
         assert.equal((await probe.request(`fleet/${robot}`, 'ping', { id: 'on-the-jetson' }, 30_000)).ok, true);

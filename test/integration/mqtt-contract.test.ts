@@ -28,8 +28,7 @@ describe('MQTT contract against mosquitto', function () {
     else if (leaf === 'state') contract.assert('state-summary.json', JSON.parse(m.text));
     else if (leaf.startsWith('state/')) {
       contract.assert(`state.json#/properties/${leaf.slice('state/'.length)}`, JSON.parse(m.text));
-    }
-    else if (leaf === 'events') contract.assert('event.json', JSON.parse(m.text));
+    } else if (leaf === 'events') contract.assert('event.json', JSON.parse(m.text));
     else if (leaf.startsWith('response/')) contract.assert('response.json', JSON.parse(m.text));
     else if (!leaf.startsWith('request/')) assert.fail(`undocumented topic ${m.topic}`);
   }
@@ -39,7 +38,11 @@ describe('MQTT contract against mosquitto', function () {
     probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
     const robot = uniqueRobotId();
     await probe.subscribe(`fleet/${robot}/#`);
-    subject = await startAgent({ robot: { id: robot }, mqtt: { url: rig.mqtt.url }, docker: { socketPath: rig.docker.socketPath } });
+    subject = await startAgent({
+      robot: { id: robot },
+      mqtt: { url: rig.mqtt.url },
+      docker: { socketPath: rig.docker.socketPath },
+    });
     await probe.waitForTopic(`${subject.base}/availability`, 5000, (m) => m.text === 'online');
     const on = (leaf: string) => (m: Received) => m.topic === `${subject!.base}/${leaf}`;
     const summaryUp = (m: Received) => on('state')(m) && (JSON.parse(m.text) as { docker: boolean }).docker;
@@ -49,11 +52,16 @@ describe('MQTT contract against mosquitto', function () {
     await probe.request(subject.base, 'ping', { id: 'c1' });
     await probe.request(subject.base, 'state', { id: 'c2' });
     await probe.request(subject.base, 'nope', { id: 'c3' });
-    await probe.waitFor((m) => m.topic === `${subject!.base}/events` && m.text.includes('docker.connected'), 5000, 'docker.connected');
+    await probe.waitFor(
+      (m) => m.topic === `${subject!.base}/events` && m.text.includes('docker.connected'),
+      5000,
+      'docker.connected',
+    );
     await subject.stop();
     await probe.waitForTopic(`${subject.base}/availability`, 3000, (m) => m.text === 'offline');
     const topics = new Set(probe.received.map((m) => m.topic.slice(subject!.base.length + 1)));
-    for (const leaf of ['availability', 'state', 'events', 'response/ping', 'response/state', 'response/nope']) assert.ok(topics.has(leaf), `nothing on ${leaf}`);
+    for (const leaf of ['availability', 'state', 'events', 'response/ping', 'response/state', 'response/nope'])
+      assert.ok(topics.has(leaf), `nothing on ${leaf}`);
     for (const section of STATE_SECTIONS) assert.ok(topics.has(`state/${section}`), `nothing on state/${section}`);
     for (const m of probe.received) validate(subject.base, m);
     for (const m of probe.messagesOn(`${subject.base}/state`)) {
@@ -116,7 +124,12 @@ describe('MQTT contract against mosquitto', function () {
     const rig = needRig(this);
     const dir = tempDir();
     const robot = uniqueRobotId('crash');
-    const config = writeYaml(dir, 'c.yaml', { robot: { id: robot }, mqtt: { url: rig.mqtt.url }, state: { dir: join(dir, 's') }, docker: { socketPath: join(dir, 'none.sock') } });
+    const config = writeYaml(dir, 'c.yaml', {
+      robot: { id: robot },
+      mqtt: { url: rig.mqtt.url },
+      state: { dir: join(dir, 's') },
+      docker: { socketPath: join(dir, 'none.sock') },
+    });
     const agent = spawnAgent(['run', '--config', config]);
     probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
     await probe.subscribe(`fleet/${robot}/availability`);

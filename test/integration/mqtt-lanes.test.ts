@@ -58,11 +58,15 @@ describe('command lanes on the rig (issue 19.3)', function () {
       await probe.client.publishAsync(`${b}/request/plan`, JSON.stringify(body), { qos: 1 });
     }
     // Four run (and hang); the other four are refused at once.
-    const busy = await waitUntil(() => {
-      const answers = probe!.messagesOn(`${b}/response/plan`);
-      const codes = answers.map((m) => (JSON.parse(m.text) as { error?: { code: string } }).error?.code);
-      return codes.length >= 4 ? codes : undefined;
-    }, 10_000, 'four busy plans');
+    const busy = await waitUntil(
+      () => {
+        const answers = probe!.messagesOn(`${b}/response/plan`);
+        const codes = answers.map((m) => (JSON.parse(m.text) as { error?: { code: string } }).error?.code);
+        return codes.length >= 4 ? codes : undefined;
+      },
+      10_000,
+      'four busy plans',
+    );
     assert.deepEqual(busy, ['busy', 'busy', 'busy', 'busy']);
     for (const command of ['ping', 'state', 'devices', 'containers']) {
       const response = await probe.request(b, command, { id: `quick-${command}` }, 5000);

@@ -82,7 +82,12 @@ describe('MQTT link resilience', function () {
     await waitUntil(() => subject!.agent.store.get().agent.mqtt.connected, 5000, 'connected');
     // The dashboard will be offline too while the broker is down, so it keeps a session.
     const dashboardId = `dash-${Date.now()}`;
-    const session = { protocolVersion: 5 as const, clientId: dashboardId, clean: false, properties: { sessionExpiryInterval: 300 } };
+    const session = {
+      protocolVersion: 5 as const,
+      clientId: dashboardId,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    };
     probe = await MqttProbe.connect(broker.url, session);
     await probe.subscribe(`${subject.base}/events`, `${subject.base}/response/#`);
     await probe.close();
@@ -92,12 +97,24 @@ describe('MQTT link resilience', function () {
     assert.equal(subject.agent.store.get().agent.mqtt.eventsDropped, 5);
     await broker.start();
     // Whoever comes back first, the broker holds the events for the dashboard's session.
-    await waitUntil(() => subject!.agent.store.get().agent.mqtt.eventsBuffered === 0 && subject!.agent.store.get().agent.mqtt.connected, 8000, 'agent flushed');
+    await waitUntil(
+      () =>
+        subject!.agent.store.get().agent.mqtt.eventsBuffered === 0 && subject!.agent.store.get().agent.mqtt.connected,
+      8000,
+      'agent flushed',
+    );
     probe = await MqttProbe.connect(broker.url, session);
-    const got = await waitUntil(() => {
-      const ns = probe!.received.map((m) => JSON.parse(m.text) as { type: string; n?: number }).filter((e) => e.type === 'test.offline').map((e) => e.n);
-      return ns.length >= 10 ? ns : undefined;
-    }, 8000, 'ten buffered events');
+    const got = await waitUntil(
+      () => {
+        const ns = probe!.received
+          .map((m) => JSON.parse(m.text) as { type: string; n?: number })
+          .filter((e) => e.type === 'test.offline')
+          .map((e) => e.n);
+        return ns.length >= 10 ? ns : undefined;
+      },
+      8000,
+      'ten buffered events',
+    );
     assert.deepEqual(got, [6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     const state = await probe.request(subject.base, 'state', { id: 'after' });
     assert.equal((state.result as { agent: { mqtt: { eventsDropped: number } } }).agent.mqtt.eventsDropped, 5);
@@ -110,13 +127,24 @@ describe('MQTT link resilience', function () {
     broker = await startMosquitto(tempDir('rfa-mq-'));
     const blocker = join(tempDir(), 'blocker');
     writeFileSync(blocker, 'not a directory');
-    subject = await startAgent({ mqtt: { url: broker.url, protocolVersion: 5 }, state: { dir: join(blocker, 'state') } });
+    subject = await startAgent({
+      mqtt: { url: broker.url, protocolVersion: 5 },
+      state: { dir: join(blocker, 'state') },
+    });
     const failed = subject.agent.store.get().agent.modules['state-dir'];
     assert.equal(failed?.status, 'failed');
     assert.equal(failed?.error?.code, 'state_dir');
-    assert.ok(subject.logs.some((l) => l.msg === 'module failed to start; will retry' && l.module === 'supervisor' && l.target === 'state-dir'));
+    assert.ok(
+      subject.logs.some(
+        (l) => l.msg === 'module failed to start; will retry' && l.module === 'supervisor' && l.target === 'state-dir',
+      ),
+    );
     rmSync(blocker);
-    await waitUntil(() => subject!.agent.store.get().agent.modules['state-dir']?.status === 'running', 5000, 'state dir retried');
+    await waitUntil(
+      () => subject!.agent.store.get().agent.modules['state-dir']?.status === 'running',
+      5000,
+      'state dir retried',
+    );
     probe = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
     await probe.subscribe(`${subject.base}/#`);
     await waitUntil(() => subject!.agent.store.get().agent.mqtt.connected, 5000, 'agent connected to its broker');

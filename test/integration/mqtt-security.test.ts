@@ -27,10 +27,20 @@ describe('MQTT TLS and credentials', function () {
     const rig = needRig(this);
     const c = rig.mqtt.certs;
     // The stranger CA did not sign the broker's certificate: verification must fail.
-    subject = await startAgent({ mqtt: { url: rig.mqtt.tlsUrl, ca: c.strangerCert.replace('stranger.pem', 'stranger-ca.pem'), cert: c.clientCert, key: c.clientKey } });
+    subject = await startAgent({
+      mqtt: {
+        url: rig.mqtt.tlsUrl,
+        ca: c.strangerCert.replace('stranger.pem', 'stranger-ca.pem'),
+        cert: c.clientCert,
+        key: c.clientKey,
+      },
+    });
     await sleep(1500);
     assert.equal(subject.agent.store.get().agent.mqtt.connected, false);
-    assert.ok(subject.logs.some((l) => l.msg === 'broker connection error'), 'the refusal is logged');
+    assert.ok(
+      subject.logs.some((l) => l.msg === 'broker connection error'),
+      'the refusal is logged',
+    );
   });
 
   it('is refused without a client certificate, and keeps running', async function () {
@@ -52,9 +62,15 @@ describe('MQTT TLS and credentials', function () {
 
   it('authenticates with the password from its file; a wrong password never shows in logs or state', async function () {
     const rig = needRig(this);
-    subject = await startAgent({ mqtt: { url: rig.mqtt.authUrl, username: rig.mqtt.username, passwordFile: rig.mqtt.passwordFile } });
+    subject = await startAgent({
+      mqtt: { url: rig.mqtt.authUrl, username: rig.mqtt.username, passwordFile: rig.mqtt.passwordFile },
+    });
     await waitUntil(() => subject!.agent.store.get().agent.mqtt.connected, 5000, 'connected with password');
-    const probe = await MqttProbe.connect(rig.mqtt.authUrl, { username: rig.mqtt.username, password: rig.mqtt.password, protocolVersion: 5 });
+    const probe = await MqttProbe.connect(rig.mqtt.authUrl, {
+      username: rig.mqtt.username,
+      password: rig.mqtt.password,
+      protocolVersion: 5,
+    });
     await probe.subscribe(`${subject.base}/#`);
     const state = await probe.request(subject.base, 'state', { id: 'pw' });
     await probe.close();
@@ -64,7 +80,9 @@ describe('MQTT TLS and credentials', function () {
     const dir = tempDir();
     const wrong = 'not-the-password-0451';
     writeFileSync(join(dir, 'pw'), wrong);
-    subject = await startAgent({ mqtt: { url: rig.mqtt.authUrl, username: rig.mqtt.username, passwordFile: join(dir, 'pw') } });
+    subject = await startAgent({
+      mqtt: { url: rig.mqtt.authUrl, username: rig.mqtt.username, passwordFile: join(dir, 'pw') },
+    });
     await sleep(1500);
     assert.equal(subject.agent.store.get().agent.mqtt.connected, false);
     const logText = JSON.stringify(subject.logs);

@@ -80,16 +80,20 @@ describe('restores survive SIGKILL at every step of the replacement', function (
       // A request sent before the agent subscribed is lost (no session yet): asked until it begins.
       const exited = doomed.exited(90_000);
       let begun = false;
-      void exited.then(() => (begun = true), () => undefined);
+      void exited.then(
+        () => (begun = true),
+        () => undefined,
+      );
       while (!begun) {
         const id = `restore-${Date.now()}`;
         const since = Date.now();
         const body = JSON.stringify({ id, container: 'ros', image: images.v340 });
         await probe!.client.publishAsync(`${base}/request/restore`, body, { qos: 1 });
         const event = (m: Received) => m.at >= since && m.topic === `${base}/events` && m.text.includes(`"id":"${id}"`);
-        await probe!
-          .waitFor(event, 3_000, 'the restore to begin')
-          .then(() => (begun = true), () => undefined);
+        await probe!.waitFor(event, 3_000, 'the restore to begin').then(
+          () => (begun = true),
+          () => undefined,
+        );
       }
       assert.equal(await exited, 'SIGKILL', `the agent was to be killed at ${step}`);
       running = undefined;

@@ -22,7 +22,8 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
   let dir: string;
   const events: AgentEvent[] = [];
 
-  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
+  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
   const ok = (r: Record<string, unknown>) => {
     assert.equal(r.ok, true, JSON.stringify(r));
     return r.result as Record<string, any>;
@@ -32,11 +33,23 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
   /** The ROS image pulled straight from the rig registry, so a push there can mount its base layers. */
   const source = () => `${host()}/yahboomtechnology/ros-foxy:3.3.9`;
 
-  async function agent(o: { snapshots?: Record<string, unknown>; pushAllow?: string[]; registries?: Record<string, unknown>; exportMaxBytes?: number } = {}): Promise<void> {
+  async function agent(
+    o: {
+      snapshots?: Record<string, unknown>;
+      pushAllow?: string[];
+      registries?: Record<string, unknown>;
+      exportMaxBytes?: number;
+    } = {},
+  ): Promise<void> {
     for (const d of ['export', 'data']) mkdirSync(join(dir, d), { recursive: true });
     subject = await startAgent({
       docker: { socketPath: rig().docker.socketPath },
-      images: { allow: [`${host()}/**`, 'yahboomtechnology/*'], pushAllow: o.pushAllow ?? [`${host()}/fleet/**`, `${secured.host}/**`], exportDir: join(dir, 'export'), ...(o.exportMaxBytes !== undefined ? { exportMaxBytes: o.exportMaxBytes } : {}) },
+      images: {
+        allow: [`${host()}/**`, 'yahboomtechnology/*'],
+        pushAllow: o.pushAllow ?? [`${host()}/fleet/**`, `${secured.host}/**`],
+        exportDir: join(dir, 'export'),
+        ...(o.exportMaxBytes !== undefined ? { exportMaxBytes: o.exportMaxBytes } : {}),
+      },
       registries: o.registries ?? {},
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
@@ -73,9 +86,22 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
   it('commits with author, message and labels, one layer more; pushes only that layer; a clean engine pulls it with the changes; saves a tar', async () => {
     await agent();
     docker('exec', 'ros', 'sh', '-c', 'echo student-work > /root/work.txt');
-    const result = ok(await ask('snapshot', { container: 'ros', message: 'lesson 3', author: 'Ada <ada@lab>', push: true, save: 'ros-lesson3.tar' }));
+    const result = ok(
+      await ask('snapshot', {
+        container: 'ros',
+        message: 'lesson 3',
+        author: 'Ada <ada@lab>',
+        push: true,
+        save: 'ros-lesson3.tar',
+      }),
+    );
     assert.deepEqual(contract.commandResultProblems('snapshot', result), []);
-    const image = JSON.parse(docker('image', 'inspect', result.image))[0] as { Author: string; Comment: string; Config: { Labels: Record<string, string> }; RootFS: { Layers: string[] } };
+    const image = JSON.parse(docker('image', 'inspect', result.image))[0] as {
+      Author: string;
+      Comment: string;
+      Config: { Labels: Record<string, string> };
+      RootFS: { Layers: string[] };
+    };
     const base = JSON.parse(docker('image', 'inspect', source()))[0] as { RootFS: { Layers: string[] } };
     assert.equal(image.Author, 'Ada <ada@lab>');
     assert.equal(image.Comment, 'lesson 3');
@@ -87,12 +113,18 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(labels['io.robot-agent.snapshot.source-image'], source());
     assert.match(labels['io.robot-agent.snapshot.source-digest']!, /@sha256:/);
     assert.ok(labels['io.robot-agent.snapshot.created']);
-    assert.match(result.image, new RegExp(`^${host()}/fleet/snapshots:${subject!.loaded.config.robot.id}-\\d{8}-\\d{6}$`));
+    assert.match(
+      result.image,
+      new RegExp(`^${host()}/fleet/snapshots:${subject!.loaded.config.robot.id}-\\d{8}-\\d{6}$`),
+    );
     assert.deepEqual(result.excluded, [{ type: 'bind', source: join(dir, 'data'), destination: '/data' }]);
 
     // Only the snapshot's own layer went up: the registry had the base.
     assert.equal(result.pushed.layersPushed.length, 1, JSON.stringify(result.pushed));
-    assert.ok(result.pushed.bytesPushed > 0 && result.pushed.bytesPushed < 64 * 1024, `pushed ${result.pushed.bytesPushed} bytes for a ${result.layerBytes}-byte layer`);
+    assert.ok(
+      result.pushed.bytesPushed > 0 && result.pushed.bytesPushed < 64 * 1024,
+      `pushed ${result.pushed.bytesPushed} bytes for a ${result.layerBytes}-byte layer`,
+    );
     assert.ok(events.some((e) => e.type === 'snapshot.done' && e.image === result.image));
 
     const other = await startDockerd(join(tempDir('rfa-d2-'), 'd'));
@@ -106,7 +138,10 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(result.savedTo.file, join(dir, 'export', 'ros-lesson3.tar'));
     assert.ok(statSync(result.savedTo.file).size > 1000);
     const listed = ok(await ask('snapshots', {}));
-    assert.deepEqual(listed.map((s: { image: string }) => s.image), [result.image]);
+    assert.deepEqual(
+      listed.map((s: { image: string }) => s.image),
+      [result.image],
+    );
     assert.equal(listed[0].pushed, result.image);
     assert.equal(listed[0].savedTo, result.savedTo.file);
     contract.assert('state.json', subject!.agent.store.get());
@@ -139,12 +174,20 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
 
   it('the schedule snapshots a changed container and skips an unchanged one', async () => {
     await agent({ snapshots: { schedule: '*/2 * * * * *', containers: ['ros'] } });
-    const skipped = await waitUntil(() => events.find((e) => e.type === 'snapshot.skipped'), 6000, 'a skip with no changes');
+    const skipped = await waitUntil(
+      () => events.find((e) => e.type === 'snapshot.skipped'),
+      6000,
+      'a skip with no changes',
+    );
     assert.equal(skipped.reason, 'no changes');
     docker('exec', 'ros', 'sh', '-c', 'echo changed > /root/work.txt');
     await waitUntil(() => events.find((e) => e.type === 'snapshot.done'), 8000, 'a scheduled snapshot');
     events.length = 0;
-    const again = await waitUntil(() => events.find((e) => e.type === 'snapshot.skipped' || e.type === 'snapshot.done'), 6000, 'the next round');
+    const again = await waitUntil(
+      () => events.find((e) => e.type === 'snapshot.skipped' || e.type === 'snapshot.done'),
+      6000,
+      'the next round',
+    );
     assert.equal(again.type, 'snapshot.skipped');
     assert.equal(again.reason, 'no changes since the last snapshot');
   });
@@ -155,7 +198,8 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     writeFileSync(outside, 'root:secret\n');
     const exportDir = join(dir, 'export');
     const snapshotsHere = () =>
-      docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean).length;
+      docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean)
+        .length;
     // The old temp name, planted as a link (issue 12.1): written through by the old code.
     symlinkSync(outside, join(exportDir, 'snap.tar.partial'));
     docker('exec', 'ros', 'sh', '-c', 'echo one > /root/work.txt');
@@ -185,7 +229,9 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     const wrong = join(dir, 'wrong.password');
     writeFileSync(wrong, 'not-the-password\n');
     await agent({ registries: { [secured.host]: { username: secured.username, passwordFile: wrong } } });
-    const snapshotsHere = () => docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean).length;
+    const snapshotsHere = () =>
+      docker('image', 'ls', '--filter', 'label=io.robot-agent.snapshot.container', '-q').split('\n').filter(Boolean)
+        .length;
     assert.equal(code(await ask('snapshot', { container: 'nope' })), 'unknown_container');
     assert.equal(code(await ask('snapshot', { container: 'ros', save: '../outside.tar' })), 'path_outside');
     assert.equal(code(await ask('snapshot', { container: 'ros', save: '/etc/x.tar' })), 'path_outside');
@@ -203,7 +249,10 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     await subject!.stop();
     await probe!.close();
     subject = undefined;
-    await agent({ snapshots: { repository: `${secured.host}/fleet/snapshots` }, registries: { [secured.host]: { username: secured.username, passwordFile: wrong } } });
+    await agent({
+      snapshots: { repository: `${secured.host}/fleet/snapshots` },
+      registries: { [secured.host]: { username: secured.username, passwordFile: wrong } },
+    });
     docker('exec', 'ros', 'sh', '-c', 'echo x > /root/x');
     assert.equal(code(await ask('snapshot', { container: 'ros', push: true })), 'registry_unauthorized');
     assert.equal(snapshotsHere(), 1, 'the commit stays on the robot');

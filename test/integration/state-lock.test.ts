@@ -32,7 +32,7 @@ describe('one agent per state.dir (spawned)', function () {
 
   const started = (a: AgentProcess) => () => a.logs().some((l) => l.msg === 'agent started');
 
-  it('a second agent refuses to start, names the first one\'s PID, and exits 1 without touching the broker', async () => {
+  it("a second agent refuses to start, names the first one's PID, and exits 1 without touching the broker", async () => {
     const state = join(tempDir(), 'state');
     const first = await start(state);
     await waitUntil(started(first), 20_000, `the first agent to start:\n${first.stderr.join('\n')}`);

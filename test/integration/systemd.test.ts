@@ -26,15 +26,25 @@ describe('systemd: Type=notify with a watchdog, and the unit file', function () 
     const socket = join(dir, 'notify.sock');
     // A datagram socket standing in for systemd's (Node has none): socat prints what arrives.
     const received: string[] = [];
-    const manager = spawn('socat', ['-u', `UNIX-RECV:${socket},unlink-early`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const manager = spawn('socat', ['-u', `UNIX-RECV:${socket},unlink-early`, 'STDOUT'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     manager.stdout.on('data', (chunk: Buffer) => received.push(chunk.toString()));
     try {
       await waitUntil(() => readable(socket), 3000, 'the notify socket');
-      const config = writeYaml(dir, 'config.yaml', { mqtt: { embedded: { port: 0 } }, state: { dir: join(dir, 'state') }, docker: { socketPath: join(dir, 'none.sock') } });
+      const config = writeYaml(dir, 'config.yaml', {
+        mqtt: { embedded: { port: 0 } },
+        state: { dir: join(dir, 'state') },
+        docker: { socketPath: join(dir, 'none.sock') },
+      });
       const agent = spawnAgent(['run', '--config', config], { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '600000' });
       await waitUntil(() => received.join('').includes('READY=1'), 10_000, 'READY=1');
       const since = received.join('').split('WATCHDOG=1').length;
-      await waitUntil(() => received.join('').split('WATCHDOG=1').length >= since + 2, 3000, 'two watchdog pings 300 ms apart');
+      await waitUntil(
+        () => received.join('').split('WATCHDOG=1').length >= since + 2,
+        3000,
+        'two watchdog pings 300 ms apart',
+      );
       assert.match(received.join(''), /STATUS=running as robot /);
       agent.kill('SIGTERM');
       assert.equal(await agent.exited(6000), 0);
@@ -47,7 +57,14 @@ describe('systemd: Type=notify with a watchdog, and the unit file', function () 
   it('the unit passes systemd-analyze verify, as Type=notify with the watchdog and hardening', function () {
     if (!have('systemd-analyze')) this.skip();
     const unit = readFileSync(join(packageRoot(), 'systemd', 'robot-agent.service'), 'utf8');
-    const expected = ['Type=notify', 'WatchdogSec=30', 'Restart=always', 'NoNewPrivileges=yes', 'ProtectSystem=full', 'After=docker.service network-online.target'];
+    const expected = [
+      'Type=notify',
+      'WatchdogSec=30',
+      'Restart=always',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=full',
+      'After=docker.service network-online.target',
+    ];
     // Issue 14.6: two malloc arenas, a few MiB less RSS at idle (docs/operations.md#footprint).
     for (const line of [...expected, 'Environment=MALLOC_ARENA_MAX=2']) {
       assert.ok(unit.includes(line), `the unit lacks ${line}`);

@@ -56,8 +56,12 @@ describe('traffic budget: an idle robot on the fleet broker', function () {
       update: { lockFile: join(bus.root, 'no.lock') },
       containers: {
         // 136: the pty standing in for the lidar's ttyUSB on this rig.
-        ros: { image: r.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], deviceMajors: [188, 189, 81, 136],
-          stopTimeout: 1 },
+        ros: {
+          image: r.fixtures.images.v339,
+          devices: ['lidar', 'camera', 'board'],
+          deviceMajors: [188, 189, 81, 136],
+          stopTimeout: 1,
+        },
       },
       log: { level: 'info' },
     });
@@ -73,10 +77,16 @@ describe('traffic budget: an idle robot on the fleet broker', function () {
     await waitUntil(settled, 60_000, 'ros running with a good lidar');
     // Settled: a summary that is only a heartbeat (nothing changed since the one before it).
     const summaries = () => probe!.messagesOn(`${base}/state`).map((m) => JSON.parse(m.text) as StateSummary);
-    await waitUntil(() => {
-      const [previous, last] = summaries().slice(-2);
-      return previous && last && last.status === 'ok' && previous.changed === last.changed && last.seen > previous.seen;
-    }, 6 * MINUTE_S * 1000, 'a heartbeat with nothing changed');
+    await waitUntil(
+      () => {
+        const [previous, last] = summaries().slice(-2);
+        return (
+          previous && last && last.status === 'ok' && previous.changed === last.changed && last.seen > previous.seen
+        );
+      },
+      6 * MINUTE_S * 1000,
+      'a heartbeat with nothing changed',
+    );
 
     const from = Date.now();
     await sleep(WINDOW_S * 1000);

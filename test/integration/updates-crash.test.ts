@@ -74,7 +74,11 @@ describe('updates survive SIGKILL at every step of the swap', function () {
     it(`killed at ${step}: the next start settles it, then the update completes; one ros at the end`, async () => {
       const { images } = rig().fixtures;
       const next = await killedAt(step, images.v340);
-      const recovered = await waitUntil(() => next.logs().find((l) => l.msg === 'finished an update interrupted by a restart'), 30_000, 'recovery logged');
+      const recovered = await waitUntil(
+        () => next.logs().find((l) => l.msg === 'finished an update interrupted by a restart'),
+        30_000,
+        'recovery logged',
+      );
       assert.equal(recovered.outcome, step === 'verified' ? 'completed' : 'rolledback');
       await waitUntil(only(images.v340), 40_000, 'exactly one ros, on 3.4.0');
       assert.equal(docker('exec', 'ros', 'cat', '/etc/ros-version'), '3.4.0');
@@ -87,9 +91,17 @@ describe('updates survive SIGKILL at every step of the swap', function () {
     docker('pull', images.crash);
     // The crash image exits after ~3 s: it must not look stable before that.
     const next = await killedAt('rolling-back', images.crash, 5);
-    const recovered = await waitUntil(() => next.logs().find((l) => l.msg === 'finished an update interrupted by a restart'), 30_000, 'recovery logged');
+    const recovered = await waitUntil(
+      () => next.logs().find((l) => l.msg === 'finished an update interrupted by a restart'),
+      30_000,
+      'recovery logged',
+    );
     assert.equal(recovered.outcome, 'rolledback');
-    await waitUntil(() => next.logs().some((l) => l.msg === 'update rolled back'), 40_000, 'the retried update rolled back too');
+    await waitUntil(
+      () => next.logs().some((l) => l.msg === 'update rolled back'),
+      40_000,
+      'the retried update rolled back too',
+    );
     await waitUntil(only(images.v339), 10_000, 'exactly one ros, on 3.3.9');
     assert.equal(docker('exec', 'ros', 'cat', '/etc/ros-version'), '3.3.9');
   });

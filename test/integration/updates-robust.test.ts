@@ -18,7 +18,10 @@ const SNAPSHOTS = 'localhost/robot-snapshots/ros';
 /** Tags in a repository, as the engine lists them (matched here: `docker images <repo>` matches loosely). */
 function tagsOf(repository: string): string[] {
   const all = docker('images', '--format', '{{.Repository}} {{.Tag}}').split('\n').filter(Boolean);
-  return all.map((line) => line.split(' ')).filter(([repo]) => repo === repository).map(([, tag]) => tag!);
+  return all
+    .map((line) => line.split(' '))
+    .filter(([repo]) => repo === repository)
+    .map(([, tag]) => tag!);
 }
 
 /**
@@ -87,7 +90,10 @@ describe('updates on the rig: what they save, retry, recover and report', functi
 
   it('19.5/19.6: no commit unchanged; work saved as a snapshot; rollback after a restore returns it', async () => {
     const r = rig();
-    const vendorTags = () => tagsOf('yahboomtechnology/ros-foxy').filter((t) => t.startsWith('ros-')).sort();
+    const vendorTags = () =>
+      tagsOf('yahboomtechnology/ros-foxy')
+        .filter((t) => t.startsWith('ros-'))
+        .sort();
     const before = vendorTags();
     await agent();
     // An untouched container: no commit anywhere, above all none into the vendor's repository.
@@ -112,7 +118,10 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     const label = '{{index .Config.Labels "io.robot-agent.snapshot.container"}}';
     assert.equal(docker('image', 'inspect', '-f', label, saved), 'ros');
     const listed = (await ask('snapshots', {})).result as Array<{ image: string }>;
-    assert.ok(listed.some((s) => s.image === saved), JSON.stringify(listed));
+    assert.ok(
+      listed.some((s) => s.image === saved),
+      JSON.stringify(listed),
+    );
     assert.deepEqual(vendorTags(), before);
 
     // Rollback returns what ran before the restore: the work, not the bare old image.
@@ -208,10 +217,14 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     const recovered = await waitUntil(() => events.find((e) => e.type === 'update.recovered'), 30_000, 'recovered');
     assert.equal(recovered.outcome, 'rolledback');
     assert.ok(!existsSync(journal), 'journal cleared');
-    await waitUntil(() => {
-      const all = rosContainers();
-      return all.length === 1 && all[0]!.state === 'running' ? all : undefined;
-    }, 20_000, `exactly one ros, running: ${JSON.stringify(rosContainers())}`);
+    await waitUntil(
+      () => {
+        const all = rosContainers();
+        return all.length === 1 && all[0]!.state === 'running' ? all : undefined;
+      },
+      20_000,
+      `exactly one ros, running: ${JSON.stringify(rosContainers())}`,
+    );
     assert.equal(docker('inspect', '-f', '{{.Id}}', 'ros'), oldId, 'the old container itself is back');
     assert.equal(rosVersion(), '3.3.9');
     const update = subject!.agent.store.get().update;
@@ -241,7 +254,10 @@ describe('updates on the rig: what they save, retry, recover and report', functi
     assert.equal(update.lastResult?.error?.code, 'disk_full');
     assert.equal(docker('inspect', '-f', '{{.Id}}', 'ros'), oldId);
     assert.equal(docker('inspect', '-f', '{{.State.Status}}', 'ros'), 'running');
-    assert.deepEqual(rosContainers().map((c) => c.name), ['ros']);
+    assert.deepEqual(
+      rosContainers().map((c) => c.name),
+      ['ros'],
+    );
     assert.deepEqual(tagsOf(SNAPSHOTS), [], 'no commit for an update that was refused');
     assert.ok(!existsSync(join(state, 'update-journal.json')));
     // Refused, so not pinned either: the loop does not take it up later by itself.

@@ -18,11 +18,22 @@ import { needRig, rig } from '../setup.js';
 function importBusybox(name: string, rootfs: string): void {
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  for (const applet of ['sh', 'sleep', 'cat', 'rm', 'mkdir', 'mknod', 'stat']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  for (const applet of ['sh', 'sleep', 'cat', 'rm', 'mkdir', 'mknod', 'stat'])
+    symlinkSync('busybox', join(rootfs, 'bin', applet));
   const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 });
-  execFileSync('docker', [...rig().docker.cliArgs, 'import', '--change', `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]`, '-', name], { input: tar, stdio: ['pipe', 'ignore', 'pipe'] });
+  execFileSync(
+    'docker',
+    [
+      ...rig().docker.cliArgs,
+      'import',
+      '--change',
+      `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]`,
+      '-',
+      name,
+    ],
+    { input: tar, stdio: ['pipe', 'ignore', 'pipe'] },
+  );
 }
-
 
 describe('updates on the rig: pull first, prove health, roll back by itself', function () {
   this.timeout(90_000);
@@ -33,10 +44,20 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
   const events: AgentEvent[] = [];
   let dir: string;
 
-  const container = (): ContainerState | undefined => subject?.agent.store.get().containers.find((c) => c.name === 'ros');
-  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) => probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
+  const container = (): ContainerState | undefined =>
+    subject?.agent.store.get().containers.find((c) => c.name === 'ros');
+  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) =>
+    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
 
-  async function agent(o: { image?: string; update?: Record<string, unknown>; images?: Record<string, unknown>; registries?: Record<string, unknown>; spec?: Record<string, unknown> } = {}): Promise<void> {
+  async function agent(
+    o: {
+      image?: string;
+      update?: Record<string, unknown>;
+      images?: Record<string, unknown>;
+      registries?: Record<string, unknown>;
+      spec?: Record<string, unknown>;
+    } = {},
+  ): Promise<void> {
     const r = rig();
     subject = await startAgent({
       docker: { socketPath: r.docker.socketPath },
@@ -75,7 +96,11 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     const r = rig();
     await agent();
     docker('exec', 'ros', 'sh', '-c', 'echo student-work > /root/work.txt');
-    await probe!.client.publishAsync(`${subject!.base}/desired`, JSON.stringify({ containers: { ros: { image: r.fixtures.images.v340 } } }), { retain: true, qos: 1 });
+    await probe!.client.publishAsync(
+      `${subject!.base}/desired`,
+      JSON.stringify({ containers: { ros: { image: r.fixtures.images.v340 } } }),
+      { retain: true, qos: 1 },
+    );
     await waitUntil(() => events.find((e) => e.type === 'update.done'), 30_000, 'update.done');
     assert.equal(rosVersion(), '3.4.0');
     assert.deepEqual(rosContainers(), [{ name: 'ros', state: 'running', image: r.fixtures.images.v340 }]);
@@ -103,7 +128,10 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     assert.equal(rosContainers().length, 1);
   });
 
-  for (const [fixture, code] of [['crash', /container_(exited|restarted)/], ['unhealthy', /container_unhealthy/]] as const) {
+  for (const [fixture, code] of [
+    ['crash', /container_(exited|restarted)/],
+    ['unhealthy', /container_unhealthy/],
+  ] as const) {
     it(`an image that ${fixture === 'crash' ? 'exits' : 'fails its healthcheck'} is rolled back to the same old container, with its last logs, and not retried`, async () => {
       const r = rig();
       await agent({ update: { stableSeconds: 5, healthTimeout: 10 } });
@@ -131,12 +159,18 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     const response = await ask('update', { container: 'ros', image: r.fixtures.images.healthy });
     assert.equal((response.result as UpdateResult).status, 'done', JSON.stringify(response));
     assert.equal(events.find((e) => e.type === 'update.verified')?.by, 'healthcheck');
-    assert.deepEqual(rosContainers().map((c) => c.image), [r.fixtures.images.healthy]);
+    assert.deepEqual(
+      rosContainers().map((c) => c.image),
+      [r.fixtures.images.healthy],
+    );
   });
 
   it('a probe command from the config must pass too', async () => {
     const r = rig();
-    await agent({ spec: { probe: ['test', '-f', '/etc/never-there'] }, update: { stableSeconds: 1, healthTimeout: 5 } });
+    await agent({
+      spec: { probe: ['test', '-f', '/etc/never-there'] },
+      update: { stableSeconds: 1, healthTimeout: 5 },
+    });
     const response = await ask('update', { container: 'ros', image: r.fixtures.images.v340 });
     assert.equal((response.result as UpdateResult).status, 'rolledback', JSON.stringify(response));
     assert.equal((response.result as UpdateResult).error?.code, 'health_timeout');
@@ -148,14 +182,19 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     docker('pull', rig().fixtures.images.v339);
     await agent({ images: { diskReserve: 1e15 } });
     const oldId = docker('inspect', '-f', '{{.Id}}', 'ros');
-    const code = async (body: Record<string, unknown>) => ((await ask('update', body)).error as { code: string } | undefined)?.code;
+    const code = async (body: Record<string, unknown>) =>
+      ((await ask('update', body)).error as { code: string } | undefined)?.code;
     assert.equal(await code({ container: 'ros', image: 'evil/miner:1' }), 'not_allowed');
     assert.equal(await code({ container: 'nope', image: rig().fixtures.images.v340 }), 'unknown_container');
     assert.equal(await code({ container: 'ros', image: 'Bad Ref' }), 'bad_reference');
     assert.equal(await code({ container: 'ros', image: rig().fixtures.images.v340, privileged: true }), 'invalid_args');
     docker('image', 'rm', rig().fixtures.images.v340);
     // The agent knows the engine's images from its events: ask once it has seen this one go.
-    await waitUntil(() => !subject!.agent.store.get().images.some((i) => i.tags.includes(rig().fixtures.images.v340)), 5000, 'the agent saw 3.4.0 go');
+    await waitUntil(
+      () => !subject!.agent.store.get().images.some((i) => i.tags.includes(rig().fixtures.images.v340)),
+      5000,
+      'the agent saw 3.4.0 go',
+    );
     assert.equal(await code({ container: 'ros', image: rig().fixtures.images.v340 }), 'insufficient_disk');
     assert.equal(subject!.agent.store.get().update.status, 'failed');
     assert.equal(docker('inspect', '-f', '{{.Id}}', 'ros'), oldId);
@@ -173,7 +212,10 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     importBusybox(old, join(dir, 'rootfs'));
     await agent({ image: old, images: { allow: [`${faulty.host}/**`], stallTimeout: 5 }, registries: {} });
     const startedAt = docker('inspect', '-f', '{{.State.StartedAt}}', 'ros');
-    const response = await ask('update', { container: 'ros', image: `${faulty.host}/yahboomtechnology/ros-foxy:3.4.0` });
+    const response = await ask('update', {
+      container: 'ros',
+      image: `${faulty.host}/yahboomtechnology/ros-foxy:3.4.0`,
+    });
     assert.equal((response.error as { code: string } | undefined)?.code, 'stalled', JSON.stringify(response));
     assert.equal(docker('inspect', '-f', '{{.State.StartedAt}}', 'ros'), startedAt);
     assert.deepEqual(rosContainers(), [{ name: 'ros', state: 'running', image: old }]);
@@ -224,7 +266,11 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     const other = await ask('update', { container: 'ros', image: r.fixtures.images.v339 });
     assert.equal((other.error as { code: string } | undefined)?.code, 'update_scheduled', JSON.stringify(other));
     const images = await ask('plan', { image: r.fixtures.images.v340 });
-    assert.equal(images.ok, true, `a long command was turned away while updates wait for the window: ${JSON.stringify(images)}`);
+    assert.equal(
+      images.ok,
+      true,
+      `a long command was turned away while updates wait for the window: ${JSON.stringify(images)}`,
+    );
     assert.equal(rosVersion(), '3.3.9');
     // The scheduled update waits in the window queue; a forced one goes after it is given up by stop below.
     await subject!.stop();
@@ -241,7 +287,10 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
     const r = rig();
     await agent();
     let checked = await ask('update.check', {});
-    assert.deepEqual((checked.result as Array<{ changed: boolean }>).map((c) => c.changed), [false]);
+    assert.deepEqual(
+      (checked.result as Array<{ changed: boolean }>).map((c) => c.changed),
+      [false],
+    );
     assert.deepEqual(contract.commandResultProblems('update.check', checked.result), []);
     // The fleet republishes 3.3.9 as a new image: the registry's tag moves.
     const moved = `${r.registry.host}/${r.fixtures.repository}:3.3.9`;
@@ -254,7 +303,8 @@ describe('updates on the rig: pull first, prove health, roll back by itself', fu
       assert.equal(row.changed, true);
       await waitUntil(() => events.find((e) => e.type === 'update.done'), 30_000, 'update.done');
       // On failure, say what the update did and what the engine has.
-      const context = () => `${JSON.stringify(events.filter((e) => !e.type.endsWith('progress')).map((e) => [e.type, e.from, e.to, e.reason]))}\n${docker('ps', '-a', '--format', '{{.Names}} {{.Image}} {{.State}}')}\n${docker('images', '--digests')}`;
+      const context = () =>
+        `${JSON.stringify(events.filter((e) => !e.type.endsWith('progress')).map((e) => [e.type, e.from, e.to, e.reason]))}\n${docker('ps', '-a', '--format', '{{.Names}} {{.Image}} {{.State}}')}\n${docker('images', '--digests')}`;
       // Seen twice in about ten runs, both on a machine running two rigs at once: 3.3.9 right
       // after update.done. A robot that converges a moment later is right; one that stays is not.
       await waitUntil(() => rosVersion() === '3.4.0', 10_000, `ros on 3.4.0 after the check's update\n${context()}`);

@@ -49,10 +49,12 @@ export async function startDaemon(o: {
   const child = spawn(o.cmd, o.args, { stdio: ['ignore', fd, fd], detached: o.group === true });
   closeSync(fd);
   alive.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    alive.delete(child);
-    resolve();
-  }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      alive.delete(child);
+      resolve();
+    }),
+  );
   const signal = (sig: NodeJS.Signals) => {
     try {
       if (o.group && child.pid) process.kill(-child.pid, sig);

@@ -14,7 +14,35 @@ export interface Fixtures {
   tags: string[];
 }
 
-const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'ls', 'mkdir', 'mknod', 'rm', 'touch', 'test', 'true', 'false', 'date', 'env', 'wc', 'head', 'tail', 'grep', 'sed', 'ps', 'kill', 'stat', 'dd', 'id', 'cp', 'mv', 'chmod'];
+const APPLETS = [
+  'sh',
+  'sleep',
+  'echo',
+  'cat',
+  'ls',
+  'mkdir',
+  'mknod',
+  'rm',
+  'touch',
+  'test',
+  'true',
+  'false',
+  'date',
+  'env',
+  'wc',
+  'head',
+  'tail',
+  'grep',
+  'sed',
+  'ps',
+  'kill',
+  'stat',
+  'dd',
+  'id',
+  'cp',
+  'mv',
+  'chmod',
+];
 
 /** Deterministic pseudo-random bytes: the same "ROS" layer, byte for byte, on every run. */
 function rosLibrary(size: number): Buffer {
@@ -36,7 +64,11 @@ function rosLibrary(size: number): Buffer {
 export function buildFixtures(o: { dir: string; docker: string[]; registryHost: string }): Fixtures {
   const docker = (args: string[], input?: Buffer): Buffer => {
     try {
-      return execFileSync('docker', [...o.docker, ...args], { input, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+      return execFileSync('docker', [...o.docker, ...args], {
+        input,
+        stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        maxBuffer: 64 << 20,
+      });
     } catch (err) {
       const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
       throw new Error(`docker ${args.join(' ')} failed: ${stderr.trim() || (err as Error).message}`);
@@ -59,13 +91,33 @@ export function buildFixtures(o: { dir: string; docker: string[]; registryHost: 
     docker(['build', '-q', '--network', 'none', '-t', name, ctx]);
   };
   const loop = `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]\n`;
-  build('rig/ros-base:1', { 'lib.bin': rosLibrary(2 * 1024 * 1024) }, 'FROM rig/busybox:base\nCOPY lib.bin /opt/ros/lib.bin\n');
+  build(
+    'rig/ros-base:1',
+    { 'lib.bin': rosLibrary(2 * 1024 * 1024) },
+    'FROM rig/busybox:base\nCOPY lib.bin /opt/ros/lib.bin\n',
+  );
   const tagged = (tag: string) => `${ROS_REPOSITORY}:${tag}`;
-  build(tagged('3.3.9'), { 'ros-version': '3.3.9\n' }, `FROM rig/ros-base:1\nCOPY ros-version /etc/ros-version\n${loop}`);
-  build(tagged('3.4.0'), { 'ros-version': '3.4.0\n' }, `FROM rig/ros-base:1\nCOPY ros-version /etc/ros-version\n${loop}`);
+  build(
+    tagged('3.3.9'),
+    { 'ros-version': '3.3.9\n' },
+    `FROM rig/ros-base:1\nCOPY ros-version /etc/ros-version\n${loop}`,
+  );
+  build(
+    tagged('3.4.0'),
+    { 'ros-version': '3.4.0\n' },
+    `FROM rig/ros-base:1\nCOPY ros-version /etc/ros-version\n${loop}`,
+  );
   build(tagged('crash'), {}, `FROM ${tagged('3.3.9')}\nCMD ["sh", "-c", "sleep 3; exit 3"]\n`);
-  build(tagged('unhealthy'), {}, `FROM ${tagged('3.3.9')}\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false\n`);
-  build(tagged('healthy'), {}, `FROM ${tagged('3.4.0')}\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD true\n`);
+  build(
+    tagged('unhealthy'),
+    {},
+    `FROM ${tagged('3.3.9')}\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false\n`,
+  );
+  build(
+    tagged('healthy'),
+    {},
+    `FROM ${tagged('3.4.0')}\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD true\n`,
+  );
 
   const tags = ['3.3.9', '3.4.0', 'crash', 'unhealthy', 'healthy'];
   for (const tag of tags) {
@@ -79,6 +131,8 @@ export function buildFixtures(o: { dir: string; docker: string[]; registryHost: 
 
   const names = { v339: '3.3.9', v340: '3.4.0', crash: 'crash', unhealthy: 'unhealthy', healthy: 'healthy' } as const;
   const images = Object.fromEntries(Object.entries(names).map(([k, t]) => [k, tagged(t)])) as Fixtures['images'];
-  const registryImages = Object.fromEntries(Object.entries(names).map(([k, t]) => [k, `${o.registryHost}/${tagged(t)}`])) as Fixtures['registryImages'];
+  const registryImages = Object.fromEntries(
+    Object.entries(names).map(([k, t]) => [k, `${o.registryHost}/${tagged(t)}`]),
+  ) as Fixtures['registryImages'];
   return { repository: ROS_REPOSITORY, images, registryImages, tags };
 }

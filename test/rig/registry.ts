@@ -19,7 +19,10 @@ export interface RegistryRig {
 }
 
 /** A real registry (Debian's docker-registry) on loopback, storing under dir. */
-export async function startRegistry(dir: string, o: { proxyRemoteUrl?: string; auth?: boolean } = {}): Promise<RegistryRig> {
+export async function startRegistry(
+  dir: string,
+  o: { proxyRemoteUrl?: string; auth?: boolean } = {},
+): Promise<RegistryRig> {
   mkdirSync(join(dir, 'storage'), { recursive: true });
   const port = await freePort();
   const username = 'fleet';
@@ -27,7 +30,10 @@ export async function startRegistry(dir: string, o: { proxyRemoteUrl?: string; a
   const passwordFile = join(dir, 'registry.password');
   if (o.auth) {
     // The registry only takes bcrypt: htpasswd -B (apache2-utils).
-    writeFileSync(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-nbB', username, password]).toString().trim() + '\n');
+    writeFileSync(
+      join(dir, 'htpasswd'),
+      execFileSync('htpasswd', ['-nbB', username, password]).toString().trim() + '\n',
+    );
     writeFileSync(passwordFile, password + '\n');
   }
   const config = {

@@ -41,7 +41,10 @@ describe('security: desired-state abuse (parse)', function () {
   it('refuses a version over 128 characters and one that is not a safe integer', () => {
     assert.equal(refusal(JSON.stringify({ containers: {}, version: 'v'.repeat(129) })).code, 'invalid_desired');
     assert.equal(refusal('{"containers":{},"version":1e300}').code, 'invalid_desired');
-    assert.deepEqual(parseDesired(Buffer.from(JSON.stringify({ containers: {}, version: 'v'.repeat(128) })), config), { containers: {}, version: 'v'.repeat(128) });
+    assert.deepEqual(parseDesired(Buffer.from(JSON.stringify({ containers: {}, version: 'v'.repeat(128) })), config), {
+      containers: {},
+      version: 'v'.repeat(128),
+    });
   });
 
   it('a long container name is refused, and the refusal quotes at most 120 characters of it', () => {
@@ -81,7 +84,10 @@ describe('security: desired-state abuse (parse)', function () {
     const many: Record<string, unknown> = {};
     for (let i = 0; i < 33; i += 1) many[`c${i}`] = {};
     assert.equal(refusal(JSON.stringify({ containers: many })).code, 'invalid_desired');
-    assert.equal(refusal(JSON.stringify({ containers: { ros: { image: IMAGE, privileged: true } } })).code, 'invalid_desired');
+    assert.equal(
+      refusal(JSON.stringify({ containers: { ros: { image: IMAGE, privileged: true } } })).code,
+      'invalid_desired',
+    );
   });
 });
 
@@ -132,8 +138,16 @@ describe('security: desired-state abuse (through the embedded broker)', function
     await probe.subscribe(`${s.base}/response/#`);
     await waitUntil(() => s.agent.store.get().agent.mqtt.connected, 10_000, 'agent connected to its broker');
     const name = 'z'.repeat(60_000);
-    await probe.client.publishAsync(`${s.base}/desired`, JSON.stringify({ containers: { [name]: { enabled: true } }, version: 'big' }), { qos: 1, retain: true });
-    const rejected = await waitUntil(() => events.find((e) => e.type === 'desired.rejected'), 10_000, 'desired.rejected');
+    await probe.client.publishAsync(
+      `${s.base}/desired`,
+      JSON.stringify({ containers: { [name]: { enabled: true } }, version: 'big' }),
+      { qos: 1, retain: true },
+    );
+    const rejected = await waitUntil(
+      () => events.find((e) => e.type === 'desired.rejected'),
+      10_000,
+      'desired.rejected',
+    );
     assert.ok(JSON.stringify(rejected).length < 2048, `event of ${JSON.stringify(rejected).length} bytes`);
     assert.ok((s.agent.store.get().desired.rejected?.message.length ?? 0) <= DESIRED_LIMITS.maxMessageChars);
 
@@ -142,12 +156,20 @@ describe('security: desired-state abuse (through the embedded broker)', function
     for (let i = 0; i < 30_000; i += 1) doc[`k${i}`] = i;
     events.length = 0;
     await probe.client.publishAsync(`${s.base}/desired`, JSON.stringify(doc), { qos: 1, retain: true });
-    const tooLarge = await waitUntil(() => events.find((e) => e.type === 'desired.rejected'), 10_000, 'the second desired.rejected');
+    const tooLarge = await waitUntil(
+      () => events.find((e) => e.type === 'desired.rejected'),
+      10_000,
+      'the second desired.rejected',
+    );
     assert.match(tooLarge.error!.message, /limit is 65536/);
 
     await probe.client.publishAsync(`${s.base}/desired`, '', { qos: 1, retain: true });
     // The refusal was of a message the broker no longer holds: it goes from the state with it.
-    await waitUntil(() => s.agent.store.get().desired.rejected === undefined, 10_000, 'the refusal cleared with the desired');
+    await waitUntil(
+      () => s.agent.store.get().desired.rejected === undefined,
+      10_000,
+      'the refusal cleared with the desired',
+    );
     assert.equal(s.agent.store.get().desired.appliedAt, null);
     const state = JSON.stringify(s.agent.store.get());
     assert.ok(!state.includes('z'.repeat(DESIRED_LIMITS.maxEchoChars)), 'the refused name stays in the state');
@@ -165,7 +187,8 @@ describe('security: a 64 MiB retained desired through the embedded broker (spawn
     if (agent && agent.child.exitCode === null) agent.kill('SIGKILL');
   });
 
-  const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  const rssMiB = (pid: number) =>
+    Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
   it('drops the publisher before the packet is buffered whole: nothing retained, RSS bounded, the agent answers', async () => {
     const port = await freePort();
@@ -179,8 +202,15 @@ describe('security: a 64 MiB retained desired through the embedded broker (spawn
       ROBOT_AGENT_DOCKER_SOCKET_PATH: join(dir, 'docker.sock'),
     });
     const url = `mqtt://127.0.0.1:${port}`;
-    const login = () => ({ username: 'robot-agent', password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim() });
-    const probe = await waitUntil(() => MqttProbe.connect(url, { protocolVersion: 4, reconnectPeriod: 0, ...login() }), 20_000, 'the embedded broker with its password');
+    const login = () => ({
+      username: 'robot-agent',
+      password: readFileSync(join(dir, 'state', 'embedded-broker.password'), 'utf8').trim(),
+    });
+    const probe = await waitUntil(
+      () => MqttProbe.connect(url, { protocolVersion: 4, reconnectPeriod: 0, ...login() }),
+      20_000,
+      'the embedded broker with its password',
+    );
     try {
       await probe.subscribe(`${b}/#`);
       await probe.waitForTopic(`${b}/state`, 10_000);

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -39,9 +48,15 @@ describe('security: embedded broker exposure', function () {
     await waitUntil(() => s.agent.store.get().agent.mqtt.connected, 10_000, 'the agent connected to its own broker');
     const url = `mqtt://127.0.0.1:${s.agent.embeddedBroker!.port}`;
     await assert.rejects(mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0 }), refused);
-    await assert.rejects(mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, username: 'robot-agent', password: 'guess' }), refused);
+    await assert.rejects(
+      mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, username: 'robot-agent', password: 'guess' }),
+      refused,
+    );
     const password = readFileSync(join(stateDirOf(s), 'embedded-broker.password'), 'utf8').trim();
-    await assert.rejects(mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, username: 'admin', password }), refused);
+    await assert.rejects(
+      mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, username: 'admin', password }),
+      refused,
+    );
     const probe = await MqttProbe.connect(url, { protocolVersion: 4, username: 'robot-agent', password });
     await probe.subscribe(`${s.base}/#`);
     assert.equal((await probe.request(s.base, 'ping', { id: 'auth' })).ok, true);
@@ -132,7 +147,10 @@ describe('security: embedded broker exposure', function () {
     assert.equal(Buffer.concat(received).length, 0, 'the agent sent bytes to a broker it did not start');
   });
 
-  for (const [what, length] of [['a packet of 200 MiB', 200 * 1024 * 1024], ['a CONNECT of 100 KiB (under the packet cap)', 100 * 1024]] as const) {
+  for (const [what, length] of [
+    ['a packet of 200 MiB', 200 * 1024 * 1024],
+    ['a CONNECT of 100 KiB (under the packet cap)', 100 * 1024],
+  ] as const) {
     it(`drops a client that announces ${what} before login, before it is sent whole`, async () => {
       subject = await startAgent({});
       const port = subject.agent.embeddedBroker!.port;
@@ -143,7 +161,7 @@ describe('security: embedded broker exposure', function () {
       await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
       // A CONNECT header with its remaining length as a variable byte integer, then a little of it.
       const varint: number[] = [];
-      for (let x = length; ; ) {
+      for (let x = length; ;) {
         const byte = x % 128;
         x = Math.floor(x / 128);
         varint.push(x > 0 ? byte | 0x80 : byte);

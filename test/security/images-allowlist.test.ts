@@ -106,7 +106,9 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
     await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
     const robot = subject!.loaded.config.robot.id;
     // Someone else's image under the snapshot repository, with this robot's labels on it.
-    const cli = rig().docker.cliArgs.map((a) => `'${a}'`).join(' ');
+    const cli = rig()
+      .docker.cliArgs.map((a) => `'${a}'`)
+      .join(' ');
     const labels = `--label io.robot-agent.snapshot.robot=${robot} --label io.robot-agent.snapshot.container=ros`;
     const from = `printf 'FROM ${rig().fixtures.images.v340}\\n'`;
     const build = `docker ${cli} build -q ${labels} -t localhost/robot-snapshots/ros:planted - 2>/dev/null`;

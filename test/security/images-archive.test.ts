@@ -54,7 +54,10 @@ describe('security: image reference tricks in docker save tars (load reads the n
     }
   };
   const refused = (tar: Buffer, code = 'bad_archive') =>
-    assert.throws(() => names(tar), (err: { code?: string }) => err.code === code);
+    assert.throws(
+      () => names(tar),
+      (err: { code?: string }) => err.code === code,
+    );
 
   it('reads manifest.json RepoTags, repositories and an OCI index.json name', () => {
     const tar = Buffer.concat([

@@ -65,13 +65,17 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
     agent = spawnAgent(['run', '--config', config]);
     const pid = agent.child.pid!;
     await probe.waitForTopic(`${b}/availability`, 15_000, (m) => m.text === 'online');
-    await waitUntil(() => {
-      try {
-        return docker('exec', 'ros', 'test', '-f', '/tmp/printed') === '';
-      } catch {
-        return false;
-      }
-    }, 30_000, 'ros printed its 30 MiB');
+    await waitUntil(
+      () => {
+        try {
+          return docker('exec', 'ros', 'test', '-f', '/tmp/printed') === '';
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      'ros printed its 30 MiB',
+    );
     assert.equal((await probe.request(b, 'ping', { id: 'warm' })).ok, true);
     const before = rssOf(pid);
     let peak = before;

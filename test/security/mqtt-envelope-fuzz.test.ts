@@ -76,7 +76,8 @@ describe('envelope fuzzing of every command, with bounded RSS', function () {
         ['an unknown key', JSON.stringify({ id: id('unknown'), __proto__x: 1, constructor: 'x' }), ['invalid_args']],
         ['a huge unknown key', JSON.stringify({ id: id('hugekey'), ['k'.repeat(150_000)]: 1 }), ['invalid_args']],
         ['a huge string', JSON.stringify({ id: id('hugestring'), junk: 'a'.repeat(200_000) }), ['invalid_args']],
-        ['deep nesting',
+        [
+          'deep nesting',
           `{"id":"${id('deep')}","junk":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
           ['invalid_args', 'bad_json'],
         ],

@@ -48,13 +48,18 @@ describe('request floods', function () {
     await Promise.all(published);
     // Answers arrive until the agent has gone through what reached it; then the count settles.
     let last = -1;
-    await waitUntil(async () => {
-      const now = probe!.received.length;
-      const settled = now === last || now >= total;
-      last = now;
-      if (!settled) await sleep(1000);
-      return settled;
-    }, 45_000, 'the answers to settle', 1000);
+    await waitUntil(
+      async () => {
+        const now = probe!.received.length;
+        const settled = now === last || now >= total;
+        last = now;
+        if (!settled) await sleep(1000);
+        return settled;
+      },
+      45_000,
+      'the answers to settle',
+      1000,
+    );
     const codes = new Map<string, number>();
     for (const m of probe.received) {
       const body = JSON.parse(m.text) as { ok: boolean; error?: { code: string } };

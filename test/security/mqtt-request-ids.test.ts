@@ -36,7 +36,14 @@ function router(
 ): { router: CommandRouter; link: RecordingLink } {
   const link = new RecordingLink();
   const fake = link as unknown as MqttLink;
-  const r = new CommandRouter({ link: fake, topics, bus: new EventBus(), logger: silentLogger, commands, ...(lanes ? { lanes } : {}) });
+  const r = new CommandRouter({
+    link: fake,
+    topics,
+    bus: new EventBus(),
+    logger: silentLogger,
+    commands,
+    ...(lanes ? { lanes } : {}),
+  });
   return { router: r, link };
 }
 
@@ -48,7 +55,10 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     const stopped: string[] = [];
     const { router: r } = router([
       defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) }),
-      defineCommand<{ name: string }, unknown>({ name: 'stop', run: async ({ name }) => (stopped.push(name), { name, stopped: true }) }),
+      defineCommand<{ name: string }, unknown>({
+        name: 'stop',
+        run: async ({ name }) => (stopped.push(name), { name, stopped: true }),
+      }),
     ]);
     const pong = await r.handle('ping', json({ id: 'X' }));
     const stop = await r.handle('stop', json({ id: 'X', name: 'ros' }));
@@ -59,7 +69,9 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
 
   it('a true redelivery (same command, id and payload) is answered the same without a second run', async () => {
     let runs = 0;
-    const { router: r, link } = router([defineCommand<{ name: string }, unknown>({ name: 'stop', run: async () => ({ run: ++runs }) })]);
+    const { router: r, link } = router([
+      defineCommand<{ name: string }, unknown>({ name: 'stop', run: async () => ({ run: ++runs }) }),
+    ]);
     const first = await r.handle('stop', json({ id: 'a', name: 'ros' }));
     const again = await r.handle('stop', json({ id: 'a', name: 'ros' }));
     assert.deepEqual(again, first);
@@ -69,11 +81,16 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
 
   it('the same id with another payload is refused with duplicate_id, once answered and while running', async () => {
     const hold = gate();
-    const { router: r, link } = router([defineCommand<{ name: string }, unknown>({ name: 'stop', run: async ({ name }) => (await hold.promise, { name }) })]);
+    const { router: r, link } = router([
+      defineCommand<{ name: string }, unknown>({
+        name: 'stop',
+        run: async ({ name }) => (await hold.promise, { name }),
+      }),
+    ]);
     const running = r.handle('stop', json({ id: 'b', name: 'ros' }));
     assert.equal(errorCode(await r.handle('stop', json({ id: 'b', name: 'other' }))), 'duplicate_id');
     hold.open();
-    assert.deepEqual((await running), { id: 'b', ok: true, result: { name: 'ros' } });
+    assert.deepEqual(await running, { id: 'b', ok: true, result: { name: 'ros' } });
     assert.equal(errorCode(await r.handle('stop', json({ id: 'b', name: 'other' }))), 'duplicate_id');
     const codes = link.answers(`${base}/response/stop`).map((a) => (a.ok ? 'ok' : a.error.code));
     assert.deepEqual(codes, ['duplicate_id', 'ok', 'duplicate_id']);
@@ -82,7 +99,12 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
   it('a redelivery of a request still running is answered when it finishes, with the same answer', async () => {
     const hold = gate();
     let runs = 0;
-    const { router: r, link } = router([defineCommand<{ name: string }, unknown>({ name: 'restart', run: async () => (runs++, await hold.promise, { done: true }) })]);
+    const { router: r, link } = router([
+      defineCommand<{ name: string }, unknown>({
+        name: 'restart',
+        run: async () => (runs++, await hold.promise, { done: true }),
+      }),
+    ]);
     const first = r.handle('restart', json({ id: 'c', name: 'ros' }));
     const second = await r.handle('restart', json({ id: 'c', name: 'ros' }));
     assert.equal(second, undefined, 'waits for the first run');
@@ -108,7 +130,11 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     const { router: r } = router([
       defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) }),
       defineCommand({ name: 'containers', run: async () => [] }),
-      defineCommand<{ image: string }, unknown>({ name: 'plan', lane: 'long', run: async () => (await hold.promise, {}) }),
+      defineCommand<{ image: string }, unknown>({
+        name: 'plan',
+        lane: 'long',
+        run: async () => (await hold.promise, {}),
+      }),
     ]);
     const plans = Array.from({ length: 4 }, (_, i) => r.handle('plan', json({ id: `p${i}`, image: 'x:1' })));
     // Eight: what used to take every slot of the one shared budget.
@@ -125,7 +151,9 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
 
   it('quick commands beyond their lane are answered busy, never queued', async () => {
     const hold = gate();
-    const { router: r } = router([defineCommand({ name: 'containers', run: async () => (await hold.promise, []) })], { quick: 2 });
+    const { router: r } = router([defineCommand({ name: 'containers', run: async () => (await hold.promise, []) })], {
+      quick: 2,
+    });
     const held = [r.handle('containers', json({ id: 'h1' })), r.handle('containers', json({ id: 'h2' }))];
     assert.equal(errorCode(await r.handle('containers', json({ id: 'h3' }))), 'busy');
     hold.open();
@@ -153,27 +181,45 @@ describe('command channel: MQTT 5 response topics (issue 12.2)', () => {
   for (const [what, responseTopic] of bad) {
     it(`a response topic with ${what} is answered bad_response_topic on <b>/response/<command>, and nothing runs`, async () => {
       let runs = 0;
-      const { router: r, link } = router([defineCommand({ name: 'ping', run: async () => (runs++, { pong: true, ts: 'now' }) })]);
-      const answer = await r.handle('ping', json({ id: 'rt' }), { properties: { responseTopic, correlationData: Buffer.from('c') } });
+      const { router: r, link } = router([
+        defineCommand({ name: 'ping', run: async () => (runs++, { pong: true, ts: 'now' }) }),
+      ]);
+      const answer = await r.handle('ping', json({ id: 'rt' }), {
+        properties: { responseTopic, correlationData: Buffer.from('c') },
+      });
       assert.equal(errorCode(answer), 'bad_response_topic');
       assert.equal(answer?.id, 'rt');
       assert.equal(runs, 0);
-      assert.deepEqual(link.sent.map((m) => m.topic), [`${base}/response/ping`], 'published nowhere else');
+      assert.deepEqual(
+        link.sent.map((m) => m.topic),
+        [`${base}/response/ping`],
+        'published nowhere else',
+      );
     });
   }
 
   it('correlation data over 256 bytes is refused with bad_correlation_data', async () => {
     const { router: r, link } = router([defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) })]);
-    const answer = await r.handle('ping', json({ id: 'cd' }), { properties: { responseTopic: 'dash/replies/1', correlationData: Buffer.alloc(257) } });
+    const answer = await r.handle('ping', json({ id: 'cd' }), {
+      properties: { responseTopic: 'dash/replies/1', correlationData: Buffer.alloc(257) },
+    });
     assert.equal(errorCode(answer), 'bad_correlation_data');
-    assert.deepEqual(link.sent.map((m) => m.topic), [`${base}/response/ping`]);
+    assert.deepEqual(
+      link.sent.map((m) => m.topic),
+      [`${base}/response/ping`],
+    );
   });
 
   it('a good response topic gets the answer too, with its correlation data', async () => {
     const { router: r, link } = router([defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) })]);
     const correlation = Buffer.alloc(256, 7);
-    await r.handle('ping', json({ id: 'ok' }), { properties: { responseTopic: 'dashboard/replies/ü/1', correlationData: correlation } });
-    assert.deepEqual(link.sent.map((m) => m.topic), [`${base}/response/ping`, 'dashboard/replies/ü/1']);
+    await r.handle('ping', json({ id: 'ok' }), {
+      properties: { responseTopic: 'dashboard/replies/ü/1', correlationData: correlation },
+    });
+    assert.deepEqual(
+      link.sent.map((m) => m.topic),
+      [`${base}/response/ping`, 'dashboard/replies/ü/1'],
+    );
     assert.deepEqual(link.sent[1]!.properties?.correlationData, correlation);
   });
 });

@@ -76,7 +76,10 @@ describe('MQTT topic and response-topic abuse', function () {
     // The robot published nothing on the hostile topics, nor on other robots' topics.
     const forbidden = ['fleet/some-other-robot/desired', `${b}/desired`];
     const stray = probe.received.filter((m) => m.topic.includes('replies/r') || forbidden.includes(m.topic));
-    assert.deepEqual(stray.map((m) => m.topic), []);
+    assert.deepEqual(
+      stray.map((m) => m.topic),
+      [],
+    );
   });
 
   for (const protocolVersion of [5, 4] as const) {
@@ -95,7 +98,10 @@ describe('MQTT topic and response-topic abuse', function () {
         subscriptions: [],
         reconnect: { initialMs: 100, maxMs: 400 },
         queueCapacity: 100,
-        logger: createLogger({ level: 'debug', write: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
+        logger: createLogger({
+          level: 'debug',
+          write: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>),
+        }),
       });
       probe = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
       await probe.subscribe('poison/#');

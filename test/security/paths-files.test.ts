@@ -134,7 +134,10 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
       files = new ImageFiles({ docker: () => engine, config: config({ exportMaxBytes }) });
       assert.equal(await code(files.save(ref(), 'two.tar')), 'export_full');
       const listed = await files.list();
-      assert.deepEqual(listed.files.map((f) => [f.file, f.bytes, f.partial]), [['one.tar', first.bytes, false]]);
+      assert.deepEqual(
+        listed.files.map((f) => [f.file, f.bytes, f.partial]),
+        [['one.tar', first.bytes, false]],
+      );
       assert.equal(listed.bytes, first.bytes);
       assert.deepEqual(await files.remove('one.tar'), { file: first.file, bytes: first.bytes });
       await files.save(ref(), 'two.tar');

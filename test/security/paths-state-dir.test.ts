@@ -46,7 +46,10 @@ describe('security: paths in state.dir (json-file)', () => {
     assert.equal(readFileSync(outside, 'utf8'), 'root:secret\n');
     assert.ok(lstatSync(join(state, 'update-history.json')).isSymbolicLink());
     // No temp file left behind.
-    assert.deepEqual(readdirSync(state).filter((f) => f.endsWith('.partial')), []);
+    assert.deepEqual(
+      readdirSync(state).filter((f) => f.endsWith('.partial')),
+      [],
+    );
   });
 
   it('does not read a state file through a symlink (an outside JSON file is not taken for state)', () => {

@@ -98,15 +98,18 @@ describe('security: secrets in every output (issue 12.7)', function () {
   it('a password in mqtt.url is config_invalid, pointing to mqtt.passwordFile, and printed nowhere', async () => {
     const url = `mqtt://${USER}:${encodeURIComponent(SECRET)}@127.0.0.1:1883`;
     const config = writeYaml(dir, 'url.yaml', base({ mqtt: { url } }));
-    assert.throws(() => loadConfig({ file: config, env: {} }), (err: unknown) => {
-      assert.ok(err instanceof AgentError);
-      assert.equal(err.code, 'config_invalid');
-      const text = JSON.stringify({ message: err.message, details: err.details });
-      assert.match(text, /mqtt\.url: holds a user name or password/);
-      assert.match(text, /mqtt\.passwordFile/);
-      assertNoSecret('the ConfigError', text);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ file: config, env: {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof AgentError);
+        assert.equal(err.code, 'config_invalid');
+        const text = JSON.stringify({ message: err.message, details: err.details });
+        assert.match(text, /mqtt\.url: holds a user name or password/);
+        assert.match(text, /mqtt\.passwordFile/);
+        assertNoSecret('the ConfigError', text);
+        return true;
+      },
+    );
     for (const command of ['check-config', 'run']) {
       const result = await agentCli([command, '--config', config]);
       assert.equal(result.code, 2, result.out);
@@ -150,11 +153,15 @@ describe('security: secrets in every output (issue 12.7)', function () {
 
   it('check-config and a run refused by the broker print none of the secrets they hold', async () => {
     const r = rig();
-    const config = writeYaml(dir, 'wrong.yaml', base({
-      mqtt: { url: r.mqtt.authUrl, username: r.mqtt.username, passwordFile: secretFile },
-      images: { dockerConfig },
-      registries: { 'registry.lab.example:5000': { username: USER, passwordFile: secretFile } },
-    }));
+    const config = writeYaml(
+      dir,
+      'wrong.yaml',
+      base({
+        mqtt: { url: r.mqtt.authUrl, username: r.mqtt.username, passwordFile: secretFile },
+        images: { dockerConfig },
+        registries: { 'registry.lab.example:5000': { username: USER, passwordFile: secretFile } },
+      }),
+    );
     const check = await agentCli(['check-config', '--config', config]);
     assert.equal(check.code, 0, check.out);
     assertNoSecret('check-config', check.out);
@@ -170,11 +177,15 @@ describe('security: secrets in every output (issue 12.7)', function () {
 
   it('a real run on the embedded broker: logs, events, state, answers, robot-fleet, state.dir: no secret', async () => {
     const port = await freePort();
-    const config = writeYaml(dir, 'embedded.yaml', base({
-      mqtt: { embedded: { port, username: USER, passwordFile: secretFile } },
-      images: { dockerConfig, allow: ['yahboomtechnology/*'] },
-      registries: { 'registry.lab.example:5000': { username: USER, passwordFile: secretFile } },
-    }));
+    const config = writeYaml(
+      dir,
+      'embedded.yaml',
+      base({
+        mqtt: { embedded: { port, username: USER, passwordFile: secretFile } },
+        images: { dockerConfig, allow: ['yahboomtechnology/*'] },
+        registries: { 'registry.lab.example:5000': { username: USER, passwordFile: secretFile } },
+      }),
+    );
     running = spawnAgent(['run', '--config', config]);
     const agent = running;
     await waitUntil(() => agent.logs().some((l) => l.msg === 'connected to broker'), 20_000, 'the agent on its broker');
@@ -195,16 +206,36 @@ describe('security: secrets in every output (issue 12.7)', function () {
         await probe.request(robot, command, { id: `s-${command}`, ...body }, 10_000);
       }
       // robot-fleet with the password, then with it inside a URL to a broker that is not there.
-      const ok = fleet(['--broker', broker, '--username', USER, '--password-file', secretFile, '--timeout', '10',
-        'send', 'secret-bot', 'state']);
+      const ok = fleet([
+        '--broker',
+        broker,
+        '--username',
+        USER,
+        '--password-file',
+        secretFile,
+        '--timeout',
+        '10',
+        'send',
+        'secret-bot',
+        'state',
+      ]);
       assert.equal(await ok.code, 0, ok.out());
       const closed = await freePort();
       const withPassword = `mqtt://${USER}:${encodeURIComponent(SECRET)}@127.0.0.1:${closed}`;
       const refused = fleet(['--broker', withPassword, '--timeout', '3', 'list']);
       assert.equal(await refused.code, 3, refused.out());
       assert.match(refused.out(), /cannot reach the fleet broker at mqtt:\/\/\*\*\*@127\.0\.0\.1/);
-      const wrong = fleet(['--broker', broker, '--username', USER, '--password-file', dockerConfig,
-        '--timeout', '3', 'list']);
+      const wrong = fleet([
+        '--broker',
+        broker,
+        '--username',
+        USER,
+        '--password-file',
+        dockerConfig,
+        '--timeout',
+        '3',
+        'list',
+      ]);
       assert.equal(await wrong.code, 3, wrong.out());
 
       agent.kill('SIGTERM');

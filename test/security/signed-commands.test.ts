@@ -100,10 +100,16 @@ describe('security: signed commands (rig broker)', function () {
     const remove = (id: string) => ({ id, file: 'a.tar' });
     const cases: Array<[string, Record<string, unknown>]> = [
       ['unsigned', remove('u1')],
-      ['expired', await signed(opsA, robot, 'files.remove', remove('e1'), { issuedAt: now() - 300, lifetimeSeconds: 60 })],
+      [
+        'expired',
+        await signed(opsA, robot, 'files.remove', remove('e1'), { issuedAt: now() - 300, lifetimeSeconds: 60 }),
+      ],
       ['wrong_robot', await signed(opsA, `${robot}-other`, 'files.remove', remove('w1'))],
       ['wrong_command', { ...(await signed(opsA, robot, 'ping', remove('c1'))) }],
-      ['wrong_arguments', { ...(await signed(opsA, robot, 'files.remove', { id: 'g1', file: 'b.tar' })), file: 'a.tar' }],
+      [
+        'wrong_arguments',
+        { ...(await signed(opsA, robot, 'files.remove', { id: 'g1', file: 'b.tar' })), file: 'a.tar' },
+      ],
       ['unknown_key', await signed(outsider, robot, 'files.remove', remove('k1'))],
       ['bad_signature', await signed(forger, robot, 'files.remove', remove('f1'))],
       ['token_too_large', { ...remove('t1'), signature: 'e'.repeat(64 * 1024) }],
@@ -152,7 +158,11 @@ describe('security: signed commands (rig broker)', function () {
     try {
       const unsigned = { containers: { ros: { enabled: false } }, version: 'unsigned' };
       await p.client.publishAsync(topic, JSON.stringify(unsigned), { qos: 1, retain: true });
-      const rejected = await waitUntil(() => s.agent.store.get().desired.rejected, 10_000, 'the unsigned desired refused');
+      const rejected = await waitUntil(
+        () => s.agent.store.get().desired.rejected,
+        10_000,
+        'the unsigned desired refused',
+      );
       assert.equal(rejected.code, 'unauthorized');
       assert.equal(rejected.reason, 'unsigned');
       assert.equal(s.agent.store.get().desired.appliedAt, null);
@@ -191,7 +201,10 @@ describe('security: signed commands (rig broker)', function () {
     const rotated = await start(url, { keys: [opsB], robot, dir });
     const old = await signed(opsA, robot, 'ping', { id: 'a2' });
     assertRefused(await rotated.p.request(rotated.s.base, 'ping', old), 'unknown_key');
-    assert.equal((await rotated.p.request(rotated.s.base, 'ping', await signed(opsB, robot, 'ping', { id: 'b2' }))).ok, true);
+    assert.equal(
+      (await rotated.p.request(rotated.s.base, 'ping', await signed(opsB, robot, 'ping', { id: 'b2' }))).ok,
+      true,
+    );
   });
 
   it('robot-fleet keygen makes a pair; send, update and desired sign with --sign-key (or ROBOT_FLEET_SIGN_KEY)', async function () {
@@ -208,7 +221,12 @@ describe('security: signed commands (rig broker)', function () {
     const common = ['--broker', url, '--timeout', '10'];
     const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
       const out: string[] = [];
-      const code = await fleet([...common, ...args], env, (t) => void out.push(t), (t) => void out.push(t));
+      const code = await fleet(
+        [...common, ...args],
+        env,
+        (t) => void out.push(t),
+        (t) => void out.push(t),
+      );
       return { code, text: out.join('\n') };
     };
     const unsigned = await run(['send', robot, 'ping']);
@@ -227,7 +245,11 @@ describe('security: signed commands (rig broker)', function () {
     const desired = await run(['desired', robot, wish, '--sign-key', keyFile]);
     assert.equal(desired.code, 0, desired.text);
     try {
-      await waitUntil(() => s.agent.store.get().desired.version === 'cli', 10_000, 'the desired from robot-fleet applied');
+      await waitUntil(
+        () => s.agent.store.get().desired.version === 'cli',
+        10_000,
+        'the desired from robot-fleet applied',
+      );
     } finally {
       await probe!.client.publishAsync(`${s.base}/desired`, '', { qos: 1, retain: true });
     }
@@ -258,14 +280,26 @@ describe('security: signed commands (rig broker)', function () {
         return err.problems;
       }
     };
-    assert.match(problems({ commands: { required: true } }).join('\n'), /required: is true, but security\.commands\.keys is empty/);
-    assert.match(problems({ commands: { keys: [{ id: 'ec', publicKeyFile: join(dir, 'ec.pub') }] } }).join('\n'), /is a ec key/);
-    assert.match(problems({ commands: { keys: [{ id: 'x', publicKeyFile: join(dir, 'none.pub') }] } }).join('\n'), /cannot read/);
+    assert.match(
+      problems({ commands: { required: true } }).join('\n'),
+      /required: is true, but security\.commands\.keys is empty/,
+    );
+    assert.match(
+      problems({ commands: { keys: [{ id: 'ec', publicKeyFile: join(dir, 'ec.pub') }] } }).join('\n'),
+      /is a ec key/,
+    );
+    assert.match(
+      problems({ commands: { keys: [{ id: 'x', publicKeyFile: join(dir, 'none.pub') }] } }).join('\n'),
+      /cannot read/,
+    );
   });
 
   it('check-config says whether commands must be signed, and warns of a fleet broker without keys', async () => {
     const dir = tempDir();
-    const fleetBroker = writeYaml(dir, 'fleet.yaml', { robot: { id: 'r' }, mqtt: { url: 'mqtts://fleet.example:8883' } });
+    const fleetBroker = writeYaml(dir, 'fleet.yaml', {
+      robot: { id: 'r' },
+      mqtt: { url: 'mqtts://fleet.example:8883' },
+    });
     const unsigned = spawnAgent(['check-config', '--config', fleetBroker]);
     assert.equal(await unsigned.exited(), 0);
     assert.match(unsigned.stdout.join('\n'), /^commands: unsigned accepted$/m);
@@ -288,7 +322,7 @@ function libfaketime(): string {
   throw new Error('libfaketime is not installed (scripts/rig-deps.sh installs faketime)');
 }
 
-describe('security: signed commands with the robot\'s clock moved (faketime)', function () {
+describe("security: signed commands with the robot's clock moved (faketime)", function () {
   this.timeout(60_000);
   let agent: AgentProcess | undefined;
 
@@ -317,9 +351,18 @@ describe('security: signed commands with the robot\'s clock moved (faketime)', f
       await probe.subscribe(`${base}/response/#`, `${base}/state/agent`);
       await probe.waitForTopic(`${base}/state/agent`, 20_000);
       const send = async (id: string, issuedAt: number, lifetimeSeconds = 60) =>
-        probe.request(base, 'ping', await signMessage({
-          key: opsA.signing, robot, command: 'ping', message: { id }, issuedAt, lifetimeSeconds,
-        }));
+        probe.request(
+          base,
+          'ping',
+          await signMessage({
+            key: opsA.signing,
+            robot,
+            command: 'ping',
+            message: { id },
+            issuedAt,
+            lifetimeSeconds,
+          }),
+        );
       const t = now();
       // The robot's clock really is behind: its pong is dated about 20 s ago.
       const pong = await send('now', t);

@@ -22,14 +22,26 @@ const OCI = 'application/vnd.oci.image.manifest.v1+json';
 /** The registry's HTTP API, as an attacker with push rights (or a compromised registry) uses it. */
 const registry = {
   url: () => rig().registry.url,
-  async manifest(repo: string, reference: string, accept = `${MANIFEST}, ${OCI}`): Promise<{ bytes: Buffer; type: string; digest: string }> {
+  async manifest(
+    repo: string,
+    reference: string,
+    accept = `${MANIFEST}, ${OCI}`,
+  ): Promise<{ bytes: Buffer; type: string; digest: string }> {
     const r = await fetch(`${registry.url()}/v2/${repo}/manifests/${reference}`, { headers: { accept } });
     assert.equal(r.status, 200, `GET ${repo}:${reference}`);
     const bytes = Buffer.from(await r.arrayBuffer());
-    return { bytes, type: r.headers.get('content-type')!, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+    return {
+      bytes,
+      type: r.headers.get('content-type')!,
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+    };
   },
   async put(repo: string, reference: string, m: { bytes: Buffer; type: string }): Promise<void> {
-    const r = await fetch(`${registry.url()}/v2/${repo}/manifests/${reference}`, { method: 'PUT', body: m.bytes, headers: { 'content-type': m.type } });
+    const r = await fetch(`${registry.url()}/v2/${repo}/manifests/${reference}`, {
+      method: 'PUT',
+      body: m.bytes,
+      headers: { 'content-type': m.type },
+    });
     assert.equal(r.status, 201, `PUT ${repo}:${reference}: ${await r.text()}`);
   },
   /**
@@ -43,7 +55,9 @@ const registry = {
     const doc = JSON.parse(m.bytes.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
     if (toRepo !== fromRepo) {
       for (const digest of [doc.config.digest, ...doc.layers.map((l) => l.digest)]) {
-        const r = await fetch(`${registry.url()}/v2/${toRepo}/blobs/uploads/?mount=${digest}&from=${fromRepo}`, { method: 'POST' });
+        const r = await fetch(`${registry.url()}/v2/${toRepo}/blobs/uploads/?mount=${digest}&from=${fromRepo}`, {
+          method: 'POST',
+        });
         assert.equal(r.status, 201, `mount ${digest} into ${toRepo}`);
       }
     }
@@ -58,7 +72,8 @@ const registry = {
     return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   },
   async configDigest(repo: string, tag: string): Promise<string> {
-    return (JSON.parse((await registry.manifest(repo, tag)).bytes.toString()) as { config: { digest: string } }).config.digest;
+    return (JSON.parse((await registry.manifest(repo, tag)).bytes.toString()) as { config: { digest: string } }).config
+      .digest;
   },
 };
 
@@ -79,14 +94,20 @@ describe('security: signed images (images.verify) on the rig', function () {
   const digests: Record<string, string> = {};
   const ask = (command: string, body: Record<string, unknown>) =>
     probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 90_000);
-  const error = (r: Record<string, unknown>) => (r.ok ? { code: 'ok', message: JSON.stringify(r.result) } : (r.error as { code: string; message: string }));
+  const error = (r: Record<string, unknown>) =>
+    r.ok ? { code: 'ok', message: JSON.stringify(r.result) } : (r.error as { code: string; message: string });
   type Inspected = { Id: string; Image: string; Config: { Image: string }; State: { Running: boolean } };
   const inspect = (name: string) => JSON.parse(docker('inspect', name))[0] as Inspected;
   const localIds = () => docker('image', 'ls', '-aq', '--no-trunc').split('\n').filter(Boolean);
 
   async function agent(
     containerImage = image('a'),
-    more: { verify?: unknown[]; allow?: string[]; snapshots?: Record<string, unknown>; registries?: Record<string, unknown> } = {},
+    more: {
+      verify?: unknown[];
+      allow?: string[];
+      snapshots?: Record<string, unknown>;
+      registries?: Record<string, unknown>;
+    } = {},
   ): Promise<void> {
     const dir = tempDir('rfa-signed-');
     const fleetKey = join(keys.dir, 'fleet.key.pub');
@@ -108,7 +129,11 @@ describe('security: signed images (images.verify) on the rig', function () {
   }
 
   async function running(): Promise<{ Id: string; Image: string; Config: { Image: string } }> {
-    await waitUntil(() => subject!.agent.store.get().containers.find((c) => c.name === 'ros')?.state === 'running', 60_000, 'ros running');
+    await waitUntil(
+      () => subject!.agent.store.get().containers.find((c) => c.name === 'ros')?.state === 'running',
+      60_000,
+      'ros running',
+    );
     return inspect('ros');
   }
 
@@ -116,9 +141,18 @@ describe('security: signed images (images.verify) on the rig', function () {
     needRig(this);
     const dir = tempDir('rfa-signkeys-');
     // The CLI makes the fleet's pair; openssl the stranger's (any P-256 PEM key will do).
-    execFileSync('node', [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', '--keygen', join(dir, 'fleet.key')]);
+    execFileSync('node', [
+      join(process.cwd(), 'build/agent/fleet/main.js'),
+      'sign',
+      '--keygen',
+      join(dir, 'fleet.key'),
+    ]);
     execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'stranger.key')]);
-    keys = { dir, fleet: createPrivateKey(readFileSync(join(dir, 'fleet.key'))), stranger: createPrivateKey(readFileSync(join(dir, 'stranger.key'))) };
+    keys = {
+      dir,
+      fleet: createPrivateKey(readFileSync(join(dir, 'fleet.key'))),
+      stranger: createPrivateKey(readFileSync(join(dir, 'stranger.key'))),
+    };
     const fixtures = 'yahboomtechnology/ros-foxy';
     digests.a = await registry.copy(`${fixtures}:3.3.9`, `${repo}:a`);
     digests.b = await registry.copy(`${fixtures}:3.4.0`, `${repo}:b`);
@@ -126,7 +160,13 @@ describe('security: signed images (images.verify) on the rig', function () {
     digests.stranger = await registry.copy(`${fixtures}:unhealthy`, `${repo}:stranger`);
     digests.crash = await registry.copy(`${fixtures}:crash`, `${repo}:crash`);
     // Signed by the fleet: a (with the CLI, as an operator would), b and moved (moved names a's digest for now).
-    const cli = execFileSync('node', [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', image('a'), '--key', join(dir, 'fleet.key')]).toString();
+    const cli = execFileSync('node', [
+      join(process.cwd(), 'build/agent/fleet/main.js'),
+      'sign',
+      image('a'),
+      '--key',
+      join(dir, 'fleet.key'),
+    ]).toString();
     assert.match(cli, new RegExp(`signed ${image('a')} \\(${digests.a}\\)`));
     await signImage({ image: image('b'), key: keys.fleet });
     await registry.copy(`${repo}:a`, `${repo}:moved`);
@@ -171,10 +211,17 @@ describe('security: signed images (images.verify) on the rig', function () {
     const contract = new Contract();
     contract.assert('state.json', { ...subject!.agent.store.get(), ts: new Date().toISOString() });
     const plan = await ask('plan', { image: image('b') });
-    assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: digests.b, key: join(keys.dir, 'fleet.key.pub') });
+    assert.deepEqual((plan.result as { verified: unknown }).verified, {
+      digest: digests.b,
+      key: join(keys.dir, 'fleet.key.pub'),
+    });
     assert.deepEqual(contract.commandResultProblems('plan', plan.result), []);
     const pulled = await ask('pull', { image: image('b') });
-    assert.equal((pulled.result as { verified?: { digest: string } }).verified?.digest, digests.b, JSON.stringify(pulled));
+    assert.equal(
+      (pulled.result as { verified?: { digest: string } }).verified?.digest,
+      digests.b,
+      JSON.stringify(pulled),
+    );
     assert.deepEqual(contract.commandResultProblems('pull', pulled.result), []);
     const r = await ask('update', { container: 'ros', image: image('b') });
     assert.equal((r.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(r));
@@ -186,8 +233,13 @@ describe('security: signed images (images.verify) on the rig', function () {
     const back = await probe!.request(subject!.base, 'update', { id, container: 'ros', image: image('a') }, 90_000);
     assert.equal((back.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(back));
     assert.equal(inspect('ros').Config.Image, `${host()}/${repo}@${digests.a}`);
-    const pulls = probe!.received.filter((m) => m.topic === `${subject!.base}/events` && m.text.includes('"pull.') && m.text.includes(id));
-    assert.deepEqual(pulls.map((m) => m.text), []);
+    const pulls = probe!.received.filter(
+      (m) => m.topic === `${subject!.base}/events` && m.text.includes('"pull.') && m.text.includes(id),
+    );
+    assert.deepEqual(
+      pulls.map((m) => m.text),
+      [],
+    );
   });
 
   it('refuses unsigned, unknown-key, moved-tag, copied and misplaced signatures: nothing pulled, the container untouched', async () => {
@@ -201,7 +253,8 @@ describe('security: signed images (images.verify) on the rig', function () {
       [image('b', other), 'wrong_repository', 'b'],
     ];
     for (const [target, reason, content] of cases) {
-      const config = content === 'b' ? await registry.configDigest(other, 'b') : await registry.configDigest(repo, content);
+      const config =
+        content === 'b' ? await registry.configDigest(other, 'b') : await registry.configDigest(repo, content);
       const r = await ask('update', { container: 'ros', image: target, force: true });
       const e = error(r);
       assert.equal(e.code, 'unsigned_image', `${target}: ${JSON.stringify(r)}`);
@@ -229,11 +282,14 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(before.Config.Image, `${host()}/${repo}@${digests.a}`);
     await registry.put(repo, 'late', await registry.manifest(repo, 'crash'));
     const checked = await ask('update.check', {});
-    const results = (checked.result as Array<{ container: string; changed: boolean }>);
+    const results = checked.result as Array<{ container: string; changed: boolean }>;
     assert.ok(results.find((c) => c.container === 'ros')?.changed, JSON.stringify(checked));
     // The background update the check started fails verification (update.failed with unsigned_image).
     const failed = await probe!.waitFor(
-      (m) => m.topic === `${subject!.base}/events` && m.text.includes('"update.failed"') && m.text.includes('unsigned_image'),
+      (m) =>
+        m.topic === `${subject!.base}/events` &&
+        m.text.includes('"update.failed"') &&
+        m.text.includes('unsigned_image'),
       60_000,
       'update.failed unsigned_image',
     );
@@ -247,7 +303,12 @@ describe('security: signed images (images.verify) on the rig', function () {
   });
 
   it('a snapshot the robot pushes is signed by its own key (snapshots.signKeyFile) and verifies with its public key', async () => {
-    execFileSync('node', [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', '--keygen', join(keys.dir, 'robot.key')]);
+    execFileSync('node', [
+      join(process.cwd(), 'build/agent/fleet/main.js'),
+      'sign',
+      '--keygen',
+      join(keys.dir, 'robot.key'),
+    ]);
     const robotPub = join(keys.dir, 'robot.key.pub');
     await agent(image('a'), {
       snapshots: { repository: `${host()}/fleet/snapshots`, signKeyFile: join(keys.dir, 'robot.key') },
@@ -260,14 +321,24 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.ok(result?.pushed?.signature, JSON.stringify(taken));
     assert.equal(result.pushed.signature, `${host()}/fleet/snapshots:${signatureTag(result.pushed.digest)}`);
     const plan = await ask('plan', { image: result.image });
-    assert.deepEqual((plan.result as { verified: unknown }).verified, { digest: result.pushed.digest, key: robotPub }, JSON.stringify(plan));
+    assert.deepEqual(
+      (plan.result as { verified: unknown }).verified,
+      { digest: result.pushed.digest, key: robotPub },
+      JSON.stringify(plan),
+    );
   });
 
   it('Docker Hub names through a site mirror signed with robot-fleet sign --mirror: verified, run by image id', async () => {
     // Docker Hub names, served by the rig registry as docker.io's mirror (the origin is unreachable).
     // Vetted copies under Yahboom's own names, signed in the site mirror (robot-fleet sign --mirror).
     const hub = parseImageReference('yahboomtechnology/signed-ros:a');
-    const cli = [join(process.cwd(), 'build/agent/fleet/main.js'), 'sign', hub.familiar, '--key', join(keys.dir, 'fleet.key')];
+    const cli = [
+      join(process.cwd(), 'build/agent/fleet/main.js'),
+      'sign',
+      hub.familiar,
+      '--key',
+      join(keys.dir, 'fleet.key'),
+    ];
     const said = execFileSync('node', [...cli, '--mirror', registry.url(), '--json']).toString();
     const signed = JSON.parse(said) as { digest: string; signature: string };
     assert.equal(signed.digest, digests.a);
@@ -279,7 +350,10 @@ describe('security: signed images (images.verify) on the rig', function () {
     const payloads = await Promise.all(
       sigManifest.layers.map(async (l) => (await fetch(`${registry.url()}/v2/${repo}/blobs/${l.digest}`)).text()),
     );
-    assert.ok(payloads.some((p) => p.includes(`"docker-reference":"${cosignIdentity(hub)}"`)), payloads.join('\n'));
+    assert.ok(
+      payloads.some((p) => p.includes(`"docker-reference":"${cosignIdentity(hub)}"`)),
+      payloads.join('\n'),
+    );
     await agent(hub.familiar, {
       allow: ['yahboomtechnology/*'],
       verify: [{ pattern: 'yahboomtechnology/*', keys: [join(keys.dir, 'fleet.key.pub')] }],
@@ -291,7 +365,13 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(verified?.digest, digests.a);
     assert.equal(verified?.image, hub.familiar);
     // Asked by digest through the mirror: pulled, and kept under the mirror's name (its only one).
-    execFileSync('node', [...cli.slice(0, 2), 'yahboomtechnology/signed-ros:b', ...cli.slice(3), '--mirror', registry.url()]);
+    execFileSync('node', [
+      ...cli.slice(0, 2),
+      'yahboomtechnology/signed-ros:b',
+      ...cli.slice(3),
+      '--mirror',
+      registry.url(),
+    ]);
     const byDigest = await ask('pull', { image: `yahboomtechnology/signed-ros@${digests.b}` });
     assert.equal(error(byDigest).code, 'ok', JSON.stringify(byDigest));
     assert.ok(localIds().includes(await registry.configDigest(repo, 'b')), 'the image pulled by digest is still here');
@@ -301,7 +381,7 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(inspect('ros').Id, ros.Id);
   });
 
-  it('a plain mirror holding the image without its signatures: the origin\'s signatures count', async () => {
+  it("a plain mirror holding the image without its signatures: the origin's signatures count", async () => {
     const plain = await startRegistry(tempDir('rfa-plain-mirror-'));
     try {
       // The image copied to the mirror as is (same digest), its .sig not.
@@ -312,10 +392,18 @@ describe('security: signed images (images.verify) on the rig', function () {
         const started = await fetch(`${plain.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
         const upload = new URL(started.headers.get('location')!, plain.url);
         upload.searchParams.set('digest', digest);
-        const put = await fetch(upload, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } });
+        const put = await fetch(upload, {
+          method: 'PUT',
+          body: blob,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
         assert.equal(put.status, 201, `blob ${digest} to the mirror`);
       }
-      const put = await fetch(`${plain.url}/v2/${repo}/manifests/a`, { method: 'PUT', body: m.bytes, headers: { 'content-type': m.type } });
+      const put = await fetch(`${plain.url}/v2/${repo}/manifests/a`, {
+        method: 'PUT',
+        body: m.bytes,
+        headers: { 'content-type': m.type },
+      });
       assert.equal(put.status, 201);
       await agent(image('a'), { registries: { [host()]: { mirror: plain.url } } });
       const ros = await running();
@@ -327,9 +415,13 @@ describe('security: signed images (images.verify) on the rig', function () {
     }
   });
 
-  it('an unsigned image in the robot\'s config is never run: the container stays absent with unsigned_image', async () => {
+  it("an unsigned image in the robot's config is never run: the container stays absent with unsigned_image", async () => {
     await agent(image('unsigned'));
-    const state = await waitUntil(() => subject!.agent.store.get().containers.find((c) => c.name === 'ros' && c.error), 60_000, 'ros error');
+    const state = await waitUntil(
+      () => subject!.agent.store.get().containers.find((c) => c.name === 'ros' && c.error),
+      60_000,
+      'ros error',
+    );
     assert.equal(state.error!.code, 'unsigned_image', JSON.stringify(state));
     assert.equal(state.state, 'absent');
     assert.equal(docker('ps', '-aq'), '');

@@ -29,7 +29,12 @@ interface Recorder {
   close(): Promise<void>;
 }
 
-async function tlsRecorder(options: { cert: string; key: string; ca?: string; requestCert?: boolean }): Promise<Recorder> {
+async function tlsRecorder(options: {
+  cert: string;
+  key: string;
+  ca?: string;
+  requestCert?: boolean;
+}): Promise<Recorder> {
   const port = await freePort();
   const server: TlsServer = createTlsServer({
     cert: readFileSync(options.cert),
@@ -38,7 +43,14 @@ async function tlsRecorder(options: { cert: string; key: string; ca?: string; re
     requestCert: options.requestCert ?? false,
     rejectUnauthorized: false,
   });
-  const recorder: Recorder = { port, connections: 0, firstBytes: [], applicationBytes: 0, refusedHandshakes: 0, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  const recorder: Recorder = {
+    port,
+    connections: 0,
+    firstBytes: [],
+    applicationBytes: 0,
+    refusedHandshakes: 0,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
   // The raw socket's bytes go to the TLS layer; a connection that gets that far began a handshake.
   server.on('connection', () => (recorder.connections += 1));
   server.on('secureConnection', (socket) => {
@@ -58,7 +70,14 @@ async function plainRecorder(): Promise<Recorder> {
     socket.on('data', (chunk: Buffer) => (recorder.applicationBytes += chunk.length));
     socket.on('error', () => undefined);
   });
-  const recorder: Recorder = { port, connections: 0, firstBytes: [], applicationBytes: 0, refusedHandshakes: 0, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  const recorder: Recorder = {
+    port,
+    connections: 0,
+    firstBytes: [],
+    applicationBytes: 0,
+    refusedHandshakes: 0,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return recorder;
 }
@@ -68,9 +87,38 @@ function wrongHostCert(caPem: string): { cert: string; key: string } {
   const dir = tempDir('rfa-tls-');
   const caKey = join(dirname(caPem), 'ca.key');
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'wrong.key', '-out', 'wrong.csr', '-subj', '/CN=wrong.example');
+  run(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'wrong.key',
+    '-out',
+    'wrong.csr',
+    '-subj',
+    '/CN=wrong.example',
+  );
   writeFileSync(join(dir, 'wrong.ext'), 'subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\n');
-  run('x509', '-req', '-in', 'wrong.csr', '-CA', caPem, '-CAkey', caKey, '-CAcreateserial', '-out', 'wrong.pem', '-days', '3', '-extfile', 'wrong.ext');
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'wrong.csr',
+    '-CA',
+    caPem,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    'wrong.pem',
+    '-days',
+    '3',
+    '-extfile',
+    'wrong.ext',
+  );
   return { cert: join(dir, 'wrong.pem'), key: join(dir, 'wrong.key') };
 }
 
@@ -88,18 +136,32 @@ describe('security: TLS and mutual TLS refusal', function () {
 
   const refusedTwice = async (s: AgentUnderTest, r: Recorder, pattern: RegExp) => {
     // Two attempts: the retry after a refusal is TLS again, not a plaintext second try.
-    await waitUntil(() => r.refusedHandshakes >= 2 && s.logs.filter((l) => l.msg === 'broker connection error').length >= 2, 20_000, 'two refused handshakes');
+    await waitUntil(
+      () => r.refusedHandshakes >= 2 && s.logs.filter((l) => l.msg === 'broker connection error').length >= 2,
+      20_000,
+      'two refused handshakes',
+    );
     assert.equal(s.agent.store.get().agent.mqtt.connected, false);
     assert.equal(r.applicationBytes, 0, 'MQTT bytes reached a broker the agent could not verify');
     const errors = s.logs.filter((l) => l.msg === 'broker connection error').map((l) => JSON.stringify(l.error));
-    assert.ok(errors.some((e) => pattern.test(e)), `refusals: ${errors.join('\n')}`);
+    assert.ok(
+      errors.some((e) => pattern.test(e)),
+      `refusals: ${errors.join('\n')}`,
+    );
   };
 
   it('refuses a broker whose certificate an untrusted CA signed', async function () {
     const rig = needRig(this);
     const c = rig.mqtt.certs;
     recorder = await tlsRecorder({ cert: c.serverCert, key: c.serverKey });
-    subject = await startAgent({ mqtt: { url: `mqtts://127.0.0.1:${recorder.port}`, ca: join(dirname(c.ca), 'stranger-ca.pem'), cert: c.clientCert, key: c.clientKey } });
+    subject = await startAgent({
+      mqtt: {
+        url: `mqtts://127.0.0.1:${recorder.port}`,
+        ca: join(dirname(c.ca), 'stranger-ca.pem'),
+        cert: c.clientCert,
+        key: c.clientKey,
+      },
+    });
     await refusedTwice(subject, recorder, /certificate|self.signed|unable to (get|verify)/i);
   });
 
@@ -108,7 +170,9 @@ describe('security: TLS and mutual TLS refusal', function () {
     const c = rig.mqtt.certs;
     const wrong = wrongHostCert(c.ca);
     recorder = await tlsRecorder({ cert: wrong.cert, key: wrong.key });
-    subject = await startAgent({ mqtt: { url: `mqtts://127.0.0.1:${recorder.port}`, ca: c.ca, cert: c.clientCert, key: c.clientKey } });
+    subject = await startAgent({
+      mqtt: { url: `mqtts://127.0.0.1:${recorder.port}`, ca: c.ca, cert: c.clientCert, key: c.clientKey },
+    });
     await refusedTwice(subject, recorder, /altnames|hostname|ERR_TLS_CERT_ALTNAME_INVALID|does not match/i);
   });
 
@@ -116,7 +180,11 @@ describe('security: TLS and mutual TLS refusal', function () {
     const rig = needRig(this);
     subject = await startAgent({ mqtt: { url: rig.mqtt.tlsUrl, ca: rig.mqtt.certs.ca } });
     const s = subject;
-    await waitUntil(() => s.logs.filter((l) => l.msg === 'broker connection error').length >= 2, 20_000, 'two refused attempts');
+    await waitUntil(
+      () => s.logs.filter((l) => l.msg === 'broker connection error').length >= 2,
+      20_000,
+      'two refused attempts',
+    );
     assert.equal(s.agent.store.get().agent.mqtt.connected, false);
     assert.ok(s.agent.store.get().host.metrics !== undefined);
   });
@@ -127,7 +195,10 @@ describe('security: TLS and mutual TLS refusal', function () {
     const r = recorder;
     subject = await startAgent({ mqtt: { url: `mqtts://127.0.0.1:${r.port}`, ca: rig.mqtt.certs.ca } });
     await waitUntil(() => r.connections >= 2 && r.firstBytes.length >= 2, 20_000, 'two attempts');
-    assert.ok(r.firstBytes.every((b) => b === 0x16), `first bytes ${r.firstBytes.map((b) => b.toString(16)).join(',')}`);
+    assert.ok(
+      r.firstBytes.every((b) => b === 0x16),
+      `first bytes ${r.firstBytes.map((b) => b.toString(16)).join(',')}`,
+    );
     assert.equal(subject.agent.store.get().agent.mqtt.connected, false);
   });
 

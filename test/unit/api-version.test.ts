@@ -38,6 +38,11 @@ describe('MQTT API version across a mixed fleet', () => {
   it('a robot with a newer, incompatible API is shown, with a warning to upgrade robot-fleet', () => {
     const newer = { ...summarise(x3State(), times), apiVersion: MQTT_API_VERSION + 1 };
     const detail = renderRobotDetail({ robot: 'x3-new', online: true, state: newer, sections: {} }, NOW);
-    assert.match(detail, new RegExp(`WARNING +this robot speaks MQTT API ${MQTT_API_VERSION + 1}, this robot-fleet knows ${MQTT_API_VERSION}`));
+    assert.match(
+      detail,
+      new RegExp(
+        `WARNING +this robot speaks MQTT API ${MQTT_API_VERSION + 1}, this robot-fleet knows ${MQTT_API_VERSION}`,
+      ),
+    );
   });
 });

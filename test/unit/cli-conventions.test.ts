@@ -23,18 +23,27 @@ describe('cli conventions', () => {
     assert.deepEqual(cliAction(['alpha', 'x'], ['alpha']), { kind: 'run' });
   });
 
-  it('a command\'s help is its usage lines and its examples', () => {
+  it("a command's help is its usage lines and its examples", () => {
     assert.equal(
       commandHelp(USAGE, 'tool', 'alpha'),
       'usage: tool [options] alpha <x>        first\n  more about alpha\n\nexamples:\n  $ tool alpha 1\n\n' +
         'every option, the exit codes and the other commands: tool --help',
     );
-    assert.match(commandHelp(USAGE, 'tool', 'beta'), /^usage: tool \[options\] beta {13}second\n\nexamples:\n {2}\$ tool --broker b beta\n/);
+    assert.match(
+      commandHelp(USAGE, 'tool', 'beta'),
+      /^usage: tool \[options\] beta {13}second\n\nexamples:\n {2}\$ tool --broker b beta\n/,
+    );
     assert.equal(commandHelp(USAGE, 'tool', undefined), USAGE);
   });
 
-  it('without --config: the robot\'s /etc file when it exists, else the embedded defaults (issue 18.7)', () => {
-    assert.equal(configFileToUse(() => true, '/etc/robot-agent/config.yaml'), '/etc/robot-agent/config.yaml');
-    assert.match(configFileToUse(() => false, '/etc/robot-agent/config.yaml'), /config\/default\.yaml$/);
+  it("without --config: the robot's /etc file when it exists, else the embedded defaults (issue 18.7)", () => {
+    assert.equal(
+      configFileToUse(() => true, '/etc/robot-agent/config.yaml'),
+      '/etc/robot-agent/config.yaml',
+    );
+    assert.match(
+      configFileToUse(() => false, '/etc/robot-agent/config.yaml'),
+      /config\/default\.yaml$/,
+    );
   });
 });

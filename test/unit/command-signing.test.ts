@@ -33,7 +33,12 @@ const k2 = pair('k2');
 const stranger = pair('k1'); // the same id, another key
 
 function verifier(nowSeconds: number, keys: Array<[string, KeyObject]> = [['k1', k1.publicKey]]): CommandVerifier {
-  return new CommandVerifier({ robotId: ROBOT, keys: new Map(keys), clockSkewSeconds: SKEW, now: () => nowSeconds * 1000 });
+  return new CommandVerifier({
+    robotId: ROBOT,
+    keys: new Map(keys),
+    clockSkewSeconds: SKEW,
+    now: () => nowSeconds * 1000,
+  });
 }
 
 const message = { id: 'req-1', file: 'a.tar' };
@@ -97,8 +102,14 @@ describe('signed commands: the verifier (injected clock)', () => {
     assert.equal(await reason(v.verify('x'.repeat(MAX_TOKEN_CHARS + 1), expect)), 'token_too_large');
     assert.equal(await reason(v.verify(await token({ robot: 'r2' }), expect)), 'wrong_robot');
     assert.equal(await reason(v.verify(await token({ command: 'ping' }), expect)), 'wrong_command');
-    assert.equal(await reason(v.verify(await token({ message: { ...message, file: 'b.tar' } }), expect)), 'wrong_arguments');
-    assert.equal(await reason(v.verify(await token({ message: { ...message, id: 'req-2' } }), expect)), 'wrong_arguments');
+    assert.equal(
+      await reason(v.verify(await token({ message: { ...message, file: 'b.tar' } }), expect)),
+      'wrong_arguments',
+    );
+    assert.equal(
+      await reason(v.verify(await token({ message: { ...message, id: 'req-2' } }), expect)),
+      'wrong_arguments',
+    );
     assert.equal(await reason(v.verify(await token({ key: k2.signing }), expect)), 'unknown_key');
     assert.equal(await reason(v.verify(await token({ key: stranger.signing }), expect)), 'bad_signature');
     assert.equal(await reason(v.verify(await token({ lifetimeSeconds: 121 }), expect)), 'lifetime_too_long');
@@ -123,7 +134,10 @@ describe('signed commands: the verifier (injected clock)', () => {
   });
 
   it('verifies under either key while a key is rotated', async () => {
-    const v = verifier(T0, [['k1', k1.publicKey], ['k2', k2.publicKey]]);
+    const v = verifier(T0, [
+      ['k1', k1.publicKey],
+      ['k2', k2.publicKey],
+    ]);
     await v.verify(await token(), expect);
     await v.verify(await token({ key: k2.signing }), expect);
   });
@@ -177,7 +191,10 @@ describe('signed commands: the default policy', () => {
 
   it('a fleet broker taking unsigned commands says so', () => {
     assert.match(signingPolicy(config({ url: 'mqtts://b' }, {})).warning ?? '', /not signed.*security\.commands\.keys/);
-    assert.match(signingPolicy(config({ url: 'mqtts://b' }, { keys: key, required: false })).warning ?? '', /required is false/);
+    assert.match(
+      signingPolicy(config({ url: 'mqtts://b' }, { keys: key, required: false })).warning ?? '',
+      /required is false/,
+    );
   });
 });
 
@@ -211,7 +228,10 @@ describe('signed commands: the router', () => {
       logger: silentLogger,
       signing,
       commands: [
-        defineCommand<{ file: string }, unknown>({ name: 'files.remove', run: async ({ file }) => ({ file, bytes: ++runs }) }),
+        defineCommand<{ file: string }, unknown>({
+          name: 'files.remove',
+          run: async ({ file }) => ({ file, bytes: ++runs }),
+        }),
       ],
     });
     return { router, runs: () => runs };
@@ -242,7 +262,9 @@ describe('signed commands: the router', () => {
 
   it('two copies arriving together run once: the second waits as a redelivery', async () => {
     const { router, runs } = signedRouter(() => T0 * 1000);
-    const signed = json(await signMessage({ key: k1.signing, robot: ROBOT, command: 'files.remove', message, issuedAt: T0 }));
+    const signed = json(
+      await signMessage({ key: k1.signing, robot: ROBOT, command: 'files.remove', message, issuedAt: T0 }),
+    );
     const [a, b] = await Promise.all([router.handle('files.remove', signed), router.handle('files.remove', signed)]);
     assert.equal(runs(), 1);
     assert.deepEqual(a ?? b, { id: 'req-1', ok: true, result: { file: 'a.tar', bytes: 1 } });
@@ -252,7 +274,13 @@ describe('signed commands: the router', () => {
     const { router, runs } = signedRouter(() => T0 * 1000, false);
     assert.equal((await router.handle('files.remove', json(message)))?.ok, true);
     const other = { ...message, id: 'r2' };
-    const bad = await signMessage({ key: stranger.signing, robot: ROBOT, command: 'files.remove', message: other, issuedAt: T0 });
+    const bad = await signMessage({
+      key: stranger.signing,
+      robot: ROBOT,
+      command: 'files.remove',
+      message: other,
+      issuedAt: T0,
+    });
     assert.equal(errorOf(await router.handle('files.remove', json(bad)))?.reason, 'bad_signature');
     assert.equal(runs(), 1);
   });
@@ -274,7 +302,12 @@ describe('signed commands: required without keys fails closed', () => {
     assert.equal(await reason(signing.verifyRequest('files.remove', signed)), 'unknown_key');
     assert.equal(await reason(signing.verifyRequest('files.remove', message)), 'unsigned');
     const desired = new DesiredSignature({
-      verifier: undefined, required: true, maxLifetimeSeconds: 3600, maxBytes: 65536, dir: tempDir(), logger: silentLogger,
+      verifier: undefined,
+      required: true,
+      maxLifetimeSeconds: 3600,
+      maxBytes: 65536,
+      dir: tempDir(),
+      logger: silentLogger,
     });
     assert.equal(await reason(desired.admit(Buffer.from('{"containers":{},"signature":"x"}'))), 'unknown_key');
   });
@@ -283,7 +316,12 @@ describe('signed commands: required without keys fails closed', () => {
 describe('signed commands: the retained desired state', () => {
   function gate(now: () => number, dir = tempDir()) {
     return new DesiredSignature({
-      verifier: new CommandVerifier({ robotId: ROBOT, keys: new Map([['k1', k1.publicKey]]), clockSkewSeconds: SKEW, now }),
+      verifier: new CommandVerifier({
+        robotId: ROBOT,
+        keys: new Map([['k1', k1.publicKey]]),
+        clockSkewSeconds: SKEW,
+        now,
+      }),
       required: true,
       maxLifetimeSeconds: 3600,
       maxBytes: 64 * 1024,
@@ -293,7 +331,12 @@ describe('signed commands: the retained desired state', () => {
   }
   const desired = (version: number, issuedAt: number) =>
     signMessage({
-      key: k1.signing, robot: ROBOT, command: 'desired', message: { containers: {}, version }, issuedAt, lifetimeSeconds: 600,
+      key: k1.signing,
+      robot: ROBOT,
+      command: 'desired',
+      message: { containers: {}, version },
+      issuedAt,
+      lifetimeSeconds: 600,
     });
 
   it('the one in force comes again after it expired: taken (nothing changes); an older one is replayed', async () => {
@@ -342,7 +385,11 @@ describe('signed commands: the retained desired state', () => {
     assert.equal(await reason(g.admit(Buffer.from('{"containers":{}}'))), 'unsigned');
     assert.equal(await reason(g.admit(Buffer.alloc(0))), 'unsigned');
     const asCommand = await signMessage({
-      key: k1.signing, robot: ROBOT, command: 'update', message: { containers: {} }, issuedAt: T0,
+      key: k1.signing,
+      robot: ROBOT,
+      command: 'update',
+      message: { containers: {} },
+      issuedAt: T0,
     });
     assert.equal(await reason(g.admit(Buffer.from(JSON.stringify(asCommand)))), 'wrong_command');
   });

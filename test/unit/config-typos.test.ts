@@ -26,12 +26,25 @@ describe('config typos: errors with the nearest key', () => {
   });
 
   it('a slip of a letter or two is still found; a name far from any gets the docs instead', () => {
-    const env = { ROBOT_AGENT_STATE_DRI: '/x', ROBOT_AGENT_MQTT_HEARTBEET: '10', ROBOT_AGENT_WHATEVER_ELSE_ENTIRELY: '1' };
+    const env = {
+      ROBOT_AGENT_STATE_DRI: '/x',
+      ROBOT_AGENT_MQTT_HEARTBEET: '10',
+      ROBOT_AGENT_WHATEVER_ELSE_ENTIRELY: '1',
+    };
     const problems = problemsOf(() => loadConfig({ file: file(), env }));
     assert.equal(problems.length, 3, problems.join('\n'));
-    assert.match(problems.find((p) => p.startsWith('ROBOT_AGENT_STATE_DRI:'))!, /did you mean ROBOT_AGENT_STATE_DIR \(state\.dir\)\?$/);
-    assert.match(problems.find((p) => p.startsWith('ROBOT_AGENT_MQTT_HEARTBEET:'))!, /did you mean ROBOT_AGENT_MQTT_HEARTBEAT/);
-    assert.match(problems.find((p) => p.startsWith('ROBOT_AGENT_WHATEVER_ELSE_ENTIRELY:'))!, /see docs\/configuration\.md/);
+    assert.match(
+      problems.find((p) => p.startsWith('ROBOT_AGENT_STATE_DRI:'))!,
+      /did you mean ROBOT_AGENT_STATE_DIR \(state\.dir\)\?$/,
+    );
+    assert.match(
+      problems.find((p) => p.startsWith('ROBOT_AGENT_MQTT_HEARTBEET:'))!,
+      /did you mean ROBOT_AGENT_MQTT_HEARTBEAT/,
+    );
+    assert.match(
+      problems.find((p) => p.startsWith('ROBOT_AGENT_WHATEVER_ELSE_ENTIRELY:'))!,
+      /see docs\/configuration\.md/,
+    );
   });
 
   it('the password variables and ROBOT_AGENT_REGISTRY_PASSWORD_<HOST> are not typos; other prefixes are untouched', () => {
@@ -46,10 +59,16 @@ describe('config typos: errors with the nearest key', () => {
   });
 
   it('an unknown key in the file suggests its nearest sibling', () => {
-    const yaml = writeYaml(tempDir(), 'c.yaml', { mqtt: { basetopic: 'lab', embedded: { prot: 1884 } }, snapshot: { keep: 2 } });
+    const yaml = writeYaml(tempDir(), 'c.yaml', {
+      mqtt: { basetopic: 'lab', embedded: { prot: 1884 } },
+      snapshot: { keep: 2 },
+    });
     const problems = problemsOf(() => loadConfig({ file: yaml, env: {} }));
     assert.ok(problems.includes('mqtt.basetopic: unknown key (did you mean mqtt.baseTopic?)'), problems.join('\n'));
-    assert.ok(problems.includes('mqtt.embedded.prot: unknown key (did you mean mqtt.embedded.port?)'), problems.join('\n'));
+    assert.ok(
+      problems.includes('mqtt.embedded.prot: unknown key (did you mean mqtt.embedded.port?)'),
+      problems.join('\n'),
+    );
     assert.ok(problems.includes('snapshot: unknown key (did you mean snapshots?)'), problems.join('\n'));
   });
 
@@ -60,7 +79,10 @@ describe('config typos: errors with the nearest key', () => {
     });
     const problems = problemsOf(() => loadConfig({ file: yaml, env: {} }));
     const mqtt = problems.find((p) => p.startsWith('mqtt.password:'));
-    assert.match(mqtt ?? '', /^mqtt\.password: unknown key: passwords never live in the YAML; .* in mqtt\.passwordFile$/);
+    assert.match(
+      mqtt ?? '',
+      /^mqtt\.password: unknown key: passwords never live in the YAML; .* in mqtt\.passwordFile$/,
+    );
     const registry = problems.find((p) => p.startsWith('registries.registry.local.password:'));
     assert.match(registry ?? '', /registries\.registry\.local\.passwordFile$/, problems.join('\n'));
     assert.ok(!problems.join('\n').includes('hunter2'), 'the password itself is never echoed');

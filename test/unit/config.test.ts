@@ -81,7 +81,14 @@ describe('config', () => {
 
   it('every leaf of the schema has an environment name, including the ones the issue names', () => {
     const names = envLeaves(loadConfigSchema() as never).map((l) => l.envName);
-    for (const required of ['ROBOT_AGENT_MQTT_URL', 'ROBOT_AGENT_ROBOT_ID', 'ROBOT_AGENT_MQTT_PASSWORD_FILE', 'ROBOT_AGENT_DOCKER_SOCKET_PATH', 'ROBOT_AGENT_STATE_DIR', 'ROBOT_AGENT_METRICS_INTERVAL']) {
+    for (const required of [
+      'ROBOT_AGENT_MQTT_URL',
+      'ROBOT_AGENT_ROBOT_ID',
+      'ROBOT_AGENT_MQTT_PASSWORD_FILE',
+      'ROBOT_AGENT_DOCKER_SOCKET_PATH',
+      'ROBOT_AGENT_STATE_DIR',
+      'ROBOT_AGENT_METRICS_INTERVAL',
+    ]) {
       assert.ok(names.includes(required), `${required} missing from ${names.join(', ')}`);
     }
     assert.equal(new Set(names).size, names.length, 'two keys map to one variable');
@@ -96,22 +103,44 @@ describe('config', () => {
       typo: true,
     });
     const problems = problemsOf(() => loadConfig({ file, env: { ROBOT_AGENT_MQTT_KEEPALIVE: 'soon' } }));
-    const expectPath = (path: string) => assert.ok(problems.some((p) => p.startsWith(path + ':')), `no problem for ${path} in:\n${problems.join('\n')}`);
-    for (const path of ['robot.id', 'mqtt.heartbeat', 'mqtt.url', 'mqtt.protocolVersion', 'mqtt.colour', 'metrics.interval', 'typo', 'mqtt.keepalive']) expectPath(path);
+    const expectPath = (path: string) =>
+      assert.ok(
+        problems.some((p) => p.startsWith(path + ':')),
+        `no problem for ${path} in:\n${problems.join('\n')}`,
+      );
+    for (const path of [
+      'robot.id',
+      'mqtt.heartbeat',
+      'mqtt.url',
+      'mqtt.protocolVersion',
+      'mqtt.colour',
+      'metrics.interval',
+      'typo',
+      'mqtt.keepalive',
+    ])
+      expectPath(path);
     for (const p of problems) assert.ok(!p.includes('\n'), `problem spans lines: ${p}`);
   });
 
   it('unparseable YAML and a missing file are config errors, not crashes', () => {
     const dir = tempDir();
-    assert.match(problemsOf(() => loadConfig({ file: writeYaml(dir, 'c.yaml', 'mqtt: [unclosed'), env: {} }))[0]!, /^\(yaml\) line \d+/);
+    assert.match(
+      problemsOf(() => loadConfig({ file: writeYaml(dir, 'c.yaml', 'mqtt: [unclosed'), env: {} }))[0]!,
+      /^\(yaml\) line \d+/,
+    );
     assert.match(problemsOf(() => loadConfig({ file: join(dir, 'absent.yaml'), env: {} }))[0]!, /cannot read/);
-    assert.match(problemsOf(() => loadConfig({ file: writeYaml(dir, 'l.yaml', '- a\n- b\n'), env: {} }))[0]!, /must be a mapping/);
+    assert.match(
+      problemsOf(() => loadConfig({ file: writeYaml(dir, 'l.yaml', '- a\n- b\n'), env: {} }))[0]!,
+      /must be a mapping/,
+    );
   });
 
   it('reads the broker password from its file, or from the environment first, and never keeps it in the config', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'pw'), 's3cret-from-file\n');
-    const file = writeYaml(dir, 'c.yaml', { mqtt: { url: 'mqtt://b:1', username: 'robot', passwordFile: join(dir, 'pw') } });
+    const file = writeYaml(dir, 'c.yaml', {
+      mqtt: { url: 'mqtt://b:1', username: 'robot', passwordFile: join(dir, 'pw') },
+    });
     const fromFile = loadConfig({ file, env: {} });
     assert.equal(fromFile.secrets.mqttPassword, 's3cret-from-file');
     assert.ok(!JSON.stringify(fromFile.config).includes('s3cret'));
@@ -120,58 +149,102 @@ describe('config', () => {
 
   it('refuses a password in the YAML itself and an unreadable password file', () => {
     const dir = tempDir();
-    const inline = problemsOf(() => loadConfig({ file: writeYaml(dir, 'a.yaml', { mqtt: { password: 'plain' } }), env: {} }));
+    const inline = problemsOf(() =>
+      loadConfig({ file: writeYaml(dir, 'a.yaml', { mqtt: { password: 'plain' } }), env: {} }),
+    );
     assert.equal(inline.length, 1);
     assert.match(inline[0]!, /^mqtt\.password: unknown key: passwords never live in the YAML; .* mqtt\.passwordFile$/);
     const missing = problemsOf(() =>
-      loadConfig({ file: writeYaml(dir, 'b.yaml', { mqtt: { url: 'mqtt://b:1', username: 'u', passwordFile: join(dir, 'nope') } }), env: {} }),
+      loadConfig({
+        file: writeYaml(dir, 'b.yaml', { mqtt: { url: 'mqtt://b:1', username: 'u', passwordFile: join(dir, 'nope') } }),
+        env: {},
+      }),
     );
     assert.match(missing[0]!, /^mqtt\.passwordFile: cannot read .*ENOENT/);
   });
 
   it('refuses an embedded broker beyond loopback without credentials', () => {
     const dir = tempDir();
-    const problems = problemsOf(() => loadConfig({ file: writeYaml(dir, 'c.yaml', { mqtt: { embedded: { host: '0.0.0.0' } } }), env: {} }));
+    const problems = problemsOf(() =>
+      loadConfig({ file: writeYaml(dir, 'c.yaml', { mqtt: { embedded: { host: '0.0.0.0' } } }), env: {} }),
+    );
     assert.match(problems[0]!, /^mqtt\.embedded\.host: .*requires mqtt\.embedded\.username/);
     writeFileSync(join(dir, 'pw'), 'pw');
-    const ok = loadConfig({ file: writeYaml(dir, 'd.yaml', { mqtt: { embedded: { host: '0.0.0.0', username: 'u', passwordFile: join(dir, 'pw') } } }), env: {} });
+    const ok = loadConfig({
+      file: writeYaml(dir, 'd.yaml', {
+        mqtt: { embedded: { host: '0.0.0.0', username: 'u', passwordFile: join(dir, 'pw') } },
+      }),
+      env: {},
+    });
     assert.equal(ok.secrets.embeddedPassword, 'pw');
   });
 
   it('refuses half a client certificate', () => {
     const dir = tempDir();
-    const problems = problemsOf(() => loadConfig({ file: writeYaml(dir, 'c.yaml', { mqtt: { url: 'mqtts://b:8883', cert: '/x.pem' } }), env: {} }));
+    const problems = problemsOf(() =>
+      loadConfig({ file: writeYaml(dir, 'c.yaml', { mqtt: { url: 'mqtts://b:8883', cert: '/x.pem' } }), env: {} }),
+    );
     assert.match(problems[0]!, /^mqtt\.key: /);
   });
 
   it('containers: fills each spec with its defaults, refuses an image outside images.allow, a required device not listed, and keys the fleet may not set', () => {
     const dir = tempDir();
-    const ok = loadConfig({ file: writeYaml(dir, 'ok.yaml', { containers: { ros: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['lidar', '/dev/input'] } } }), env: {} });
+    const ok = loadConfig({
+      file: writeYaml(dir, 'ok.yaml', {
+        containers: { ros: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['lidar', '/dev/input'] } },
+      }),
+      env: {},
+    });
     const ros = ok.config.containers.ros!;
-    assert.deepEqual([ros.enabled, ros.replug, ros.network, ros.restart, ros.privileged, ros.deviceMajors], [true, 'live', 'host', 'unless-stopped', false, [188, 189, 81]]);
+    assert.deepEqual(
+      [ros.enabled, ros.replug, ros.network, ros.restart, ros.privileged, ros.deviceMajors],
+      [true, 'live', 'host', 'unless-stopped', false, [188, 189, 81]],
+    );
     const problems = problemsOf(() =>
       loadConfig({
         file: writeYaml(dir, 'bad.yaml', {
           containers: {
             a: { image: 'evil/miner:1' },
             b: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['board'], required: ['lidar'] },
-            c: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['/etc/shadow', '/dev/../etc/shadow'], mounts: ['relative:/x'] },
+            c: {
+              image: 'yahboomtechnology/ros-foxy:3.3.9',
+              devices: ['/etc/shadow', '/dev/../etc/shadow'],
+              mounts: ['relative:/x'],
+            },
             'bad name!': { image: 'yahboomtechnology/ros-foxy:3.3.9' },
           },
         }),
         env: {},
       }),
     );
-    const expectPath = (path: string) => assert.ok(problems.some((p) => p.startsWith(path + ':')), `no problem for ${path} in:\n${problems.join('\n')}`);
+    const expectPath = (path: string) =>
+      assert.ok(
+        problems.some((p) => p.startsWith(path + ':')),
+        `no problem for ${path} in:\n${problems.join('\n')}`,
+      );
     expectPath('containers.c.devices.0');
     expectPath('containers.c.devices.1');
     expectPath('containers.c.mounts.0');
     expectPath('containers.bad name!');
     // Schema problems come first; fix them and the cross-field ones show.
     const cross = problemsOf(() =>
-      loadConfig({ file: writeYaml(dir, 'cross.yaml', { containers: { a: { image: 'evil/miner:1' }, b: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['board'], required: ['lidar'] } } }), env: {} }),
+      loadConfig({
+        file: writeYaml(dir, 'cross.yaml', {
+          containers: {
+            a: { image: 'evil/miner:1' },
+            b: { image: 'yahboomtechnology/ros-foxy:3.3.9', devices: ['board'], required: ['lidar'] },
+          },
+        }),
+        env: {},
+      }),
     );
-    assert.ok(cross.some((p) => p.startsWith('containers.a.image: ') && p.includes('not allowed')), cross.join('\n'));
-    assert.ok(cross.some((p) => p.startsWith('containers.b.required: ')), cross.join('\n'));
+    assert.ok(
+      cross.some((p) => p.startsWith('containers.a.image: ') && p.includes('not allowed')),
+      cross.join('\n'),
+    );
+    assert.ok(
+      cross.some((p) => p.startsWith('containers.b.required: ')),
+      cross.join('\n'),
+    );
   });
 });

@@ -3,7 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { mock } from 'node:test';
 import type { ContainerSpec } from '../../agent/config/types.js';
-import { devicesMoved, planContainers, type DesiredContainer, type ObservedContainer, type PlanInput } from '../../agent/containers/container-plan.js';
+import {
+  devicesMoved,
+  planContainers,
+  type DesiredContainer,
+  type ObservedContainer,
+  type PlanInput,
+} from '../../agent/containers/container-plan.js';
 import { createOptions, LABELS, specHash } from '../../agent/containers/container-spec.js';
 import { mergeDesired, parseDesired } from '../../agent/containers/desired-state.js';
 import { resolveDeviceMappings, splitDev } from '../../agent/containers/device-mappings.js';
@@ -24,8 +30,22 @@ const NEXT = 'yahboomtechnology/ros-foxy:3.4.0';
 
 function spec(o: Partial<ContainerSpec> = {}): ContainerSpec {
   return {
-    image: IMAGE, enabled: true, devices: ['lidar', 'camera', 'board'], required: [], replug: 'live', deviceMajors: [188, 189, 81],
-    network: 'host', env: {}, ports: [], mounts: [], tty: false, restart: 'unless-stopped', privileged: false, capAdd: [], stopTimeout: 10, ...o,
+    image: IMAGE,
+    enabled: true,
+    devices: ['lidar', 'camera', 'board'],
+    required: [],
+    replug: 'live',
+    deviceMajors: [188, 189, 81],
+    network: 'host',
+    env: {},
+    ports: [],
+    mounts: [],
+    tty: false,
+    restart: 'unless-stopped',
+    privileged: false,
+    capAdd: [],
+    stopTimeout: 10,
+    ...o,
   };
 }
 
@@ -36,17 +56,40 @@ function desired(o: Partial<DesiredContainer> & { spec?: ContainerSpec } = {}): 
 
 function observed(o: Partial<ObservedContainer> = {}): ObservedContainer {
   return {
-    id: 'c1', name: 'ros', image: IMAGE, runImage: IMAGE, imageId: 'sha256:1', state: 'running', health: null, startedAt: '2026-11-24T00:00:00Z',
-    restartCount: 0, exitCode: null, specHash: specHash(spec()), createdDevices: [], ...o,
+    id: 'c1',
+    name: 'ros',
+    image: IMAGE,
+    runImage: IMAGE,
+    imageId: 'sha256:1',
+    state: 'running',
+    health: null,
+    startedAt: '2026-11-24T00:00:00Z',
+    restartCount: 0,
+    exitCode: null,
+    specHash: specHash(spec()),
+    createdDevices: [],
+    ...o,
   };
 }
 
 function input(o: Partial<PlanInput> = {}): PlanInput {
-  return { desired: [desired()], observed: [], devices: new Map(), imagePresent: () => true, pulling: new Set(), held: new Set(), backingOff: new Set(), ...o };
+  return {
+    desired: [desired()],
+    observed: [],
+    devices: new Map(),
+    imagePresent: () => true,
+    pulling: new Set(),
+    held: new Set(),
+    backingOff: new Set(),
+    ...o,
+  };
 }
 
 const CATALOG = {
-  sysfsRoot: '/sys', devRoot: '/dev', pollInterval: 5000, watch: true,
+  sysfsRoot: '/sys',
+  devRoot: '/dev',
+  pollInterval: 5000,
+  watch: true,
   lidar: { vid: '10c4', pid: 'ea60', alias: 'rplidar', baudRate: 115200, checkInterval: 300, timeout: 2000 },
   camera: { vid: '2bc5', depthPid: '060f', rgbPid: '050f', depthAlias: 'astradepth', rgbAlias: 'astrauvc' },
   board: { vid: '1a86', pid: '7523', alias: 'myserial' },
@@ -56,7 +99,11 @@ function x3Devices(): DevicesState {
   const d = absentDevices();
   d.lidar = { ...d.lidar, present: true, path: '/dev/rplidar', node: '/dev/ttyUSB0' };
   d.board = { present: true, path: '/dev/myserial', node: '/dev/ttyUSB1', usb: null };
-  d.camera = { present: true, depth: { busnum: 1, devnum: 7, node: '/dev/bus/usb/001/007' }, rgb: { busnum: 1, devnum: 8, node: '/dev/bus/usb/001/008', video: ['/dev/video0'] } };
+  d.camera = {
+    present: true,
+    depth: { busnum: 1, devnum: 7, node: '/dev/bus/usb/001/007' },
+    rgb: { busnum: 1, devnum: 8, node: '/dev/bus/usb/001/008', video: ['/dev/video0'] },
+  };
   return d;
 }
 
@@ -72,14 +119,33 @@ describe('container planning (pure)', () => {
   it('hands a new image for a running container to the update flow, which pulls while it runs', () => {
     const want = desired({ image: NEXT, source: 'desired' });
     const step = [{ action: 'update', name: 'ros', id: 'c1', image: NEXT }];
-    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps, step);
+    assert.deepEqual(
+      planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps,
+      step,
+    );
     assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, step);
     // The same tag pulled anew (another image id) is an update too; a container run from a commit is not.
-    assert.deepEqual(planContainers(input({ observed: [observed()], imageIdOf: () => 'sha256:2' })).steps, [{ action: 'update', name: 'ros', id: 'c1', image: IMAGE }]);
-    assert.deepEqual(planContainers(input({ observed: [observed({ runImage: 'yahboomtechnology/ros-foxy:ros-1' })], imageIdOf: () => 'sha256:2' })).steps, []);
+    assert.deepEqual(planContainers(input({ observed: [observed()], imageIdOf: () => 'sha256:2' })).steps, [
+      { action: 'update', name: 'ros', id: 'c1', image: IMAGE },
+    ]);
+    assert.deepEqual(
+      planContainers(
+        input({ observed: [observed({ runImage: 'yahboomtechnology/ros-foxy:ros-1' })], imageIdOf: () => 'sha256:2' }),
+      ).steps,
+      [],
+    );
     // While the flow owns it, nothing; a target that rolled back is not tried again.
-    assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()], updating: new Set(['ros']) })).steps, []);
-    const refused = planContainers(input({ desired: [want], observed: [observed()], rolledBack: new Map([['ros', { image: NEXT, reason: 'container_exited' }]]) }));
+    assert.deepEqual(
+      planContainers(input({ desired: [want], observed: [observed()], updating: new Set(['ros']) })).steps,
+      [],
+    );
+    const refused = planContainers(
+      input({
+        desired: [want],
+        observed: [observed()],
+        rolledBack: new Map([['ros', { image: NEXT, reason: 'container_exited' }]]),
+      }),
+    );
     assert.deepEqual(refused.steps, []);
     assert.match(refused.verdicts.get('ros')!.reason!, /rolled back \(container_exited\)/);
   });
@@ -94,7 +160,9 @@ describe('container planning (pure)', () => {
 
   it('recreates on a changed spec; an in-sync running container needs nothing', () => {
     const changed = spec({ env: { ROS_DOMAIN_ID: '7' } });
-    assert.deepEqual(planContainers(input({ desired: [desired({ spec: changed })], observed: [observed()] })).steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'spec' }]);
+    assert.deepEqual(planContainers(input({ desired: [desired({ spec: changed })], observed: [observed()] })).steps, [
+      { action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'spec' },
+    ]);
     const plan = planContainers(input({ observed: [observed()] }));
     assert.deepEqual(plan.steps, []);
     assert.deepEqual(plan.verdicts.get('ros'), { inSync: true });
@@ -106,79 +174,158 @@ describe('container planning (pure)', () => {
     const waiting = planContainers(input({ desired: [desired({ spec: s })], devices }));
     assert.deepEqual(waiting.steps, []);
     assert.equal(waiting.verdicts.get('ros')?.reason, 'waiting for lidar');
-    assert.deepEqual(planContainers(input({ desired: [desired({ spec: s })], observed: [observed({ specHash: specHash(s) })], devices })).steps, []);
+    assert.deepEqual(
+      planContainers(
+        input({ desired: [desired({ spec: s })], observed: [observed({ specHash: specHash(s) })], devices }),
+      ).steps,
+      [],
+    );
   });
 
   it('stops a disabled or held container and leaves it stopped; stops orphans without removing them', () => {
-    assert.deepEqual(planContainers(input({ desired: [desired({ enabled: false })], observed: [observed()] })).steps, [{ action: 'stop', name: 'ros', id: 'c1', reason: 'disabled' }]);
-    assert.deepEqual(planContainers(input({ held: new Set(['ros']), observed: [observed()] })).steps, [{ action: 'stop', name: 'ros', id: 'c1', reason: 'held' }]);
-    assert.deepEqual(planContainers(input({ held: new Set(['ros']), observed: [observed({ state: 'exited', exitCode: 0 })] })).steps, []);
-    assert.deepEqual(planContainers(input({ desired: [], observed: [observed({ name: 'old' })] })).steps, [{ action: 'stop', name: 'old', id: 'c1', reason: 'orphan' }]);
+    assert.deepEqual(planContainers(input({ desired: [desired({ enabled: false })], observed: [observed()] })).steps, [
+      { action: 'stop', name: 'ros', id: 'c1', reason: 'disabled' },
+    ]);
+    assert.deepEqual(planContainers(input({ held: new Set(['ros']), observed: [observed()] })).steps, [
+      { action: 'stop', name: 'ros', id: 'c1', reason: 'held' },
+    ]);
+    assert.deepEqual(
+      planContainers(input({ held: new Set(['ros']), observed: [observed({ state: 'exited', exitCode: 0 })] })).steps,
+      [],
+    );
+    assert.deepEqual(planContainers(input({ desired: [], observed: [observed({ name: 'old' })] })).steps, [
+      { action: 'stop', name: 'old', id: 'c1', reason: 'orphan' },
+    ]);
   });
 
   it('restarts an exited container as its restart policy says, and not while backing off', () => {
     const exited = (exitCode: number) => observed({ state: 'exited', exitCode });
     const steps = (restart: ContainerSpec['restart'], exitCode: number) => {
       const s = spec({ restart });
-      return planContainers(input({ desired: [desired({ spec: s })], observed: [{ ...exited(exitCode), specHash: specHash(s) }] })).steps.map((x) => x.action);
+      return planContainers(
+        input({ desired: [desired({ spec: s })], observed: [{ ...exited(exitCode), specHash: specHash(s) }] }),
+      ).steps.map((x) => x.action);
     };
     assert.deepEqual(steps('unless-stopped', 0), ['start']);
     assert.deepEqual(steps('on-failure', 3), ['start']);
     assert.deepEqual(steps('on-failure', 0), []);
     assert.deepEqual(steps('no', 3), []);
     assert.deepEqual(planContainers(input({ observed: [exited(3)], backingOff: new Set(['ros']) })).steps, []);
-    assert.deepEqual(planContainers(input({ observed: [observed({ state: 'created' })] })).steps.map((x) => x.action), ['start']);
+    assert.deepEqual(
+      planContainers(input({ observed: [observed({ state: 'created' })] })).steps.map((x) => x.action),
+      ['start'],
+    );
   });
 
   it('replug policy recreate: a device that moved recreates, one that only left does not', () => {
-    const created = [{ device: 'camera', key: 'camera-depth', host: '/dev/bus/usb/001/007', container: '/dev/bus/usb/001/007' }];
-    assert.equal(devicesMoved(created, [{ ...created[0]!, host: '/dev/bus/usb/001/009', container: '/dev/bus/usb/001/009' }]), true);
+    const created = [
+      { device: 'camera', key: 'camera-depth', host: '/dev/bus/usb/001/007', container: '/dev/bus/usb/001/007' },
+    ];
+    assert.equal(
+      devicesMoved(created, [{ ...created[0]!, host: '/dev/bus/usb/001/009', container: '/dev/bus/usb/001/009' }]),
+      true,
+    );
     assert.equal(devicesMoved(created, []), false);
     assert.equal(devicesMoved(created, created), false);
     const s = spec({ replug: 'recreate' });
     const devices = new Map([['ros', { mappings: [{ ...created[0]!, host: '/dev/bus/usb/001/009' }], missing: [] }]]);
-    const plan = planContainers(input({ desired: [desired({ spec: s })], observed: [observed({ specHash: specHash(s), createdDevices: created })], devices }));
+    const plan = planContainers(
+      input({
+        desired: [desired({ spec: s })],
+        observed: [observed({ specHash: specHash(s), createdDevices: created })],
+        devices,
+      }),
+    );
     assert.deepEqual(plan.steps, [{ action: 'recreate', name: 'ros', id: 'c1', image: IMAGE, reason: 'devices' }]);
   });
 });
 
 describe('container devices and create options (pure)', () => {
   it('maps the X3 devices to their aliases, the camera also to its literal USB paths and video nodes', () => {
-    const { mappings, missing } = resolveDeviceMappings(spec({ devices: ['lidar', 'camera', 'board', '/dev/input'] }), x3Devices(), CATALOG);
+    const { mappings, missing } = resolveDeviceMappings(
+      spec({ devices: ['lidar', 'camera', 'board', '/dev/input'] }),
+      x3Devices(),
+      CATALOG,
+    );
     assert.deepEqual(missing, []);
-    assert.deepEqual(mappings.map((m) => [m.key, m.host, m.container]), [
-      ['lidar', '/dev/ttyUSB0', '/dev/rplidar'],
-      ['camera-depth', '/dev/bus/usb/001/007', '/dev/bus/usb/001/007'],
-      ['camera-depth', '/dev/bus/usb/001/007', '/dev/astradepth'],
-      ['camera-rgb', '/dev/bus/usb/001/008', '/dev/bus/usb/001/008'],
-      ['camera-rgb', '/dev/bus/usb/001/008', '/dev/astrauvc'],
-      ['camera-video0', '/dev/video0', '/dev/video0'],
-      ['board', '/dev/ttyUSB1', '/dev/myserial'],
-      ['/dev/input', '/dev/input', '/dev/input'],
-    ]);
+    assert.deepEqual(
+      mappings.map((m) => [m.key, m.host, m.container]),
+      [
+        ['lidar', '/dev/ttyUSB0', '/dev/rplidar'],
+        ['camera-depth', '/dev/bus/usb/001/007', '/dev/bus/usb/001/007'],
+        ['camera-depth', '/dev/bus/usb/001/007', '/dev/astradepth'],
+        ['camera-rgb', '/dev/bus/usb/001/008', '/dev/bus/usb/001/008'],
+        ['camera-rgb', '/dev/bus/usb/001/008', '/dev/astrauvc'],
+        ['camera-video0', '/dev/video0', '/dev/video0'],
+        ['board', '/dev/ttyUSB1', '/dev/myserial'],
+        ['/dev/input', '/dev/input', '/dev/input'],
+      ],
+    );
     assert.deepEqual(resolveDeviceMappings(spec(), absentDevices(), CATALOG).missing, ['lidar', 'camera', 'board']);
   });
 
   it('builds the create body: stable node sources, cgroup rules for live replug, labels, ports, nothing privileged by default', () => {
-    const s = spec({ ports: ['9090:9090', '127.0.0.1:8888:8888/udp'], mounts: ['/tmp/.X11-unix:/tmp/.X11-unix:ro'], env: { DISPLAY: ':0' } });
+    const s = spec({
+      ports: ['9090:9090', '127.0.0.1:8888:8888/udp'],
+      mounts: ['/tmp/.X11-unix:/tmp/.X11-unix:ro'],
+      env: { DISPLAY: ':0' },
+    });
     const mappings = resolveDeviceMappings(s, x3Devices(), CATALOG).mappings;
-    const body = createOptions({ name: 'ros', spec: s, image: IMAGE, runImage: IMAGE, mappings, stableNode: (k) => `/var/lib/robot-agent/dev/${k}` });
+    const body = createOptions({
+      name: 'ros',
+      spec: s,
+      image: IMAGE,
+      runImage: IMAGE,
+      mappings,
+      stableNode: (k) => `/var/lib/robot-agent/dev/${k}`,
+    });
     assert.deepEqual(body.HostConfig?.DeviceCgroupRules, ['c 188:* rmw', 'c 189:* rmw', 'c 81:* rmw']);
-    assert.deepEqual(body.HostConfig?.Devices?.[0], { PathOnHost: '/var/lib/robot-agent/dev/lidar', PathInContainer: '/dev/rplidar', CgroupPermissions: 'rwm' });
-    assert.deepEqual(body.HostConfig?.PortBindings, { '9090/tcp': [{ HostIp: '', HostPort: '9090' }], '8888/udp': [{ HostIp: '127.0.0.1', HostPort: '8888' }] });
+    assert.deepEqual(body.HostConfig?.Devices?.[0], {
+      PathOnHost: '/var/lib/robot-agent/dev/lidar',
+      PathInContainer: '/dev/rplidar',
+      CgroupPermissions: 'rwm',
+    });
+    assert.deepEqual(body.HostConfig?.PortBindings, {
+      '9090/tcp': [{ HostIp: '', HostPort: '9090' }],
+      '8888/udp': [{ HostIp: '127.0.0.1', HostPort: '8888' }],
+    });
     assert.equal(body.HostConfig?.Privileged, false);
     assert.deepEqual(body.Env, ['DISPLAY=:0']);
     assert.equal(body.Labels?.['io.robot-agent.managed'], 'true');
     assert.equal(body.Labels?.['io.robot-agent.spec'], specHash(s));
-    const recreate = createOptions({ name: 'ros', spec: spec({ replug: 'recreate' }), image: IMAGE, runImage: IMAGE, mappings, stableNode: (k) => k });
+    const recreate = createOptions({
+      name: 'ros',
+      spec: spec({ replug: 'recreate' }),
+      image: IMAGE,
+      runImage: IMAGE,
+      mappings,
+      stableNode: (k) => k,
+    });
     assert.deepEqual(recreate.HostConfig?.DeviceCgroupRules, []);
   });
 
   it('node sync: remakes what changed, removes what is stale, in argument form', () => {
-    const m = { device: 'camera', key: 'camera-depth', host: '/dev/bus/usb/001/009', container: '/dev/bus/usb/001/009', major: 189, minor: 8, mode: 0o664 };
+    const m = {
+      device: 'camera',
+      key: 'camera-depth',
+      host: '/dev/bus/usb/001/009',
+      container: '/dev/bus/usb/001/009',
+      major: 189,
+      minor: 8,
+      mode: 0o664,
+    };
     const plan = planNodeSync([m], new Set(['/dev/bus/usb/001/007', '/dev/bus/usb/001/009']));
     assert.deepEqual(plan.remove, ['/dev/bus/usb/001/007']);
-    assert.deepEqual(nodeSyncArgs(plan), ['r', '/dev/bus/usb/001/007', 'c', '/dev/bus/usb/001/009', '189', '8', 'bd:8', '664']);
+    assert.deepEqual(nodeSyncArgs(plan), [
+      'r',
+      '/dev/bus/usb/001/007',
+      'c',
+      '/dev/bus/usb/001/009',
+      '189',
+      '8',
+      'bd:8',
+      '664',
+    ]);
   });
 
   it('splits dev_t as glibc does, small and large numbers', () => {
@@ -201,10 +348,21 @@ describe('desired state (pure)', () => {
   };
 
   it('accepts image and enabled for configured containers, normalised; an empty message clears it', () => {
-    assert.deepEqual(parseDesired(Buffer.from(JSON.stringify({ containers: { ros: { image: 'docker.io/yahboomtechnology/ros-foxy:3.4.0' } }, version: 'v2' })), config), {
-      containers: { ros: { image: NEXT } },
-      version: 'v2',
-    });
+    assert.deepEqual(
+      parseDesired(
+        Buffer.from(
+          JSON.stringify({
+            containers: { ros: { image: 'docker.io/yahboomtechnology/ros-foxy:3.4.0' } },
+            version: 'v2',
+          }),
+        ),
+        config,
+      ),
+      {
+        containers: { ros: { image: NEXT } },
+        version: 'v2',
+      },
+    );
     assert.equal(parseDesired(Buffer.alloc(0), config), null);
     const merged = mergeDesired({ ros: spec() }, { containers: { ros: { enabled: false } } });
     assert.deepEqual([merged[0]!.image, merged[0]!.enabled, merged[0]!.source], [IMAGE, false, 'desired']);
@@ -213,7 +371,10 @@ describe('desired state (pure)', () => {
   it('refuses the whole message with a code for anything the config does not allow', () => {
     assert.equal(code('{'), 'bad_json');
     assert.equal(code('[]'), 'invalid_desired');
-    assert.equal(code(JSON.stringify({ containers: { ros: { image: IMAGE, mounts: ['/:/host'] } } })), 'invalid_desired');
+    assert.equal(
+      code(JSON.stringify({ containers: { ros: { image: IMAGE, mounts: ['/:/host'] } } })),
+      'invalid_desired',
+    );
     assert.equal(code(JSON.stringify({ containers: { ros: { image: 'evil/miner' } } })), 'not_allowed');
     assert.equal(code(JSON.stringify({ containers: { ros: { image: 'UPPER' } } })), 'bad_reference');
     assert.equal(code(JSON.stringify({ containers: { ros: {}, other: { enabled: true } } })), 'unknown_container');
@@ -227,8 +388,18 @@ describe('fleet view (pure)', () => {
     const { progressBar, renderFleetTable } = await import('../../agent/fleet/fleet-view.js');
     assert.equal(progressBar(5e6, 20e6, 10), '[###-------]  25% 5.0/20.0 MB');
     assert.equal(progressBar(30, 20, 4), '[####] 100% 0.0/0.0 MB');
-    const table = renderFleetTable([{ robot: 'b', online: false, state: null }, { robot: 'a', online: null, state: null }]);
-    assert.deepEqual(table.split('\n').map((l) => l.split(/\s+/).slice(0, 2)), [['ROBOT', 'ONLINE'], ['a', '?'], ['b', 'OFFLINE']]);
+    const table = renderFleetTable([
+      { robot: 'b', online: false, state: null },
+      { robot: 'a', online: null, state: null },
+    ]);
+    assert.deepEqual(
+      table.split('\n').map((l) => l.split(/\s+/).slice(0, 2)),
+      [
+        ['ROBOT', 'ONLINE'],
+        ['a', '?'],
+        ['b', 'OFFLINE'],
+      ],
+    );
   });
 });
 
@@ -246,7 +417,11 @@ describe('container planning: who acts first, and never sooner than a retry', ()
   it('no step of any kind for a container backing off, stops included', () => {
     for (const [what, o] of every) {
       assert.equal(planContainers(input(o)).steps.length, 1, `${what} is planned when not backing off`);
-      assert.deepEqual(planContainers(input({ ...o, backingOff: new Set(['ros']) })).steps, [], `${what} while backing off`);
+      assert.deepEqual(
+        planContainers(input({ ...o, backingOff: new Set(['ros']) })).steps,
+        [],
+        `${what} while backing off`,
+      );
     }
   });
 
@@ -260,9 +435,17 @@ describe('container planning: who acts first, and never sooner than a retry', ()
 
   it('a container that left the config is stopped once, not while backing off, and not again', () => {
     const orphan = observed({ name: 'old', id: 'o1' });
-    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan] })).steps, [{ action: 'stop', name: 'old', id: 'o1', reason: 'orphan' }]);
-    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan], backingOff: new Set(['old']) })).steps, []);
-    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan], orphansStopped: new Set(['o1']) })).steps, []);
+    assert.deepEqual(planContainers(input({ desired: [], observed: [orphan] })).steps, [
+      { action: 'stop', name: 'old', id: 'o1', reason: 'orphan' },
+    ]);
+    assert.deepEqual(
+      planContainers(input({ desired: [], observed: [orphan], backingOff: new Set(['old']) })).steps,
+      [],
+    );
+    assert.deepEqual(
+      planContainers(input({ desired: [], observed: [orphan], orphansStopped: new Set(['o1']) })).steps,
+      [],
+    );
   });
 
   it('after a rolled-back update the old container is kept as any other: started when down, by policy or command', () => {
@@ -271,14 +454,18 @@ describe('container planning: who acts first, and never sooner than a retry', ()
     const running = planContainers(input({ desired: want, observed: [observed()], rolledBack }));
     assert.deepEqual(running.steps, []);
     assert.match(running.verdicts.get('ros')!.reason!, /rolled back \(container_exited\); running .*3\.3\.9/);
-    const stopped = planContainers(input({ desired: want, observed: [observed({ state: 'exited', exitCode: 0 })], rolledBack }));
+    const stopped = planContainers(
+      input({ desired: want, observed: [observed({ state: 'exited', exitCode: 0 })], rolledBack }),
+    );
     assert.deepEqual(stopped.steps, [{ action: 'start', name: 'ros', id: 'c1' }]);
     const policyNo = [desired({ image: NEXT, spec: spec({ restart: 'no' }) })];
     const exited = observed({ state: 'exited', exitCode: 0, specHash: specHash(spec({ restart: 'no' })) });
     const left = planContainers(input({ desired: policyNo, observed: [exited], rolledBack }));
     assert.deepEqual(left.steps, []);
     assert.match(left.verdicts.get('ros')!.reason!, /rolled back .*exited \(exit 0\)/);
-    const asked = planContainers(input({ desired: policyNo, observed: [exited], rolledBack, startNow: new Set(['ros']) }));
+    const asked = planContainers(
+      input({ desired: policyNo, observed: [exited], rolledBack, startNow: new Set(['ros']) }),
+    );
     assert.deepEqual(asked.steps, [{ action: 'start', name: 'ros', id: 'c1' }]);
   });
 });
@@ -287,7 +474,8 @@ describe('container planning: who acts first, and never sooner than a retry', ()
 class FakeEngine {
   calls: Record<string, number> = {};
   fail = new Set<string>();
-  containers: Array<{ id: string; name: string; image: string; state: string; exitCode: number; specHash: string }> = [];
+  containers: Array<{ id: string; name: string; image: string; state: string; exitCode: number; specHash: string }> =
+    [];
 
   private call(what: string): void {
     this.calls[what] = (this.calls[what] ?? 0) + 1;
@@ -314,8 +502,21 @@ class FakeEngine {
         return {
           id,
           inspect: async () => ({
-            Id: c.id, Name: `/${c.name}`, Image: 'sha256:1', RestartCount: 0, HostConfig: { Devices: [] }, Mounts: [],
-            Config: { Image: c.image, Labels: { [LABELS.managed]: 'true', [LABELS.name]: c.name, [LABELS.image]: c.image, [LABELS.spec]: c.specHash } },
+            Id: c.id,
+            Name: `/${c.name}`,
+            Image: 'sha256:1',
+            RestartCount: 0,
+            HostConfig: { Devices: [] },
+            Mounts: [],
+            Config: {
+              Image: c.image,
+              Labels: {
+                [LABELS.managed]: 'true',
+                [LABELS.name]: c.name,
+                [LABELS.image]: c.image,
+                [LABELS.spec]: c.specHash,
+              },
+            },
             State: { Status: c.state, StartedAt: '2026-11-24T00:00:00Z', ExitCode: c.exitCode },
           }),
           stop: async () => this.call('stop'),
@@ -356,7 +557,11 @@ describe('the containers loop honours every retry time (injected clock)', () => 
     const events: AgentEvent[] = [];
     const bus = new EventBus();
     bus.subscribe((e) => events.push(e));
-    const store = new StateStore({ devices: absentDevices(), containers: [], desired: { appliedAt: null } } as unknown as AgentState);
+    const store = new StateStore({
+      devices: absentDevices(),
+      containers: [],
+      desired: { appliedAt: null },
+    } as unknown as AgentState);
     const updates: UpdatesPort = {
       busy: new Set(),
       history: { rolledBack: new Map() },
@@ -367,9 +572,17 @@ describe('the containers loop honours every retry time (injected clock)', () => 
     module = new ContainersModule({
       config,
       updates: () => updates,
-      engine: { available: true, required: () => o.engine.docker(), onConnected: () => () => undefined, onEngineEvent: () => () => undefined } as never,
+      engine: {
+        available: true,
+        required: () => o.engine.docker(),
+        onConnected: () => () => undefined,
+        onEngineEvent: () => () => undefined,
+      } as never,
       puller: { pull: o.pull ?? (async () => undefined) } as never,
-      inventory: { current: async () => (o.images ?? [IMAGE]).map((tag) => ({ id: 'sha256:1', tags: [tag] })), refresh: async () => undefined } as never,
+      inventory: {
+        current: async () => (o.images ?? [IMAGE]).map((tag) => ({ id: 'sha256:1', tags: [tag] })),
+        refresh: async () => undefined,
+      } as never,
       store,
       bus,
       logger: createLogger({ level: 'error', write: () => undefined }),
@@ -378,7 +591,15 @@ describe('the containers loop honours every retry time (injected clock)', () => 
     return { module, events };
   }
 
-  const ros = (o: Partial<FakeEngine['containers'][number]> = {}) => ({ id: 'c1', name: 'ros', image: IMAGE, state: 'running', exitCode: 0, specHash: 'x', ...o });
+  const ros = (o: Partial<FakeEngine['containers'][number]> = {}) => ({
+    id: 'c1',
+    name: 'ros',
+    image: IMAGE,
+    state: 'running',
+    exitCode: 0,
+    specHash: 'x',
+    ...o,
+  });
   const rosSpec = { ros: { image: IMAGE, devices: [], restart: 'unless-stopped' } };
 
   /** Reconciles three times at the same instant, then once past the longest retry delay. */

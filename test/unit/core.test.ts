@@ -60,7 +60,10 @@ describe('bounded queue', () => {
 describe('errors and logs', () => {
   it('turns any thrown value into {code, message}', () => {
     assert.deepEqual(toErrorInfo(new AgentError('busy', 'later')), { code: 'busy', message: 'later' });
-    assert.deepEqual(toErrorInfo(Object.assign(new Error('gone'), { code: 'ECONNREFUSED' })), { code: 'econnrefused', message: 'gone' });
+    assert.deepEqual(toErrorInfo(Object.assign(new Error('gone'), { code: 'ECONNREFUSED' })), {
+      code: 'econnrefused',
+      message: 'gone',
+    });
     assert.deepEqual(toErrorInfo('weird'), { code: 'internal', message: 'weird' });
   });
 

@@ -43,7 +43,11 @@ function hub(o: { maxSockets?: number; maxBufferedBytes?: number } = {}) {
   const model = Object.assign(new EventEmitter(), { robots: new Map(), overflow: 0, unwatch: async () => undefined });
   const actions = { onEvent: () => undefined, start: () => undefined } as unknown as ActionRunner;
   const h = new SocketHub(model as unknown as FleetModel, actions, {} as RequestSender, {
-    base: 'fleet', staleAfterMs: 180_000, timeoutMs: 1000, flushMs: 5, ...o,
+    base: 'fleet',
+    staleAfterMs: 180_000,
+    timeoutMs: 1000,
+    flushMs: 5,
+    ...o,
   });
   return { h, model };
 }
@@ -82,7 +86,10 @@ describe('dashboard server parts (pure)', () => {
     const { h } = hub({ maxSockets: 8 });
     const readers = Array.from({ length: 8 }, () => new FakeSocket());
     for (const r of readers) h.attach(r as unknown as WebSocket, 'read');
-    assert.deepEqual(readers.map((r) => r.closedWith), [null, null, null, null, null, null, null, CLOSE.tooMany]);
+    assert.deepEqual(
+      readers.map((r) => r.closedWith),
+      [null, null, null, null, null, null, null, CLOSE.tooMany],
+    );
     const operator = new FakeSocket();
     h.attach(operator as unknown as WebSocket, 'operator');
     assert.equal(operator.closedWith, null);
@@ -98,10 +105,17 @@ describe('dashboard server parts (pure)', () => {
     let started = 0;
     (h as unknown as { actions: { start: () => void } }).actions.start = () => (started += 1);
     h.attach(ws as unknown as WebSocket, 'read');
-    ws.emit('message', Buffer.from(JSON.stringify({ t: 'act', id: 'a', command: 'stop', robots: ['x'], args: { name: 'ros' } })), false);
+    ws.emit(
+      'message',
+      Buffer.from(JSON.stringify({ t: 'act', id: 'a', command: 'stop', robots: ['x'], args: { name: 'ros' } })),
+      false,
+    );
     ws.emit('message', Buffer.from('not json'), false);
     const errors = ws.sent.map((s) => JSON.parse(s) as { t: string; code?: string }).filter((m) => m.t === 'error');
-    assert.deepEqual(errors.map((e) => e.code), ['forbidden', 'bad_message']);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['forbidden', 'bad_message'],
+    );
     assert.equal(started, 0);
     h.close();
   });
@@ -112,8 +126,11 @@ describe('dashboard server parts (pure)', () => {
     const ws = new FakeSocket();
     h.attach(ws as unknown as WebSocket, 'read');
     ws.emit('message', Buffer.from(JSON.stringify({ t: 'watch', robot: 'x3-1' })), false);
-    const error = await waitUntil(() => ws.sent.map((m) => JSON.parse(m) as { t: string; code?: string })
-      .find((m) => m.t === 'error'), 1000, 'the error');
+    const error = await waitUntil(
+      () => ws.sent.map((m) => JSON.parse(m) as { t: string; code?: string }).find((m) => m.t === 'error'),
+      1000,
+      'the error',
+    );
     assert.equal(error.code, 'broker_unavailable');
     h.close();
   });
@@ -169,9 +186,17 @@ describe('dashboard server parts (pure)', () => {
   });
 
   it('robot-fleet serve: a bad --listen or --stale is a usage error (exit 2) before any connection', async () => {
-    for (const bad of [['--listen', 'nope'], ['--stale', 'soon']]) {
+    for (const bad of [
+      ['--listen', 'nope'],
+      ['--stale', 'soon'],
+    ]) {
       const said: string[] = [];
-      const code = await main(['--broker', 'mqtt://127.0.0.1:9', 'serve', ...bad], {}, () => undefined, (s) => void said.push(s));
+      const code = await main(
+        ['--broker', 'mqtt://127.0.0.1:9', 'serve', ...bad],
+        {},
+        () => undefined,
+        (s) => void said.push(s),
+      );
       assert.equal(code, 2, said.join('\n'));
       assert.match(said[0]!, /--listen takes HOST:PORT|--stale must be a number/);
     }
@@ -186,21 +211,27 @@ describe('dashboard server parts (pure)', () => {
   });
   it('an upgrade whose URL no parser takes is refused without a token and the server keeps serving', async () => {
     const attached: unknown[] = [];
-    const server = createDashboardServer({ pageDir: tempDir('dash-page'), hub: { attach: (ws: unknown) => attached.push(ws) } as never,
-      tokens: { read: 'r'.repeat(24), operator: 'o'.repeat(24) } });
+    const server = createDashboardServer({
+      pageDir: tempDir('dash-page'),
+      hub: { attach: (ws: unknown) => attached.push(ws) } as never,
+      tokens: { read: 'r'.repeat(24), operator: 'o'.repeat(24) },
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const ask = (request: string) => new Promise<string>((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => s.write(request));
-      let text = '';
-      s.on('data', (d) => (text += d.toString()));
-      s.on('end', () => resolve(text.split('\r\n')[0]!));
-      s.on('error', reject);
-    });
+    const ask = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => s.write(request));
+        let text = '';
+        s.on('data', (d) => (text += d.toString()));
+        s.on('end', () => resolve(text.split('\r\n')[0]!));
+        s.on('error', reject);
+      });
     try {
       // Before the fix `new URL` threw out of the 'upgrade' listener: an uncaught exception, serve gone.
-      const answer = await ask('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      const answer = await ask(
+        'GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
       assert.equal(answer, 'HTTP/1.1 404 Not Found');
       assert.equal(await ask('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 401 Unauthorized');
       assert.equal(attached.length, 0);

@@ -31,10 +31,15 @@ describe('dashboard requests with --sign-key', () => {
     const message = JSON.parse(published[0]!.payload) as Record<string, unknown>;
     assert.equal(typeof message[SIGNATURE_FIELD], 'string');
     const verifier = new CommandVerifier({
-      robotId: 'r1', keys: new Map([['ops', publicKey]]), clockSkewSeconds: 30, now: () => Date.now(),
+      robotId: 'r1',
+      keys: new Map([['ops', publicKey]]),
+      clockSkewSeconds: 30,
+      now: () => Date.now(),
     });
     const claims = await verifier.verify(message[SIGNATURE_FIELD], {
-      command: 'restart', hash: messageHash(message), maxLifetimeSeconds: 120,
+      command: 'restart',
+      hash: messageHash(message),
+      maxLifetimeSeconds: 120,
     });
     verifier.checkTime(claims);
     assert.equal(claims.aud, 'r1');

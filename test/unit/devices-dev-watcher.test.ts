@@ -14,7 +14,10 @@ function setUp(o: { watchFn?: typeof watch } = {}) {
   const root = tempDir('rfa-devwatch-');
   const bus = new FakeUsbBus(root);
   const logs: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = createLogger({
+    level: 'debug',
+    write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+  });
   let changes = 0;
   // random 1: the top of each backoff window, so the test knows the longest wait.
   const backoff = new Backoff({ initialMs: 200, maxMs: 400, random: () => 1 });

@@ -14,7 +14,11 @@ import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const INFO = {
-  model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677',
+  model: 24,
+  modelName: 'A1M8',
+  firmware: '1.29',
+  hardware: 7,
+  serial: '0123456789ABCDEF0011223344556677',
 };
 
 /**

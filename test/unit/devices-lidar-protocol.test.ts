@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import {
-  Answer, Command, decodeHealth, decodeInfo, encodeDescriptor, encodeHealth, encodeInfo, encodeRequest, encodeScanSample, findAnswer,
+  Answer,
+  Command,
+  decodeHealth,
+  decodeInfo,
+  encodeDescriptor,
+  encodeHealth,
+  encodeInfo,
+  encodeRequest,
+  encodeScanSample,
+  findAnswer,
 } from '../../agent/devices/lidar-protocol.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -21,16 +30,31 @@ describe('RPLidar protocol', () => {
   });
 
   it('encodes scan samples as the vectors in the notes', () => {
-    assert.deepEqual(encodeScanSample({ quality: 47, start: true, angleDeg: 0, distanceMm: 1000 }), hex('BD 01 00 A0 0F'));
-    assert.deepEqual(encodeScanSample({ quality: 47, start: false, angleDeg: 90, distanceMm: 1000 }), hex('BE 01 2D A0 0F'));
+    assert.deepEqual(
+      encodeScanSample({ quality: 47, start: true, angleDeg: 0, distanceMm: 1000 }),
+      hex('BD 01 00 A0 0F'),
+    );
+    assert.deepEqual(
+      encodeScanSample({ quality: 47, start: false, angleDeg: 90, distanceMm: 1000 }),
+      hex('BE 01 2D A0 0F'),
+    );
   });
 
   const serial = hex('0123456789ABCDEF0011223344556677');
   const info = encodeInfo({ model: 0x18, firmwareMajor: 1, firmwareMinor: 29, hardware: 7, serial });
 
   it('decodes GET_INFO: A1M8, firmware 1.29, hardware 7, serial in byte order upper-case', () => {
-    assert.deepEqual(decodeInfo(info), { model: 24, modelName: 'A1M8', firmware: '1.29', hardware: 7, serial: '0123456789ABCDEF0011223344556677' });
-    assert.equal(decodeInfo(encodeInfo({ model: 0x18, firmwareMajor: 1, firmwareMinor: 5, hardware: 7, serial })).firmware, '1.05');
+    assert.deepEqual(decodeInfo(info), {
+      model: 24,
+      modelName: 'A1M8',
+      firmware: '1.29',
+      hardware: 7,
+      serial: '0123456789ABCDEF0011223344556677',
+    });
+    assert.equal(
+      decodeInfo(encodeInfo({ model: 0x18, firmwareMajor: 1, firmwareMinor: 5, hardware: 7, serial })).firmware,
+      '1.05',
+    );
     assert.throws(() => decodeInfo(info.subarray(0, 19)), RangeError);
   });
 

@@ -48,13 +48,26 @@ describe('device placement (pure)', () => {
   it('diff: attached, detached, and changed with the fields that moved', () => {
     const c = catalog();
     const before = placeDevices({ devices: [lidarA], aliases: {} }, c);
-    const after = placeDevices({ devices: [{ ...lidarA, devnum: 12, node: '/dev/bus/usb/001/012', ttys: ['/dev/ttyUSB1'] }], aliases: {} }, c);
-    assert.deepEqual(diffPlacements(absentDevices(), before).map((d) => `${d.type} ${d.device}`), ['device.attached lidar']);
+    const after = placeDevices(
+      { devices: [{ ...lidarA, devnum: 12, node: '/dev/bus/usb/001/012', ttys: ['/dev/ttyUSB1'] }], aliases: {} },
+      c,
+    );
+    assert.deepEqual(
+      diffPlacements(absentDevices(), before).map((d) => `${d.type} ${d.device}`),
+      ['device.attached lidar'],
+    );
     const changed = diffPlacements(before, after);
     assert.equal(changed.length, 1);
-    assert.deepEqual(changed[0]!.changes, { path: ['/dev/ttyUSB0', '/dev/ttyUSB1'], node: ['/dev/ttyUSB0', '/dev/ttyUSB1'], 'usb.devnum': [5, 12] });
+    assert.deepEqual(changed[0]!.changes, {
+      path: ['/dev/ttyUSB0', '/dev/ttyUSB1'],
+      node: ['/dev/ttyUSB0', '/dev/ttyUSB1'],
+      'usb.devnum': [5, 12],
+    });
     const detached = diffPlacements(after, absentDevices());
-    assert.deepEqual(detached.map((d) => d.type), ['device.detached']);
+    assert.deepEqual(
+      detached.map((d) => d.type),
+      ['device.detached'],
+    );
     const where = detached[0]!.placement as { present: boolean; node: string };
     assert.equal(where.present, false, 'a detached device is not present');
     assert.equal(where.node, '/dev/ttyUSB1', 'where it was');

@@ -15,7 +15,12 @@ import { tempDir, writeYaml } from '../helpers/temp.js';
 const LAYOUTS: Record<string, { controller: string; devices: FakeDevice[]; sysPaths: Record<string, string> }> = {
   'PC (PCI xHCI)': {
     controller: CONTROLLERS.pc,
-    devices: [X3.lidar({ controller: CONTROLLERS.pc }), X3.board({ controller: CONTROLLERS.pc }), X3.cameraDepth({ controller: CONTROLLERS.pc }), X3.cameraRgb({ controller: CONTROLLERS.pc })],
+    devices: [
+      X3.lidar({ controller: CONTROLLERS.pc }),
+      X3.board({ controller: CONTROLLERS.pc }),
+      X3.cameraDepth({ controller: CONTROLLERS.pc }),
+      X3.cameraRgb({ controller: CONTROLLERS.pc }),
+    ],
     sysPaths: { '1-1.2': 'devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.2' },
   },
   'Jetson Nano (70090000.xusb, on-board hub 1-2)': {
@@ -27,7 +32,10 @@ const LAYOUTS: Record<string, { controller: string; devices: FakeDevice[]; sysPa
       X3.cameraDepth({ controller: CONTROLLERS.jetsonNano, port: '1-2.3.1', devnum: 6 }),
       X3.cameraRgb({ controller: CONTROLLERS.jetsonNano, port: '1-2.3.2', devnum: 7 }),
     ],
-    sysPaths: { '1-2.1': 'devices/platform/70090000.xusb/usb1/1-2/1-2.1', '1-2.3.1': 'devices/platform/70090000.xusb/usb1/1-2/1-2.3/1-2.3.1' },
+    sysPaths: {
+      '1-2.1': 'devices/platform/70090000.xusb/usb1/1-2/1-2.1',
+      '1-2.3.1': 'devices/platform/70090000.xusb/usb1/1-2/1-2.3/1-2.3.1',
+    },
   },
   'Raspberry Pi 5 (RP1 xhci-hcd.0 and xhci-hcd.1)': {
     controller: CONTROLLERS.pi5,
@@ -37,7 +45,10 @@ const LAYOUTS: Record<string, { controller: string; devices: FakeDevice[]; sysPa
       X3.cameraDepth({ controller: CONTROLLERS.pi5Second, port: '3-2', busnum: 3, devnum: 3 }),
       X3.cameraRgb({ controller: CONTROLLERS.pi5, port: '1-2', devnum: 3 }),
     ],
-    sysPaths: { '1-1': 'devices/platform/axi/1000120000.pcie/1f00200000.usb/xhci-hcd.0/usb1/1-1', '3-1': 'devices/platform/axi/1000120000.pcie/1f00300000.usb/xhci-hcd.1/usb3/3-1' },
+    sysPaths: {
+      '1-1': 'devices/platform/axi/1000120000.pcie/1f00200000.usb/xhci-hcd.0/usb1/1-1',
+      '3-1': 'devices/platform/axi/1000120000.pcie/1f00300000.usb/xhci-hcd.1/usb3/3-1',
+    },
   },
 };
 
@@ -47,9 +58,17 @@ describe('devices: the sysfs layouts of a PC, a Jetson Nano and a Raspberry Pi 5
       const bus = new FakeUsbBus(tempDir('rfa-layout-'));
       for (const d of layout.devices) bus.plug(d);
       for (const [port, path] of Object.entries(layout.sysPaths)) {
-        assert.equal(bus.devicePath(layout.devices.find((d) => d.port === port)!), join(bus.sysfsRoot, path), `${port} where the board has it`);
+        assert.equal(
+          bus.devicePath(layout.devices.find((d) => d.port === port)!),
+          join(bus.sysfsRoot, path),
+          `${port} where the board has it`,
+        );
       }
-      const where = { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, aliases: ['rplidar', 'myserial', 'astradepth', 'astrauvc'] };
+      const where = {
+        sysfsRoot: bus.sysfsRoot,
+        devRoot: bus.devRoot,
+        aliases: ['rplidar', 'myserial', 'astradepth', 'astrauvc'],
+      };
       const snapshot = readUsbSnapshot(where);
       const expected = layout.devices.map((d) => ({
         sysName: d.port,
@@ -63,7 +82,10 @@ describe('devices: the sysfs layouts of a PC, a Jetson Nano and a Raspberry Pi 5
         ttys: d.tty ? [join(bus.devRoot, d.tty)] : [],
         video: (d.video ?? []).map((v) => join(bus.devRoot, v)),
       }));
-      assert.deepEqual(snapshot.devices, expected.sort((a, b) => a.sysName.localeCompare(b.sysName)));
+      assert.deepEqual(
+        snapshot.devices,
+        expected.sort((a, b) => a.sysName.localeCompare(b.sysName)),
+      );
       assert.deepEqual(snapshot.aliases, {
         rplidar: join(bus.devRoot, 'ttyUSB0'),
         myserial: join(bus.devRoot, 'ttyUSB1'),
@@ -71,7 +93,10 @@ describe('devices: the sysfs layouts of a PC, a Jetson Nano and a Raspberry Pi 5
         astrauvc: bus.usbNode(layout.devices[3]!),
       });
 
-      const catalog = loadConfig({ file: writeYaml(tempDir(), 'c.yaml', { devices: { devRoot: bus.devRoot, sysfsRoot: bus.sysfsRoot } }), env: {} }).config.devices;
+      const catalog = loadConfig({
+        file: writeYaml(tempDir(), 'c.yaml', { devices: { devRoot: bus.devRoot, sysfsRoot: bus.sysfsRoot } }),
+        env: {},
+      }).config.devices;
       const placed = placeDevices(snapshot, catalog);
       assert.equal(placed.lidar.path, join(bus.devRoot, 'rplidar'));
       assert.equal(placed.board.path, join(bus.devRoot, 'myserial'));

@@ -27,7 +27,21 @@ describe('docs and scripts: no slips', () => {
   });
 
   it('every relative link in README.md and docs/*.md points to a file of the repository', () => {
-    const files = ['README.md', ...['configuration', 'containers', 'devices', 'fleet-broker', 'images', 'mqtt-api', 'operations', 'security', 'snapshots', 'updates'].map((d) => `docs/${d}.md`)];
+    const files = [
+      'README.md',
+      ...[
+        'configuration',
+        'containers',
+        'devices',
+        'fleet-broker',
+        'images',
+        'mqtt-api',
+        'operations',
+        'security',
+        'snapshots',
+        'updates',
+      ].map((d) => `docs/${d}.md`),
+    ];
     const broken: string[] = [];
     for (const file of files) {
       if (!existsSync(join(packageRoot(), file))) continue;

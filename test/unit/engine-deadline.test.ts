@@ -7,7 +7,12 @@ describe('engine deadlines: the deadline that fits each Engine API request', () 
     engineOperation({ method, path, options }, d, 45);
 
   it('liveness probes are short: ping, version, info 10 s', () => {
-    for (const [m, p] of [['GET', '/_ping'], ['HEAD', '/_ping'], ['GET', '/version'], ['GET', '/info']]) {
+    for (const [m, p] of [
+      ['GET', '/_ping'],
+      ['HEAD', '/_ping'],
+      ['GET', '/version'],
+      ['GET', '/info'],
+    ]) {
       assert.equal(op(m!, p!).deadlineMs, 10_000, `${m} ${p}`);
     }
   });

@@ -4,9 +4,14 @@ import { main } from '../../agent/fleet/fleet-cli.js';
 /** robot-fleet's options, checked before anything connects: no broker is needed here. */
 async function fleet(argv: string[]): Promise<{ code: number; stderr: string }> {
   let stderr = '';
-  const code = await main(argv, {}, () => undefined, (s: string) => {
-    stderr += `${s}\n`;
-  });
+  const code = await main(
+    argv,
+    {},
+    () => undefined,
+    (s: string) => {
+      stderr += `${s}\n`;
+    },
+  );
   return { code, stderr };
 }
 

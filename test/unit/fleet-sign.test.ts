@@ -10,7 +10,12 @@ describe('robot-fleet sign (no registry needed)', () => {
   async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await main(argv, {}, (l) => void out.push(l), (l) => void err.push(l));
+    const code = await main(
+      argv,
+      {},
+      (l) => void out.push(l),
+      (l) => void err.push(l),
+    );
     return { code, out: out.join('\n'), err: err.join('\n') };
   }
 
@@ -33,7 +38,10 @@ describe('robot-fleet sign (no registry needed)', () => {
     const edRun = await run('sign', 'registry.lab:5000/fleet/ros:1', '--key', join(dir, 'ed.key'));
     assert.equal(edRun.code, 2);
     assert.match(edRun.err, /not an ECDSA P-256 key/);
-    writeFileSync(join(dir, 'cosign.key'), '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n');
+    writeFileSync(
+      join(dir, 'cosign.key'),
+      '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n',
+    );
     const cosignRun = await run('sign', 'registry.lab:5000/fleet/ros:1', '--key', join(dir, 'cosign.key'));
     assert.equal(cosignRun.code, 2);
     assert.match(cosignRun.err, /cosign's encrypted key format/);

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import {
-  filterRobots, fleetTotals, globToRegExp, liveness, seenAgo, sortRobots, type RobotView,
+  filterRobots,
+  fleetTotals,
+  globToRegExp,
+  liveness,
+  seenAgo,
+  sortRobots,
+  type RobotView,
 } from '../../agent/fleet/fleet-select.js';
 import { renderFleetTable, renderTotals } from '../../agent/fleet/fleet-view.js';
 import { fakeSummary, type FakeRobot } from '../helpers/fleet-robots.js';
@@ -29,7 +35,12 @@ describe('fleet view: liveness, filters, sort and totals (pure)', () => {
   it('tells live rows from offline, stale and unknown ones', () => {
     const live = Object.fromEntries(fleet.map((r) => [r.robot, liveness(r, NOW)]));
     assert.deepEqual(live, {
-      'x3-10': 'online', 'x3-2': 'online', 'x3-1': 'offline', 'x3-3': 'stale', 'lab-1': 'online', 'lab-2': 'unknown',
+      'x3-10': 'online',
+      'x3-2': 'online',
+      'x3-1': 'offline',
+      'x3-3': 'stale',
+      'lab-1': 'online',
+      'lab-2': 'unknown',
       'lab-3': 'online',
     });
     // Three heartbeats by default; --stale moves the line.
@@ -40,7 +51,10 @@ describe('fleet view: liveness, filters, sort and totals (pure)', () => {
   });
 
   it('filters: all given must hold; offline takes stale rows; degraded takes errors; names by * and ?', () => {
-    const names = (f: Parameters<typeof filterRobots>[1]) => filterRobots(fleet, f, NOW).map((r) => r.robot).sort();
+    const names = (f: Parameters<typeof filterRobots>[1]) =>
+      filterRobots(fleet, f, NOW)
+        .map((r) => r.robot)
+        .sort();
     assert.deepEqual(names({ online: true }), ['lab-1', 'lab-3', 'x3-10', 'x3-2']);
     assert.deepEqual(names({ offline: true }), ['x3-1', 'x3-3']);
     assert.deepEqual(names({ degraded: true }), ['x3-10', 'x3-3']);
@@ -74,9 +88,14 @@ describe('fleet view: liveness, filters, sort and totals (pure)', () => {
   });
 
   it('draws rows that are not live as their last word: OFFLINE or STALE, "was" status, and the age', () => {
-    const lines = renderFleetTable(fleet, NOW, { sort: 'status' }).split('\n').map((l) => l.split(/ {2,}/));
+    const lines = renderFleetTable(fleet, NOW, { sort: 'status' })
+      .split('\n')
+      .map((l) => l.split(/ {2,}/));
     const by = new Map(lines.slice(1).map((cells) => [cells[0], cells]));
-    assert.deepEqual(lines.slice(1).map((cells) => cells[0]), sortRobots(fleet, 'status').map((r) => r.robot));
+    assert.deepEqual(
+      lines.slice(1).map((cells) => cells[0]),
+      sortRobots(fleet, 'status').map((r) => r.robot),
+    );
     assert.deepEqual([by.get('x3-1')![1], by.get('x3-1')![2], by.get('x3-1')![9]], ['OFFLINE', 'was ok', '2h ago']);
     assert.deepEqual([by.get('x3-3')![1], by.get('x3-3')![2], by.get('x3-3')![9]], ['STALE', 'was ERROR', '10m ago']);
     assert.deepEqual([by.get('x3-10')![1], by.get('x3-10')![2]], ['online', 'DEGRADED']);

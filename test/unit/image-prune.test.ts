@@ -37,7 +37,10 @@ describe('prune plan (pure)', () => {
       inUse: new Set([images[1]!.id]),
       protectedIds: new Set([images[0]!.id]),
     });
-    assert.deepEqual(steps.map((s) => s.tags), [['yahboomtechnology/ros-foxy:4']]);
+    assert.deepEqual(
+      steps.map((s) => s.tags),
+      [['yahboomtechnology/ros-foxy:4']],
+    );
     assert.equal(steps[0]!.size, 60);
   });
 });

@@ -5,7 +5,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseImageReference } from '../../agent/images/image-reference.js';
 import {
-  KEY_HINT, cosignIdentity, keyId, signPayload, signatureTag, simpleSigningPayload, verifySignatures, type TrustedKey,
+  KEY_HINT,
+  cosignIdentity,
+  keyId,
+  signPayload,
+  signatureTag,
+  simpleSigningPayload,
+  verifySignatures,
+  type TrustedKey,
 } from '../../agent/images/image-signature.js';
 import { loadVerifyRules } from '../../agent/images/image-verifier.js';
 import { signatureConfig } from '../../agent/images/signature-store.js';
@@ -16,7 +23,10 @@ const repo = parseImageReference('registry.lab.example/fleet/ros-foxy:3.4.0');
 
 function pair(): { priv: KeyObject; trusted: TrustedKey } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  return { priv: privateKey, trusted: { id: keyId(publicKey), file: `/keys/${keyId(publicKey).slice(0, 6)}.pub`, key: publicKey } };
+  return {
+    priv: privateKey,
+    trusted: { id: keyId(publicKey), file: `/keys/${keyId(publicKey).slice(0, 6)}.pub`, key: publicKey },
+  };
 }
 
 function signed(priv: KeyObject, o: { digest?: string; identity?: string; hint?: string } = {}) {
@@ -35,9 +45,16 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     const expected =
       '{"critical":{"identity":{"docker-reference":"quay.io/petbattle/pet-battle-api"},' +
       `"image":{"docker-manifest-digest":"${DIGEST}"},"type":"cosign container image signature"},"optional":null}`;
-    assert.equal(simpleSigningPayload({ identity: 'quay.io/petbattle/pet-battle-api', digest: DIGEST }).toString(), expected);
+    assert.equal(
+      simpleSigningPayload({ identity: 'quay.io/petbattle/pet-battle-api', digest: DIGEST }).toString(),
+      expected,
+    );
     // Annotations: a Go map, so keys sorted; <, > and & escaped as Go does.
-    const annotated = simpleSigningPayload({ identity: 'a/b', digest: DIGEST, optional: { z: '1', a: '<&>' } }).toString();
+    const annotated = simpleSigningPayload({
+      identity: 'a/b',
+      digest: DIGEST,
+      optional: { z: '1', a: '<&>' },
+    }).toString();
     assert.match(annotated, /"optional":\{"a":"\\u003c\\u0026\\u003e","z":"1"\}\}$/);
     assert.equal(cosignIdentity(parseImageReference('ubuntu:22.04')), 'index.docker.io/library/ubuntu');
     assert.equal(signatureTag(DIGEST), `sha256-${DIGEST.slice(7)}.sig`);
@@ -54,12 +71,17 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
   it('verifies a signature made by openssl (as the cosign docs verify with openssl), and refuses it altered', () => {
     const dir = tempDir('rfa-sig-');
     execFileSync('openssl', ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', join(dir, 'key.pem')]);
-    execFileSync('openssl', ['ec', '-in', join(dir, 'key.pem'), '-pubout', '-out', join(dir, 'key.pub')], { stdio: 'ignore' });
+    execFileSync('openssl', ['ec', '-in', join(dir, 'key.pem'), '-pubout', '-out', join(dir, 'key.pub')], {
+      stdio: 'ignore',
+    });
     const payload = simpleSigningPayload({ identity: cosignIdentity(repo), digest: DIGEST });
     writeFileSync(join(dir, 'payload.json'), payload);
     const der = execFileSync('openssl', ['dgst', '-sha256', '-sign', join(dir, 'key.pem'), join(dir, 'payload.json')]);
     const problems: string[] = [];
-    const [rule] = loadVerifyRules([{ pattern: 'registry.lab.example/fleet/*', keys: [join(dir, 'key.pub')] }], problems);
+    const [rule] = loadVerifyRules(
+      [{ pattern: 'registry.lab.example/fleet/*', keys: [join(dir, 'key.pub')] }],
+      problems,
+    );
     assert.deepEqual(problems, []);
     const layer = { payload, signature: der.toString('base64') };
     const ok = verifySignatures([layer], { digest: DIGEST, repository: repo }, rule!.keys);
@@ -70,7 +92,15 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     // And the other way: what the agent signs verifies with openssl.
     const ours = signPayload(payload, createPrivateKey(execFileSync('cat', [join(dir, 'key.pem')])));
     writeFileSync(join(dir, 'sig.der'), Buffer.from(ours, 'base64'));
-    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', join(dir, 'key.pub'), '-signature', join(dir, 'sig.der'), join(dir, 'payload.json')]);
+    const out = execFileSync('openssl', [
+      'dgst',
+      '-sha256',
+      '-verify',
+      join(dir, 'key.pub'),
+      '-signature',
+      join(dir, 'sig.der'),
+      join(dir, 'payload.json'),
+    ]);
     assert.match(out.toString(), /Verified OK/);
   });
 
@@ -88,7 +118,10 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     // A trusted key named, the bytes changed after signing: a broken signature, not a stranger's.
     const hinted = signed(fleet.priv, { hint: fleet.trusted.id });
     assert.equal(reason([hinted]), 'ok');
-    assert.equal(reason([{ ...hinted, payload: Buffer.from(hinted.payload.toString().replace(DIGEST.slice(-4), 'ffff')) }]), 'bad_signature');
+    assert.equal(
+      reason([{ ...hinted, payload: Buffer.from(hinted.payload.toString().replace(DIGEST.slice(-4), 'ffff')) }]),
+      'bad_signature',
+    );
     assert.equal(reason([{ ...hinted, signature: 'not base64!' }]), 'bad_signature');
     assert.equal(reason([signed(fleet.priv, { digest: `sha256:${'0'.repeat(64)}` })]), 'digest_mismatch');
     assert.equal(reason([signed(fleet.priv, { identity: 'registry.lab.example/fleet/other' })]), 'wrong_repository');
@@ -99,7 +132,10 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     assert.ok(verifySignatures([hubSig], { digest: DIGEST, repository: hub }, [fleet.trusted]).ok);
     // Any one good signature among others is enough; the most telling refusal is reported.
     assert.equal(reason([signed(stranger.priv), signed(fleet.priv)]), 'ok');
-    assert.equal(reason([signed(stranger.priv), signed(fleet.priv, { digest: `sha256:${'0'.repeat(64)}` })]), 'digest_mismatch');
+    assert.equal(
+      reason([signed(stranger.priv), signed(fleet.priv, { digest: `sha256:${'0'.repeat(64)}` })]),
+      'digest_mismatch',
+    );
     // The payload is believed only once its signature checks out: a stranger's payload naming the
     // right digest is still a stranger's.
     assert.equal(reason([signed(stranger.priv, { hint: fleet.trusted.id })]), 'bad_signature');
@@ -113,7 +149,15 @@ describe('image signatures (cosign simple signing, ECDSA P-256)', () => {
     const p256 = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
     writeFileSync(join(dir, 'ok.pub'), p256.export({ type: 'spki', format: 'pem' }));
     const problems: string[] = [];
-    const rules = loadVerifyRules([{ pattern: 'x/*', keys: [join(dir, 'ed.pub'), join(dir, 'junk.pub'), join(dir, 'none.pub'), join(dir, 'ok.pub')] }], problems);
+    const rules = loadVerifyRules(
+      [
+        {
+          pattern: 'x/*',
+          keys: [join(dir, 'ed.pub'), join(dir, 'junk.pub'), join(dir, 'none.pub'), join(dir, 'ok.pub')],
+        },
+      ],
+      problems,
+    );
     assert.equal(problems.length, 3, problems.join('\n'));
     assert.match(problems.join('\n'), /keys\[0\].*not an ECDSA P-256/);
     assert.match(problems.join('\n'), /keys\[2\].*ENOENT/);

@@ -26,7 +26,10 @@ function importRefusing(packages: string[]): { status: number | null; stderr: st
     register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
     await import(${JSON.stringify(app)});
   `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: IMPORT_GUARD_MS });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: IMPORT_GUARD_MS,
+  });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -55,7 +58,10 @@ function loadedAfterImport(then = ''): { status: number | null; stdout: string; 
     console.log('heavy before use: ' + loaded());
     ${then}
   `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: IMPORT_GUARD_MS });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: IMPORT_GUARD_MS,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -108,7 +114,10 @@ describe('host metrics: read from /proc and /sys, nothing spawned, systeminforma
 
 /** Runs a module script in a fresh node with gc exposed; its stdout. */
 function withGc(script: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

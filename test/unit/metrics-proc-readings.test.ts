@@ -36,18 +36,32 @@ describe('host metrics: the /proc and /sys readings', () => {
   });
 
   it('memory: used is total minus MemAvailable; without MemAvailable (old kernels) free + buffers + cached', async () => {
-    const modern = fakeHost({ meminfo: 'MemTotal:        4000 kB\nMemFree:  1000 kB\nMemAvailable:    2500 kB\nBuffers: 100 kB\nCached: 900 kB\n' });
+    const modern = fakeHost({
+      meminfo:
+        'MemTotal:        4000 kB\nMemFree:  1000 kB\nMemAvailable:    2500 kB\nBuffers: 100 kB\nCached: 900 kB\n',
+    });
     assert.deepEqual(await modern.readings.memory(), { total: 4000 * 1024, used: 1500 * 1024, available: 2500 * 1024 });
     const old = fakeHost({ meminfo: 'MemTotal:        4000 kB\nMemFree:  1000 kB\nBuffers: 100 kB\nCached: 900 kB\n' });
     assert.deepEqual(await old.readings.memory(), { total: 4000 * 1024, used: 2000 * 1024, available: 2000 * 1024 });
   });
 
   it("temperature: the CPU's zone on a Jetson (CPU-therm) or a Pi (cpu-thermal), else the first; none: null", async () => {
-    const jetson = fakeHost({ zones: [['AO-therm', '41500'], ['CPU-therm', '47000'], ['GPU-therm', '44500']] });
+    const jetson = fakeHost({
+      zones: [
+        ['AO-therm', '41500'],
+        ['CPU-therm', '47000'],
+        ['GPU-therm', '44500'],
+      ],
+    });
     assert.equal(await jetson.readings.cpuTemperature(), 47);
     const pi = fakeHost({ zones: [['cpu-thermal', '52582']] });
     assert.equal(await pi.readings.cpuTemperature(), 52.582);
-    const other = fakeHost({ zones: [['acpitz', '30000'], ['pch_skylake', '45000']] });
+    const other = fakeHost({
+      zones: [
+        ['acpitz', '30000'],
+        ['pch_skylake', '45000'],
+      ],
+    });
     assert.equal(await other.readings.cpuTemperature(), 30);
     assert.equal(await fakeHost({}).readings.cpuTemperature(), null);
   });

@@ -9,7 +9,9 @@ import { RegistryClient, TOKEN_MAX_BYTES } from '../../agent/images/registry-cli
  * A registry that wants a bearer token, and a token service that answers as told: what the
  * robot reads from a token service is bounded and checked like what it reads from a registry.
  */
-async function registryWithTokenService(token: (res: ServerResponse) => void): Promise<{ server: Server; host: string }> {
+async function registryWithTokenService(
+  token: (res: ServerResponse) => void,
+): Promise<{ server: Server; host: string }> {
   let host = '';
   const server = createServer((req, res) => {
     if (req.url?.startsWith('/token')) return token(res);
@@ -22,7 +24,8 @@ async function registryWithTokenService(token: (res: ServerResponse) => void): P
 
 async function manifestError(host: string): Promise<AgentError> {
   const client = new RegistryClient({ registries: {}, passwords: {}, timeoutMs: 20_000 });
-  const err = await client.manifest(parseImageReference(`${host}/fleet/ros:1`), { os: 'linux', architecture: 'amd64' })
+  const err = await client
+    .manifest(parseImageReference(`${host}/fleet/ros:1`), { os: 'linux', architecture: 'amd64' })
     .catch((e: unknown) => e);
   assert.ok(err instanceof AgentError, String(err));
   return err;
@@ -50,7 +53,11 @@ describe('registry client: the token service', () => {
   });
 
   it('an answer that is not JSON, or a token that is not a string, is registry_unauthorized with a sentence', async () => {
-    for (const [body, said] of [['<html>', /not JSON/], ['{"token":{"a":1}}', /not a string/], ['{}', /without a token/]] as const) {
+    for (const [body, said] of [
+      ['<html>', /not JSON/],
+      ['{"token":{"a":1}}', /not a string/],
+      ['{}', /without a token/],
+    ] as const) {
       const r = await registryWithTokenService((res) => res.writeHead(200).end(body));
       server = r.server;
       const err = await manifestError(r.host);

@@ -69,9 +69,11 @@ function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
     required: () => assert.fail('the loop reached past the Engine port'),
   };
   const inventory = {
-    current: async () => [...new Set(engine.images.values())].map((id) => ({
-      id, tags: [...engine.images].filter(([, v]) => v === id).map(([k]) => k),
-    })),
+    current: async () =>
+      [...new Set(engine.images.values())].map((id) => ({
+        id,
+        tags: [...engine.images].filter(([, v]) => v === id).map(([k]) => k),
+      })),
     refresh: async () => undefined,
   };
   const state = { devices: absentDevices(), containers: [], desired: { appliedAt: null }, update: { status: 'idle' } };
@@ -146,7 +148,10 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     assertOneRunning(engine, 'no crash', (c) => c.env.includes('A=2') && c.image.includes(':ros-'));
     assert.equal(existsSync(journal), false, 'the journal is cleared once the recreate is done');
     const steps = ['stopping', 'renaming', 'creating', 'starting', 'removing'];
-    assert.deepEqual(points.map((p) => p.step), steps.map((s) => `recreate:${s}`));
+    assert.deepEqual(
+      points.map((p) => p.step),
+      steps.map((s) => `recreate:${s}`),
+    );
 
     for (const point of points) {
       const after = configFor(tempDir('rfa-unit-recreate-after-'), { A: '2' });
@@ -160,7 +165,7 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     }
   });
 
-  it('a recreate whose undo failed is settled at the loop\'s next pass, not only at the next start', async () => {
+  it("a recreate whose undo failed is settled at the loop's next pass, not only at the next start", async () => {
     const dir = tempDir('rfa-unit-recreate-unsettled-');
     const engine = new FakeEngine();
     engine.addImage(V1);
@@ -227,7 +232,10 @@ describe('replacing a container over the Engine port: a crash at any step leaves
       assert.equal(result.status, crashing ? 'rolledback' : 'done');
       assertOneRunning(engine, 'no crash', (c) => c.image === (crashing ? V1 : V2));
       const steps = ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying'];
-      assert.deepEqual(points.map((p) => p.step), [...steps, crashing ? 'rolling-back' : 'verified']);
+      assert.deepEqual(
+        points.map((p) => p.step),
+        [...steps, crashing ? 'rolling-back' : 'verified'],
+      );
 
       for (const point of points) {
         const after = configFor(tempDir('rfa-unit-update-after-'), {});

@@ -22,14 +22,22 @@ class OneContainerEngine {
 
   docker(): unknown {
     const labels = {
-      [LABELS.managed]: 'true', [LABELS.name]: 'ros', [LABELS.image]: IMAGE, [LABELS.spec]: this.specHash,
+      [LABELS.managed]: 'true',
+      [LABELS.name]: 'ros',
+      [LABELS.image]: IMAGE,
+      [LABELS.spec]: this.specHash,
     };
     return {
       listContainers: async () => [{ Id: 'c1', Names: ['/ros'], State: this.state, Labels: labels }],
       getContainer: (id: string) => ({
         id,
         inspect: async () => ({
-          Id: id, Name: '/ros', Image: 'sha256:1', RestartCount: 0, HostConfig: { Devices: [] }, Mounts: [],
+          Id: id,
+          Name: '/ros',
+          Image: 'sha256:1',
+          RestartCount: 0,
+          HostConfig: { Devices: [] },
+          Mounts: [],
           Config: { Image: IMAGE, Labels: labels },
           State: { Status: this.state, StartedAt: '2026-11-24T00:00:00Z', ExitCode: 1 },
         }),
@@ -92,15 +100,26 @@ describe('retry: the containers loop backs a failing container off (injected clo
   it('each failed start waits a doubling delay up to its cap; a start that worked starts the ladder over', async () => {
     let clock = 5_000_000;
     let engine: OneContainerEngine | undefined;
-    const hash = build(() => engine, () => clock).module.desiredContainers()[0]!.specHash;
+    const hash = build(
+      () => engine,
+      () => clock,
+    ).module.desiredContainers()[0]!.specHash;
     engine = new OneContainerEngine(hash);
-    const { module: m, events } = build(() => engine, () => clock);
+    const { module: m, events } = build(
+      () => engine,
+      () => clock,
+    );
     const delays = () => events.filter((e) => e.type === 'container.failed').map((e) => e.retryInMs as number);
 
     await m.reconcile();
     assert.equal(engine.starts, 1);
     // Each delay lies in the upper half of its window: 0.5-1 s, 1-2 s, then 2-4 s (the cap).
-    const windows: Array<[number, number]> = [[500, 1000], [1000, 2000], [2000, 4000], [2000, 4000]];
+    const windows: Array<[number, number]> = [
+      [500, 1000],
+      [1000, 2000],
+      [2000, 4000],
+      [2000, 4000],
+    ];
     for (const [i, [low, high]] of windows.entries()) {
       const delay = delays()[i]!;
       assert.ok(delay >= low && delay <= high, `delay ${i + 1} was ${delay} ms, not within ${low}-${high}`);

@@ -9,7 +9,13 @@ describe('retry: the image inventory after a failed read', () => {
     let reads = 0;
     let failing = true;
     const image = {
-      Id: 'sha256:a', RepoTags: ['ros:1'], RepoDigests: [], Created: 1, Size: 10, SharedSize: 0, Containers: 0,
+      Id: 'sha256:a',
+      RepoTags: ['ros:1'],
+      RepoDigests: [],
+      Created: 1,
+      Size: 10,
+      SharedSize: 0,
+      Containers: 0,
     };
     const docker = {
       df: async () => {
@@ -30,7 +36,10 @@ describe('retry: the image inventory after a failed read', () => {
     // The engine answers again: the loop's next look must see ros:1, not the empty list of before.
     const images = await inventory.current();
     assert.equal(reads, 2);
-    assert.deepEqual(images.map((i) => i.tags), [['ros:1']]);
+    assert.deepEqual(
+      images.map((i) => i.tags),
+      [['ros:1']],
+    );
     // Read once it succeeded: no event since, no new read.
     await inventory.current();
     assert.equal(reads, 2);

@@ -90,7 +90,10 @@ describe('retry: the MQTT link backs off', () => {
     const floors = [50, 100, 200, 400, 500, 500];
     // Timers fire late under load, never early (a few ms of clock granularity aside).
     gaps.forEach((gap, i) => assert.ok(gap >= floors[i]! - 5, `gap ${i + 1} was ${gap} ms, below ${floors[i]} ms`));
-    assert.ok(gaps.every((g) => g <= 1000 + 300), `capped at 1 s: ${gaps.join(', ')}`);
+    assert.ok(
+      gaps.every((g) => g <= 1000 + 300),
+      `capped at 1 s: ${gaps.join(', ')}`,
+    );
     assert.equal(l.connected, false);
   });
 

@@ -43,7 +43,13 @@ describe('retry: the supervisor backs a failing module off (mocked timers)', () 
     await sup.startAll();
     assert.equal(attempts, 1);
     // Each delay lies in the upper half of its window: 500-1000, 1000-2000, then 2000-4000 (the cap).
-    const windows: Array<[number, number]> = [[500, 1000], [1000, 2000], [2000, 4000], [2000, 4000], [2000, 4000]];
+    const windows: Array<[number, number]> = [
+      [500, 1000],
+      [1000, 2000],
+      [2000, 4000],
+      [2000, 4000],
+      [2000, 4000],
+    ];
     for (const [i, [low, high]] of windows.entries()) {
       mock.timers.tick(low - 1);
       await flush();

@@ -75,7 +75,12 @@ describe('retry: a failed background update backs off (update.retry, injected cl
 
     assert.equal(await ask(), true, 'the first attempt');
     // Each delay lies in the upper half of its window: 15-30 s, 30-60 s, then 60-120 s (the cap).
-    const windows: Array<[number, number]> = [[15_000, 30_000], [30_000, 60_000], [60_000, 120_000], [60_000, 120_000]];
+    const windows: Array<[number, number]> = [
+      [15_000, 30_000],
+      [30_000, 60_000],
+      [60_000, 120_000],
+      [60_000, 120_000],
+    ];
     for (const [low, high] of windows) {
       const at = u.retryAt('ros')!;
       assert.ok(at - clock >= low && at - clock <= high, `retry in ${at - clock} ms, not within ${low}-${high}`);
@@ -124,7 +129,10 @@ describe('retry: an interrupted update whose recovery failed (mocked timers)', (
     // Cut short while stopping the old container: recovery puts the old one back as ros.
     const journal = join(stateDir, 'update-journal.json');
     const entry = {
-      container: 'ros', step: 'stopping', aside: 'ros-previous-1', startedAt: new Date().toISOString(),
+      container: 'ros',
+      step: 'stopping',
+      aside: 'ros-previous-1',
+      startedAt: new Date().toISOString(),
       from: { image: IMAGE, imageId: 'sha256:1', containerId: 'old' },
       to: { image: 'yahboomtechnology/ros-foxy:3.4.0' },
     };
@@ -163,7 +171,12 @@ describe('retry: an interrupted update whose recovery failed (mocked timers)', (
     await flush();
     assert.equal(looks, 1, 'recovery tried at start');
     // Each delay lies in the upper half of its window: 15-30 s, 30-60 s, then 60-120 s (the cap).
-    const windows: Array<[number, number]> = [[15_000, 30_000], [30_000, 60_000], [60_000, 120_000], [60_000, 120_000]];
+    const windows: Array<[number, number]> = [
+      [15_000, 30_000],
+      [30_000, 60_000],
+      [60_000, 120_000],
+      [60_000, 120_000],
+    ];
     for (const [i, [low, high]] of windows.entries()) {
       mock.timers.tick(low - 1);
       await flush();

@@ -30,11 +30,13 @@ describe('the serial queue (core): one change at a time', () => {
   it('idle() resolves once everything queued so far has settled, and never rejects', async () => {
     const queue = new SerialQueue();
     let done = false;
-    void queue.run(async () => {
-      await new Promise((r) => setTimeout(r, 20));
-      done = true;
-      throw new Error('no one listens');
-    }).catch(() => undefined);
+    void queue
+      .run(async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        done = true;
+        throw new Error('no one listens');
+      })
+      .catch(() => undefined);
     await queue.idle();
     assert.equal(done, true);
   });

@@ -5,7 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { AgentError } from '../../agent/core/errors.js';
 import { createLogger } from '../../agent/core/logger.js';
 import { parseImageReference } from '../../agent/images/image-reference.js';
-import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, keyId, signatureTag } from '../../agent/images/image-signature.js';
+import {
+  SIGNATURE_ANNOTATION,
+  SIMPLE_SIGNING_MEDIA_TYPE,
+  keyId,
+  signatureTag,
+} from '../../agent/images/image-signature.js';
 import { ImageVerifier } from '../../agent/images/image-verifier.js';
 import { MANIFEST_MAX_BYTES, RegistryClient } from '../../agent/images/registry-client.js';
 import { LIMITS, SignatureStore } from '../../agent/images/signature-store.js';
@@ -14,7 +19,9 @@ import { tempDir } from '../helpers/temp.js';
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** A registry that answers from a table of paths; a function body is streamed as it likes. */
-async function fakeRegistry(routes: Record<string, Buffer | ((res: import('node:http').ServerResponse) => void)>): Promise<{ server: Server; host: string }> {
+async function fakeRegistry(
+  routes: Record<string, Buffer | ((res: import('node:http').ServerResponse) => void)>,
+): Promise<{ server: Server; host: string }> {
   const server = createServer((req, res) => {
     const route = routes[req.url ?? ''];
     if (route === undefined) {
@@ -22,7 +29,9 @@ async function fakeRegistry(routes: Record<string, Buffer | ((res: import('node:
       return;
     }
     if (typeof route === 'function') return route(res);
-    res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': route.length }).end(route);
+    res
+      .writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': route.length })
+      .end(route);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}` };
@@ -69,7 +78,8 @@ describe('signature store: what a registry the robot does not trust can make it 
     });
     server = r.server;
     const client = new RegistryClient({ registries: {}, passwords: {}, timeoutMs: 20_000 });
-    const err = await client.manifest(parseImageReference(`${r.host}/fleet/ros:1`), { os: 'linux', architecture: 'amd64' })
+    const err = await client
+      .manifest(parseImageReference(`${r.host}/fleet/ros:1`), { os: 'linux', architecture: 'amd64' })
       .catch((e: unknown) => e);
     assert.ok(err instanceof AgentError, String(err));
     assert.equal(err.code, 'registry_error');
@@ -79,10 +89,19 @@ describe('signature store: what a registry the robot does not trust can make it 
 
   it('a payload whose bytes are not the ones its descriptor names is ignored: the image is refused', async () => {
     const payload = Buffer.from('{"critical":{}}');
-    const sig = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      layers: [{ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, size: payload.length, digest: sha(Buffer.from('other')), annotations: { [SIGNATURE_ANNOTATION]: 'MEUC' } }],
-    }));
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        layers: [
+          {
+            mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+            size: payload.length,
+            digest: sha(Buffer.from('other')),
+            annotations: { [SIGNATURE_ANNOTATION]: 'MEUC' },
+          },
+        ],
+      }),
+    );
     const r = await fakeRegistry({
       '/v2/fleet/ros/manifests/1': manifest,
       [`/v2/fleet/ros/manifests/${signatureTag(digest)}`]: sig,

@@ -17,14 +17,17 @@ function refusal(fn: () => unknown): AgentError {
 
 /** The state.dir lock in process (the two-agent case is test/integration/state-lock.test.ts). */
 describe('state.dir lock', () => {
-  it('is exclusive: a second lock on the same dir is refused with the holder\'s PID until released', () => {
+  it("is exclusive: a second lock on the same dir is refused with the holder's PID until released", () => {
     const dir = join(tempDir(), 'state');
     const first = lockStateDir(dir, { pid: 4242, version: '9.9.9' });
     assert.deepEqual(JSON.parse(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).pid, 4242);
     assert.equal(statSync(join(dir, STATE_LOCK_FILE)).mode & 0o777, 0o640);
     const err = refusal(() => lockStateDir(dir));
     assert.equal(err.code, 'state_dir_locked');
-    assert.match(err.message, /^another robot agent \(PID 4242, started .*\) is already running on the state directory /);
+    assert.match(
+      err.message,
+      /^another robot agent \(PID 4242, started .*\) is already running on the state directory /,
+    );
     assert.match(err.message, /systemctl stop robot-agent, or kill 4242/);
     first.release();
     lockStateDir(dir).release();

@@ -12,7 +12,20 @@ function emptyState(): AgentState {
   return {
     robot: 'r',
     ts: now,
-    agent: { version: 't', startedAt: now, pid: 1, modules: {}, mqtt: { connected: false, protocolVersion: 4, broker: 'embedded', eventsDropped: 0, eventsBuffered: 0, reconnects: 0 } },
+    agent: {
+      version: 't',
+      startedAt: now,
+      pid: 1,
+      modules: {},
+      mqtt: {
+        connected: false,
+        protocolVersion: 4,
+        broker: 'embedded',
+        eventsDropped: 0,
+        eventsBuffered: 0,
+        reconnects: 0,
+      },
+    },
     host: { hostname: 'h', platform: 'linux', arch: 'x64', cpus: 1, metrics: null },
     docker: { available: false, since: now, error: { code: 'x', message: 'x' } },
     devices: absentDevices(),
@@ -33,7 +46,12 @@ describe('supervisor', () => {
       stop: async () => void calls.push(`stop ${name}`),
     });
     const store = new StateStore(emptyState());
-    const sup = new Supervisor({ modules: [mod('a'), mod('b'), mod('c')], store, bus: new EventBus(), logger: silentLogger });
+    const sup = new Supervisor({
+      modules: [mod('a'), mod('b'), mod('c')],
+      store,
+      bus: new EventBus(),
+      logger: silentLogger,
+    });
     await sup.startAll();
     await sup.stopAll(1000);
     assert.deepEqual(calls, ['start a', 'start b', 'start c', 'stop c', 'stop b', 'stop a']);
@@ -55,7 +73,13 @@ describe('supervisor', () => {
       stop: async () => undefined,
     };
     const steady: AgentModule = { name: 'steady', start: async () => undefined, stop: async () => undefined };
-    const sup = new Supervisor({ modules: [flaky, steady], store, bus, logger: silentLogger, retry: { initialMs: 20, maxMs: 40 } });
+    const sup = new Supervisor({
+      modules: [flaky, steady],
+      store,
+      bus,
+      logger: silentLogger,
+      retry: { initialMs: 20, maxMs: 40 },
+    });
     await sup.startAll();
     assert.equal(store.get().agent.modules.steady?.status, 'running');
     assert.equal(store.get().agent.modules.flaky?.status, 'failed');
@@ -81,8 +105,21 @@ describe('supervisor', () => {
   it('no retry fires after stop', async () => {
     const store = new StateStore(emptyState());
     let attempts = 0;
-    const broken: AgentModule = { name: 'broken', start: async () => { attempts += 1; throw new Error('no'); }, stop: async () => undefined };
-    const sup = new Supervisor({ modules: [broken], store, bus: new EventBus(), logger: silentLogger, retry: { initialMs: 30, maxMs: 30 } });
+    const broken: AgentModule = {
+      name: 'broken',
+      start: async () => {
+        attempts += 1;
+        throw new Error('no');
+      },
+      stop: async () => undefined,
+    };
+    const sup = new Supervisor({
+      modules: [broken],
+      store,
+      bus: new EventBus(),
+      logger: silentLogger,
+      retry: { initialMs: 30, maxMs: 30 },
+    });
     await sup.startAll();
     await sup.stopAll(100);
     const after = attempts;

@@ -26,7 +26,14 @@ describe('update window and journal', () => {
     const dir = tempDir('rfa-journal-');
     const journal = new UpdateJournal(dir);
     assert.equal(journal.read(), null);
-    const entry = { container: 'ros', step: 'stopping' as const, from: { image: 'a', imageId: 'sha256:1', containerId: 'c1' }, to: { image: 'b' }, aside: 'ros-previous-1', startedAt: new Date().toISOString() };
+    const entry = {
+      container: 'ros',
+      step: 'stopping' as const,
+      from: { image: 'a', imageId: 'sha256:1', containerId: 'c1' },
+      to: { image: 'b' },
+      aside: 'ros-previous-1',
+      startedAt: new Date().toISOString(),
+    };
     journal.write(entry);
     journal.write({ ...entry, step: 'renaming' });
     assert.equal(journal.read()?.step, 'renaming');

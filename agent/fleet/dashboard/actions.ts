@@ -57,18 +57,30 @@ export class ActionRunner {
     }
     this.running += 1;
     // run never rejects by design (each robot's outcome is a response); the catch keeps it so.
-    void this.run(a).catch(() => undefined).finally(() => {
-      this.running -= 1;
-    });
+    void this.run(a)
+      .catch(() => undefined)
+      .finally(() => {
+        this.running -= 1;
+      });
   }
 
   /** A robot's event: progress when it carries the id of one of our requests. */
   onEvent(robot: string, event: AgentEvent): void {
     const r = typeof event.id === 'string' ? this.requests.get(event.id) : undefined;
     if (!r || r.robot !== robot) return;
-    const progress = typeof event.current === 'number' && typeof event.total === 'number' && event.total > 0
-      ? { current: event.current, total: event.total } : null;
-    this.report({ t: 'action', action: r.action, robot, command: r.command, phase: 'progress', progress, event: event.type });
+    const progress =
+      typeof event.current === 'number' && typeof event.total === 'number' && event.total > 0
+        ? { current: event.current, total: event.total }
+        : null;
+    this.report({
+      t: 'action',
+      action: r.action,
+      robot,
+      command: r.command,
+      phase: 'progress',
+      progress,
+      event: event.type,
+    });
   }
 
   private async run(a: ActionRequest): Promise<void> {
@@ -82,8 +94,15 @@ export class ActionRunner {
         });
         this.requests.delete(response.id);
         this.report({
-          t: 'action', action: a.id, robot, command: a.command, phase: 'done', ok: response.ok,
-          ...(response.ok ? { result: response.result } : { error: response.error ?? { code: 'internal', message: 'no error given' } }),
+          t: 'action',
+          action: a.id,
+          robot,
+          command: a.command,
+          phase: 'done',
+          ok: response.ok,
+          ...(response.ok
+            ? { result: response.result }
+            : { error: response.error ?? { code: 'internal', message: 'no error given' } }),
         });
       }
     };
@@ -94,20 +113,24 @@ export class ActionRunner {
 /** The request as a page sent it, in the shape the robots' schemas take (they check it again). */
 function check(a: ActionRequest): void {
   const bad = (why: string) => new AgentError('invalid_action', why);
-  if (typeof a.id !== 'string' || !/^[\w-]{1,64}$/.test(a.id)) throw bad('an action needs an id of 1 to 64 letters, digits, - or _');
+  if (typeof a.id !== 'string' || !/^[\w-]{1,64}$/.test(a.id))
+    throw bad('an action needs an id of 1 to 64 letters, digits, - or _');
   if (!(ACTION_COMMANDS as readonly string[]).includes(a.command)) {
     throw bad(`unknown action ${String(a.command)}; the dashboard sends ${ACTION_COMMANDS.join(', ')}`);
   }
   if (!Array.isArray(a.robots) || a.robots.length === 0 || a.robots.length > LIMITS.maxSelection) {
     throw bad(`select 1 to ${LIMITS.maxSelection} robots`);
   }
-  if (a.robots.some((r) => typeof r !== 'string' || !/^[^/+#\s]{1,128}$/.test(r))) throw bad('a robot name in the selection is not valid');
-  if (typeof a.args !== 'object' || a.args === null || Array.isArray(a.args)) throw bad('the arguments must be an object');
+  if (a.robots.some((r) => typeof r !== 'string' || !/^[^/+#\s]{1,128}$/.test(r)))
+    throw bad('a robot name in the selection is not valid');
+  if (typeof a.args !== 'object' || a.args === null || Array.isArray(a.args))
+    throw bad('the arguments must be an object');
   const spec = ARGS[a.command];
   for (const key of spec.required) if (a.args[key] === undefined) throw bad(`${a.command} needs ${key}`);
   for (const [key, value] of Object.entries(a.args)) {
     if (spec.strings.includes(key)) {
-      if (typeof value !== 'string' || value.length === 0 || value.length > 512) throw bad(`${key} must be text of 1 to 512 characters`);
+      if (typeof value !== 'string' || value.length === 0 || value.length > 512)
+        throw bad(`${key} must be text of 1 to 512 characters`);
     } else if (spec.booleans.includes(key)) {
       if (typeof value !== 'boolean') throw bad(`${key} must be true or false`);
     } else throw bad(`${a.command} takes no ${key}`);

@@ -25,7 +25,8 @@ export function keepConnected(client: MqttClient, o: BrokerLinkOptions): () => v
   const onClose = () => {
     if (stopped || timer) return;
     const delay = backoff.next();
-    if (!lost) o.log(`lost the fleet broker; reconnecting (first try in ${(delay / 1000).toFixed(1)} s, then less often)`);
+    if (!lost)
+      o.log(`lost the fleet broker; reconnecting (first try in ${(delay / 1000).toFixed(1)} s, then less often)`);
     lost = true;
     timer = setTimeout(() => {
       timer = undefined;

@@ -42,7 +42,10 @@ export class FleetModel extends EventEmitter {
   private readonly prefix: string;
   private collected: Collected | null = null;
 
-  constructor(private readonly client: MqttClient, private readonly o: FleetModelOptions) {
+  constructor(
+    private readonly client: MqttClient,
+    private readonly o: FleetModelOptions,
+  ) {
     super();
     this.prefix = `${o.base}/`;
     this.onMessage = this.onMessage.bind(this);
@@ -62,8 +65,12 @@ export class FleetModel extends EventEmitter {
 
   /** The subscriptions again, after a reconnect (a clean session lost them). */
   async resubscribe(): Promise<void> {
-    const topics = [`${this.o.base}/+/events`, `${this.o.base}/+/state`, `${this.o.base}/+/availability`,
-      ...[...this.watched.keys()].map((robot) => `${this.prefix}${robot}/state/+`)];
+    const topics = [
+      `${this.o.base}/+/events`,
+      `${this.o.base}/+/state`,
+      `${this.o.base}/+/availability`,
+      ...[...this.watched.keys()].map((robot) => `${this.prefix}${robot}/state/+`),
+    ];
     await this.client.subscribeAsync(topics, { qos: 1 });
   }
 
@@ -111,12 +118,14 @@ export class FleetModel extends EventEmitter {
     const robot = parts[0] ?? '';
     if (!ROBOT_NAME.test(robot)) return;
     const kind = parts.slice(1).join('/');
-    if (kind === 'availability') this.update(robot, (r) => {
-      r.online = payload.length === 0 ? null : payload.toString() === 'online';
-    });
-    else if (kind === 'state') this.update(robot, (r) => {
-      r.state = payload.length === 0 || payload.length > SUMMARY_MAX_BYTES ? null : parse<StateSummary>(payload);
-    });
+    if (kind === 'availability')
+      this.update(robot, (r) => {
+        r.online = payload.length === 0 ? null : payload.toString() === 'online';
+      });
+    else if (kind === 'state')
+      this.update(robot, (r) => {
+        r.state = payload.length === 0 || payload.length > SUMMARY_MAX_BYTES ? null : parse<StateSummary>(payload);
+      });
     else if (kind === 'events') this.event(robot, payload);
     else if (parts.length === 3 && parts[1] === 'state') this.section(robot, parts[2]!, payload);
   }

@@ -75,12 +75,14 @@ async function serve(req: IncomingMessage, res: ServerResponse, o: DashboardServ
   if (url.pathname === '/login') {
     const token = url.searchParams.get('token');
     if (!roleOf(token, o.tokens)) return unauthorized(res);
-    res.writeHead(303, {
-      location: '/',
-      'set-cookie': `${COOKIE}=${encodeURIComponent(token!)}; HttpOnly; SameSite=Strict; Path=/`,
-      'cache-control': 'no-store',
-      ...SECURITY_HEADERS,
-    }).end();
+    res
+      .writeHead(303, {
+        location: '/',
+        'set-cookie': `${COOKIE}=${encodeURIComponent(token!)}; HttpOnly; SameSite=Strict; Path=/`,
+        'cache-control': 'no-store',
+        ...SECURITY_HEADERS,
+      })
+      .end();
     return;
   }
   if (!roleOfRequest(req, o.tokens)) return unauthorized(res);
@@ -133,8 +135,10 @@ function hostOf(origin: string): string | null {
 
 function unauthorized(res: ServerResponse): void {
   res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...SECURITY_HEADERS });
-  res.end('This dashboard needs a token: open the /login?token=... address robot-fleet serve printed, ' +
-    'or ask whoever runs it (docs/dashboard.md).\n');
+  res.end(
+    'This dashboard needs a token: open the /login?token=... address robot-fleet serve printed, ' +
+      'or ask whoever runs it (docs/dashboard.md).\n',
+  );
 }
 
 function notFound(res: ServerResponse): void {

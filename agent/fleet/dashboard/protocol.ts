@@ -21,9 +21,18 @@ export type ServerMessage =
   | { t: 'sections'; robot: string; sections: Record<string, unknown> }
   | { t: 'events'; robot: string; events: AgentEvent[] }
   /** What happened to one robot of an action: sent, progress (from its events), then done. */
-  | { t: 'action'; action: string; robot: string; command: ActionCommand; phase: 'sent' | 'progress' | 'done';
-      ok?: boolean; error?: { code: string; message: string }; result?: unknown;
-      progress?: { current: number; total: number } | null; event?: string }
+  | {
+      t: 'action';
+      action: string;
+      robot: string;
+      command: ActionCommand;
+      phase: 'sent' | 'progress' | 'done';
+      ok?: boolean;
+      error?: { code: string; message: string };
+      result?: unknown;
+      progress?: { current: number; total: number } | null;
+      event?: string;
+    }
   | { t: 'logs'; robot: string; name: string; ok: boolean; lines?: string[]; error?: { code: string; message: string } }
   | { t: 'error'; code: string; message: string; ref?: string };
 

@@ -44,7 +44,10 @@ export class RequestSender {
   private readonly pending = new Map<string, Pending>();
   private readonly prefix: string;
 
-  constructor(private readonly client: MqttClient, private readonly o: RequestSenderOptions) {
+  constructor(
+    private readonly client: MqttClient,
+    private readonly o: RequestSenderOptions,
+  ) {
     this.prefix = `${o.base}/`;
     this.onMessage = this.onMessage.bind(this);
   }
@@ -65,7 +68,11 @@ export class RequestSender {
     this.client.off('message', this.onMessage);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.resolve({ id, ok: false, error: { code: 'no_answer', message: 'the dashboard stopped before the robot answered' } });
+      p.resolve({
+        id,
+        ok: false,
+        error: { code: 'no_answer', message: 'the dashboard stopped before the robot answered' },
+      });
     }
     this.pending.clear();
   }
@@ -84,16 +91,24 @@ export class RequestSender {
   ): Promise<RobotResponse> {
     const id = `dash-${randomUUID()}`;
     if (this.pending.size >= (this.o.maxPending ?? 4096)) {
-      return { id, ok: false, error: { code: 'busy', message: 'the dashboard has too many requests waiting; try again' } };
+      return {
+        id,
+        ok: false,
+        error: { code: 'busy', message: 'the dashboard has too many requests waiting; try again' },
+      };
     }
     const message = { ...args, id };
     let payload: string;
     try {
-      payload = JSON.stringify(this.o.signingKey
-        ? await signMessage({ key: this.o.signingKey, robot, command, message })
-        : message);
+      payload = JSON.stringify(
+        this.o.signingKey ? await signMessage({ key: this.o.signingKey, robot, command, message }) : message,
+      );
     } catch (err) {
-      return { id, ok: false, error: { code: 'not_sent', message: `the request could not be signed: ${(err as Error).message}` } };
+      return {
+        id,
+        ok: false,
+        error: { code: 'not_sent', message: `the request could not be signed: ${(err as Error).message}` },
+      };
     }
     const properties = this.o.replyUser
       ? { responseTopic: `fleet-replies/${this.o.replyUser}/${robot}/${command}`, correlationData: Buffer.from(id) }
@@ -101,8 +116,14 @@ export class RequestSender {
     const answer = new Promise<RobotResponse>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        resolve({ id, ok: false, error: { code: 'no_answer', message:
-          `${robot} did not answer ${command} within ${Math.round(timeoutMs / 1000)} s: is it online?` } });
+        resolve({
+          id,
+          ok: false,
+          error: {
+            code: 'no_answer',
+            message: `${robot} did not answer ${command} within ${Math.round(timeoutMs / 1000)} s: is it online?`,
+          },
+        });
       }, timeoutMs);
       timer.unref();
       this.pending.set(id, { robot, resolve, timer });
@@ -110,10 +131,15 @@ export class RequestSender {
     onId?.(id);
     try {
       await this.client.publishAsync(`${this.prefix}${robot}/request/${command}`, payload, {
-        qos: 1, ...(properties ? { properties } : {}),
+        qos: 1,
+        ...(properties ? { properties } : {}),
       });
     } catch (err) {
-      this.settle(id, { id, ok: false, error: { code: 'not_sent', message: `the request could not be sent to the broker: ${(err as Error).message}` } });
+      this.settle(id, {
+        id,
+        ok: false,
+        error: { code: 'not_sent', message: `the request could not be sent to the broker: ${(err as Error).message}` },
+      });
     }
     return answer;
   }

@@ -56,12 +56,21 @@ export function defaultPageDir(): string {
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const pageDir = o.pageDir ?? defaultPageDir();
   if (!existsSync(join(pageDir, 'index.html'))) {
-    throw new AgentError('page_missing', `the dashboard page is not built (no ${join(pageDir, 'index.html')}): run npm run build`);
+    throw new AgentError(
+      'page_missing',
+      `the dashboard page is not built (no ${join(pageDir, 'index.html')}): run npm run build`,
+    );
   }
   const staleAfterMs = o.staleAfterMs ?? DEFAULT_STALE_MS;
-  const model = new FleetModel(o.client, { base: o.base, timeoutMs: o.timeoutMs, ...(o.maxRobots ? { maxRobots: o.maxRobots } : {}) });
+  const model = new FleetModel(o.client, {
+    base: o.base,
+    timeoutMs: o.timeoutMs,
+    ...(o.maxRobots ? { maxRobots: o.maxRobots } : {}),
+  });
   const sender = new RequestSender(o.client, {
-    base: o.base, ...(o.replyUser ? { replyUser: o.replyUser } : {}), ...(o.signingKey ? { signingKey: o.signingKey } : {}),
+    base: o.base,
+    ...(o.replyUser ? { replyUser: o.replyUser } : {}),
+    ...(o.signingKey ? { signingKey: o.signingKey } : {}),
   });
   await sender.start();
   let hub: SocketHub | undefined;
@@ -78,10 +87,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     },
   });
   const collected = await model.start();
-  const warning = collected.cut || collected.recovered > 0
-    ? 'the broker dropped retained messages past its per-client queue (mosquitto max_queued_messages): set it well ' +
-      'above twice the number of robots, as deploy/broker/fleet.conf does (docs/fleet-broker.md)'
-    : null;
+  const warning =
+    collected.cut || collected.recovered > 0
+      ? 'the broker dropped retained messages past its per-client queue (mosquitto max_queued_messages): set it well ' +
+        'above twice the number of robots, as deploy/broker/fleet.conf does (docs/fleet-broker.md)'
+      : null;
   const server = createDashboardServer({ pageDir, tokens: o.tokens, hub });
   await listen(server, o.host, o.port);
   const address = server.address() as AddressInfo;
@@ -105,7 +115,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new AgentError('listen_failed', `the dashboard cannot listen on ${host}:${port} (${err.code ?? err.message})`)));
+      reject(
+        new AgentError('listen_failed', `the dashboard cannot listen on ${host}:${port} (${err.code ?? err.message})`),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
 }
@@ -134,21 +147,38 @@ export interface ServeDeps {
 
 /** `robot-fleet serve`: runs until stopped; 0 after a clean stop. */
 export async function serveCommand(
-  o: { base: string; timeoutMs: number; replyUser?: string; listen?: string; tokenFile?: string; operatorTokenFile?: string;
-    stateDir: string; staleAfterMs?: number; signingKey?: SigningKey },
+  o: {
+    base: string;
+    timeoutMs: number;
+    replyUser?: string;
+    listen?: string;
+    tokenFile?: string;
+    operatorTokenFile?: string;
+    stateDir: string;
+    staleAfterMs?: number;
+    signingKey?: SigningKey;
+  },
   d: ServeDeps,
 ): Promise<number> {
   const { host, port } = parseListen(o.listen);
   const tokens = loadTokens({
-    stateDir: o.stateDir, ...(o.tokenFile ? { readFile: o.tokenFile } : {}),
+    stateDir: o.stateDir,
+    ...(o.tokenFile ? { readFile: o.tokenFile } : {}),
     ...(o.operatorTokenFile ? { operatorFile: o.operatorTokenFile } : {}),
   });
   const client = await d.connect(o.replyUser ? 5 : 4);
   let dashboard: Dashboard;
   try {
     dashboard = await startDashboard({
-      base: o.base, client, host, port, tokens, timeoutMs: o.timeoutMs, log: (line) => void d.err(`robot-fleet serve: ${line}`),
-      ...(o.replyUser ? { replyUser: o.replyUser } : {}), ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
+      base: o.base,
+      client,
+      host,
+      port,
+      tokens,
+      timeoutMs: o.timeoutMs,
+      log: (line) => void d.err(`robot-fleet serve: ${line}`),
+      ...(o.replyUser ? { replyUser: o.replyUser } : {}),
+      ...(o.staleAfterMs ? { staleAfterMs: o.staleAfterMs } : {}),
       ...(o.signingKey ? { signingKey: o.signingKey } : {}),
     });
   } catch (e) {
@@ -163,7 +193,9 @@ export async function serveCommand(
     await d.out(`operator:  ${dashboard.url}login?token=${tokens.operator}`);
     await d.out(`(kept in ${tokens.files.read} and ${tokens.files.operator}, printed only this once)`);
   } else {
-    await d.out(`tokens: ${tokens.files.read} (read-only), ${tokens.files.operator} (operator); open ${dashboard.url}login?token=...`);
+    await d.out(
+      `tokens: ${tokens.files.read} (read-only), ${tokens.files.operator} (operator); open ${dashboard.url}login?token=...`,
+    );
   }
   await d.stopped;
   await dashboard.close();

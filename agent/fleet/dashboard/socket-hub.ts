@@ -55,7 +55,8 @@ export class SocketHub {
     model.on('robot', (r: { robot: string }) => this.touch(r.robot));
     model.on('gone', (robot: string) => this.touch(robot));
     model.on('section', (robot: string, name: string, value: unknown) => {
-      for (const p of this.pages) if (p.watching === robot) this.send(p, { t: 'sections', robot, sections: { [name]: value } });
+      for (const p of this.pages)
+        if (p.watching === robot) this.send(p, { t: 'sections', robot, sections: { [name]: value } });
     });
     model.on('event', (robot: string, event: AgentEvent) => {
       actions.onEvent(robot, event);
@@ -85,8 +86,16 @@ export class SocketHub {
       ws.close(CLOSE.tooMany, 'too many dashboard pages are open; close one');
       return;
     }
-    const page: Page = { ws, role, dirty: new Set(), replaying: true, watching: null, logsInFlight: false, alive: true,
-      watchChain: Promise.resolve() };
+    const page: Page = {
+      ws,
+      role,
+      dirty: new Set(),
+      replaying: true,
+      watching: null,
+      logsInFlight: false,
+      alive: true,
+      watchChain: Promise.resolve(),
+    };
     this.pages.add(page);
     ws.on('pong', () => (page.alive = true));
     ws.on('message', (data, isBinary) => this.receive(page, data as Buffer, isBinary));
@@ -104,10 +113,12 @@ export class SocketHub {
   private detach(page: Page): void {
     if (!this.pages.delete(page)) return;
     // After any watch still running for it, so the count it took is given back.
-    page.watchChain = page.watchChain.then(async () => {
-      if (page.watching) await this.model.unwatch(page.watching);
-      page.watching = null;
-    }).catch(() => undefined);
+    page.watchChain = page.watchChain
+      .then(async () => {
+        if (page.watching) await this.model.unwatch(page.watching);
+        page.watching = null;
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -115,19 +126,29 @@ export class SocketHub {
    * ~10 MB: it must not sit in memory twice); changes meanwhile are sent after it.
    */
   private async replay(page: Page): Promise<void> {
-    this.send(page, { t: 'hello', role: page.role, base: this.o.base, staleAfterMs: this.o.staleAfterMs, maxSelection: LIMITS.maxSelection });
+    this.send(page, {
+      t: 'hello',
+      role: page.role,
+      base: this.o.base,
+      staleAfterMs: this.o.staleAfterMs,
+      maxSelection: LIMITS.maxSelection,
+    });
     const names = [...this.model.robots.keys()];
     for (let at = 0; at < names.length; at += LIMITS.replayChunk) {
       const robots = names.slice(at, at + LIMITS.replayChunk).flatMap((n) => this.model.robots.get(n) ?? []);
       const sent = await new Promise<boolean>((resolve) => {
         if (page.ws.readyState !== page.ws.OPEN) return resolve(false);
-        page.ws.send(JSON.stringify({ t: 'robots', robots, replay: true } satisfies ServerMessage), (err) => resolve(!err));
+        page.ws.send(JSON.stringify({ t: 'robots', robots, replay: true } satisfies ServerMessage), (err) =>
+          resolve(!err),
+        );
       });
       if (!sent) return;
     }
     const overflow = this.model.overflow;
-    const warning = overflow > 0
-      ? `the dashboard holds at most ${this.model.robots.size} robots; ${overflow} summaries were left out` : null;
+    const warning =
+      overflow > 0
+        ? `the dashboard holds at most ${this.model.robots.size} robots; ${overflow} summaries were left out`
+        : null;
     page.replaying = false;
     this.send(page, { t: 'replayed', robots: this.model.robots.size, warning });
   }
@@ -188,21 +209,35 @@ export class SocketHub {
     try {
       if (m.t === 'watch') {
         // A broker that went away refuses the subscription: the page hears why, nothing escapes.
-        page.watchChain = page.watchChain.then(() => this.watch(page, m.robot)).catch((err: unknown) => {
-          this.send(page, { t: 'error', code: 'broker_unavailable', message: `cannot open ${String(m.robot)}'s page now: ` +
-            `the fleet broker refused the subscription (${(err as Error).message}); the dashboard reconnects by itself` });
-        });
-      }
-      else if (m.t === 'logs') this.logs(page, m);
+        page.watchChain = page.watchChain
+          .then(() => this.watch(page, m.robot))
+          .catch((err: unknown) => {
+            this.send(page, {
+              t: 'error',
+              code: 'broker_unavailable',
+              message:
+                `cannot open ${String(m.robot)}'s page now: ` +
+                `the fleet broker refused the subscription (${(err as Error).message}); the dashboard reconnects by itself`,
+            });
+          });
+      } else if (m.t === 'logs') this.logs(page, m);
       else if (m.t === 'act') {
         if (page.role !== 'operator') {
-          throw new AgentError('forbidden', 'this page was opened with the read-only token: actions need the operator token');
+          throw new AgentError(
+            'forbidden',
+            'this page was opened with the read-only token: actions need the operator token',
+          );
         }
         this.actions.start(m);
       } else throw new AgentError('bad_message', `unknown message ${String((m as { t: unknown }).t)}`);
     } catch (err) {
       const e = err instanceof AgentError ? err : new AgentError('internal', (err as Error).message);
-      this.send(page, { t: 'error', code: e.code, message: e.message, ...(m.t === 'act' && typeof m.id === 'string' ? { ref: m.id } : {}) });
+      this.send(page, {
+        t: 'error',
+        code: e.code,
+        message: e.message,
+        ...(m.t === 'act' && typeof m.id === 'string' ? { ref: m.id } : {}),
+      });
     }
   }
 
@@ -227,18 +262,33 @@ export class SocketHub {
 
   /** The last lines of a container's log, asked of the robot; one at a time per page. */
   private logs(page: Page, m: Extract<ClientMessage, { t: 'logs' }>): void {
-    if (typeof m.robot !== 'string' || typeof m.name !== 'string' || m.name.length > 128 || !/^[^/+#\s]{1,128}$/.test(m.robot)) {
+    if (
+      typeof m.robot !== 'string' ||
+      typeof m.name !== 'string' ||
+      m.name.length > 128 ||
+      !/^[^/+#\s]{1,128}$/.test(m.robot)
+    ) {
       throw new AgentError('bad_message', 'logs needs a robot and a container name');
     }
     if (page.logsInFlight) throw new AgentError('busy', 'logs already asked for; wait for them');
     page.logsInFlight = true;
     const tail = Number.isInteger(m.tail) && m.tail! > 0 ? Math.min(m.tail!, 500) : 100;
-    void this.sender.send(m.robot, 'logs', { name: m.name, tail }, this.o.timeoutMs).then((r) => {
-      const result = r.result as { lines?: string[] } | undefined;
-      this.send(page, { t: 'logs', robot: m.robot, name: m.name, ok: r.ok,
-        ...(r.ok ? { lines: result?.lines ?? [] } : { error: r.error ?? { code: 'internal', message: 'no error given' } }) });
-    }).finally(() => {
-      page.logsInFlight = false;
-    });
+    void this.sender
+      .send(m.robot, 'logs', { name: m.name, tail }, this.o.timeoutMs)
+      .then((r) => {
+        const result = r.result as { lines?: string[] } | undefined;
+        this.send(page, {
+          t: 'logs',
+          robot: m.robot,
+          name: m.name,
+          ok: r.ok,
+          ...(r.ok
+            ? { lines: result?.lines ?? [] }
+            : { error: r.error ?? { code: 'internal', message: 'no error given' } }),
+        });
+      })
+      .finally(() => {
+        page.logsInFlight = false;
+      });
   }
 }

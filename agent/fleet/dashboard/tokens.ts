@@ -45,15 +45,21 @@ export function loadTokens(o: { readFile?: string; operatorFile?: string; stateD
       return { token, file };
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new AgentError('token_file', `cannot store a dashboard token in ${file} (${why}): ` +
-        'pass --state-dir to a directory you may write, or --token-file/--operator-token-file');
+      throw new AgentError(
+        'token_file',
+        `cannot store a dashboard token in ${file} (${why}): ` +
+          'pass --state-dir to a directory you may write, or --token-file/--operator-token-file',
+      );
     }
   };
   const read = one(o.readFile, READ_TOKEN_FILE);
   const operator = one(o.operatorFile, OPERATOR_TOKEN_FILE);
   if (read.token === operator.token) {
-    throw new AgentError('token_file', 'the read-only and the operator token are the same: every viewer could act on ' +
-      'the fleet; give each its own file');
+    throw new AgentError(
+      'token_file',
+      'the read-only and the operator token are the same: every viewer could act on ' +
+        'the fleet; give each its own file',
+    );
   }
   return { read: read.token, operator: operator.token, files: { read: read.file, operator: operator.file }, generated };
 }
@@ -64,11 +70,16 @@ function readToken(file: string): string {
     text = readFileSync(file, 'utf8').trim();
   } catch (err) {
     const errno = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new AgentError('token_file', `cannot read the dashboard token file ${file} (${errno})`, { details: { errno } });
+    throw new AgentError('token_file', `cannot read the dashboard token file ${file} (${errno})`, {
+      details: { errno },
+    });
   }
   if (text.length < MIN_TOKEN || text.length > MAX_TOKEN || /\s/.test(text)) {
-    throw new AgentError('token_file', `the dashboard token in ${file} must be one word of ${MIN_TOKEN} to ${MAX_TOKEN} ` +
-      'characters (e.g. openssl rand -base64 32)');
+    throw new AgentError(
+      'token_file',
+      `the dashboard token in ${file} must be one word of ${MIN_TOKEN} to ${MAX_TOKEN} ` +
+        'characters (e.g. openssl rand -base64 32)',
+    );
   }
   return text;
 }

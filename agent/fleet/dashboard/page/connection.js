@@ -31,5 +31,9 @@ export function connect() {
 
 export function send(m) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(m));
-  else store.errors = [...store.errors, { code: 'offline', message: 'not connected to the dashboard server', at: Date.now() }];
+  else
+    store.errors = [
+      ...store.errors,
+      { code: 'offline', message: 'not connected to the dashboard server', at: Date.now() },
+    ];
 }

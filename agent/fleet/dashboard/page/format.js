@@ -30,7 +30,9 @@ export function nameMatcher(text) {
   const t = text.trim();
   if (!t) return null;
   if (/[*?]/.test(t)) {
-    const body = [...t].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+    const body = [...t]
+      .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .join('');
     const re = new RegExp(`^${body}$`, 'is');
     return (name) => re.test(name);
   }

@@ -89,7 +89,13 @@ export function apply(m) {
 }
 
 export function startAction(id, command, args, robots) {
-  store.actions.set(id, { id, command, args, at: Date.now(), robots: new Map(robots.map((r) => [r, { phase: 'asked' }])) });
+  store.actions.set(id, {
+    id,
+    command,
+    args,
+    at: Date.now(),
+    robots: new Map(robots.map((r) => [r, { phase: 'asked' }])),
+  });
   while (store.actions.size > MAX_ACTIONS) store.actions.delete(store.actions.keys().next().value);
   changed();
 }
@@ -107,7 +113,8 @@ function actionOutcome(m) {
     ...before,
     phase: m.phase,
     ...(m.phase === 'progress'
-      ? { progress: m.progress ?? before.progress, event: m.event, progressEvents: (before.progressEvents ?? 0) + 1 } : {}),
+      ? { progress: m.progress ?? before.progress, event: m.event, progressEvents: (before.progressEvents ?? 0) + 1 }
+      : {}),
     ...(m.phase === 'done' ? { ok: m.ok, error: m.error, result: m.result } : {}),
   };
   action.robots.set(m.robot, outcome);
