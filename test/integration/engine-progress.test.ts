@@ -1,52 +1,30 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { AgentEvent } from '../../agent/state/event-bus.js';
-import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { cleanEngine, docker } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { docker } from '../helpers/engine-cli.js';
+import { useRigAgent } from '../helpers/rig-agent.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
-import { needRig, rig } from '../setup.js';
+import { rig } from '../setup.js';
 
 const LAYER_ID = /^[a-f0-9]{12}$/;
 
 describe('engine progress: layers only, real byte totals, mounted layers count as existing', function () {
   this.timeout(90_000);
-  let subject: AgentUnderTest | undefined;
-  let probe: MqttProbe | undefined;
-  const events: AgentEvent[] = [];
+  const rigAgent = useRigAgent();
+  const events = rigAgent.events;
   const host = () => rig().registry.host;
   const source = () => `${host()}/yahboomtechnology/ros-foxy:3.3.9`;
-  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) =>
-    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}`, ...body }, ms);
+  const ask = rigAgent.ask;
 
   async function agent(doc: Record<string, unknown> = {}): Promise<void> {
     const dir = tempDir('rfa-progress-');
-    subject = await startAgent({
-      docker: { socketPath: rig().docker.socketPath },
+    await rigAgent.start({
       images: { allow: [`${host()}/**`, 'yahboomtechnology/*'], pushAllow: [`${host()}/fleet/**`] },
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       snapshots: { repository: `${host()}/fleet/progress` },
       ...doc,
     });
-    subject.agent.bus.subscribe((e) => events.push(e));
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
-    await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
   }
-
-  beforeEach(function () {
-    needRig(this);
-    events.length = 0;
-    cleanEngine();
-  });
-  afterEach(async () => {
-    await probe?.close();
-    await subject?.stop();
-    probe = undefined;
-    subject = undefined;
-    if (rig()) cleanEngine();
-  });
 
   it('pull.progress lists layers only (never the tag), with layersDone/layersTotal', async () => {
     await agent();
@@ -71,7 +49,7 @@ describe('engine progress: layers only, real byte totals, mounted layers count a
   it('a snapshot push with base layers mounted: layersExisting names them; no 0/0 byte progress', async () => {
     docker('pull', source());
     await agent({ containers: { ros: { image: source(), stopTimeout: 1 } } });
-    await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
+    await waitUntil(() => rigAgent.subject.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
     docker('exec', 'ros', 'sh', '-c', 'echo student-work > /root/work.txt');
     const r = await ask('snapshot', { container: 'ros', push: true });
     assert.equal(r.ok, true, JSON.stringify(r));

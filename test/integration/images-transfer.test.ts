@@ -2,12 +2,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
-import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { docker, localTags } from '../helpers/engine-cli.js';
+import { useRigAgent } from '../helpers/rig-agent.js';
 import { tempDir } from '../helpers/temp.js';
-import { waitUntil } from '../helpers/wait.js';
 import { startRegistry, type RegistryRig } from '../rig/registry.js';
 import { needRig, rig } from '../setup.js';
 
@@ -15,8 +13,7 @@ describe('images: push, save, load, import, build, prune on the rig', function (
   this.timeout(90_000);
   const contract = new Contract();
   let secured: RegistryRig;
-  let subject: AgentUnderTest | undefined;
-  let probe: MqttProbe | undefined;
+  const rigAgent = useRigAgent();
   let dirs: { exportDir: string; importDir: string; buildDir: string };
 
   before(async function () {
@@ -33,8 +30,7 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     const base = tempDir('rfa-img-');
     dirs = { exportDir: join(base, 'export'), importDir: join(base, 'import'), buildDir: join(base, 'build') };
     for (const d of Object.values(dirs)) mkdirSync(d);
-    subject = await startAgent({
-      docker: { socketPath: rig().docker.socketPath },
+    await rigAgent.start({
       images: {
         allow: o.allow ?? ['yahboomtechnology/*'],
         pushAllow: [`${secured.host}/**`],
@@ -49,29 +45,14 @@ describe('images: push, save, load, import, build, prune on the rig', function (
           : { [secured.host]: { username: secured.username, passwordFile: o.passwordFile ?? secured.passwordFile } }),
       },
     });
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
-    await waitUntil(() => subject!.agent.store.get().docker.available, 5000, 'docker available');
   }
   const ask = (command: string, body: Record<string, unknown>, id = `${command}-${Date.now()}-${Math.random()}`) =>
-    probe!.request(subject!.base, command, { id, ...body }, 60_000);
+    rigAgent.probe.request(rigAgent.subject.base, command, { id, ...body }, 60_000);
   const code = (r: Record<string, unknown>) => (r.ok ? 'ok' : (r.error as { code: string }).code);
   const ok = (r: Record<string, unknown>) => {
     assert.equal(r.ok, true, JSON.stringify(r));
     return r.result as Record<string, any>;
   };
-
-  beforeEach(function () {
-    needRig(this);
-    cleanEngine();
-  });
-  afterEach(async () => {
-    await probe?.close();
-    await subject?.stop();
-    probe = undefined;
-    subject = undefined;
-    cleanEngine();
-  });
 
   it('pushes with the registry credentials; only the new layer goes up the second time', async () => {
     await agent({ allow: ['yahboomtechnology/*', `${secured.host}/**`] });
@@ -85,7 +66,7 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     assert.match(pushed.digest, /^sha256:/);
     assert.deepEqual(contract.commandResultProblems('push', pushed), []);
     assert.ok(
-      probe!.received.some(
+      rigAgent.probe.received.some(
         (m) => m.topic.endsWith('/events') && m.text.includes('"push.progress"') && m.text.includes('"push-1"'),
       ),
     );
@@ -113,7 +94,7 @@ describe('images: push, save, load, import, build, prune on the rig', function (
     ok(await ask('tag', { source: rig().fixtures.images.v339, target }));
     ok(await ask('push', { image: target }));
     assert.equal(ok(await ask('plan', { image: target })).layers, 3);
-    assert.ok(!JSON.stringify(subject!.logs).includes(secured.password!), 'the password leaked into the logs');
+    assert.ok(!JSON.stringify(rigAgent.subject.logs).includes(secured.password!), 'the password leaked into the logs');
   });
 
   it('refuses a push the config does not allow, and a registry that refuses the credentials', async () => {
@@ -222,7 +203,7 @@ describe('images: push, save, load, import, build, prune on the rig', function (
       'lab 3',
     );
     assert.ok(
-      probe!.received.some(
+      rigAgent.probe.received.some(
         (m) => m.text.includes('"build.progress"') && m.text.includes('Step 1/2') && m.text.includes('"build-1"'),
       ),
     );

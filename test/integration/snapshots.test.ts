@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentEvent } from '../../agent/state/event-bus.js';
 import type { UpdateResult } from '../../agent/state/types.js';
-import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
-import { cleanEngine, docker, dockerAt } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { docker, dockerAt } from '../helpers/engine-cli.js';
+import { useRigAgent } from '../helpers/rig-agent.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 import { removeDockerDir, startDockerd } from '../rig/dockerd.js';
@@ -16,14 +14,12 @@ import { needRig, rig } from '../setup.js';
 describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, restore', function () {
   this.timeout(120_000);
   const contract = new Contract();
-  let subject: AgentUnderTest | undefined;
-  let probe: MqttProbe | undefined;
+  const rigAgent = useRigAgent();
+  const events = rigAgent.events;
   let secured: RegistryRig;
   let dir: string;
-  const events: AgentEvent[] = [];
 
-  const ask = (command: string, body: Record<string, unknown>, ms = 60_000) =>
-    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, ms);
+  const ask = rigAgent.ask;
   const ok = (r: Record<string, unknown>) => {
     assert.equal(r.ok, true, JSON.stringify(r));
     return r.result as Record<string, any>;
@@ -42,8 +38,7 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     } = {},
   ): Promise<void> {
     for (const d of ['export', 'data']) mkdirSync(join(dir, d), { recursive: true });
-    subject = await startAgent({
-      docker: { socketPath: rig().docker.socketPath },
+    await rigAgent.start({
       images: {
         allow: [`${host()}/**`, 'yahboomtechnology/*'],
         pushAllow: o.pushAllow ?? [`${host()}/fleet/**`, `${secured.host}/**`],
@@ -56,10 +51,7 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
       snapshots: { repository: `${host()}/fleet/snapshots`, ...o.snapshots },
       containers: { ros: { image: source(), stopTimeout: 1, mounts: [`${join(dir, 'data')}:/data`] } },
     });
-    subject.agent.bus.subscribe((e) => events.push(e));
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
-    await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
+    await waitUntil(() => rigAgent.subject.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
   }
 
   before(async function () {
@@ -69,18 +61,8 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
   after(async () => {
     await secured?.stop();
   });
-  beforeEach(function () {
-    needRig(this);
-    events.length = 0;
-    cleanEngine();
+  beforeEach(() => {
     dir = tempDir('rfa-snap-');
-  });
-  afterEach(async () => {
-    await probe?.close();
-    await subject?.stop();
-    probe = undefined;
-    subject = undefined;
-    if (rig()) cleanEngine();
   });
 
   it('commits with author, message and labels, one layer more; pushes only that layer; a clean engine pulls it with the changes; saves a tar', async () => {
@@ -108,14 +90,14 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(image.RootFS.Layers.length, base.RootFS.Layers.length + 1);
     assert.equal(result.layers, base.RootFS.Layers.length + 1);
     const labels = image.Config.Labels;
-    assert.equal(labels['io.robot-agent.snapshot.robot'], subject!.loaded.config.robot.id);
+    assert.equal(labels['io.robot-agent.snapshot.robot'], rigAgent.subject.loaded.config.robot.id);
     assert.equal(labels['io.robot-agent.snapshot.container'], 'ros');
     assert.equal(labels['io.robot-agent.snapshot.source-image'], source());
     assert.match(labels['io.robot-agent.snapshot.source-digest']!, /@sha256:/);
     assert.ok(labels['io.robot-agent.snapshot.created']);
     assert.match(
       result.image,
-      new RegExp(`^${host()}/fleet/snapshots:${subject!.loaded.config.robot.id}-\\d{8}-\\d{6}$`),
+      new RegExp(`^${host()}/fleet/snapshots:${rigAgent.subject.loaded.config.robot.id}-\\d{8}-\\d{6}$`),
     );
     assert.deepEqual(result.excluded, [{ type: 'bind', source: join(dir, 'data'), destination: '/data' }]);
 
@@ -144,7 +126,7 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     );
     assert.equal(listed[0].pushed, result.image);
     assert.equal(listed[0].savedTo, result.savedTo.file);
-    contract.assert('state.json', subject!.agent.store.get());
+    contract.assert('state.json', rigAgent.subject.agent.store.get());
   });
 
   it('keeps the newest snapshots.keep per container, never one in use; restore runs a snapshot through the update flow', async () => {
@@ -213,9 +195,7 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(snapshotsHere(), before);
     assert.ok(!existsSync(join(dir, 'created-by-root.tar')));
     // A limit below what the export dir holds already: refused before the commit.
-    await subject!.stop();
-    await probe!.close();
-    subject = undefined;
+    await rigAgent.stop();
     await agent({ exportMaxBytes: 1024 });
     docker('exec', 'ros', 'sh', '-c', 'echo two > /root/work.txt');
     const committed = snapshotsHere();
@@ -239,16 +219,12 @@ describe('snapshots on the rig: commit, push, pull elsewhere, save, keep a few, 
     assert.equal(code(await ask('snapshot', { container: 'ros', pause: 'yes' })), 'invalid_args');
     assert.equal(snapshotsHere(), 0);
 
-    await subject!.stop();
-    await probe!.close();
-    subject = undefined;
+    await rigAgent.stop();
     await agent({ pushAllow: [], registries: { [secured.host]: { username: secured.username, passwordFile: wrong } } });
     assert.equal(code(await ask('snapshot', { container: 'ros', push: true })), 'not_allowed');
     assert.equal(snapshotsHere(), 0);
 
-    await subject!.stop();
-    await probe!.close();
-    subject = undefined;
+    await rigAgent.stop();
     await agent({
       snapshots: { repository: `${secured.host}/fleet/snapshots` },
       registries: { [secured.host]: { username: secured.username, passwordFile: wrong } },

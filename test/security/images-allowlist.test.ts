@@ -3,12 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { UpdateResult } from '../../agent/state/types.js';
-import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
-import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { docker, localTags } from '../helpers/engine-cli.js';
+import { useRigAgent } from '../helpers/rig-agent.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
-import { needRig, rig } from '../setup.js';
+import { rig } from '../setup.js';
 
 /**
  * Nothing a command does may give a name outside the allowlists, or make runnable an image
@@ -16,20 +15,17 @@ import { needRig, rig } from '../setup.js';
  */
 describe('security: what may run (tag, load, restore) on the rig', function () {
   this.timeout(120_000);
-  let subject: AgentUnderTest | undefined;
-  let probe: MqttProbe | undefined;
+  const rigAgent = useRigAgent();
   let dir: string;
   const host = () => rig().registry.host;
-  const ask = (command: string, body: Record<string, unknown>) =>
-    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 60_000);
+  const ask = rigAgent.ask;
   const code = (r: Record<string, unknown>) => (r.ok ? 'ok' : (r.error as { code: string }).code);
   const idOf = (image: string) => docker('image', 'inspect', '--format', '{{.Id}}', image);
 
   async function agent(doc: Record<string, unknown> = {}): Promise<void> {
     dir = tempDir('rfa-allow-');
     for (const d of ['export', 'import']) mkdirSync(join(dir, d));
-    subject = await startAgent({
-      docker: { socketPath: rig().docker.socketPath },
+    await rigAgent.start({
       images: {
         allow: ['yahboomtechnology/*', `${host()}/yahboomtechnology/*`],
         pushAllow: [`${host()}/fleet/**`],
@@ -40,22 +36,7 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       ...doc,
     });
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
-    await waitUntil(() => subject!.agent.store.get().docker.available, 10_000, 'docker available');
   }
-
-  beforeEach(function () {
-    needRig(this);
-    cleanEngine();
-  });
-  afterEach(async () => {
-    await probe?.close();
-    await subject?.stop();
-    probe = undefined;
-    subject = undefined;
-    if (rig()) cleanEngine();
-  });
 
   it('tag does not turn a push-only image into a runnable name (issue 12.9)', async () => {
     await agent();
@@ -103,8 +84,8 @@ describe('security: what may run (tag, load, restore) on the rig', function () {
       snapshots: { repository: 'localhost/robot-snapshots/ros' },
       containers: { ros: { image: source, stopTimeout: 1 } },
     });
-    await waitUntil(() => subject!.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
-    const robot = subject!.loaded.config.robot.id;
+    await waitUntil(() => rigAgent.subject.agent.store.get().containers[0]?.state === 'running', 30_000, 'ros running');
+    const robot = rigAgent.subject.loaded.config.robot.id;
     // Someone else's image under the snapshot repository, with this robot's labels on it.
     const cli = rig()
       .docker.cliArgs.map((a) => `'${a}'`)

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { AgentProcess } from '../helpers/agent-process.js';
-import { spawnAgent } from '../helpers/agent-process.js';
-import { uniqueRobotId } from '../helpers/agent-harness.js';
 import { docker } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
-import { tempDir, writeYaml } from '../helpers/temp.js';
+import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 import { needRig } from '../setup.js';
-import { rssOf } from './agent-on-rig.js';
+import { rssOf, useSpawnedAgent } from './agent-on-rig.js';
 
 const LIMIT = 192 * 1024;
 
@@ -28,15 +24,9 @@ const PRINTER = [
 
 describe('logs: a huge line costs a bounded amount of memory', function () {
   this.timeout(60_000);
-  let agent: AgentProcess | undefined;
-  let probe: MqttProbe | undefined;
+  const spawned = useSpawnedAgent();
 
-  afterEach(async () => {
-    await probe?.close();
-    agent?.kill('SIGTERM');
-    await agent?.exited().catch(() => agent?.kill('SIGKILL'));
-    probe = undefined;
-    agent = undefined;
+  afterEach(() => {
     try {
       docker('rm', '-f', 'ros');
     } catch {
@@ -46,25 +36,17 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
 
   it('8 concurrent logs of 30 MB printed without a newline: RSS grows < 64 MiB, answers <= 192 KiB', async function () {
     const rig = needRig(this);
-    const robot = uniqueRobotId('logs');
-    const b = `fleet/${robot}`;
     docker('pull', rig.fixtures.registryImages.v339);
     docker('tag', rig.fixtures.registryImages.v339, rig.fixtures.images.v339);
     const dir = tempDir('rfa-logs-');
-    const config = writeYaml(dir, 'config.yaml', {
-      robot: { id: robot },
-      mqtt: { url: rig.mqtt.url, protocolVersion: 5 },
-      docker: { socketPath: rig.docker.socketPath },
-      state: { dir: join(dir, 'state') },
+    const {
+      probe,
+      base: b,
+      pid,
+    } = await spawned.start(rig, 'logs', {
       devices: { sysfsRoot: join(dir, 'no-sys'), devRoot: join(dir, 'no-dev') },
       containers: { ros: { image: rig.fixtures.images.v339, command: PRINTER, stopTimeout: 1 } },
-      log: { level: 'warn' },
     });
-    probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
-    await probe.subscribe(`${b}/response/#`, `${b}/availability`);
-    agent = spawnAgent(['run', '--config', config]);
-    const pid = agent.child.pid!;
-    await probe.waitForTopic(`${b}/availability`, 15_000, (m) => m.text === 'online');
     await waitUntil(
       () => {
         try {
@@ -76,7 +58,6 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
       30_000,
       'ros printed its 30 MiB',
     );
-    assert.equal((await probe.request(b, 'ping', { id: 'warm' })).ok, true);
     const before = rssOf(pid);
     let peak = before;
     const sampler = setInterval(() => {
@@ -84,7 +65,7 @@ describe('logs: a huge line costs a bounded amount of memory', function () {
     }, 20);
     let answers: Array<Record<string, unknown>>;
     try {
-      const ask = (i: number) => probe!.request(b, 'logs', { id: `logs-${i}`, name: 'ros', tail: 1000 }, 30_000);
+      const ask = (i: number) => probe.request(b, 'logs', { id: `logs-${i}`, name: 'ros', tail: 1000 }, 30_000);
       answers = await Promise.all(Array.from({ length: 8 }, (_, i) => ask(i)));
     } finally {
       clearInterval(sampler);

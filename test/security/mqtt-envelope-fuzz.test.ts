@@ -2,12 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-root.js';
-import type { AgentProcess } from '../helpers/agent-process.js';
-import { uniqueRobotId } from '../helpers/agent-harness.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { waitUntil } from '../helpers/wait.js';
 import { needRig } from '../setup.js';
-import { rssOf, spawnOnRig } from './agent-on-rig.js';
+import { rssOf, useSpawnedAgent } from './agent-on-rig.js';
 
 /** Every documented command with its request properties. */
 function commands(): Array<{ name: string; properties: Record<string, { type?: string | string[] }> }> {
@@ -29,27 +26,11 @@ function wrongTypeFor(type: string | string[] | undefined): unknown {
 
 describe('envelope fuzzing of every command, with bounded RSS', function () {
   this.timeout(60_000);
-  let agent: AgentProcess | undefined;
-  let probe: MqttProbe | undefined;
-
-  afterEach(async () => {
-    await probe?.close();
-    agent?.kill('SIGTERM');
-    await agent?.exited().catch(() => agent?.kill('SIGKILL'));
-    probe = undefined;
-    agent = undefined;
-  });
+  const spawned = useSpawnedAgent();
 
   it('every registered command answers malformed envelopes with the right code; the agent lives and its RSS stays bounded', async function () {
     const rig = needRig(this);
-    const robot = uniqueRobotId('fuzz');
-    const b = `fleet/${robot}`;
-    probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
-    await probe.subscribe(`${b}/response/#`, `${b}/availability`);
-    agent = await spawnOnRig(rig, robot);
-    const pid = agent.child.pid!;
-    await probe.waitForTopic(`${b}/availability`, 15_000, (m) => m.text === 'online');
-    assert.equal((await probe.request(b, 'ping', { id: 'warm' })).ok, true);
+    const { agent, probe, base: b, pid } = await spawned.start(rig, 'fuzz');
     const rssBefore = rssOf(pid);
 
     const all = commands();

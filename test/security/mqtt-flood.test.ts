@@ -1,34 +1,15 @@
 import assert from 'node:assert/strict';
-import type { AgentProcess } from '../helpers/agent-process.js';
-import { uniqueRobotId } from '../helpers/agent-harness.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { needRig } from '../setup.js';
-import { rssOf, spawnOnRig } from './agent-on-rig.js';
+import { rssOf, useSpawnedAgent } from './agent-on-rig.js';
 
 describe('request floods', function () {
   this.timeout(60_000);
-  let agent: AgentProcess | undefined;
-  let probe: MqttProbe | undefined;
-
-  afterEach(async () => {
-    await probe?.close();
-    agent?.kill('SIGTERM');
-    await agent?.exited().catch(() => agent?.kill('SIGKILL'));
-    probe = undefined;
-    agent = undefined;
-  });
+  const spawned = useSpawnedAgent();
 
   it('5,000 requests in a burst are each answered or refused busy; the agent lives, its memory bounded', async function () {
     const rig = needRig(this);
-    const robot = uniqueRobotId('flood');
-    const b = `fleet/${robot}`;
-    probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
-    await probe.subscribe(`${b}/response/#`, `${b}/availability`);
-    agent = await spawnOnRig(rig, robot);
-    const pid = agent.child.pid!;
-    await probe.waitForTopic(`${b}/availability`, 15_000, (m) => m.text === 'online');
-    assert.equal((await probe.request(b, 'ping', { id: 'warm' })).ok, true);
+    const { agent, probe, base: b, pid } = await spawned.start(rig, 'flood');
     const rssBefore = rssOf(pid);
     probe.clear();
 

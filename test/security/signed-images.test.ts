@@ -7,10 +7,9 @@ import { signImage } from '../../agent/fleet/fleet-sign.js';
 import { parseImageReference } from '../../agent/images/image-reference.js';
 import { cosignIdentity, signatureTag } from '../../agent/images/image-signature.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
-import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
-import { cleanEngine, docker } from '../helpers/engine-cli.js';
-import { MqttProbe } from '../helpers/mqtt-probe.js';
+import { docker } from '../helpers/engine-cli.js';
+import { useRigAgent } from '../helpers/rig-agent.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startRegistry } from '../rig/registry.js';
@@ -84,16 +83,14 @@ const registry = {
  */
 describe('security: signed images (images.verify) on the rig', function () {
   this.timeout(180_000);
-  let subject: AgentUnderTest | undefined;
-  let probe: MqttProbe | undefined;
+  const rigAgent = useRigAgent();
   let keys: { dir: string; fleet: KeyObject; stranger: KeyObject };
   const host = () => rig().registry.host;
   const repo = 'yahboomtechnology/signed-ros';
   const other = 'yahboomtechnology/other-ros';
   const image = (tag: string, r = repo) => `${host()}/${r}:${tag}`;
   const digests: Record<string, string> = {};
-  const ask = (command: string, body: Record<string, unknown>) =>
-    probe!.request(subject!.base, command, { id: `${command}-${Date.now()}-${Math.random()}`, ...body }, 90_000);
+  const ask = (command: string, body: Record<string, unknown>, ms = 90_000) => rigAgent.ask(command, body, ms);
   const error = (r: Record<string, unknown>) =>
     r.ok ? { code: 'ok', message: JSON.stringify(r.result) } : (r.error as { code: string; message: string });
   type Inspected = { Id: string; Image: string; Config: { Image: string }; State: { Running: boolean } };
@@ -111,8 +108,7 @@ describe('security: signed images (images.verify) on the rig', function () {
   ): Promise<void> {
     const dir = tempDir('rfa-signed-');
     const fleetKey = join(keys.dir, 'fleet.key.pub');
-    subject = await startAgent({
-      docker: { socketPath: rig().docker.socketPath },
+    await rigAgent.start({
       images: {
         allow: [`${host()}/yahboomtechnology/*`, `${host()}/fleet/*`, ...(more.allow ?? [])],
         pushAllow: [`${host()}/fleet/*`],
@@ -124,13 +120,11 @@ describe('security: signed images (images.verify) on the rig', function () {
       update: { stableSeconds: 1, healthTimeout: 10, lockFile: join(dir, 'no.lock') },
       containers: { ros: { image: containerImage, stopTimeout: 1 } },
     });
-    probe = await MqttProbe.connect(`mqtt://127.0.0.1:${subject.agent.embeddedBroker!.port}`, { protocolVersion: 4 });
-    await probe.subscribe(`${subject.base}/#`);
   }
 
   async function running(): Promise<{ Id: string; Image: string; Config: { Image: string } }> {
     await waitUntil(
-      () => subject!.agent.store.get().containers.find((c) => c.name === 'ros')?.state === 'running',
+      () => rigAgent.subject.agent.store.get().containers.find((c) => c.name === 'ros')?.state === 'running',
       60_000,
       'ros running',
     );
@@ -184,32 +178,20 @@ describe('security: signed images (images.verify) on the rig', function () {
     await registry.copy(`${repo}:${signatureTag(digests.a)}`, `${repo}:${signatureTag(digests.copied)}`, OCI);
   });
 
-  beforeEach(function () {
-    needRig(this);
-    cleanEngine();
-  });
-  afterEach(async () => {
-    await probe?.close();
-    await subject?.stop();
-    probe = undefined;
-    subject = undefined;
-    if (rig()) cleanEngine();
-  });
-
   it('signed: the container is created from repository@digest, state says verified; an update runs by digest too', async () => {
     await agent();
     const first = await running();
     assert.equal(first.Config.Image, `${host()}/${repo}@${digests.a}`);
-    const images = subject!.agent.store.get().images as ImageSummary[];
+    const images = rigAgent.subject.agent.store.get().images as ImageSummary[];
     const verified = images.find((i) => i.id === first.Image)?.verified;
     assert.ok(verified, JSON.stringify(images));
     assert.equal(verified.digest, digests.a);
     assert.equal(verified.key, join(keys.dir, 'fleet.key.pub'));
-    const state = subject!.agent.store.get().containers.find((c) => c.name === 'ros')!;
+    const state = rigAgent.subject.agent.store.get().containers.find((c) => c.name === 'ros')!;
     assert.equal(state.runImage, `${host()}/${repo}@${digests.a}`);
     // The state and the plan (before a pull) say so, as their schemas document.
     const contract = new Contract();
-    contract.assert('state.json', { ...subject!.agent.store.get(), ts: new Date().toISOString() });
+    contract.assert('state.json', { ...rigAgent.subject.agent.store.get(), ts: new Date().toISOString() });
     const plan = await ask('plan', { image: image('b') });
     assert.deepEqual((plan.result as { verified: unknown }).verified, {
       digest: digests.b,
@@ -230,11 +212,16 @@ describe('security: signed images (images.verify) on the rig', function () {
     assert.equal(after.Image, `sha256:${(await registry.configDigest(repo, 'b')).slice(7)}`);
     // Back to a, verified here before: no pull, no registry needed (an offline robot), by digest.
     const id = `back-${Date.now()}`;
-    const back = await probe!.request(subject!.base, 'update', { id, container: 'ros', image: image('a') }, 90_000);
+    const back = await rigAgent.probe.request(
+      rigAgent.subject.base,
+      'update',
+      { id, container: 'ros', image: image('a') },
+      90_000,
+    );
     assert.equal((back.result as UpdateResult | undefined)?.status, 'done', JSON.stringify(back));
     assert.equal(inspect('ros').Config.Image, `${host()}/${repo}@${digests.a}`);
-    const pulls = probe!.received.filter(
-      (m) => m.topic === `${subject!.base}/events` && m.text.includes('"pull.') && m.text.includes(id),
+    const pulls = rigAgent.probe.received.filter(
+      (m) => m.topic === `${rigAgent.subject.base}/events` && m.text.includes('"pull.') && m.text.includes(id),
     );
     assert.deepEqual(
       pulls.map((m) => m.text),
@@ -285,9 +272,9 @@ describe('security: signed images (images.verify) on the rig', function () {
     const results = checked.result as Array<{ container: string; changed: boolean }>;
     assert.ok(results.find((c) => c.container === 'ros')?.changed, JSON.stringify(checked));
     // The background update the check started fails verification (update.failed with unsigned_image).
-    const failed = await probe!.waitFor(
+    const failed = await rigAgent.probe.waitFor(
       (m) =>
-        m.topic === `${subject!.base}/events` &&
+        m.topic === `${rigAgent.subject.base}/events` &&
         m.text.includes('"update.failed"') &&
         m.text.includes('unsigned_image'),
       60_000,
@@ -361,7 +348,9 @@ describe('security: signed images (images.verify) on the rig', function () {
     });
     const ros = await running();
     assert.equal(ros.Config.Image, ros.Image);
-    const verified = (subject!.agent.store.get().images as ImageSummary[]).find((i) => i.id === ros.Image)?.verified;
+    const verified = (rigAgent.subject.agent.store.get().images as ImageSummary[]).find(
+      (i) => i.id === ros.Image,
+    )?.verified;
     assert.equal(verified?.digest, digests.a);
     assert.equal(verified?.image, hub.familiar);
     // Asked by digest through the mirror: pulled, and kept under the mirror's name (its only one).
@@ -408,7 +397,9 @@ describe('security: signed images (images.verify) on the rig', function () {
       await agent(image('a'), { registries: { [host()]: { mirror: plain.url } } });
       const ros = await running();
       assert.equal(ros.Config.Image, ros.Image, 'pulled through the mirror, so run by id');
-      const verified = (subject!.agent.store.get().images as ImageSummary[]).find((i) => i.id === ros.Image)?.verified;
+      const verified = (rigAgent.subject.agent.store.get().images as ImageSummary[]).find(
+        (i) => i.id === ros.Image,
+      )?.verified;
       assert.equal(verified?.digest, digests.a);
     } finally {
       await plain.stop();
@@ -418,7 +409,7 @@ describe('security: signed images (images.verify) on the rig', function () {
   it("an unsigned image in the robot's config is never run: the container stays absent with unsigned_image", async () => {
     await agent(image('unsigned'));
     const state = await waitUntil(
-      () => subject!.agent.store.get().containers.find((c) => c.name === 'ros' && c.error),
+      () => rigAgent.subject.agent.store.get().containers.find((c) => c.name === 'ros' && c.error),
       60_000,
       'ros error',
     );
