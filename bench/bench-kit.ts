@@ -1,4 +1,10 @@
-/** What every benchmark here shares: figures from samples, polling, and how a bench ends. */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { packageRoot } from '../agent/package-root.js';
+
+/** What every benchmark here shares: figures from samples, polling, starting the agent, and how a bench ends. */
 
 /** The p-th percentile of ascending samples (nearest rank). */
 export function percentile(sorted: number[], p: number): number {
@@ -29,4 +35,25 @@ export function runBench(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/**
+ * The agent as systemd runs it (the compiled CLI, `run --config`), from a config document written
+ * to <dir>/config.yaml. Node options (e.g. --inspect) go before the script; output is ignored
+ * unless stdio says otherwise.
+ */
+export function spawnBenchAgent(
+  dir: string,
+  config: Record<string, unknown>,
+  o: { env?: NodeJS.ProcessEnv; nodeOptions?: string[]; stdio?: StdioOptions } = {},
+): ChildProcess {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, stringify(config));
+  const root = packageRoot();
+  const main = join(root, 'build', 'agent', 'main.js');
+  return spawn(process.execPath, [...(o.nodeOptions ?? []), main, 'run', '--config', file], {
+    cwd: root,
+    stdio: o.stdio ?? 'ignore',
+    ...(o.env ? { env: o.env } : {}),
+  });
 }

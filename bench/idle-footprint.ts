@@ -12,16 +12,15 @@
  *   BENCH_SECONDS=20 BENCH_WARMUP_SECONDS=10 node build/bench/idle-footprint.js
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { packageRoot } from '../agent/package-root.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { LidarSimulator } from '../test/helpers/lidar-simulator.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig, type Rig } from '../test/rig/index.js';
-import { pollFor } from './bench-kit.js';
+import { pollFor, spawnBenchAgent } from './bench-kit.js';
 import { sampleProcesses, type ProcessFootprint } from './process-sampler.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
@@ -137,30 +136,21 @@ async function stopAgentProcess(agent: ChildProcess): Promise<void> {
 /** The agent as a process with ros in its config; resolves once ros runs (pulled the first time). */
 async function startAgentProcess(rig: Rig, dir: string, bus: FakeUsbBus, variant: Variant): Promise<ChildProcess> {
   const robot = 'bench-idle';
-  const config = join(dir, 'config.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      robot: { id: robot },
-      mqtt: { url: rig.mqtt.url, heartbeat: 60 },
-      docker: { socketPath: rig.docker.socketPath },
-      registries: { 'docker.io': { mirror: rig.registry.url } },
-      // One state dir for every variant: the next agent adopts the ros the first one started.
-      state: { dir: join(dir, 'state') },
-      devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, ...variant.devices },
-      containers: { ros: { image: rig.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], stopTimeout: 1 } },
-      metrics: { interval: 30 },
-      log: { level: 'warn' },
-    }),
-  );
-  const root = packageRoot();
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   if (!('MALLOC_ARENA_MAX' in variant.env)) delete env.MALLOC_ARENA_MAX;
-  const agent = spawn(process.execPath, [join(root, 'build', 'agent', 'main.js'), 'run', '--config', config], {
-    cwd: root,
-    stdio: 'ignore',
-    env,
-  });
+  const config = {
+    robot: { id: robot },
+    mqtt: { url: rig.mqtt.url, heartbeat: 60 },
+    docker: { socketPath: rig.docker.socketPath },
+    registries: { 'docker.io': { mirror: rig.registry.url } },
+    // One state dir for every variant: the next agent adopts the ros the first one started.
+    state: { dir: join(dir, 'state') },
+    devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot, ...variant.devices },
+    containers: { ros: { image: rig.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], stopTimeout: 1 } },
+    metrics: { interval: 30 },
+    log: { level: 'warn' },
+  };
+  const agent = spawnBenchAgent(dir, config, { env });
   const probe = await MqttProbe.connect(rig.mqtt.url, { protocolVersion: 5 });
   try {
     const b = `fleet/${robot}`;

@@ -7,16 +7,14 @@
  *   node build/bench/ping-latency.js          (after tsc; starts its own mosquitto)
  *   BENCH_PINGS=2000 node build/bench/ping-latency.js
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { stringify } from 'yaml';
-import { packageRoot } from '../agent/package-root.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';
-import { percentile, pollFor, runBench } from './bench-kit.js';
+import { percentile, pollFor, runBench, spawnBenchAgent } from './bench-kit.js';
 
 const PINGS = Number(process.env.BENCH_PINGS ?? 500);
 const WARMUP = 50;
@@ -51,20 +49,13 @@ async function main(): Promise<void> {
   try {
     const robot = 'bench-ping';
     const b = `fleet/${robot}`;
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        robot: { id: robot },
-        mqtt: { url: broker.url, protocolVersion: 5 },
-        docker: { socketPath: join(dir, 'no-docker.sock') },
-        state: { dir: join(dir, 'state') },
-        log: { level: 'warn' },
-      }),
-    );
-    const root = packageRoot();
-    const main = join(root, 'build', 'agent', 'main.js');
-    const agent = spawn(process.execPath, [main, 'run', '--config', config], { cwd: root, stdio: 'ignore' });
+    const agent = spawnBenchAgent(dir, {
+      robot: { id: robot },
+      mqtt: { url: broker.url, protocolVersion: 5 },
+      docker: { socketPath: join(dir, 'no-docker.sock') },
+      state: { dir: join(dir, 'state') },
+      log: { level: 'warn' },
+    });
     children.push(agent);
 
     const dashboard = await MqttProbe.connect(broker.url, { protocolVersion: 5 });

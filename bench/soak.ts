@@ -18,19 +18,17 @@
  * SOAK_REPLUG_MS 5000, SOAK_CONTAINER_MS 60000 (restart, stop, start of ros in turn),
  * SOAK_GC_MS 60000 (heap after GC), SOAK_DIFF_MINUTES 5 (0: no heap snapshots).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { stringify } from 'yaml';
-import { packageRoot } from '../agent/package-root.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { LidarSimulator } from '../test/helpers/lidar-simulator.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startRig, stopRig } from '../test/rig/index.js';
 import { freePort } from '../test/rig/net.js';
-import { percentile, pollFor, runBench } from './bench-kit.js';
+import { percentile, pollFor, runBench, spawnBenchAgent } from './bench-kit.js';
 import {
   formatGrowth,
   heapGrowth,
@@ -160,30 +158,24 @@ async function main(): Promise<void> {
 
     const robot = 'bench-soak';
     const b = `fleet/${robot}`;
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        robot: { id: robot },
-        mqtt: { url: rig.mqtt.url, protocolVersion: 5 },
-        docker: { socketPath: rig.docker.socketPath },
-        registries: { 'docker.io': { mirror: rig.registry.url } },
-        state: { dir: join(dir, 'state') },
-        devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot },
-        containers: { ros: { image: rig.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], stopTimeout: 1 } },
-        // The default level, so the log volume is what a robot writes.
-        log: { level: 'info' },
-      }),
-    );
-    const root = packageRoot();
     const inspectPort = await freePort();
     const logFile = join(dir, 'agent.log');
     const logFd = openSync(logFile, 'w');
-    const agent = spawn(
-      process.execPath,
-      [`--inspect=127.0.0.1:${inspectPort}`, join(root, 'build', 'agent', 'main.js'), 'run', '--config', config],
-      { cwd: root, stdio: ['ignore', logFd, logFd] },
-    );
+    const config = {
+      robot: { id: robot },
+      mqtt: { url: rig.mqtt.url, protocolVersion: 5 },
+      docker: { socketPath: rig.docker.socketPath },
+      registries: { 'docker.io': { mirror: rig.registry.url } },
+      state: { dir: join(dir, 'state') },
+      devices: { sysfsRoot: bus.sysfsRoot, devRoot: bus.devRoot },
+      containers: { ros: { image: rig.fixtures.images.v339, devices: ['lidar', 'camera', 'board'], stopTimeout: 1 } },
+      // The default level, so the log volume is what a robot writes.
+      log: { level: 'info' },
+    };
+    const agent = spawnBenchAgent(dir, config, {
+      nodeOptions: [`--inspect=127.0.0.1:${inspectPort}`],
+      stdio: ['ignore', logFd, logFd],
+    });
     closeSync(logFd);
     children.push(agent);
     const pid = agent.pid!;
