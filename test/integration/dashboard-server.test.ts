@@ -80,6 +80,14 @@ describe('robot-fleet serve: the dashboard server against the rig broker', funct
     const cookie = login.headers.get('set-cookie')!;
     assert.match(cookie, /HttpOnly/);
     assert.match(cookie, /SameSite=Strict/);
+    // Over plain HTTP the cookie cannot be Secure (the browser would drop it); behind a TLS proxy
+    // that says so, it is, so the token never travels over plain HTTP again.
+    assert.doesNotMatch(cookie, /Secure/);
+    const proxied = await fetch(`${dash.url}login?token=${READ}`, {
+      redirect: 'manual',
+      headers: { 'x-forwarded-proto': 'https' },
+    });
+    assert.match(proxied.headers.get('set-cookie')!, /; Secure/);
     const index = await fetch(dash.url, { headers: { cookie: cookie.split(';')[0]! } });
     assert.equal(index.status, 200);
     assert.match(index.headers.get('content-security-policy')!, /default-src 'self'/);

@@ -66,6 +66,19 @@ export function createDashboardServer(o: DashboardServerOptions): Server {
   return server;
 }
 
+/**
+ * `; Secure` when the page was asked for over TLS: serve speaks plain HTTP, so that means a TLS
+ * proxy in front that says so (X-Forwarded-Proto: https). A browser then never sends the token
+ * over plain HTTP. Believing the header costs nothing: a client that lies about it only gets a
+ * cookie its own browser will not send back over plain HTTP.
+ */
+function secureFlag(req: IncomingMessage): string {
+  const forwarded = req.headers['x-forwarded-proto'];
+  const proto = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+  return tls || proto === 'https' ? '; Secure' : '';
+}
+
 async function serve(req: IncomingMessage, res: ServerResponse, o: DashboardServerOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://x');
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -78,7 +91,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, o: DashboardServ
     res
       .writeHead(303, {
         location: '/',
-        'set-cookie': `${COOKIE}=${encodeURIComponent(token!)}; HttpOnly; SameSite=Strict; Path=/`,
+        'set-cookie': `${COOKIE}=${encodeURIComponent(token!)}; HttpOnly; SameSite=Strict; Path=/${secureFlag(req)}`,
         'cache-control': 'no-store',
         ...SECURITY_HEADERS,
       })
