@@ -18,7 +18,6 @@ import {
   type Filters,
   type SortKey,
 } from './fleet-select.js';
-import { nearest } from '../config/key-suggestions.js';
 import { urlForPrinting } from '../config/url-credentials.js';
 import { SecretSet } from '../core/logger.js';
 import { publishDesired } from './fleet-desired.js';
@@ -26,6 +25,7 @@ import { keygen } from './fleet-keygen.js';
 import { loadSigningKey, signMessage, type SigningKey } from './request-signer.js';
 import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
 import { signCommand } from './fleet-sign.js';
+import { splitOptions } from './cli-options.js';
 import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
 import { agentVersion } from '../package-root.js';
 
@@ -141,39 +141,12 @@ const VALUED_OPTIONS = new Set([
 /** Options that are on or off (`--json`). */
 const FLAGS = new Set(['json', 'online', 'offline', 'degraded', 'outdated', 'push', 'force']);
 
-/**
- * A mistyped option is a usage error, never ignored: `list --ofline` silently listing every robot,
- * or `update --froce` quietly waiting for the window, would act on what the operator did not ask.
- */
-function unknownOption(name: string): UsageError {
-  const near = nearest(name, [...VALUED_OPTIONS, ...FLAGS]);
-  const known = VALUED_OPTIONS.has(name) || FLAGS.has(name);
-  if (known) return new UsageError(`--${name} takes no value`);
-  return new UsageError(`unknown option --${name}${near ? ` (did you mean --${near}?)` : ''}`);
-}
-
 /** Splits `--name value` options (and boolean flags) from positional arguments. */
 function parse(
   argv: string[],
   env: NodeJS.ProcessEnv,
 ): { options: Options; flags: Record<string, string | true>; args: string[] } {
-  const flags: Record<string, string | true> = {};
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i += 1) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      // --name value and --name=value; a flag never takes a value.
-      const eq = a.indexOf('=');
-      const name = eq > 2 ? a.slice(2, eq) : a.slice(2);
-      if (VALUED_OPTIONS.has(name)) {
-        const value = eq > 2 ? a.slice(eq + 1) : argv[i + 1];
-        if (value === undefined) throw new UsageError(`--${name} needs a value`);
-        flags[name] = value;
-        if (eq <= 2) i += 1;
-      } else if (FLAGS.has(name) && eq <= 2) flags[name] = true;
-      else throw unknownOption(name);
-    } else args.push(a);
-  }
+  const { flags, args } = splitOptions(argv, { valued: VALUED_OPTIONS, flags: FLAGS }, (m) => new UsageError(m));
   // A flag wins over its environment variable; an empty variable counts as unset.
   const pick = (flag: string, envName: string): string | undefined =>
     typeof flags[flag] === 'string' ? (flags[flag] as string) : env[envName] || undefined;

@@ -5,6 +5,7 @@ import { parseImageReference } from '../images/image-reference.js';
 import { keyId } from '../images/image-signature.js';
 import { readSigningKey, signImageDigest, type SignResult } from '../images/image-signer.js';
 import { RegistryClient, type Endpoint } from '../images/registry-client.js';
+import { splitOptions } from './cli-options.js';
 
 type Out = (line: string) => unknown;
 
@@ -30,7 +31,7 @@ class UsageError extends Error {}
 /** `robot-fleet sign`: its own options (its --key is the signing key, not the broker's TLS key). */
 export async function signCommand(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
   try {
-    const { flags, args } = parseArgs(argv);
+    const { flags, args } = splitOptions(argv, SIGN_OPTIONS, (m) => new UsageError(m));
     if (args[0] === 'help' || flags.help === true) {
       out(SIGN_USAGE);
       return 0;
@@ -145,26 +146,8 @@ function registryCredentials(
   return { ...(username ? { username } : {}), ...(password !== undefined ? { password } : {}) };
 }
 
-function parseArgs(argv: string[]): { flags: Record<string, string | true>; args: string[] } {
-  const valued = new Set(['key', 'keygen', 'username', 'password-file', 'mirror']);
-  const flags: Record<string, string | true> = {};
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i += 1) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) {
-      args.push(a);
-      continue;
-    }
-    const name = a.slice(2);
-    if (!valued.has(name)) {
-      if (!['insecure', 'json', 'help'].includes(name)) throw new UsageError(`unknown option ${a}`);
-      flags[name] = true;
-      continue;
-    }
-    const value = argv[i + 1];
-    if (value === undefined) throw new UsageError(`${a} needs a value`);
-    flags[name] = value;
-    i += 1;
-  }
-  return { flags, args };
-}
+/** sign's own options: its --key is the signing key, not the broker's TLS key as in fleet-cli's table. */
+const SIGN_OPTIONS = {
+  valued: new Set(['key', 'keygen', 'username', 'password-file', 'mirror']),
+  flags: new Set(['insecure', 'json', 'help']),
+};

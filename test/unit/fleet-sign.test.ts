@@ -48,6 +48,12 @@ describe('robot-fleet sign (no registry needed)', () => {
     const unknown = await run('sign', 'registry.lab:5000/fleet/ros:1', '--key', join(dir, 'ed.key'), '--bogus');
     assert.equal(unknown.code, 2);
     assert.match(unknown.err, /unknown option --bogus/);
+    // The same option rules as every robot-fleet command: the nearest name, and --name=value.
+    const typo = await run('sign', 'registry.lab:5000/fleet/ros:1', '--key', join(dir, 'ed.key'), '--mirrr', 'x');
+    assert.equal(typo.code, 2);
+    assert.match(typo.err, /unknown option --mirrr \(did you mean --mirror\?\)/);
+    const joined = await run('sign', 'registry.lab:5000/fleet/ros:1', `--key=${join(dir, 'cosign.key')}`);
+    assert.match(joined.err, /cosign's encrypted key format/);
   });
 
   it('a registry that cannot be reached is exit 1 with the reason', async () => {
