@@ -26,18 +26,13 @@ export function act(command, args, robots) {
 
 export function ActionBar({ selected, clear }) {
   const [asking, setAsking] = useState(null);
-  return html` <section class="actions" aria-label="actions">
+  return html`
+    <section class="actions" aria-label="actions">
       <span class="selcount" data-selected=${selected.length}>${selected.length} selected</span>
       ${Object.entries(KINDS).map(
-        ([command, k]) =>
-          html` <button
-            class="act"
-            data-action=${command}
-            disabled=${selected.length === 0}
-            onClick=${() => setAsking(command)}
-          >
-            ${k.label}
-          </button>`,
+        ([command, k]) => html`
+        <button class="act" data-action=${command} disabled=${selected.length === 0}
+          onClick=${() => setAsking(command)}>${k.label}</button>`,
       )}
       ${selected.length ? html`<button class="link" onClick=${clear}>clear selection</button>` : null}
     </section>
@@ -60,29 +55,16 @@ export function Confirm({ command, robots, close, preset = {} }) {
     act(command, body, robots);
     close();
   };
-  return html` <div class="dialog-back">
-    <div class="dialog" role="dialog" aria-label="confirm action">
+  return html`
+    <div class="dialog-back"><div class="dialog" role="dialog" aria-label="confirm action">
       <h2>${k.verb} ${robots.length === 1 ? robots[0] : `${robots.length} robots`}?</h2>
       ${k.fields.map((f) =>
         f === 'push'
-          ? html`<label
-              ><input
-                type="checkbox"
-                name="push"
-                checked=${args.push}
-                onChange=${(e) => setArgs({ ...args, push: e.currentTarget.checked })}
-              />
-              push to the fleet registry</label
-            >`
-          : html`<label
-              >${f}
-              <input
-                name=${f}
-                value=${args[f]}
-                readonly=${preset[f] !== undefined}
-                list=${f === 'image' ? 'known-images' : undefined}
-                onInput=${(e) => setArgs({ ...args, [f]: e.currentTarget.value })}
-            /></label>`,
+          ? html`<label><input type="checkbox" name="push" checked=${args.push}
+            onChange=${(e) => setArgs({ ...args, push: e.currentTarget.checked })} /> push to the fleet registry</label>`
+          : html`<label>${f} <input name=${f} value=${args[f]} readonly=${preset[f] !== undefined}
+            list=${f === 'image' ? 'known-images' : undefined}
+            onInput=${(e) => setArgs({ ...args, [f]: e.currentTarget.value })} /></label>`,
       )}
       <datalist id="known-images">${knownImages().map((i) => html`<option value=${i} />`)}</datalist>
       <p class="note">Each robot checks this against its own configuration and may refuse it.</p>
@@ -90,8 +72,7 @@ export function Confirm({ command, robots, close, preset = {} }) {
         <button class="cancel" onClick=${close}>Cancel</button>
         <button class="confirm" data-confirm=${command} disabled=${missing.length > 0} onClick=${go}>${k.verb}</button>
       </div>
-    </div>
-  </div>`;
+    </div></div>`;
 }
 
 /** Every action of this session (and of other pages): per robot, progress then outcome. */
@@ -104,32 +85,20 @@ export function Outcomes() {
       const done = rows.filter(([, o]) => o.phase === 'done').length;
       const failed = rows.filter(([, o]) => o.phase === 'done' && !o.ok).length;
       return html`<details class="outcome" data-action-id=${a.id} open=${rows.length <= 10}>
-        <summary>
-          ${a.command} ${describe(a.args)} — ${done}/${rows.length} done${failed ? `, ${failed} failed` : ''}
-          ${a.refused ? html` <span class="badge st-error">${a.refused.code}: ${a.refused.message}</span>` : null}
-        </summary>
-        <ul>
-          ${rows
-            .slice(0, 200)
-            .map(
-              ([robot, o]) =>
-                html`<li
-                  data-outcome-robot=${robot}
-                  data-phase=${o.phase}
-                  data-ok=${o.phase === 'done' ? String(o.ok) : undefined}
-                  data-progress-events=${o.progressEvents ?? 0}
-                >
-                  <b>${robot}</b> ${
-                    o.phase === 'done'
-                      ? o.ok
-                        ? html`<span class="badge st-ok">done</span>`
-                        : html`<span class="badge st-error" data-error-code=${o.error?.code}>${o.error?.code}</span>
-                            ${o.error?.message}`
-                      : html`${o.event ?? o.phase} <${SmallBar} p=${percent(o.progress)} />`
-                  }
-                </li>`,
-            )}
-        </ul>
+        <summary>${a.command} ${describe(a.args)} — ${done}/${rows.length} done${failed ? `, ${failed} failed` : ''}
+          ${a.refused ? html` <span class="badge st-error">${a.refused.code}: ${a.refused.message}</span>` : null}</summary>
+        <ul>${rows.slice(0, 200).map(
+          ([robot, o]) => html`<li data-outcome-robot=${robot} data-phase=${o.phase}
+            data-ok=${o.phase === 'done' ? String(o.ok) : undefined} data-progress-events=${o.progressEvents ?? 0}>
+          <b>${robot}</b> ${
+            o.phase === 'done'
+              ? o.ok
+                ? html`<span class="badge st-ok">done</span>`
+                : html`<span class="badge st-error" data-error-code=${o.error?.code}>${o.error?.code}</span> ${o.error?.message}`
+              : html`${o.event ?? o.phase} <${SmallBar} p=${percent(o.progress)} />`
+          }
+        </li>`,
+        )}</ul>
       </details>`;
     })}
   </section>`;
@@ -150,8 +119,7 @@ function knownImages() {
 
 function SmallBar({ p }) {
   return html`<span class="bar" role="progressbar" data-progress=${p ?? ''}>
-    <span class=${`fill ${p === null ? 'busy' : ''}`} style=${`width:${p === null ? 100 : p}%`}></span
-  ></span>`;
+    <span class=${`fill ${p === null ? 'busy' : ''}`} style=${`width:${p === null ? 100 : p}%`}></span></span>`;
 }
 
 function describe(args) {

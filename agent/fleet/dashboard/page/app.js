@@ -32,26 +32,21 @@ function App() {
     if (store.replayed && !window.dashboardPaintedAt)
       requestAnimationFrame(() => (window.dashboardPaintedAt = performance.now()));
   });
-  return html` <header class="top">
+  return html`
+    <header class="top">
       <a class="brand" href="#/">Robot fleet</a>
       <span class=${`conn ${store.connected ? 'up' : 'down'}`} data-connected=${String(store.connected)}>
-        ${store.connected ? (store.replayed ? 'live' : 'loading…') : `disconnected (${store.closeReason ?? 'connecting'})`}</span
-      >
-      <span class="role" data-role=${store.role}
-        >${store.role === 'operator' ? 'operator' : store.role === 'read' ? 'read-only' : ''}</span
-      >
+        ${store.connected ? (store.replayed ? 'live' : 'loading…') : `disconnected (${store.closeReason ?? 'connecting'})`}</span>
+      <span class="role" data-role=${store.role}>${store.role === 'operator' ? 'operator' : store.role === 'read' ? 'read-only' : ''}</span>
     </header>
     ${store.warning ? html`<p class="warning">${store.warning}</p>` : null}
     ${
       store.errors.length
         ? html`<p class="errors" data-error-code=${store.errors[store.errors.length - 1].code}>
-            ${store.errors[store.errors.length - 1].message}
-          </p>`
+      ${store.errors[store.errors.length - 1].message}</p>`
         : null
     }
-    <main>
-      ${where.robot ? html`<${RobotPage} robot=${where.robot} now=${now} />` : html`<${FleetPage} now=${now} />`}
-    </main>`;
+    <main>${where.robot ? html`<${RobotPage} robot=${where.robot} now=${now} />` : html`<${FleetPage} now=${now} />`}</main>`;
 }
 
 document.getElementById('app').textContent = '';
