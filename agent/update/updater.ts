@@ -19,7 +19,7 @@ import type { ImagePuller } from '../images/image-puller.js';
 import type { SavedWork } from '../snapshot/snapshotter.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
-import type { UpdateResult, UpdateState } from '../state/types.js';
+import type { UpdateOutcome, UpdateResult, UpdateState } from '../state/types.js';
 import { waitForGates } from './update-gates.js';
 import { UpdateHistory } from './update-history.js';
 import { UpdateJournal, type JournalEntry, type SwapStep } from './update-journal.js';
@@ -276,7 +276,7 @@ export class Updater {
   }
 
   /** From a command: waits for the outcome (a command is never turned away by the backoff). */
-  async run(job: UpdateJob): Promise<UpdateResult> {
+  async run(job: UpdateJob): Promise<UpdateOutcome> {
     this.updating.set(job.container, (this.updating.get(job.container) ?? 0) + 1);
     try {
       const result = await this.serially(() => this.flow(job));
@@ -302,7 +302,7 @@ export class Updater {
     return this.queue.run(fn);
   }
 
-  private async flow(job: UpdateJob): Promise<UpdateResult> {
+  private async flow(job: UpdateJob): Promise<UpdateOutcome> {
     const { container: name, image: target, requestId } = job;
     const c = this.o.containers();
     const spec = c.specOf(name);
@@ -400,7 +400,7 @@ export class Updater {
     saved: SavedWork | undefined,
     spec: ContainerSpec,
     base: Record<string, unknown>,
-  ): Promise<UpdateResult> {
+  ): Promise<UpdateOutcome> {
     const engine = this.api;
     const c = this.o.containers();
     const name = job.container;
@@ -462,7 +462,7 @@ export class Updater {
     cause: unknown,
     newImageId: string | undefined,
     base: Record<string, unknown>,
-  ): Promise<UpdateResult> {
+  ): Promise<UpdateOutcome> {
     const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
@@ -569,7 +569,7 @@ export class Updater {
     throw err;
   }
 
-  private finish(result: UpdateResult, requestId: string | undefined): UpdateResult {
+  private finish(result: UpdateOutcome, requestId: string | undefined): UpdateOutcome {
     this.setState({
       status: result.status === 'up_to_date' ? 'idle' : result.status === 'done' ? 'done' : 'rolledback',
       waitingFor: undefined,
