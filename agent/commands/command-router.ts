@@ -190,7 +190,7 @@ export class CommandRouter {
       // generated from (command-map.ts): the one place they go from unknown to typed.
       const result = await registered.definition.run(args as CommandArgs<CommandName>, {
         requestId: id,
-        progress: (fields, type) => this.options.bus.emit(type ?? `${command}.progress`, { ...fields, id }),
+        progress: (fields, type) => this.options.bus.emit(type, { ...fields, id }),
       });
       response = { id, ok: true, result: result ?? null };
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { ProgressEventType, ProgressFields } from '../state/events.js';
 import type { CommandMap } from './command-map.js';
 
 /**
@@ -14,8 +15,8 @@ export type CommandResult<K extends CommandName> = CommandMap[K]['result'];
 export interface CommandContext {
   /** The request's id; events a long command raises carry it. */
   requestId: string;
-  /** A progress event (<b>/events, type `<command>.progress` unless given) carrying the request id. */
-  progress(fields: Record<string, unknown>, type?: string): void;
+  /** A progress event on <b>/events (pull.progress, ...) carrying the request id. */
+  progress(fields: ProgressFields, type: ProgressEventType): void;
 }
 
 /**

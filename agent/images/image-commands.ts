@@ -35,7 +35,7 @@ export function imageCommands(d: {
   const files = d.files ?? new ImageFiles({ docker: () => engine(), config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
   const reported = async <T>(
-    kind: string,
+    kind: 'push' | 'save' | 'load' | 'import' | 'build' | 'prune',
     id: string,
     image: string | undefined,
     run: () => Promise<T>,

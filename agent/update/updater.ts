@@ -17,7 +17,8 @@ import type { DockerEngineLink } from '../docker/engine-link.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
 import type { SavedWork } from '../snapshot/snapshotter.js';
-import type { EventBus } from '../state/event-bus.js';
+import type { AgentEvents, EventBus, EventType } from '../state/event-bus.js';
+import type { UpdateBaseFields } from '../state/events.js';
 import type { StateStore } from '../state/state-store.js';
 import type { UpdateOutcome, UpdateResult, UpdateState } from '../state/types.js';
 import { waitForGates } from './update-gates.js';
@@ -127,7 +128,7 @@ export class Updater {
       if (event.type === 'docker.connected') recover();
       if (event.type !== 'desired.changed') return;
       // The fleet naming a container anew is asking again: a target that rolled back may be retried.
-      const named = event.containers as string[];
+      const named = event.containers;
       if (named.some((n) => this.history.rolledBack.delete(n))) void this.history.save().catch(() => undefined);
     });
     if (this.o.engine.available) recover();
@@ -399,7 +400,7 @@ export class Updater {
     tx: ReplaceTransaction,
     saved: SavedWork | undefined,
     spec: ContainerSpec,
-    base: Record<string, unknown>,
+    base: UpdateBaseFields,
   ): Promise<UpdateOutcome> {
     const engine = this.api;
     const c = this.o.containers();
@@ -461,7 +462,7 @@ export class Updater {
     tx: ReplaceTransaction,
     cause: unknown,
     newImageId: string | undefined,
-    base: Record<string, unknown>,
+    base: UpdateBaseFields,
   ): Promise<UpdateOutcome> {
     const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
@@ -590,7 +591,7 @@ export class Updater {
     });
   }
 
-  private emit(type: string, fields: Record<string, unknown>, requestId: string | undefined): void {
+  private emit<K extends EventType>(type: K, fields: AgentEvents[K], requestId: string | undefined): void {
     this.o.bus.emit(type, { ...fields, ...(requestId ? { id: requestId } : {}) });
   }
 }
