@@ -22,8 +22,14 @@ function schemasCopy(): string {
   return root;
 }
 
-function editJson(file: string, edit: (doc: Record<string, any>) => void): void {
-  const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+/** The parts of a command schema or event.json these tests edit. */
+interface SchemaDoc {
+  result: { properties: Record<string, object>; required: string[] };
+  allOf: Array<{ then: { properties: Record<string, object> } }>;
+}
+
+function editJson(file: string, edit: (doc: SchemaDoc) => void): void {
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as SchemaDoc;
   edit(doc);
   writeFileSync(file, JSON.stringify(doc, null, 2));
 }
@@ -52,7 +58,7 @@ describe('types generated from docs/schemas (issue 13.3)', function () {
 
     const events = await g.documentedEventsSource(root);
     editJson(join(root, 'docs', 'schemas', 'event.json'), (doc) => {
-      doc.allOf[0].then.properties.version = { type: 'integer' };
+      doc.allOf[0]!.then.properties.version = { type: 'integer' };
     });
     assert.notEqual(await g.documentedEventsSource(root), events);
   });
