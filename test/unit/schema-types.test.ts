@@ -38,7 +38,7 @@ describe('types generated from docs/schemas (issue 13.3)', function () {
   // Loading prettier the first time takes a moment on a busy machine.
   this.timeout(60_000);
 
-  it('the checked-in command map and event types are what the schemas give now (run scripts/schema-types.mjs)', async () => {
+  it('the checked-in command map and event types are what the schemas give now', async () => {
     for (const { file, text } of await (await generator()).generated()) {
       assert.equal(readFileSync(file, 'utf8'), text, `${file} is stale: run node scripts/schema-types.mjs`);
     }
