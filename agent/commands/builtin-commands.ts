@@ -4,7 +4,7 @@ import { defineCommand, type CommandDefinition } from './command.js';
 /** Commands every agent answers, whatever else it runs. */
 export function builtinCommands(deps: { statePublisher: StatePublisher }): CommandDefinition[] {
   return [
-    defineCommand<Record<string, never>, { pong: true; ts: string }>({
+    defineCommand({
       name: 'ping',
       run: async () => ({ pong: true, ts: new Date().toISOString() }),
     }),

@@ -8,7 +8,7 @@ import { SIGNATURE_FIELD } from '../security/canonical-json.js';
 import type { Admitted, CommandSigning } from '../security/command-signing.js';
 import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';
-import type { CommandDefinition, CommandLane } from './command.js';
+import type { CommandArgs, CommandDefinition, CommandLane, CommandName } from './command.js';
 import { loadCommandSchemas, type CommandSchemas } from './command-schemas.js';
 
 export const MAX_REQUEST_BYTES = 256 * 1024;
@@ -186,9 +186,11 @@ export class CommandRouter {
     this.inFlight[lane] += 1;
     let response: CommandResponse;
     try {
-      const result = await registered.definition.run(args, {
+      // The arguments passed the command's request schema just now, which its argument type is
+      // generated from (command-map.ts): the one place they go from unknown to typed.
+      const result = await registered.definition.run(args as CommandArgs<CommandName>, {
         requestId: id,
-        progress: (fields, type) => this.options.bus.emit(type ?? `${command}.progress`, { ...fields, id }),
+        progress: (fields, type) => this.options.bus.emit(type, { ...fields, id }),
       });
       response = { id, ok: true, result: result ?? null };
     } catch (err) {

@@ -20,16 +20,16 @@ export function containerCommands(d: { containers: ContainersModule; logTail: nu
   const logReads = new SerialQueue();
   return [
     defineCommand({ name: 'containers', run: async () => containers.list() }),
-    defineCommand<{ name: string }, unknown>({
+    defineCommand({
       name: 'start',
       run: async ({ name }) => containers.startByCommand(name),
     }),
-    defineCommand<{ name: string }, unknown>({ name: 'stop', run: async ({ name }) => containers.stopByCommand(name) }),
-    defineCommand<{ name: string }, unknown>({
+    defineCommand({ name: 'stop', run: async ({ name }) => containers.stopByCommand(name) }),
+    defineCommand({
       name: 'restart',
       run: async ({ name }) => containers.restartByCommand(name),
     }),
-    defineCommand<{ name: string; tail?: number }, unknown>({
+    defineCommand({
       name: 'logs',
       run: async ({ name, tail }) => {
         const spec = containers.specOf(name);

@@ -35,7 +35,7 @@ export function imageCommands(d: {
   const files = d.files ?? new ImageFiles({ docker: () => engine(), config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
   const reported = async <T>(
-    kind: string,
+    kind: 'push' | 'save' | 'load' | 'import' | 'build' | 'prune',
     id: string,
     image: string | undefined,
     run: () => Promise<T>,
@@ -65,12 +65,12 @@ export function imageCommands(d: {
   };
   return [
     defineCommand({ name: 'images', run: async () => (engine(), d.inventory.refresh()) }),
-    defineCommand<{ image: string }, unknown>({
+    defineCommand({
       name: 'plan',
       lane: 'long',
       run: async ({ image }) => d.puller.plan(allowedReference(image, d.config.allow)),
     }),
-    defineCommand<{ image: string }, unknown>({
+    defineCommand({
       name: 'pull',
       lane: 'long',
       run: async ({ image }, ctx) =>
@@ -79,7 +79,7 @@ export function imageCommands(d: {
           progress: (f) => ctx.progress(f, 'pull.progress'),
         }),
     }),
-    defineCommand<{ source: string; target: string }, unknown>({
+    defineCommand({
       name: 'tag',
       run: async ({ source, target }) => {
         const from = allowedReference(source, managed, 'images.allow and images.pushAllow');
@@ -101,7 +101,7 @@ export function imageCommands(d: {
         return { source: from.familiar, target: to.familiar, imageId: image.Id };
       },
     }),
-    defineCommand<{ image: string }, unknown>({
+    defineCommand({
       name: 'remove',
       run: async ({ image }) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
@@ -125,7 +125,7 @@ export function imageCommands(d: {
         };
       },
     }),
-    defineCommand<{ image: string }, unknown>({
+    defineCommand({
       name: 'push',
       lane: 'long',
       run: async ({ image }, ctx) => {
@@ -141,7 +141,7 @@ export function imageCommands(d: {
         );
       },
     }),
-    defineCommand<{ image: string; file: string }, unknown>({
+    defineCommand({
       name: 'save',
       lane: 'long',
       run: async ({ image, file }, ctx) => {
@@ -149,12 +149,12 @@ export function imageCommands(d: {
         return reported('save', ctx.requestId, ref.familiar, () => files.save(ref, file));
       },
     }),
-    defineCommand<{ file: string }, unknown>({
+    defineCommand({
       name: 'load',
       lane: 'long',
       run: async ({ file }, ctx) => reported('load', ctx.requestId, undefined, () => files.load(file)),
     }),
-    defineCommand<{ file: string; image: string }, unknown>({
+    defineCommand({
       name: 'import',
       lane: 'long',
       run: async ({ file, image }, ctx) => {
@@ -162,7 +162,7 @@ export function imageCommands(d: {
         return reported('import', ctx.requestId, ref.familiar, () => files.import(ref, file));
       },
     }),
-    defineCommand<{ context: string; dockerfile?: string; image: string }, unknown>({
+    defineCommand({
       name: 'build',
       lane: 'long',
       run: async ({ context, dockerfile, image }, ctx) => {
@@ -179,12 +179,12 @@ export function imageCommands(d: {
         );
       },
     }),
-    defineCommand<Record<string, never>, unknown>({ name: 'files', run: async () => files.list() }),
-    defineCommand<{ file: string }, unknown>({
+    defineCommand({ name: 'files', run: async () => files.list() }),
+    defineCommand({
       name: 'files.remove',
       run: async ({ file }) => files.remove(file),
     }),
-    defineCommand<Record<string, never>, unknown>({
+    defineCommand({
       name: 'prune',
       run: async (_args, ctx) =>
         reported('prune', ctx.requestId, undefined, async () => {

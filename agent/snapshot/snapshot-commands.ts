@@ -4,7 +4,7 @@ import type { ContainersModule } from '../containers/containers-module.js';
 import { AgentError } from '../core/errors.js';
 import { isAllowed, parseImageReference } from '../images/image-reference.js';
 import type { Updater } from '../update/updater.js';
-import type { SnapshotArgs, Snapshotter } from './snapshotter.js';
+import type { Snapshotter } from './snapshotter.js';
 
 /** snapshot, snapshots, restore: a restore is an update to the snapshot, with its verification and rollback. */
 export function snapshotCommands(d: {
@@ -14,14 +14,14 @@ export function snapshotCommands(d: {
   updater: Updater;
 }): CommandDefinition[] {
   return [
-    defineCommand<SnapshotArgs, unknown>({
+    defineCommand({
       name: 'snapshot',
       lane: 'long',
       run: async (args, ctx) =>
         d.snapshotter.take(args, { requestId: ctx.requestId, progress: (f) => ctx.progress(f, 'snapshot.progress') }),
     }),
     defineCommand({ name: 'snapshots', run: async () => d.snapshotter.refreshState() }),
-    defineCommand<{ container: string; image: string }, unknown>({
+    defineCommand({
       name: 'restore',
       lane: 'long',
       run: async ({ container, image }, ctx) => {

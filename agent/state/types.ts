@@ -136,6 +136,9 @@ export interface UpdateResult {
   nextWindow?: string | null;
 }
 
+/** How an update that ran ended (the update, rollback and restore commands' result): never `scheduled`. */
+export type UpdateOutcome = UpdateResult & { status: Exclude<UpdateResult['status'], 'scheduled'> };
+
 /** The update flow: what it is doing now, and how the last one ended. */
 export interface UpdateState {
   status: 'idle' | 'waiting' | 'pulling' | 'swapping' | 'verifying' | 'done' | 'rolledback' | 'failed';

@@ -17,7 +17,7 @@ export function updateCommands(d: {
   check: UpdateCheck;
 }): CommandDefinition[] {
   return [
-    defineCommand<{ container: string; image: string; force?: boolean }, unknown>({
+    defineCommand({
       name: 'update',
       lane: 'long',
       run: async ({ container, image, force }, ctx) => {
@@ -38,7 +38,7 @@ export function updateCommands(d: {
         return (await d.updater.scheduleForWindow(job)) ?? d.updater.run(job);
       },
     }),
-    defineCommand<{ container: string }, unknown>({
+    defineCommand({
       name: 'rollback',
       lane: 'long',
       run: async ({ container }, ctx) => {
@@ -56,7 +56,7 @@ export function updateCommands(d: {
         return d.updater.run({ ...job, requestId: ctx.requestId });
       },
     }),
-    defineCommand<Record<string, never>, unknown>({
+    defineCommand({
       name: 'update.check',
       lane: 'long',
       run: async (_args, ctx) => d.check.checkNow(ctx.requestId),

@@ -17,9 +17,10 @@ import type { DockerEngineLink } from '../docker/engine-link.js';
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
 import type { SavedWork } from '../snapshot/snapshotter.js';
-import type { EventBus } from '../state/event-bus.js';
+import type { AgentEvents, EventBus, EventType } from '../state/event-bus.js';
+import type { UpdateBaseFields } from '../state/events.js';
 import type { StateStore } from '../state/state-store.js';
-import type { UpdateResult, UpdateState } from '../state/types.js';
+import type { UpdateOutcome, UpdateResult, UpdateState } from '../state/types.js';
 import { waitForGates } from './update-gates.js';
 import { UpdateHistory } from './update-history.js';
 import { UpdateJournal, type JournalEntry, type SwapStep } from './update-journal.js';
@@ -127,7 +128,7 @@ export class Updater {
       if (event.type === 'docker.connected') recover();
       if (event.type !== 'desired.changed') return;
       // The fleet naming a container anew is asking again: a target that rolled back may be retried.
-      const named = event.containers as string[];
+      const named = event.containers;
       if (named.some((n) => this.history.rolledBack.delete(n))) void this.history.save().catch(() => undefined);
     });
     if (this.o.engine.available) recover();
@@ -276,7 +277,7 @@ export class Updater {
   }
 
   /** From a command: waits for the outcome (a command is never turned away by the backoff). */
-  async run(job: UpdateJob): Promise<UpdateResult> {
+  async run(job: UpdateJob): Promise<UpdateOutcome> {
     this.updating.set(job.container, (this.updating.get(job.container) ?? 0) + 1);
     try {
       const result = await this.serially(() => this.flow(job));
@@ -302,7 +303,7 @@ export class Updater {
     return this.queue.run(fn);
   }
 
-  private async flow(job: UpdateJob): Promise<UpdateResult> {
+  private async flow(job: UpdateJob): Promise<UpdateOutcome> {
     const { container: name, image: target, requestId } = job;
     const c = this.o.containers();
     const spec = c.specOf(name);
@@ -399,8 +400,8 @@ export class Updater {
     tx: ReplaceTransaction,
     saved: SavedWork | undefined,
     spec: ContainerSpec,
-    base: Record<string, unknown>,
-  ): Promise<UpdateResult> {
+    base: UpdateBaseFields,
+  ): Promise<UpdateOutcome> {
     const engine = this.api;
     const c = this.o.containers();
     const name = job.container;
@@ -461,8 +462,8 @@ export class Updater {
     tx: ReplaceTransaction,
     cause: unknown,
     newImageId: string | undefined,
-    base: Record<string, unknown>,
-  ): Promise<UpdateResult> {
+    base: UpdateBaseFields,
+  ): Promise<UpdateOutcome> {
     const entry = tx.entry;
     const error = toErrorInfo(cause, 'update_failed');
     // What the new container said and how it ended, read before recovery removes it.
@@ -569,7 +570,7 @@ export class Updater {
     throw err;
   }
 
-  private finish(result: UpdateResult, requestId: string | undefined): UpdateResult {
+  private finish(result: UpdateOutcome, requestId: string | undefined): UpdateOutcome {
     this.setState({
       status: result.status === 'up_to_date' ? 'idle' : result.status === 'done' ? 'done' : 'rolledback',
       waitingFor: undefined,
@@ -590,7 +591,7 @@ export class Updater {
     });
   }
 
-  private emit(type: string, fields: Record<string, unknown>, requestId: string | undefined): void {
+  private emit<K extends EventType>(type: K, fields: AgentEvents[K], requestId: string | undefined): void {
     this.o.bus.emit(type, { ...fields, ...(requestId ? { id: requestId } : {}) });
   }
 }

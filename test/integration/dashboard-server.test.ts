@@ -13,6 +13,7 @@ import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startMosquitto } from '../rig/mosquitto.js';
 import { needRig, rig } from '../setup.js';
+import '../helpers/test-events.js';
 
 const READ = 'read-token-0123456789abcdef';
 const OPERATOR = 'operator-token-0123456789abcdef';

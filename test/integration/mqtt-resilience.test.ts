@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/temp.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { startMosquitto, type MosquittoRig } from '../rig/mosquitto.js';
 import { needRig } from '../setup.js';
+import '../helpers/test-events.js';
 
 /** A broker of its own per test, so it can be stopped and started without disturbing others. */
 describe('MQTT link resilience', function () {

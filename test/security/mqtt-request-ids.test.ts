@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { defineCommand, type CommandDefinition } from '../../agent/commands/command.js';
+import { stubCommand } from '../helpers/stub-command.js';
 import { CommandRouter, MAX_REMEMBERED_ANSWERS, MAX_REMEMBERED_BYTES } from '../../agent/commands/command-router.js';
 import { silentLogger } from '../../agent/core/logger.js';
 import type { MqttLink, OutboundMessage } from '../../agent/mqtt/mqtt-link.js';
@@ -55,7 +56,7 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     const stopped: string[] = [];
     const { router: r } = router([
       defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) }),
-      defineCommand<{ name: string }, unknown>({
+      stubCommand({
         name: 'stop',
         run: async ({ name }) => (stopped.push(name), { name, stopped: true }),
       }),
@@ -69,9 +70,7 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
 
   it('a true redelivery (same command, id and payload) is answered the same without a second run', async () => {
     let runs = 0;
-    const { router: r, link } = router([
-      defineCommand<{ name: string }, unknown>({ name: 'stop', run: async () => ({ run: ++runs }) }),
-    ]);
+    const { router: r, link } = router([stubCommand({ name: 'stop', run: async () => ({ run: ++runs }) })]);
     const first = await r.handle('stop', json({ id: 'a', name: 'ros' }));
     const again = await r.handle('stop', json({ id: 'a', name: 'ros' }));
     assert.deepEqual(again, first);
@@ -82,7 +81,7 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
   it('the same id with another payload is refused with duplicate_id, once answered and while running', async () => {
     const hold = gate();
     const { router: r, link } = router([
-      defineCommand<{ name: string }, unknown>({
+      stubCommand({
         name: 'stop',
         run: async ({ name }) => (await hold.promise, { name }),
       }),
@@ -100,7 +99,7 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     const hold = gate();
     let runs = 0;
     const { router: r, link } = router([
-      defineCommand<{ name: string }, unknown>({
+      stubCommand({
         name: 'restart',
         run: async () => (runs++, await hold.promise, { done: true }),
       }),
@@ -130,7 +129,7 @@ describe('command channel: request ids, redeliveries and lanes (issues 12.3, 19.
     const { router: r } = router([
       defineCommand({ name: 'ping', run: async () => ({ pong: true, ts: 'now' }) }),
       defineCommand({ name: 'containers', run: async () => [] }),
-      defineCommand<{ image: string }, unknown>({
+      stubCommand({
         name: 'plan',
         lane: 'long',
         run: async () => (await hold.promise, {}),

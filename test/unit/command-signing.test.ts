@@ -228,7 +228,7 @@ describe('signed commands: the router', () => {
       logger: silentLogger,
       signing,
       commands: [
-        defineCommand<{ file: string }, unknown>({
+        defineCommand({
           name: 'files.remove',
           run: async ({ file }) => ({ file, bytes: ++runs }),
         }),

@@ -6,6 +6,7 @@ import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { waitUntil } from '../helpers/wait.js';
+import '../helpers/test-events.js';
 
 function emptyState(): AgentState {
   const now = new Date().toISOString();
@@ -148,7 +149,7 @@ describe('state store', () => {
       throw new Error('listener bug');
     });
     bus.subscribe((e) => got.push(e.type));
-    bus.emit('x.y');
+    bus.emit('x.y', {});
     assert.deepEqual(got, ['x.y']);
     assert.equal(errors.length, 1);
   });
