@@ -213,7 +213,7 @@ export class ContainersModule {
       // The signature first: nothing of an unsigned message is read further.
       const admitted = this.o.desiredSignature ? await this.o.desiredSignature.admit(payload) : undefined;
       next = parseDesired(admitted?.payload ?? payload, this.o.config);
-      if (admitted) accept = admitted.accept;
+      if (admitted) accept = () => admitted.accept();
     } catch (err) {
       const reason = reasonOf(err);
       const error = { ...toErrorInfo(err, 'invalid_desired'), ...(reason ? { reason } : {}) };

@@ -106,7 +106,7 @@ export class ImageFiles {
     const image = (await docker
       .getImage(ref.familiar)
       .inspect()
-      .catch((err: { statusCode?: number }) => {
+      .catch((err: Error & { statusCode?: number }) => {
         throw err.statusCode === 404
           ? new AgentError('image_not_found', `no image ${ref.familiar} on this robot`)
           : err;

@@ -20,9 +20,9 @@ export interface SignResult {
 /**
  * Signs an image's manifest digest (the one given, else what the reference names now, computed
  * from the bytes the registry serves) and stores the signature beside it in the registry, at its
- * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the repository, so the signature cannot be copied to
- * another repository, and the digest, so a tag moved later is not covered; it also names the key
- * (KEY_HINT), which only helps a robot say why it refused.
+ * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the
+ * repository, so the signature cannot be copied to another repository, and the digest, so a tag moved later
+ * is not covered; it also names the key (KEY_HINT), which only helps a robot say why it refused.
  */
 export async function signImageDigest(o: {
   registry: RegistryClient;

@@ -84,6 +84,7 @@ export class SignatureStore {
       }
     }
     if (mirrorMissing) return mirrorMissing;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the mirror's own error, rethrown as caught
     throw mirrorError ?? new AgentError('registry_error', `no registry to ask for ${ref.familiar}`);
   }
 
@@ -133,7 +134,10 @@ export class SignatureStore {
     endpoint: Endpoint,
     digest: string,
     signature: SignatureLayer,
-    /** Whether a stored signature over the same payload is already this signer's (ECDSA signatures differ each time). */
+    /**
+     * Whether a stored signature over the same payload is already this signer's (ECDSA signatures differ
+     * each time).
+     */
     isOurs: (storedSignature: string) => boolean = () => false,
   ): Promise<{ tag: string; layers: number; added: boolean }> {
     const session = this.registry.session(endpoint, ref.repository);

@@ -73,6 +73,7 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
       }
       if (topic.startsWith('$')) return 'the topic starts with $ (broker topics)';
       // U+FFFD is what invalid UTF-8 from the wire decodes to; control characters have no place in a topic.
+      // eslint-disable-next-line no-control-regex -- control characters are what this test looks for
       if (/[\u0001-\u001f\u007f-\u009f\ufffd]/.test(topic)) {
         return 'the topic holds control characters or invalid UTF-8';
       }

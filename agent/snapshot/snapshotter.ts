@@ -412,13 +412,11 @@ export class Snapshotter {
 
   /** This robot's snapshots of a container on the engine, newest first. */
   private async snapshotsOf(container: string): Promise<Docker.ImageInfo[]> {
-    const list = await this.d
-      .docker()
-      .listImages({
-        filters: {
-          label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
-        },
-      });
+    const list = await this.d.docker().listImages({
+      filters: {
+        label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
+      },
+    });
     return list.sort((a, b) =>
       (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
     );

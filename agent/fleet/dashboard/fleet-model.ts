@@ -57,6 +57,7 @@ export class FleetModel extends EventEmitter {
    * asks for them again. The subscriptions stay, so every later change comes in too.
    */
   async start(): Promise<Collected> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.on('message', this.onMessage);
     await this.client.subscribeAsync(`${this.o.base}/+/events`, { qos: 1 });
     this.collected = await collectFleet(this.client, { base: this.o.base, timeoutMs: this.o.timeoutMs });
@@ -75,6 +76,7 @@ export class FleetModel extends EventEmitter {
   }
 
   stop(): void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.off('message', this.onMessage);
   }
 
