@@ -3,7 +3,7 @@ import { builtinCommands } from './commands/builtin-commands.js';
 import { CommandRouter } from './commands/command-router.js';
 import type { LoadedConfig } from './config/types.js';
 import type { Logger } from './core/logger.js';
-import { Supervisor, type AgentModule } from './core/supervisor.js';
+import { Supervisor, type AgentModule } from './supervisor.js';
 import { containerCommands } from './containers/container-commands.js';
 import { ContainersModule } from './containers/containers-module.js';
 import { DesiredListener } from './containers/desired-listener.js';
