@@ -5,7 +5,7 @@ import cron from 'node-cron';
 import { parseDocument } from 'yaml';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
-import { allowedReference, parseImageReference } from '../images/image-reference.js';
+import { allowedReference, parseImageReference } from '../core/image-reference.js';
 import { readSigningKey } from '../images/image-signer.js';
 import { loadVerifyRules } from '../images/image-verifier.js';
 import { packageRoot } from '../package-root.js';

@@ -9,7 +9,7 @@ import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
 import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
 import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';

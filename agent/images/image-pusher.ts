@@ -8,7 +8,7 @@ import {
   type EngineMessage,
   type ProgressSnapshot,
 } from './engine-progress.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 import { classifyPullError } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
-import { isAllowed, type ImageReference } from './image-reference.js';
+import { isAllowed, type ImageReference } from '../core/image-reference.js';
 import { isP256, keyId, signatureTag, verifySignatures, type TrustedKey } from './image-signature.js';
 import type { SignatureStore } from './signature-store.js';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 import type { Endpoint, RegistryClient, RegistrySession } from './registry-client.js';
 import {
   SIGNATURE_ANNOTATION,

@@ -10,7 +10,7 @@ import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { ContainerSummary } from '../docker/engine.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
-import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
+import { allowedReference, parseImageReference, type ImageReference } from '../core/image-reference.js';
 import { signImageDigest } from '../images/image-signer.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';

@@ -1,4 +1,4 @@
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import { MQTT_API_VERSION } from '../mqtt/api-version.js';
 import type { AgentState, ContainerState, ImageSummary, LidarHealthState, UpdateState } from './types.js';
 

@@ -14,7 +14,7 @@ import { AgentError, toErrorInfo } from '../core/errors.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
 import type { SavedWork } from '../snapshot/snapshotter.js';
 import type { EventBus } from '../state/event-bus.js';

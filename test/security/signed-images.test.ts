@@ -4,7 +4,7 @@ import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signImage } from '../../agent/fleet/fleet-sign.js';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import { cosignIdentity, signatureTag } from '../../agent/images/image-signature.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';

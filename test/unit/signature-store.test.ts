@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentError } from '../../agent/core/errors.js';
 import { createLogger } from '../../agent/core/logger.js';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import {
   SIGNATURE_ANNOTATION,
   SIMPLE_SIGNING_MEDIA_TYPE,
