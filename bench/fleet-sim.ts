@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { STATE_SECTIONS } from '../agent/mqtt/state-publisher.js';
 import { packageRoot } from '../agent/package-root.js';
-import { summarise } from '../agent/state/summary.js';
+import { summarise } from '../agent/mqtt/summary.js';
 import type { AgentState } from '../agent/state/types.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';
 import { median, runBench } from './bench-kit.js';

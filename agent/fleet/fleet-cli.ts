@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from '../mqtt/summary.js';
 import { renderEvent, renderFleetTable, renderRobotDetail, renderTotals, type RobotDetail } from './fleet-view.js';
 import { collectFleet, type Collected } from './fleet-collect.js';
 import {

@@ -1,6 +1,6 @@
 import type { DesiredMessage } from '../containers/desired-state.js';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from './summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
 
 /**

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../../agent/package-root.js';
-import type { StateSummary } from '../../agent/state/summary.js';
+import type { StateSummary } from '../../agent/mqtt/summary.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { docker } from '../helpers/engine-cli.js';
 import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
 import type { AgentEvent } from '../../state/event-bus.js';
-import type { StateSummary } from '../../state/summary.js';
+import type { StateSummary } from '../../mqtt/summary.js';
 import { collectFleet, type Collected } from '../fleet-collect.js';
 import type { RobotView } from '../fleet-select.js';
 
