@@ -22,7 +22,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { STATE_SECTIONS } from '../agent/mqtt/state-publisher.js';
-import { packageRoot } from '../agent/package-root.js';
+import { packageRoot } from '../agent/core/package-root.js';
 import { summarise } from '../agent/mqtt/summary.js';
 import type { AgentState } from '../agent/state/types.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';

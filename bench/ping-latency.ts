@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
-import { packageRoot } from '../agent/package-root.js';
+import { packageRoot } from '../agent/core/package-root.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';
 import { percentile, pollFor, runBench } from './bench-kit.js';

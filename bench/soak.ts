@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
-import { packageRoot } from '../agent/package-root.js';
+import { packageRoot } from '../agent/core/package-root.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { LidarSimulator } from '../test/helpers/lidar-simulator.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';

@@ -8,7 +8,7 @@ import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../core/image-reference.js';
 import { readSigningKey } from '../images/image-signer.js';
 import { loadVerifyRules } from '../images/image-verifier.js';
-import { packageRoot } from '../package-root.js';
+import { packageRoot } from '../core/package-root.js';
 import { readCommandKeys } from './command-keys.js';
 import { applyEnvOverrides, unknownEnvProblems } from './env-overrides.js';
 import { explainUnknownKeys } from './key-suggestions.js';

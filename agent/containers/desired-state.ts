@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
 import { allowedReference, parseImageReference } from '../core/image-reference.js';
-import { packageRoot } from '../package-root.js';
+import { packageRoot } from '../core/package-root.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 import { specHash } from './container-spec.js';
 import type { DesiredContainer } from './container-plan.js';

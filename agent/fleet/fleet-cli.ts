@@ -27,7 +27,7 @@ import { loadSigningKey, signMessage, type SigningKey } from './request-signer.j
 import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serve.js';
 import { signCommand } from './fleet-sign.js';
 import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
-import { agentVersion } from '../package-root.js';
+import { agentVersion } from '../core/package-root.js';
 
 /**
  * A new command is one line here (`  robot-fleet [options] <command> ...`, more indented lines under

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import type { StateSummary } from '../../agent/mqtt/summary.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { docker } from '../helpers/engine-cli.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join, relative } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 
 /**
  * Issue 13: the linter and the formatter in CI. Each runs through scripts/lint.sh (what `npm run lint`

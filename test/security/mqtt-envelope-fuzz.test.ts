@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import type { AgentProcess } from '../helpers/agent-process.js';
 import { uniqueRobotId } from '../helpers/agent-harness.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
