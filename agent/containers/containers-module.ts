@@ -11,6 +11,7 @@ import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
 import { parseImageReference } from '../core/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
+import type { DesiredMessage } from '../mqtt/topics.js';
 import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -19,14 +20,7 @@ import { ContainerExecutor } from './container-executor.js';
 import { observeContainers, type Observation } from './container-observer.js';
 import { planContainers, type ContainerVerdict, type DesiredContainer } from './container-plan.js';
 import { LABELS } from './container-spec.js';
-import {
-  DesiredStore,
-  effectiveDesired,
-  mergeDesired,
-  parseDesired,
-  type DesiredMessage,
-  type DesiredRecord,
-} from './desired-state.js';
+import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type DesiredRecord } from './desired-state.js';
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';

@@ -1,4 +1,3 @@
-import type { DesiredMessage } from '../containers/desired-state.js';
 import type { AgentEvent } from '../state/event-bus.js';
 import type { StateSummary } from './summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
@@ -96,6 +95,15 @@ export interface CommandRequest {
 export type CommandResponse =
   | { id: string | null; ok: true; result: unknown }
   | { id: string | null; ok: false; error: { code: string; message: string; reason?: string } };
+
+/**
+ * What the fleet asks for on <b>/desired (docs/schemas/desired.json), as containers/desired-state.ts
+ * hands it on after its checks: images are familiar references.
+ */
+export interface DesiredMessage {
+  containers: Record<string, { image?: string; enabled?: boolean }>;
+  version?: string | number;
+}
 
 /** Payload types by topic role, for code that wants the compiler to check what it sends. */
 export interface TopicPayloads {
