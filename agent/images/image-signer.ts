@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:
 import { readFileSync } from 'node:fs';
 import { AgentError } from '../core/errors.js';
 import type { ImageReference } from '../core/image-reference.js';
-import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from './image-signature.js';
+import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from '../core/image-signature.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';
 import { SignatureStore, resolveDigest } from './signature-store.js';
 

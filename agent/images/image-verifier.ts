@@ -5,7 +5,7 @@ import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 import { isAllowed, type ImageReference } from '../core/image-reference.js';
-import { isP256, keyId, signatureTag, verifySignatures, type TrustedKey } from './image-signature.js';
+import { isP256, keyId, signatureTag, verifySignatures, type TrustedKey } from '../core/image-signature.js';
 import type { SignatureStore } from './signature-store.js';
 
 /** images.verify in the config: images matching the pattern run only when one of the keys signed them. */

@@ -7,7 +7,7 @@ import {
   SIMPLE_SIGNING_MEDIA_TYPE,
   signatureTag,
   type SignatureLayer,
-} from './image-signature.js';
+} from '../core/image-signature.js';
 
 /**
  * Cosign's signatures in a registry without a referrers API (Debian's docker-registry 2.8): an

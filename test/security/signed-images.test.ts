@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signImage } from '../../agent/fleet/fleet-sign.js';
 import { parseImageReference } from '../../agent/core/image-reference.js';
-import { cosignIdentity, signatureTag } from '../../agent/images/image-signature.js';
+import { cosignIdentity, signatureTag } from '../../agent/core/image-signature.js';
 import type { ImageSummary, UpdateResult } from '../../agent/state/types.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';

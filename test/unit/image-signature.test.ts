@@ -13,7 +13,7 @@ import {
   simpleSigningPayload,
   verifySignatures,
   type TrustedKey,
-} from '../../agent/images/image-signature.js';
+} from '../../agent/core/image-signature.js';
 import { loadVerifyRules } from '../../agent/images/image-verifier.js';
 import { signatureConfig } from '../../agent/images/signature-store.js';
 import { tempDir } from '../helpers/temp.js';

@@ -10,7 +10,7 @@ import {
   SIMPLE_SIGNING_MEDIA_TYPE,
   keyId,
   signatureTag,
-} from '../../agent/images/image-signature.js';
+} from '../../agent/core/image-signature.js';
 import { ImageVerifier } from '../../agent/images/image-verifier.js';
 import { MANIFEST_MAX_BYTES, RegistryClient } from '../../agent/images/registry-client.js';
 import { LIMITS, SignatureStore } from '../../agent/images/signature-store.js';

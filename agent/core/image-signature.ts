@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { parseImageReference, type ImageReference } from '../core/image-reference.js';
+import { parseImageReference, type ImageReference } from './image-reference.js';
 
 /**
  * Cosign's signature format (sigstore/cosign specs/SIGNATURE_SPEC.md), pure: the "simple
