@@ -1,6 +1,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { builtinCommands } from './commands/builtin-commands.js';
 import { CommandRouter } from './commands/command-router.js';
+import { loadVerifyRules, readSigningKey } from './config/image-keys.js';
 import type { LoadedConfig } from './config/types.js';
 import type { Logger } from './core/logger.js';
 import { Supervisor, type AgentModule } from './supervisor.js';
@@ -17,8 +18,7 @@ import { imageCommands } from './images/image-commands.js';
 import { ImageFiles } from './images/image-files.js';
 import { ImageInventory } from './images/image-inventory.js';
 import { ImagePuller } from './images/image-puller.js';
-import { readSigningKey } from './images/image-signer.js';
-import { ImageVerifier, loadVerifyRules } from './images/image-verifier.js';
+import { ImageVerifier } from './images/image-verifier.js';
 import { SignatureStore } from './images/signature-store.js';
 import { RegistryClient } from './images/registry-client.js';
 import { HostMetricsSampler } from './metrics/host-metrics.js';

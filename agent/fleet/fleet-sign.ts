@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { AgentError } from '../core/errors.js';
 import { parseImageReference } from '../core/image-reference.js';
 import { keyId } from '../core/image-signature.js';
-import { readSigningKey, signImageDigest, type SignResult } from '../images/image-signer.js';
+import { readSigningKey } from '../config/image-keys.js';
+import { signImageDigest, type SignResult } from '../images/image-signer.js';
 import { RegistryClient, type Endpoint } from '../images/registry-client.js';
 
 type Out = (line: string) => unknown;

@@ -1,8 +1,6 @@
-import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { AgentError } from '../core/errors.js';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { ImageReference } from '../core/image-reference.js';
-import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from '../core/image-signature.js';
+import { KEY_HINT, cosignIdentity, keyId, signPayload, simpleSigningPayload } from '../core/image-signature.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';
 import { SignatureStore, resolveDigest } from './signature-store.js';
 
@@ -55,35 +53,4 @@ export async function signImageDigest(o: {
     signatures: written.layers,
     added: written.added,
   };
-}
-
-/** An unencrypted PEM ECDSA P-256 private key (cosign's curve), or bad_key saying what is wrong with it. */
-export function readSigningKey(file: string): KeyObject {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new AgentError(
-      'bad_key',
-      `cannot read the signing key ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
-  if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
-    throw new AgentError(
-      'bad_key',
-      `${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (robot-fleet sign --keygen)`,
-    );
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    throw new AgentError(
-      'bad_key',
-      `${file} is not an unencrypted PEM private key (robot-fleet sign --keygen makes one)`,
-    );
-  }
-  if (!isP256(createPublicKey(key)))
-    throw new AgentError('bad_key', `${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
-  return key;
 }

@@ -14,7 +14,7 @@ import {
   verifySignatures,
   type TrustedKey,
 } from '../../agent/core/image-signature.js';
-import { loadVerifyRules } from '../../agent/images/image-verifier.js';
+import { loadVerifyRules } from '../../agent/config/image-keys.js';
 import { signatureConfig } from '../../agent/images/signature-store.js';
 import { tempDir } from '../helpers/temp.js';
 
