@@ -16,6 +16,7 @@ import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { SnapshotSummary } from '../state/types.js';
+import type { SavedWork } from '../update/saved-work.js';
 import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
 import { workDigest } from './work-identity.js';
 
@@ -46,14 +47,6 @@ export interface SnapshotResult {
   savedTo?: { file: string; bytes: number };
   /** Older snapshots of this container removed by retention. */
   removed: string[];
-}
-
-/** Work saved before a container was replaced: the snapshot that holds it. */
-export interface SavedWork {
-  image: string;
-  id: string;
-  /** An identical snapshot saved before (a retried update) was used instead of a new commit. */
-  reused: boolean;
 }
 
 /** Docker refuses images deeper than about 127 layers; snapshot-restore cycles stack them. */
