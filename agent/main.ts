@@ -9,7 +9,7 @@ import { knownSecrets } from './config/known-secrets.js';
 import { urlForPrinting } from './config/url-credentials.js';
 import { embeddedPassword } from './mqtt/embedded-password.js';
 import { signingPolicy } from './security/command-signing.js';
-import { agentVersion } from './package-root.js';
+import { agentVersion } from './core/package-root.js';
 import { cliAction, commandHelp, EXIT_OK, EXIT_USAGE, usageErrorText } from './core/cli-conventions.js';
 import { configFileToUse, SYSTEM_CONFIG_FILE } from './config/config-file.js';
 import { lockStateDir } from './state/state-lock.js';

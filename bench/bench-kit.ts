@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { packageRoot } from '../agent/package-root.js';
+import { packageRoot } from '../agent/core/package-root.js';
 
 /** What every benchmark here shares: figures from samples, polling, starting the agent, and how a bench ends. */
 

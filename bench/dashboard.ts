@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Page } from 'puppeteer-core';
 import { startDashboard, type Dashboard } from '../agent/fleet/dashboard/serve.js';
-import { summarise, type StateSummary } from '../agent/state/summary.js';
+import { summarise, type StateSummary } from '../agent/mqtt/summary.js';
 import { launchBrowser } from '../test/helpers/browser.js';
 import { startMosquitto } from '../test/rig/mosquitto.js';
 import { median, runBench } from './bench-kit.js';

@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import type { StateSummary } from '../agent/state/summary.js';
+import type { StateSummary } from '../agent/mqtt/summary.js';
 
 export interface ObservedRobot {
   summary?: StateSummary;

@@ -40,8 +40,9 @@ export class InspectorSession {
   private readonly chunks: string[] = [];
 
   private constructor(private readonly socket: WebSocket) {
+    // binaryType is ws's default, nodebuffer: every message is one Buffer (never an ArrayBuffer or a list).
     socket.on('message', (data: WebSocket.RawData) => {
-      const message = JSON.parse(data.toString()) as {
+      const message = JSON.parse((data as Buffer).toString()) as {
         id?: number;
         method?: string;
         params?: { chunk?: string };

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../agent/package-root.js';
+import { packageRoot } from '../agent/core/package-root.js';
 import { FakeUsbBus, X3 } from '../test/helpers/fake-sysfs.js';
 import { LidarSimulator } from '../test/helpers/lidar-simulator.js';
 import { MqttProbe } from '../test/helpers/mqtt-probe.js';
@@ -30,10 +30,14 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
  */
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 90) * 1000;
 
-const DEPENDENCIES = `
-  await Promise.all(['dockerode', 'mqtt', 'systeminformation', 'aedes', 'ajv', 'ajv-formats', 'yaml', 'node-cron', 'serialport'].map((m) => import(m)));
-  setInterval(() => {}, 1 << 30);
-`;
+/** Imports every dependency package.json lists (read at run time: the baseline follows the list) and idles. */
+function dependenciesScript(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
+  const names = JSON.stringify(Object.keys(pkg.dependencies));
+  return `await Promise.all(${names}.map((m) => import(m)));\nsetInterval(() => {}, 1 << 30);`;
+}
 const BARE = 'setInterval(() => {}, 1 << 30);';
 
 /** Environment= lines of the systemd unit: the agent is measured as robots run it. */
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
     const idle = (script: string) =>
       spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: 'ignore' });
     const bare = idle(BARE);
-    const dependencies = idle(DEPENDENCIES);
+    const dependencies = idle(dependenciesScript());
     children.push(bare, dependencies);
 
     const unit = unitEnvironment();

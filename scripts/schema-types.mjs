@@ -165,7 +165,33 @@ export async function documentedEventsSource(root = ROOT) {
 /** As `prettier --write` would leave it (the repository's .prettierrc.json), so CI's check agrees. */
 async function format(src) {
   const options = (await prettier.resolveConfig(join(ROOT, 'agent', 'commands', 'command-map.ts'))) ?? {};
-  return prettier.format(src, { ...options, parser: 'typescript' });
+  return wrapComments(await prettier.format(src, { ...options, parser: 'typescript' }), options.printWidth ?? 120);
+}
+
+/**
+ * A one-line doc comment longer than the line limit (a schema's long description) as a block of
+ * lines within it, at the comment's own indentation: prettier leaves comments as they are, and the
+ * linter holds generated code to the same limit as the rest.
+ */
+function wrapComments(text, width) {
+  return text
+    .split('\n')
+    .flatMap((line) => {
+      const m = /^(\s*)\/\*\* (.*) \*\/$/.exec(line);
+      if (!m || line.length <= width) return [line];
+      const [, indent, words] = m;
+      const lines = [];
+      let current = '';
+      for (const word of words.split(' ')) {
+        if (current && indent.length + 3 + current.length + 1 + word.length > width) {
+          lines.push(current);
+          current = word;
+        } else current = current ? `${current} ${word}` : word;
+      }
+      if (current) lines.push(current);
+      return [`${indent}/**`, ...lines.map((l) => `${indent} * ${l}`), `${indent} */`];
+    })
+    .join('\n');
 }
 
 /** Each generated file: where it goes and what it must hold now. */

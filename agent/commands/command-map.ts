@@ -159,7 +159,10 @@ export interface CommandMap {
         digest: string;
         size: number;
       }>;
-      /** images.verify: null when no rule covers the image; else the manifest digest a trusted signature covers (what would be pulled and run) and the public key file that verified it. */
+      /**
+       * images.verify: null when no rule covers the image; else the manifest digest a trusted signature covers (what
+       * would be pulled and run) and the public key file that verified it.
+       */
       verified?: {
         digest: string;
         key: string;
@@ -199,7 +202,10 @@ export interface CommandMap {
       source: 'mirror' | 'origin';
       bytesDownloaded: number;
       seconds: number;
-      /** images.verify: what was verified; the image was pulled as runReference (repository@digest) and tagged with the name asked for. */
+      /**
+       * images.verify: what was verified; the image was pulled as runReference (repository@digest) and tagged with the
+       * name asked for.
+       */
       verified?: {
         image: string;
         digest: string;
@@ -310,7 +316,10 @@ export interface CommandMap {
       bytes: number;
     };
   };
-  /** snapshot: docker commit of a container, labelled, tagged, optionally pushed and saved; older ones beyond snapshots.keep removed */
+  /**
+   * snapshot: docker commit of a container, labelled, tagged, optionally pushed and saved; older ones beyond
+   * snapshots.keep removed
+   */
   snapshot: {
     args: {
       /** A container defined in the robot's config. */
@@ -427,7 +436,10 @@ export interface CommandMap {
       imageId: string;
     };
   };
-  /** update.check: ask the registry now whether each container's tag names another image (no pull); a change starts an update */
+  /**
+   * update.check: ask the registry now whether each container's tag names another image (no pull); a change starts an
+   * update
+   */
   'update.check': {
     args: Record<string, never>;
     result: Array<{
@@ -449,7 +461,9 @@ export interface CommandMap {
       container: string;
       /** Must match images.allow; pinned in the desired state until the fleet names this container anew. */
       image: string;
-      /** Skip the maintenance window, and retry an image that was rolled back before. The lock file is still respected. */
+      /**
+       * Skip the maintenance window, and retry an image that was rolled back before. The lock file is still respected.
+       */
       force?: boolean;
     };
     result: {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentError } from '../core/errors.js';
 import { compileSchema, type SchemaValidator } from '../core/json-schema.js';
-import { packageRoot } from '../package-root.js';
+import { packageRoot } from '../core/package-root.js';
 
 export interface CommandSchemas {
   request: SchemaValidator<Record<string, unknown>>;

@@ -2,7 +2,7 @@ import type { ContainerSpec } from '../config/types.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { engineMessage, isEngineFailure, type Engine } from '../docker/engine.js';
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { Step } from './container-plan.js';
 import { createOptions } from './container-spec.js';

@@ -9,8 +9,9 @@ import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { Engine } from '../docker/engine.js';
 import type { DockerEngineLink, EngineEvent } from '../docker/engine-link.js';
 import type { ImageInventory } from '../images/image-inventory.js';
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import type { ImagePuller } from '../images/image-puller.js';
+import type { DesiredMessage } from '../mqtt/topics.js';
 import { reasonOf } from '../security/unauthorized.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -19,14 +20,7 @@ import { ContainerExecutor } from './container-executor.js';
 import { observeContainers, type Observation } from './container-observer.js';
 import { planContainers, type ContainerVerdict, type DesiredContainer } from './container-plan.js';
 import { LABELS } from './container-spec.js';
-import {
-  DesiredStore,
-  effectiveDesired,
-  mergeDesired,
-  parseDesired,
-  type DesiredMessage,
-  type DesiredRecord,
-} from './desired-state.js';
+import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type DesiredRecord } from './desired-state.js';
 import { DeviceSync } from './device-sync.js';
 import { resolveDeviceMappings } from './device-mappings.js';
 import { HoldStore } from './hold-store.js';
@@ -213,7 +207,7 @@ export class ContainersModule {
       // The signature first: nothing of an unsigned message is read further.
       const admitted = this.o.desiredSignature ? await this.o.desiredSignature.admit(payload) : undefined;
       next = parseDesired(admitted?.payload ?? payload, this.o.config);
-      if (admitted) accept = admitted.accept;
+      if (admitted) accept = () => admitted.accept();
     } catch (err) {
       const reason = reasonOf(err);
       const error = { ...toErrorInfo(err, 'invalid_desired'), ...(reason ? { reason } : {}) };

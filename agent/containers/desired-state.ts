@@ -3,17 +3,12 @@ import { join } from 'node:path';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
 import { compileSchema } from '../core/json-schema.js';
-import { allowedReference, parseImageReference } from '../images/image-reference.js';
-import { packageRoot } from '../package-root.js';
+import { allowedReference, parseImageReference } from '../core/image-reference.js';
+import { packageRoot } from '../core/package-root.js';
+import type { DesiredMessage } from '../mqtt/topics.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
 import { specHash } from './container-spec.js';
 import type { DesiredContainer } from './container-plan.js';
-
-/** What the fleet asked for on <b>/desired, after checks: images are familiar references. */
-export interface DesiredMessage {
-  containers: Record<string, { image?: string; enabled?: boolean }>;
-  version?: string | number;
-}
 
 const validate = compileSchema<DesiredMessage>(
   JSON.parse(readFileSync(join(packageRoot(), 'docs', 'schemas', 'desired.json'), 'utf8')) as object,

@@ -115,19 +115,19 @@ export function openConfinedRead(
     const stats = fstatSync(fd);
     assertOpenedInside(fd, realRoot(root), root, String(name));
     if (o.directory) {
-      if (!stats.isDirectory()) throw new AgentError('bad_path', `${name} in ${root.key} is not a directory`);
+      if (!stats.isDirectory()) throw new AgentError('bad_path', `${String(name)} in ${root.key} is not a directory`);
     } else {
-      if (!stats.isFile()) throw new AgentError('bad_path', `${name} in ${root.key} is not a regular file`);
+      if (!stats.isFile()) throw new AgentError('bad_path', `${String(name)} in ${root.key} is not a regular file`);
       if (stats.nlink > 1) {
         throw new AgentError(
           'path_outside',
-          `${name} in ${root.key} has ${stats.nlink} hard links; one may be outside ${root.dir}: copy the file instead`,
+          `${String(name)} in ${root.key} has ${stats.nlink} hard links; one may be outside ${root.dir}: copy the file instead`,
         );
       }
       if (o.maxBytes !== undefined && stats.size > o.maxBytes) {
         throw new AgentError(
           'file_too_large',
-          `${name} in ${root.key} is ${stats.size} bytes; at most ${o.maxBytes} are read`,
+          `${String(name)} in ${root.key} is ${stats.size} bytes; at most ${o.maxBytes} are read`,
         );
       }
     }

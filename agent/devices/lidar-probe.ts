@@ -2,13 +2,7 @@ import { readSync, writeSync } from 'node:fs';
 // The bindings' plain functions, not their LinuxPortBinding: that class makes a native Poller per
 // open which @serialport/bindings-cpp 13 never frees (its destroy() drops the finalizer), ~3 KiB
 // of RSS per open for ever (bench/serial-reopen.ts). The probe reads the non-blocking fd itself.
-import {
-  asyncClose,
-  asyncDrain,
-  asyncFlush,
-  asyncOpen,
-  asyncSet,
-} from '@serialport/bindings-cpp/dist/load-bindings.js';
+import * as untyped from '@serialport/bindings-cpp/dist/load-bindings.js';
 import {
   Answer,
   Command,
@@ -19,6 +13,14 @@ import {
   type LidarHealth,
   type LidarInfo,
 } from './lidar-protocol.js';
+
+// load-bindings.d.ts declares each of them `Function`; these are the signatures bindings-cpp's own
+// LinuxPortBinding calls them with.
+const asyncOpen = untyped.asyncOpen as (path: string, options: Record<string, unknown>) => Promise<number>;
+const asyncSet = untyped.asyncSet as (fd: number, options: Record<string, boolean>) => Promise<void>;
+const asyncDrain = untyped.asyncDrain as (fd: number) => Promise<void>;
+const asyncFlush = untyped.asyncFlush as (fd: number) => Promise<void>;
+const asyncClose = untyped.asyncClose as (fd: number) => Promise<void>;
 
 export type ProbeResult =
   | { ok: true; info: LidarInfo; health: LidarHealth }

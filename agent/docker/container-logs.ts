@@ -31,7 +31,7 @@ export async function lastLogLines(
  */
 function openLogStream(container: Docker.Container, tail: number): Promise<NodeJS.ReadableStream> {
   return new Promise((resolve, reject) => {
-    (container.modem as { dial: (o: unknown, cb: (err: unknown, s: NodeJS.ReadableStream) => void) => void }).dial(
+    (container.modem as { dial: (o: unknown, cb: (err: Error | null, s: NodeJS.ReadableStream) => void) => void }).dial(
       {
         path: `/containers/${container.id}/logs?`,
         method: 'GET',

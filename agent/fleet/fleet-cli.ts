@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from '../mqtt/summary.js';
 import { renderEvent, renderFleetTable, renderRobotDetail, renderTotals, type RobotDetail } from './fleet-view.js';
 import { collectFleet, type Collected } from './fleet-collect.js';
 import {
@@ -27,7 +27,7 @@ import { defaultDashboardDir, parseListen, serveCommand } from './dashboard/serv
 import { signCommand } from './fleet-sign.js';
 import { splitOptions } from './cli-options.js';
 import { cliAction, commandHelp, commandsIn, EXIT_OK, EXIT_USAGE, usageErrorText } from '../core/cli-conventions.js';
-import { agentVersion } from '../package-root.js';
+import { agentVersion } from '../core/package-root.js';
 
 /**
  * A new command is one line here (`  robot-fleet [options] <command> ...`, more indented lines under
@@ -349,7 +349,7 @@ async function list(o: Options, l: ListOptions, out: Out, err: Out): Promise<num
 }
 
 /** The summary, the sections and availability of one robot: all retained, they come at once. */
-async function status(o: Options, robot: string, json: boolean, out: (s: string) => void): Promise<number> {
+async function status(o: Options, robot: string, json: boolean, out: Out): Promise<number> {
   const client = await connect(o);
   const b = `${o.base}/${robot}`;
   const detail: RobotDetail = { robot, online: null, state: null, sections: {} };
@@ -372,10 +372,10 @@ async function status(o: Options, robot: string, json: boolean, out: (s: string)
   while (Date.now() < deadline && Date.now() - last < 300) await new Promise((r) => setTimeout(r, 50));
   await client.endAsync();
   if (detail.state === null && detail.online === null) {
-    out(`nothing retained for ${robot} under ${o.base}/ (is the name right? robot-fleet list)`);
+    await out(`nothing retained for ${robot} under ${o.base}/ (is the name right? robot-fleet list)`);
     return 3;
   }
-  out(json ? JSON.stringify(detail, null, 2) : renderRobotDetail(detail));
+  await out(json ? JSON.stringify(detail, null, 2) : renderRobotDetail(detail));
   return 0;
 }
 
@@ -440,7 +440,7 @@ async function send(
   robot: string,
   command: string,
   body: Record<string, unknown>,
-  out: (s: string) => void,
+  out: Out,
 ): Promise<number> {
   const key = await signingKey(o);
   const client = await connect(o);
@@ -452,10 +452,7 @@ async function send(
         if (topic !== `${b}/response/${command}`) return;
         try {
           const response = JSON.parse(payload.toString()) as { id: unknown; ok: boolean };
-          if (response.id === id) {
-            out(JSON.stringify(response, null, 2));
-            resolve(response);
-          }
+          if (response.id === id) resolve(response);
         } catch {
           // Not ours.
         }
@@ -468,9 +465,13 @@ async function send(
     const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), o.timeoutMs).unref());
     const response = await Promise.race([answer, timeout]);
     if (response === null) {
-      out(`no answer from ${robot} to ${command} within ${o.timeoutMs / 1000} s (is it online? robot-fleet list)`);
+      await out(
+        `no answer from ${robot} to ${command} within ${o.timeoutMs / 1000} s (is it online? robot-fleet list)`,
+      );
       return 3;
     }
+    // Written here, not in the message handler, so the write is awaited (out may wait for a pipe's reader).
+    await out(JSON.stringify(response, null, 2));
     return response.ok ? 0 : 1;
   } finally {
     await client.endAsync(true);
@@ -549,7 +550,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
         const key = await signingKey(options);
         const client = await connect(options);
         try {
-          out(await publishDesired(client, { base: options.base, robot, desired, ...(key ? { key } : {}) }));
+          await out(await publishDesired(client, { base: options.base, robot, desired, ...(key ? { key } : {}) }));
         } finally {
           await client.endAsync();
         }
@@ -602,7 +603,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       await err(usageErrorText(PROGRAM, e.message, USAGE, e.command ?? first));
       return EXIT_USAGE;
     }
-    err(`robot-fleet: ${(e as Error).message}`);
+    await err(`robot-fleet: ${(e as Error).message}`);
     return (e as { exitCode?: number }).exitCode ?? 3;
   }
 }

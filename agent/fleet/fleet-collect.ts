@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from '../mqtt/summary.js';
 import type { RobotView } from './fleet-select.js';
 
 /** What `robot-fleet list` got from the broker, and whether the broker held some of it back. */

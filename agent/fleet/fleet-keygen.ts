@@ -8,7 +8,7 @@ import { keyIdOf } from './request-signer.js';
  * created 0600 and never overwritten (O_EXCL); the public key goes to every robot's
  * security.commands.keys under the printed id.
  */
-export async function keygen(dir: string, out: (s: string) => void): Promise<number> {
+export async function keygen(dir: string, out: (s: string) => void | Promise<void>): Promise<number> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const kid = await keyIdOf(publicKey);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -16,7 +16,7 @@ export async function keygen(dir: string, out: (s: string) => void): Promise<num
   const pubFile = join(dir, `${kid}.pub`);
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   writeFileSync(pubFile, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: 'wx' });
-  out(
+  await out(
     [
       `kid: ${kid}`,
       `private key: ${keyFile} (0600: keep it with the operator; robot-fleet --sign-key ${keyFile})`,

@@ -1,4 +1,4 @@
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from '../mqtt/summary.js';
 
 /** What the fleet broker holds for one robot: its retained summary (<b>/state) and availability. */
 export interface RobotView {

@@ -1,9 +1,10 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { AgentError } from '../core/errors.js';
-import { parseImageReference } from '../images/image-reference.js';
-import { keyId } from '../images/image-signature.js';
-import { readSigningKey, signImageDigest, type SignResult } from '../images/image-signer.js';
+import { parseImageReference } from '../core/image-reference.js';
+import { keyId } from '../core/image-signature.js';
+import { readSigningKey } from '../config/image-keys.js';
+import { signImageDigest, type SignResult } from '../images/image-signer.js';
 import { RegistryClient, type Endpoint } from '../images/registry-client.js';
 import { splitOptions } from './cli-options.js';
 

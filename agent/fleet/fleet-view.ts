@@ -93,7 +93,8 @@ export function renderEvent(robot: string, event: AgentEvent, width = 30): strin
     typeof event.total === 'number' &&
     event.total > 0
   ) {
-    return `${head} ${String(event.image ?? '')} ${progressBar(event.current, event.total, width)}`;
+    const image = typeof event.image === 'string' ? event.image : '';
+    return `${head} ${image} ${progressBar(event.current, event.total, width)}`;
   }
   const skip = new Set(['type', 'ts', 'layers']);
   const fields = Object.entries(event)

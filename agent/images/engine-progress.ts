@@ -85,7 +85,7 @@ export function followEngineProgress(
       lastEmit = now;
       o.onProgress(snapshot());
     };
-    const settle = (err?: unknown) => {
+    const settle = (err?: AgentError) => {
       if (settled) return;
       settled = true;
       clearInterval(watchdog);

@@ -106,7 +106,7 @@ function namesIn(file: string, text: string, what: string): string[] {
     const manifests = (doc as { manifests?: Array<{ annotations?: Record<string, unknown> }> } | null)?.manifests ?? [];
     for (const m of Array.isArray(manifests) ? manifests : []) {
       const name = m?.annotations?.['io.containerd.image.name'];
-      if (name !== undefined) out.push(String(name));
+      if (typeof name === 'string') out.push(name);
     }
   }
   return out;

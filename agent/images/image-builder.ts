@@ -6,7 +6,7 @@ import { AgentError } from '../core/errors.js';
 import { confinedPath } from './confined-path.js';
 import { followEngineProgress } from './engine-progress.js';
 import { ImageFiles } from './image-files.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 
 /** `docker build` of a context under images.buildDir, its output as progress events. */
 export async function buildImage(o: {

@@ -9,7 +9,7 @@ import { ImageFiles } from './image-files.js';
 import type { ImageInventory } from './image-inventory.js';
 import { planPrune, runPrune } from './image-pruner.js';
 import { pushImage } from './image-pusher.js';
-import { allowedReference, isAllowed } from './image-reference.js';
+import { allowedReference, isAllowed } from '../core/image-reference.js';
 import type { ImagePuller } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';
 

@@ -24,7 +24,7 @@ import {
 } from '../core/confined-files.js';
 import { AgentError } from '../core/errors.js';
 import { readArchiveNames } from './image-archive.js';
-import { isAllowed, parseImageReference, type ImageReference } from './image-reference.js';
+import { isAllowed, parseImageReference, type ImageReference } from '../core/image-reference.js';
 
 /** The most entries walked in images.exportDir (to measure it) or in a build context (to check it). */
 export const MAX_WALK_ENTRIES = 100_000;
@@ -106,7 +106,7 @@ export class ImageFiles {
     const image = (await docker
       .getImage(ref.familiar)
       .inspect()
-      .catch((err: { statusCode?: number }) => {
+      .catch((err: Error & { statusCode?: number }) => {
         throw err.statusCode === 404
           ? new AgentError('image_not_found', `no image ${ref.familiar} on this robot`)
           : err;

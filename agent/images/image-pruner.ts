@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { ImageSummary } from '../state/types.js';
-import { isAllowed, parseImageReference } from './image-reference.js';
+import { isAllowed, parseImageReference } from '../core/image-reference.js';
 
 export interface PruneStep {
   imageId: string;

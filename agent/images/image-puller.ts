@@ -7,7 +7,7 @@ import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import { followEngineProgress } from './engine-progress.js';
 import type { ImageInventory } from './image-inventory.js';
-import { parseImageReference, type ImageReference } from './image-reference.js';
+import { parseImageReference, type ImageReference } from '../core/image-reference.js';
 import type { ImageVerifier, VerifiedImage } from './image-verifier.js';
 import { planPull, type PullPlan } from './pull-plan.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';

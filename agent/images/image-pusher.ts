@@ -8,7 +8,7 @@ import {
   type EngineMessage,
   type ProgressSnapshot,
 } from './engine-progress.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 import { classifyPullError } from './image-puller.js';
 import type { RegistryClient } from './registry-client.js';
 
@@ -32,7 +32,7 @@ export async function pushImage(o: {
   progress: (fields: Record<string, unknown>) => void;
 }): Promise<PushResult> {
   const image = o.docker.getImage(o.ref.familiar);
-  await image.inspect().catch((err: { statusCode?: number }) => {
+  await image.inspect().catch((err: Error & { statusCode?: number }) => {
     throw err.statusCode === 404 ? new AgentError('image_not_found', `no image ${o.ref.familiar} on this robot`) : err;
   });
   const credentials = o.registry.credentials(o.ref.registry);

@@ -1,8 +1,6 @@
-import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { AgentError } from '../core/errors.js';
-import type { ImageReference } from './image-reference.js';
-import { KEY_HINT, cosignIdentity, isP256, keyId, signPayload, simpleSigningPayload } from './image-signature.js';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import type { ImageReference } from '../core/image-reference.js';
+import { KEY_HINT, cosignIdentity, keyId, signPayload, simpleSigningPayload } from '../core/image-signature.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';
 import { SignatureStore, resolveDigest } from './signature-store.js';
 
@@ -20,9 +18,9 @@ export interface SignResult {
 /**
  * Signs an image's manifest digest (the one given, else what the reference names now, computed
  * from the bytes the registry serves) and stores the signature beside it in the registry, at its
- * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the repository, so the signature cannot be copied to
- * another repository, and the digest, so a tag moved later is not covered; it also names the key
- * (KEY_HINT), which only helps a robot say why it refused.
+ * origin unless another endpoint is given (a site mirror that holds vetted copies). The payload names the
+ * repository, so the signature cannot be copied to another repository, and the digest, so a tag moved later
+ * is not covered; it also names the key (KEY_HINT), which only helps a robot say why it refused.
  */
 export async function signImageDigest(o: {
   registry: RegistryClient;
@@ -55,35 +53,4 @@ export async function signImageDigest(o: {
     signatures: written.layers,
     added: written.added,
   };
-}
-
-/** An unencrypted PEM ECDSA P-256 private key (cosign's curve), or bad_key saying what is wrong with it. */
-export function readSigningKey(file: string): KeyObject {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new AgentError(
-      'bad_key',
-      `cannot read the signing key ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
-  if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
-    throw new AgentError(
-      'bad_key',
-      `${file} is cosign's encrypted key format; sign with cosign itself, or use a PEM key (robot-fleet sign --keygen)`,
-    );
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    throw new AgentError(
-      'bad_key',
-      `${file} is not an unencrypted PEM private key (robot-fleet sign --keygen makes one)`,
-    );
-  }
-  if (!isP256(createPublicKey(key)))
-    throw new AgentError('bad_key', `${file} is not an ECDSA P-256 key (cosign signs with P-256)`);
-  return key;
 }

@@ -1,18 +1,10 @@
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readJsonFile, writeJsonFile } from '../state/json-file.js';
-import { isAllowed, type ImageReference } from './image-reference.js';
-import { isP256, keyId, signatureTag, verifySignatures, type TrustedKey } from './image-signature.js';
+import { isAllowed, type ImageReference } from '../core/image-reference.js';
+import { signatureTag, verifySignatures, type TrustedKey } from '../core/image-signature.js';
 import type { SignatureStore } from './signature-store.js';
-
-/** images.verify in the config: images matching the pattern run only when one of the keys signed them. */
-export interface VerifyRule {
-  pattern: string;
-  keys: string[];
-}
 
 export interface VerifiedImage {
   /** The reference that was asked for (familiar form, with its tag). */
@@ -36,41 +28,6 @@ function repositoryPart(pattern: string): string {
 
 /** The most images whose verification is remembered (the newest kept): a robot runs a handful. */
 const MAX_RECORDS = 256;
-
-/** Reads and checks the public keys of images.verify; every problem is a sentence for check-config. */
-export function loadVerifyRules(
-  rules: readonly VerifyRule[],
-  problems: string[],
-): Array<{ pattern: string; keys: TrustedKey[] }> {
-  return rules.map((rule, i) => ({
-    pattern: rule.pattern,
-    keys: rule.keys.flatMap((file, j) => {
-      const where = `images.verify[${i}].keys[${j}]`;
-      let pem: string;
-      try {
-        pem = readFileSync(file, 'utf8');
-      } catch (err) {
-        problems.push(
-          `${where}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        );
-        return [];
-      }
-      try {
-        const key = createPublicKey(pem);
-        if (!isP256(key)) {
-          problems.push(
-            `${where}: ${file} is not an ECDSA P-256 public key (cosign's; make one with robot-fleet sign --keygen)`,
-          );
-          return [];
-        }
-        return [{ id: keyId(key), file, key }];
-      } catch {
-        problems.push(`${where}: ${file} is not a PEM public key`);
-        return [];
-      }
-    }),
-  }));
-}
 
 /**
  * The agent's policy point for images (Docker 20.10 has none: content trust is off and retired).

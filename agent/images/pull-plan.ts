@@ -1,4 +1,4 @@
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 import type { ResolvedManifest } from './registry-client.js';
 
 export interface PullPlan {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 
 export interface RegistrySettings {
   mirror?: string;

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../core/image-reference.js';
 import type { Endpoint, RegistryClient, RegistrySession } from './registry-client.js';
 import {
   SIGNATURE_ANNOTATION,
   SIMPLE_SIGNING_MEDIA_TYPE,
   signatureTag,
   type SignatureLayer,
-} from './image-signature.js';
+} from '../core/image-signature.js';
 
 /**
  * Cosign's signatures in a registry without a referrers API (Debian's docker-registry 2.8): an
@@ -84,6 +84,7 @@ export class SignatureStore {
       }
     }
     if (mirrorMissing) return mirrorMissing;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the mirror's own error, rethrown as caught
     throw mirrorError ?? new AgentError('registry_error', `no registry to ask for ${ref.familiar}`);
   }
 
@@ -133,7 +134,10 @@ export class SignatureStore {
     endpoint: Endpoint,
     digest: string,
     signature: SignatureLayer,
-    /** Whether a stored signature over the same payload is already this signer's (ECDSA signatures differ each time). */
+    /**
+     * Whether a stored signature over the same payload is already this signer's (ECDSA signatures differ
+     * each time).
+     */
     isOurs: (storedSignature: string) => boolean = () => false,
   ): Promise<{ tag: string; layers: number; added: boolean }> {
     const session = this.registry.session(endpoint, ref.repository);

@@ -147,6 +147,7 @@ function capPacketSize(client: Client, maxPacketBytes: number): boolean {
     // Another aedes version: authorizePublish still refuses the payload, once received.
     return false;
   }
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with .call(this)
   const parseLength = parser._parseLength;
   parser._parseLength = function capped(this: PacketParser): boolean {
     const done = parseLength.call(this);

@@ -150,7 +150,7 @@ export class MqttLink {
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
       this.lastError = {
-        code: typeof code === 'string' ? code.toLowerCase() : `mqtt_${String(code ?? 'error')}`,
+        code: typeof code === 'string' ? code.toLowerCase() : `mqtt_${typeof code === 'number' ? code : 'error'}`,
         message: err.message,
       };
       this.options.logger.warn('broker connection error', { error: this.lastError });

@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../state/state-store.js';
-import { summarise } from '../state/summary.js';
+import { summarise } from './summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
 import type { MqttLink } from './mqtt-link.js';
 import type { Topics } from './topics.js';

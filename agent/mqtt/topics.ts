@@ -1,6 +1,5 @@
-import type { DesiredMessage } from '../containers/desired-state.js';
 import type { AgentEvent } from '../state/event-bus.js';
-import type { StateSummary } from '../state/summary.js';
+import type { StateSummary } from './summary.js';
 import type { AgentState, StateSection } from '../state/types.js';
 
 /**
@@ -73,6 +72,7 @@ export function buildTopics(baseTopic: string, robotId: string): Topics {
       }
       if (topic.startsWith('$')) return 'the topic starts with $ (broker topics)';
       // U+FFFD is what invalid UTF-8 from the wire decodes to; control characters have no place in a topic.
+      // eslint-disable-next-line no-control-regex -- control characters are what this test looks for
       if (/[\u0001-\u001f\u007f-\u009f\ufffd]/.test(topic)) {
         return 'the topic holds control characters or invalid UTF-8';
       }
@@ -95,6 +95,15 @@ export interface CommandRequest {
 export type CommandResponse =
   | { id: string | null; ok: true; result: unknown }
   | { id: string | null; ok: false; error: { code: string; message: string; reason?: string } };
+
+/**
+ * What the fleet asks for on <b>/desired (docs/schemas/desired.json), as containers/desired-state.ts
+ * hands it on after its checks: images are familiar references.
+ */
+export interface DesiredMessage {
+  containers: Record<string, { image?: string; enabled?: boolean }>;
+  version?: string | number;
+}
 
 /** Payload types by topic role, for code that wants the compiler to check what it sends. */
 export interface TopicPayloads {

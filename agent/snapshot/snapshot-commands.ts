@@ -2,7 +2,7 @@ import type { AgentConfig } from '../config/types.js';
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import type { ContainersModule } from '../containers/containers-module.js';
 import { AgentError } from '../core/errors.js';
-import { isAllowed, parseImageReference } from '../images/image-reference.js';
+import { isAllowed, parseImageReference } from '../core/image-reference.js';
 import type { Updater } from '../update/updater.js';
 import type { Snapshotter } from './snapshotter.js';
 

@@ -10,12 +10,13 @@ import { DockerodeEngine } from '../docker/dockerode-engine.js';
 import type { ContainerSummary } from '../docker/engine.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
-import { allowedReference, parseImageReference, type ImageReference } from '../images/image-reference.js';
+import { allowedReference, parseImageReference, type ImageReference } from '../core/image-reference.js';
 import { signImageDigest } from '../images/image-signer.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import type { SnapshotSummary } from '../state/types.js';
+import type { SavedWork } from '../update/saved-work.js';
 import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
 import { workDigest } from './work-identity.js';
 
@@ -46,14 +47,6 @@ export interface SnapshotResult {
   savedTo?: { file: string; bytes: number };
   /** Older snapshots of this container removed by retention. */
   removed: string[];
-}
-
-/** Work saved before a container was replaced: the snapshot that holds it. */
-export interface SavedWork {
-  image: string;
-  id: string;
-  /** An identical snapshot saved before (a retried update) was used instead of a new commit. */
-  reused: boolean;
 }
 
 /** Docker refuses images deeper than about 127 layers; snapshot-restore cycles stack them. */
@@ -412,13 +405,11 @@ export class Snapshotter {
 
   /** This robot's snapshots of a container on the engine, newest first. */
   private async snapshotsOf(container: string): Promise<Docker.ImageInfo[]> {
-    const list = await this.d
-      .docker()
-      .listImages({
-        filters: {
-          label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
-        },
-      });
+    const list = await this.d.docker().listImages({
+      filters: {
+        label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
+      },
+    });
     return list.sort((a, b) =>
       (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
     );

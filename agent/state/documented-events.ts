@@ -7,7 +7,10 @@ export type SchemaError = {
   code: string;
   /** What happened, for the operator. */
   message: string;
-  /** With code unauthorized: why the signature was refused (unsigned, expired, replayed, ...; docs/security.md#signed-commands). */
+  /**
+   * With code unauthorized: why the signature was refused (unsigned, expired, replayed, ...;
+   * docs/security.md#signed-commands).
+   */
   reason?: string;
 };
 

@@ -2,7 +2,7 @@ import cron from 'node-cron';
 import type { DesiredContainer } from '../containers/container-plan.js';
 import { toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { parseImageReference } from '../images/image-reference.js';
+import { parseImageReference } from '../core/image-reference.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';

@@ -2,7 +2,7 @@ import type { AgentConfig } from '../config/types.js';
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import type { ContainersModule } from '../containers/containers-module.js';
 import { AgentError } from '../core/errors.js';
-import { allowedReference } from '../images/image-reference.js';
+import { allowedReference } from '../core/image-reference.js';
 import type { UpdateCheck } from './update-check.js';
 import type { Updater } from './updater.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { formatProblem } from '../../agent/core/json-schema.js';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 
 const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }).default;
 

@@ -8,7 +8,8 @@ export class DashboardClient {
   closed: { code: number; reason: string } | null = null;
 
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse(data.toString()) as ServerMessage));
+    // binaryType is ws's default, nodebuffer: every message is one Buffer (never an ArrayBuffer or a list).
+    ws.on('message', (data) => this.messages.push(JSON.parse((data as Buffer).toString()) as ServerMessage));
     ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
   }
 

@@ -1,5 +1,5 @@
 import mqtt from 'mqtt';
-import type { StateSummary, SummaryStatus } from '../../agent/state/summary.js';
+import type { StateSummary, SummaryStatus } from '../../agent/mqtt/summary.js';
 
 /** One fake robot as the broker holds it: a retained availability and a retained summary. */
 export interface FakeRobot {

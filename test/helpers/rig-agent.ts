@@ -24,11 +24,11 @@ export interface RigAgent {
    * Starts the agent from a config document (on the rig's engine unless the document names
    * another socket) and waits until `ready` holds (by default: Docker available).
    */
-  start(doc: Record<string, any>, ready?: Readiness): Promise<AgentUnderTest>;
+  start: (doc: Record<string, any>, ready?: Readiness) => Promise<AgentUnderTest>;
   /** A request on the agent's command topic with a fresh id; resolves with the response. */
-  ask(command: string, body?: Record<string, unknown>, ms?: number): Promise<Record<string, unknown>>;
+  ask: (command: string, body?: Record<string, unknown>, ms?: number) => Promise<Record<string, unknown>>;
   /** Stops this test's agent now (the next start builds another). */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export interface Readiness {
@@ -80,7 +80,7 @@ export function useRigAgent(o: { clean?: boolean } = {}): RigAgent {
     get started() {
       return subject !== undefined;
     },
-    async start(doc, ready = DOCKER_AVAILABLE) {
+    start: async (doc, ready = DOCKER_AVAILABLE) => {
       const started = await startAgent({ ...doc, docker: { socketPath: rig().docker.socketPath, ...doc.docker } });
       subject = started;
       started.agent.bus.subscribe((e) => events.push(e));
@@ -91,7 +91,7 @@ export function useRigAgent(o: { clean?: boolean } = {}): RigAgent {
       await waitUntil(() => ready.until(started), ready.ms ?? 10_000, ready.what);
       return started;
     },
-    ask(command, body = {}, ms = 60_000) {
+    ask: (command, body = {}, ms = 60_000) => {
       if (!probe || !subject) throw new Error('this test started no agent');
       seq += 1;
       const id = `${command}-${Date.now()}-${seq}`;

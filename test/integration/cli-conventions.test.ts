@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { commandsIn } from '../../agent/core/cli-conventions.js';
 import { main as fleetMain } from '../../agent/fleet/fleet-cli.js';
-import { agentVersion, packageRoot } from '../../agent/package-root.js';
+import { agentVersion, packageRoot } from '../../agent/core/package-root.js';
 
 /**
  * Issue 18.3: one convention for both CLIs and each of their subcommands (-h/--help exit 0,

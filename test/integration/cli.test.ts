@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { spawnAgent } from '../helpers/agent-process.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 

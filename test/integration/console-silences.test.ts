@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { freePort } from '../rig/net.js';
 import { tempDir } from '../helpers/temp.js';

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startDashboard, type Dashboard } from '../../agent/fleet/dashboard/serve.js';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { DashboardClient } from '../helpers/dashboard-client.js';
 import { cleanEngine } from '../helpers/engine-cli.js';

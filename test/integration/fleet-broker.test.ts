@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { DashboardClient } from '../helpers/dashboard-client.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';

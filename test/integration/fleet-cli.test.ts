@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import type { RobotView } from '../../agent/fleet/fleet-view.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { cleanEngine } from '../helpers/engine-cli.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { fakeFleet, fakeSummary, publishFleet, type FakeRobot } from '../helpers/fleet-robots.js';
 import { Contract } from '../helpers/contract.js';
 import { tempDir } from '../helpers/temp.js';

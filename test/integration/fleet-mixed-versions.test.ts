@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { MQTT_API_VERSION } from '../../agent/mqtt/api-version.js';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { fakeSummary } from '../helpers/fleet-robots.js';
 import { x3State } from '../helpers/x3-state.js';
 import { needRig, rig } from '../setup.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
 import { createLogger } from '../../agent/core/logger.js';
-import { summarise } from '../../agent/state/summary.js';
+import { summarise } from '../../agent/mqtt/summary.js';
 import { SimFleet, simRobotId } from '../../bench/fleet-sim-fleet.js';
 import { FleetObserver } from '../../bench/fleet-sim-observer.js';
 import { Contract } from '../helpers/contract.js';

@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { agentVersion, packageRoot } from '../../agent/package-root.js';
+import { agentVersion, packageRoot } from '../../agent/core/package-root.js';
 import { loadConfigSchema } from '../../agent/config/load-config.js';
 import { tempDir } from '../helpers/temp.js';
 import { needRig, rig } from '../setup.js';

@@ -3,7 +3,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { docker } from '../helpers/engine-cli.js';
 import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';

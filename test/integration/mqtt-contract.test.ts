@@ -4,7 +4,7 @@ import { spawnAgent } from '../helpers/agent-process.js';
 import { startAgent, uniqueRobotId, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { Contract } from '../helpers/contract.js';
 import { STATE_SECTIONS } from '../../agent/mqtt/state-publisher.js';
-import { SUMMARY_LIMIT_BYTES } from '../../agent/state/summary.js';
+import { SUMMARY_LIMIT_BYTES } from '../../agent/mqtt/summary.js';
 import { MqttProbe, type Received } from '../helpers/mqtt-probe.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { sleep } from '../helpers/wait.js';

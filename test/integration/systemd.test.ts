@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { spawnAgent } from '../helpers/agent-process.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';

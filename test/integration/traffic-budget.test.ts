@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { StateSummary } from '../../agent/state/summary.js';
+import type { StateSummary } from '../../agent/mqtt/summary.js';
 import { startAgent, type AgentUnderTest } from '../helpers/agent-harness.js';
 import { cleanEngine } from '../helpers/engine-cli.js';
 import { FakeUsbBus, X3 } from '../helpers/fake-sysfs.js';

@@ -27,11 +27,11 @@ export async function startRig(): Promise<Rig> {
   const stops: Array<() => Promise<void>> = [];
   try {
     const registry = await startRegistry(join(dir, 'registry'));
-    stops.push(registry.stop);
+    stops.push(() => registry.stop());
     const docker = await startDockerd(join(dir, 'd'), { registryMirror: registry.url });
-    stops.push(docker.stop);
+    stops.push(() => docker.stop());
     const mqtt = await startMosquitto(join(dir, 'mqtt'));
-    stops.push(mqtt.stop);
+    stops.push(() => mqtt.stop());
     const fixtures = buildFixtures({ dir: join(dir, 'fixtures'), docker: docker.cliArgs, registryHost: registry.host });
     return { dir, registry, docker, mqtt, fixtures, startedInMs: Date.now() - t0 };
   } catch (err) {

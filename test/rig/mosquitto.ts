@@ -17,7 +17,10 @@ export interface MosquittoRig {
   /** TLS with a client certificate required (mutual TLS). */
   tlsUrl: string;
   certs: RigCerts;
-  /** Same ports, same config: a broker restart loses retained messages and sessions (unless started with persistence). */
+  /**
+   * Same ports, same config: a broker restart loses retained messages and sessions (unless started with
+   * persistence).
+   */
   stop(): Promise<void>;
   start(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { defaultConfigFile, loadConfig } from '../../agent/config/load-config.js';
-import { allowedReference, isAllowed, parseImageReference } from '../../agent/images/image-reference.js';
+import { allowedReference, isAllowed, parseImageReference } from '../../agent/core/image-reference.js';
 
 /**
  * Image reference tricks: names that parse differently in the engine and in the agent, or that

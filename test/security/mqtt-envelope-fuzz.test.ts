@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { waitUntil } from '../helpers/wait.js';
 import { needRig } from '../setup.js';
 import { rssOf, useSpawnedAgent } from './agent-on-rig.js';

@@ -15,7 +15,7 @@ import Docker from 'dockerode';
 import type { AgentConfig } from '../../agent/config/types.js';
 import { buildImage } from '../../agent/images/image-builder.js';
 import { ImageFiles } from '../../agent/images/image-files.js';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { needRig, rig } from '../setup.js';

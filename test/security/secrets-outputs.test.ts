@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../agent/config/load-config.js';
 import { AgentError } from '../../agent/core/errors.js';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { MqttProbe } from '../helpers/mqtt-probe.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { renderFleetTable, renderRobotDetail } from '../../agent/fleet/fleet-view.js';
 import { apiVersionOf, MQTT_API_VERSION } from '../../agent/mqtt/api-version.js';
-import { summarise, type StateSummary } from '../../agent/state/summary.js';
+import { summarise, type StateSummary } from '../../agent/mqtt/summary.js';
 import { Contract } from '../helpers/contract.js';
 import { x3State } from '../helpers/x3-state.js';
 

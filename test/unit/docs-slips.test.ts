@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { envLeaves } from '../../agent/config/env-overrides.js';
 import { loadConfigSchema } from '../../agent/config/load-config.js';
-import { packageRoot } from '../../agent/package-root.js';
+import { packageRoot } from '../../agent/core/package-root.js';
 
 /** Issue 18.7: slips a newcomer trips over in the docs and scripts. */
 describe('docs and scripts: no slips', () => {

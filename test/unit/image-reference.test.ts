@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { AgentError } from '../../agent/core/errors.js';
-import { allowedReference, isAllowed, parseImageReference } from '../../agent/images/image-reference.js';
+import { allowedReference, isAllowed, parseImageReference } from '../../agent/core/image-reference.js';
 
 const code = (fn: () => unknown): string => {
   try {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import {
   KEY_HINT,
   cosignIdentity,
@@ -13,8 +13,8 @@ import {
   simpleSigningPayload,
   verifySignatures,
   type TrustedKey,
-} from '../../agent/images/image-signature.js';
-import { loadVerifyRules } from '../../agent/images/image-verifier.js';
+} from '../../agent/core/image-signature.js';
+import { loadVerifyRules } from '../../agent/config/image-keys.js';
 import { signatureConfig } from '../../agent/images/signature-store.js';
 import { tempDir } from '../helpers/temp.js';
 

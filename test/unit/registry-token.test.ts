@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentError } from '../../agent/core/errors.js';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import { RegistryClient, TOKEN_MAX_BYTES } from '../../agent/images/registry-client.js';
 
 /**

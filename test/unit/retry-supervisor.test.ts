@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mock } from 'node:test';
 import { silentLogger } from '../../agent/core/logger.js';
-import { Supervisor, type AgentModule } from '../../agent/core/supervisor.js';
+import { Supervisor, type AgentModule } from '../../agent/supervisor.js';
 import { absentDevices } from '../../agent/devices/device-resolver.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';

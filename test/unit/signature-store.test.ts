@@ -4,13 +4,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentError } from '../../agent/core/errors.js';
 import { createLogger } from '../../agent/core/logger.js';
-import { parseImageReference } from '../../agent/images/image-reference.js';
+import { parseImageReference } from '../../agent/core/image-reference.js';
 import {
   SIGNATURE_ANNOTATION,
   SIMPLE_SIGNING_MEDIA_TYPE,
   keyId,
   signatureTag,
-} from '../../agent/images/image-signature.js';
+} from '../../agent/core/image-signature.js';
 import { ImageVerifier } from '../../agent/images/image-verifier.js';
 import { MANIFEST_MAX_BYTES, RegistryClient } from '../../agent/images/registry-client.js';
 import { LIMITS, SignatureStore } from '../../agent/images/signature-store.js';

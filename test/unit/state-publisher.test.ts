@@ -4,7 +4,7 @@ import type { MqttLink } from '../../agent/mqtt/mqtt-link.js';
 import { STATE_SECTIONS, StatePublisher } from '../../agent/mqtt/state-publisher.js';
 import { buildTopics } from '../../agent/mqtt/topics.js';
 import { StateStore } from '../../agent/state/state-store.js';
-import type { StateSummary } from '../../agent/state/summary.js';
+import type { StateSummary } from '../../agent/mqtt/summary.js';
 import { Contract } from '../helpers/contract.js';
 import { waitUntil } from '../helpers/wait.js';
 import { x3State } from '../helpers/x3-state.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { summarise, summaryBytes, SUMMARY_LIMIT_BYTES } from '../../agent/state/summary.js';
+import { summarise, summaryBytes, SUMMARY_LIMIT_BYTES } from '../../agent/mqtt/summary.js';
 import type { AgentState, ContainerState } from '../../agent/state/types.js';
 import { Contract } from '../helpers/contract.js';
 import { rosContainer, rosImage, V339_ID, V340_ID, x3State } from '../helpers/x3-state.js';

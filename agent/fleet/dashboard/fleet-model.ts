@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
 import type { AgentEvent } from '../../state/event-bus.js';
-import type { StateSummary } from '../../state/summary.js';
+import type { StateSummary } from '../../mqtt/summary.js';
 import { collectFleet, type Collected } from '../fleet-collect.js';
 import type { RobotView } from '../fleet-select.js';
 
@@ -57,6 +57,7 @@ export class FleetModel extends EventEmitter {
    * asks for them again. The subscriptions stay, so every later change comes in too.
    */
   async start(): Promise<Collected> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.on('message', this.onMessage);
     await this.client.subscribeAsync(`${this.o.base}/+/events`, { qos: 1 });
     this.collected = await collectFleet(this.client, { base: this.o.base, timeoutMs: this.o.timeoutMs });
@@ -75,6 +76,7 @@ export class FleetModel extends EventEmitter {
   }
 
   stop(): void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.off('message', this.onMessage);
   }
 

@@ -53,6 +53,7 @@ export class RequestSender {
   }
 
   async start(): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.on('message', this.onMessage);
     await this.resubscribe();
   }
@@ -65,6 +66,7 @@ export class RequestSender {
   }
 
   stop(): void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- bound in the constructor
     this.client.off('message', this.onMessage);
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { AgentError } from '../../core/errors.js';
-import { packageRoot } from '../../package-root.js';
+import { packageRoot } from '../../core/package-root.js';
 import { DEFAULT_STALE_MS } from '../fleet-select.js';
 import { ActionRunner } from './actions.js';
 import { keepConnected } from './broker-link.js';

@@ -1,4 +1,4 @@
-import { AgentError } from '../core/errors.js';
+import { AgentError } from './errors.js';
 
 /**
  * A Docker image reference, normalised as the engine does: docker.io is the default registry,

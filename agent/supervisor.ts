@@ -1,9 +1,9 @@
-import { Backoff } from './backoff.js';
-import { toErrorInfo } from './errors.js';
-import type { Logger } from './logger.js';
-import type { EventBus } from '../state/event-bus.js';
-import type { StateStore } from '../state/state-store.js';
-import type { ModuleStatus } from '../state/types.js';
+import { Backoff } from './core/backoff.js';
+import { toErrorInfo } from './core/errors.js';
+import type { Logger } from './core/logger.js';
+import type { EventBus } from './state/event-bus.js';
+import type { StateStore } from './state/state-store.js';
+import type { ModuleStatus } from './state/types.js';
 
 /** A part of the agent with a lifecycle. start() may fail; the supervisor retries it. */
 export interface AgentModule {

@@ -1,6 +1,6 @@
-import { parseImageReference } from '../images/image-reference.js';
-import { MQTT_API_VERSION } from '../mqtt/api-version.js';
-import type { AgentState, ContainerState, ImageSummary, LidarHealthState, UpdateState } from './types.js';
+import { parseImageReference } from '../core/image-reference.js';
+import { MQTT_API_VERSION } from './api-version.js';
+import type { AgentState, ContainerState, ImageSummary, LidarHealthState, UpdateState } from '../state/types.js';
 
 /**
  * What a fleet table needs of one robot, retained on <b>/state: small enough (1 KiB at most)
