@@ -180,6 +180,7 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
   const inventory = new ImageInventory({
     engine: docker,
+    api,
     store,
     logger: logger.child('images'),
     // Read at each refresh, after the verifier below exists.

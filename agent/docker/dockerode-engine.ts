@@ -17,6 +17,7 @@ import {
   type ImageDetails,
   type ImageListItem,
   type ImageRemoval,
+  type ImageUsage,
   type LogTail,
   type RegistryAuth,
 } from './engine.js';
@@ -142,6 +143,11 @@ export class DockerodeEngine implements Engine {
 
   async tagImage(reference: string, repo: string, tag: string): Promise<void> {
     await translated(() => this.client().getImage(reference).tag({ repo, tag }));
+  }
+
+  async imageDiskUsage(): Promise<ImageUsage[]> {
+    const df = (await translated(() => this.client().df())) as { Images?: ImageUsage[] | null };
+    return df.Images ?? [];
   }
 
   async listImages(filters: { label?: string[] } = {}): Promise<ImageListItem[]> {

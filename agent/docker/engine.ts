@@ -38,6 +38,8 @@ export interface Engine {
   /** undefined: no such image on this robot. */
   inspectImage(reference: string): Promise<ImageDetails | undefined>;
   tagImage(reference: string, repo: string, tag: string): Promise<void>;
+  /** Every image with its shared and unique bytes and how many containers use it (`docker system df -v`). */
+  imageDiskUsage(): Promise<ImageUsage[]>;
   /** Images, by Engine API filters (label). */
   listImages(filters?: { label?: string[] }): Promise<ImageListItem[]>;
   /** The image's layers, newest first (`docker history`). */
@@ -68,6 +70,19 @@ export interface Engine {
     onFinished: (err: Error | null) => void,
     onMessage: (message: EngineMessage) => void,
   ): void;
+}
+
+/** One image of GET /system/df. */
+export interface ImageUsage {
+  Id: string;
+  RepoTags: string[] | null;
+  RepoDigests: string[] | null;
+  /** Seconds since the epoch. */
+  Created: number;
+  Size: number;
+  /** -1 when the engine did not compute it. */
+  SharedSize: number;
+  Containers: number;
 }
 
 /** One line of DELETE /images/{name}'s answer. */

@@ -15,6 +15,7 @@ import {
   type ImageDetails,
   type ImageListItem,
   type ImageRemoval,
+  type ImageUsage,
   type LogTail,
 } from '../../agent/docker/engine.js';
 
@@ -307,6 +308,22 @@ export class FakeEngine implements Engine {
     const id = this.imageId(reference);
     if (!id) throw refusal('not_found', 404, `No such image: ${reference}`);
     this.images.set(`${repo}:${tag}`, id);
+  }
+
+  async imageDiskUsage(): Promise<ImageUsage[]> {
+    this.enter('imageDiskUsage', []);
+    return [...new Set(this.images.values())].map((id) => {
+      const info = this.imageInfo.get(id);
+      return {
+        Id: id,
+        RepoTags: this.tagsOf(id),
+        RepoDigests: [...(info?.digests ?? [])],
+        Created: info?.created ?? 0,
+        Size: info?.size ?? 0,
+        SharedSize: 0,
+        Containers: [...this.containers.values()].filter((c) => c.imageId === id).length,
+      };
+    });
   }
 
   async listImages(filters: { label?: string[] } = {}): Promise<ImageListItem[]> {
