@@ -365,7 +365,9 @@ export class FakeEngine implements Engine {
     const last = this.tagsOf(id).length === names.length;
     const user = [...this.containers.values()].find((c) => c.imageId === id);
     if (last && user && !options.force) {
-      const said = `conflict: unable to remove repository reference "${reference}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`;
+      const said =
+        `conflict: unable to remove repository reference "${reference}" (must force) - ` +
+        `container ${user.id.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`;
       throw refusal('conflict', 409, said);
     }
     for (const name of names) this.images.delete(name);

@@ -47,15 +47,16 @@ describe('the Engine port is the only way to the engine (issue 13)', () => {
   });
 
   it("no module outside agent/docker/ calls the link's dockerode client itself", () => {
-    const calls =
-      /\.(getImage|getContainer|listImages|listContainers|createContainer|df|pull|buildImage|loadImage|importImage|getEvents|ping|modem)\b/;
+    const methods = ['getImage', 'getContainer', 'listImages', 'listContainers', 'createContainer', 'df', 'pull'];
+    const more = ['buildImage', 'loadImage', 'importImage', 'getEvents', 'ping', 'modem'];
+    const calls = new RegExp(`\\.(${[...methods, ...more].join('|')})\\b`);
     const found = offending(new RegExp(`\\bdocker(\\(\\))?${calls.source}`), (file) =>
       file.startsWith('agent/docker/'),
     );
     assert.deepEqual(found, []);
   });
 
-  it('Engine API status codes are read only in dockerode-engine.ts (the rest sees outcomes and EngineError kinds)', () => {
+  it('Engine API status codes are read only in dockerode-engine.ts (the rest sees outcomes, EngineError kinds)', () => {
     const found = offending(
       /\bstatusCode\b/,
       (file, line) =>

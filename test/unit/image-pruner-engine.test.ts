@@ -33,7 +33,7 @@ describe('image prune over the Engine port', () => {
   });
 
   for (const at of [0, 1, 2]) {
-    it(`a refusal at image ${at + 1}: that image is reported failed with the engine's sentence, the others go`, async () => {
+    it(`a refusal at image ${at + 1}: that one fails with the engine's sentence, the others go`, async () => {
       const { engine, steps } = setUp();
       engine.failNext('removeImage', 500, (args) => args[0] === steps[at]!.tags[0]);
       const outcome = await runPrune(engine, steps);

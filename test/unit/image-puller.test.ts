@@ -134,7 +134,8 @@ describe('image puller over the Engine port', () => {
     },
   ];
   for (const c of after) {
-    it(`the engine refusing ${c.op} after a pull${c.mirror ? ' through the mirror' : ''}: pull_failed saying so`, async () => {
+    const via = c.mirror ? ' through the mirror' : '';
+    it(`the engine refusing ${c.op} after a pull${via}: pull_failed saying so`, async () => {
       const { engine, pull, ops } = setUp({ mirror: c.mirror });
       engine.failNext(c.op, 500);
       await assert.rejects(pull(), (err: unknown) => {
