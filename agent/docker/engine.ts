@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { AgentError } from '../core/errors.js';
 import type { ContainerChange } from './container-changes.js';
 import type { ExecResult } from './container-exec.js';
 
@@ -237,4 +238,16 @@ export function engineMessage(err: unknown): string {
   const json = (err as { json?: { message?: unknown } } | null)?.json;
   if (json && typeof json.message === 'string') return json.message.trim();
   return ((err as Error | null)?.message ?? String(err)).trim();
+}
+
+/**
+ * For a `.catch` of an engine call: the engine's refusal of `what` becomes an AgentError of the
+ * caller's code with the engine's sentence; anything else (docker_unavailable, a lost socket)
+ * goes on as it is, for the caller's own handling.
+ */
+export function refusedAs(code: string, what: string): (err: unknown) => never {
+  return (err) => {
+    if (!(err instanceof EngineError)) throw err;
+    throw new AgentError(code, `the Docker engine refused ${what}: ${engineMessage(err)}`, { cause: err });
+  };
 }

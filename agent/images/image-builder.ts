@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
-import type { Engine } from '../docker/engine.js';
+import { refusedAs, type Engine } from '../docker/engine.js';
 import { confinedPath } from './confined-path.js';
 import { followEngineProgress } from './engine-progress.js';
 import { ImageFiles } from './image-files.js';
@@ -21,13 +21,15 @@ export async function buildImage(o: {
   if (!statSync(dir).isDirectory()) throw new AgentError('bad_path', `${dir} is not a directory`);
   const dockerfile = confinedPath(dir, o.dockerfile ?? 'Dockerfile', { mustExist: true, key: 'the build context' });
   const context = ImageFiles.contextTar({ dir: o.config.buildDir, key: 'images.buildDir' }, o.context);
-  const stream = await o.engine.buildImage(context.stream, {
-    t: o.ref.familiar,
-    dockerfile: relative(dir, dockerfile),
-    ...(o.config.buildNetwork === 'default' ? {} : { networkmode: o.config.buildNetwork }),
-    rm: true,
-    forcerm: true,
-  });
+  const stream = await o.engine
+    .buildImage(context.stream, {
+      t: o.ref.familiar,
+      dockerfile: relative(dir, dockerfile),
+      ...(o.config.buildNetwork === 'default' ? {} : { networkmode: o.config.buildNetwork }),
+      rm: true,
+      forcerm: true,
+    })
+    .catch(refusedAs('build_failed', `the build of ${o.ref.familiar}`));
   let steps = 0;
   let imageId: string | undefined;
   await followEngineProgress(o.engine, stream, {

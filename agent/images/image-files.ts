@@ -22,7 +22,7 @@ import {
   type ConfinedRoot,
 } from '../core/confined-files.js';
 import { AgentError } from '../core/errors.js';
-import type { Engine } from '../docker/engine.js';
+import { refusedAs, type Engine } from '../docker/engine.js';
 import { readArchiveNames } from './image-archive.js';
 import { isAllowed, parseImageReference, type ImageReference } from './image-reference.js';
 
@@ -187,7 +187,7 @@ export class ImageFiles {
         );
       }
       input = readStream(opened.fd);
-      output = await engine.loadImage(input);
+      output = await engine.loadImage(input).catch(refusedAs('load_failed', `the load of ${opened.path}`));
     } catch (err) {
       if (input) input.destroy();
       else closeQuietly(opened.fd);
@@ -218,7 +218,9 @@ export class ImageFiles {
     const input = readStream(opened.fd);
     try {
       const options = { repo: ref.familiarRepository, tag: ref.tag ?? 'latest' };
-      output = await engine.importImage(input, options);
+      output = await engine
+        .importImage(input, options)
+        .catch(refusedAs('import_failed', `the import of ${opened.path}`));
     } catch (err) {
       input.destroy();
       throw err;

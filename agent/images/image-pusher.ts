@@ -1,6 +1,6 @@
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
-import type { Engine } from '../docker/engine.js';
+import { refusedAs, type Engine } from '../docker/engine.js';
 import {
   followEngineProgress,
   isExistingLayerStatus,
@@ -36,7 +36,9 @@ export async function pushImage(o: {
   }
   const credentials = o.registry.credentials(o.ref.registry);
   const auth = credentials ? { ...credentials, serveraddress: o.ref.registry } : {};
-  const stream = await o.engine.pushImage(o.ref.familiar, { tag: o.ref.tag ?? 'latest', auth });
+  const stream = await o.engine
+    .pushImage(o.ref.familiar, { tag: o.ref.tag ?? 'latest', auth })
+    .catch(refusedAs('push_failed', `the push of ${o.ref.familiar}`));
   const pushed = new Set<string>();
   const existing = new Set<string>();
   let digest: string | null = null;
