@@ -22,7 +22,7 @@ import {
   type ConfinedRoot,
 } from '../core/confined-files.js';
 import { AgentError } from '../core/errors.js';
-import { refusedAs, type Engine } from '../docker/engine.js';
+import { engineMessage, refusedAs, type Engine } from '../docker/engine.js';
 import { readArchiveNames } from './image-archive.js';
 import { isAllowed, parseImageReference, type ImageReference } from './image-reference.js';
 
@@ -149,7 +149,8 @@ export class ImageFiles {
     } catch (err) {
       temp.discard();
       if (err instanceof AgentError) throw err;
-      const message = (err as Error).message;
+      // The engine's own sentence for its refusal, the error's message for a disk that filled.
+      const message = engineMessage(err);
       const code = message.includes('ENOSPC') ? 'disk_full' : 'save_failed';
       throw new AgentError(code, `saving ${ref.familiar} to ${String(file)} failed: ${message}`);
     } finally {
