@@ -181,9 +181,7 @@ export class ImagePuller {
       if (used.source === 'mirror' && !verified) {
         // The image keeps its canonical name whatever it came through.
         const name = `${ref.familiarRepository}:${ref.tag ?? 'latest'}`;
-        await after(`name it ${name}`, () =>
-          api.tagImage(used!.pullReference, ref.familiarRepository, ref.tag ?? 'latest'),
-        );
+        await after(`name it ${name}`, () => api.tagImage(pulledAs, ref.familiarRepository, ref.tag ?? 'latest'));
         await api.removeImage(used.pullReference, { noprune: true }).catch(() => undefined);
       }
       if (verified) {
