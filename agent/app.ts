@@ -165,6 +165,12 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     bus,
     logger: logger.child('docker'),
   });
+  // The Engine port every module changes containers and images through (one translation of
+  // engine errors); it asks the link for the client at each call, so an absent engine is refused.
+  const api = new DockerodeEngine(
+    () => docker.required(),
+    () => docker.docker,
+  );
   const metrics = new HostMetricsSampler({
     store,
     logger: logger.child('metrics'),
@@ -174,6 +180,7 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   const devices = new DevicesModule({ config: config.devices, store, bus, logger: logger.child('devices') });
   const inventory = new ImageInventory({
     engine: docker,
+    api,
     store,
     logger: logger.child('images'),
     // Read at each refresh, after the verifier below exists.
@@ -198,6 +205,7 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   });
   const puller = new ImagePuller({
     engine: docker,
+    api,
     inventory,
     registry,
     store,
@@ -206,9 +214,6 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     logger: logger.child('pull'),
     verifier,
   });
-  // The Engine port the loop and the update flow change containers through (one translation of
-  // engine errors); it asks the link for the client at each call, so an absent engine is refused.
-  const api = new DockerodeEngine(() => docker.required());
   // The containers loop hands new images to the update flow, which swaps containers through the
   // loop's executor: each is given the other through a function, read once both exist.
   const containers: ContainersModule = new ContainersModule({
@@ -239,11 +244,11 @@ export function buildAgent(options: BuildAgentOptions): Agent {
   });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
   // One for the agent: it counts the saves in flight against images.exportMaxBytes.
-  const imageFiles = new ImageFiles({ docker: () => docker.required(), config: config.images });
+  const imageFiles = new ImageFiles({ engine: api, config: config.images });
   const snapshotter = new Snapshotter({
     config,
     files: imageFiles,
-    docker: () => containers.docker(),
+    engine: api,
     registry,
     bus,
     store,
@@ -293,6 +298,7 @@ export function buildAgent(options: BuildAgentOptions): Agent {
       ...imageCommands({
         config: config.images,
         engine: docker,
+        api,
         store,
         bus,
         inventory,

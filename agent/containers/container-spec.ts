@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type Docker from 'dockerode';
 import type { ContainerSpec } from '../config/types.js';
+import type { ContainerCreateBody } from '../docker/engine.js';
 import { isLiteralDevice, type DeviceMapping } from './device-mappings.js';
 
 /** Labels on every container the agent made: how it recognises its own and what it made them from. */
@@ -64,7 +64,7 @@ export interface CreateInput {
 }
 
 /** The Engine API's create body for a spec (pure). Nothing here comes from MQTT but the image. */
-export function createOptions(input: CreateInput): Docker.ContainerCreateOptions {
+export function createOptions(input: CreateInput): ContainerCreateBody {
   const { spec } = input;
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};

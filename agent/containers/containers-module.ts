@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { Backoff } from '../core/backoff.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
@@ -460,10 +459,6 @@ export class ContainersModule {
         `no container "${name}" in this robot's config (defined: ${Object.keys(this.o.config.containers).join(', ') || 'none'})`,
       );
     return spec;
-  }
-
-  docker(): Docker {
-    return this.o.engine.required();
   }
 
   // --- internals ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
+import { EngineError, engineMessage } from './engine.js';
 import { DEFAULT_ENGINE_DEADLINES, DeadlineModem, type EngineDeadlines } from './engine-deadline.js';
 
 /** One message of the engine's event stream (GET /events), as the Engine API sends it. */
@@ -215,8 +216,8 @@ export class DockerEngineLink {
    * HTTP error it answered). Only when the ping fails too is it docker_unresponsive.
    */
   async explain(err: unknown, doing: string): Promise<AgentError> {
-    const answered = typeof (err as { statusCode?: unknown })?.statusCode === 'number';
-    if (answered) {
+    // An EngineError: the engine answered with an error status (dockerode-engine.ts read it).
+    if (err instanceof EngineError) {
       const message = `the Docker engine refused to ${doing}: ${engineMessage(err)}`;
       return new AgentError('engine_error', message, { cause: err });
     }
@@ -309,13 +310,6 @@ const STREAM_STABLE_MS = 10_000;
 /** A Docker timestamp "seconds.nanoseconds" for GET /events?since= (numbers lose nanoseconds). */
 function formatNano(nano: bigint): string {
   return `${nano / 1_000_000_000n}.${(nano % 1_000_000_000n).toString().padStart(9, '0')}`;
-}
-
-/** The engine's own sentence ("(HTTP code 409) conflict - ..." keeps only what follows). */
-function engineMessage(err: unknown): string {
-  const json = (err as { json?: { message?: unknown } })?.json;
-  if (json && typeof json.message === 'string') return json.message;
-  return (err as Error)?.message ?? String(err);
 }
 
 /** Operators see "docker_unreachable: no Docker engine at /var/run/docker.sock", not ENOENT. */

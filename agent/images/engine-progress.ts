@@ -1,5 +1,7 @@
-import type Docker from 'dockerode';
 import { AgentError } from '../core/errors.js';
+import type { Engine, EngineMessage } from '../docker/engine.js';
+
+export type { EngineMessage } from '../docker/engine.js';
 
 export interface LayerProgress {
   status: string;
@@ -15,16 +17,6 @@ export interface ProgressSnapshot {
   /** Layers finished (moved, or already there), of those the stream named. */
   layersDone: number;
   layersTotal: number;
-}
-
-/** One JSON message of the engine's pull, push, build or load streams. */
-export interface EngineMessage {
-  id?: string;
-  status?: string;
-  stream?: string;
-  error?: string;
-  aux?: Record<string, unknown>;
-  progressDetail?: { current?: number; total?: number };
 }
 
 /** At most two progress events a second: a 20 GB transfer must not flood a fleet's broker. */
@@ -52,7 +44,7 @@ export function isExistingLayerStatus(status: string): boolean {
  * when nothing moves for stallMs (a transfer that moves has no time limit).
  */
 export function followEngineProgress(
-  modem: Docker['modem'],
+  engine: Pick<Engine, 'followProgress'>,
   stream: NodeJS.ReadableStream,
   o: {
     stallMs: number;
@@ -100,7 +92,7 @@ export function followEngineProgress(
       },
       Math.min(1000, o.stallMs),
     );
-    modem.followProgress(
+    engine.followProgress(
       stream,
       (err: Error | null) => {
         if (err) settle(o.classify(err));

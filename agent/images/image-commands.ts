@@ -1,6 +1,7 @@
 import type { AgentConfig } from '../config/types.js';
 import { defineCommand, type CommandDefinition } from '../commands/command.js';
 import { AgentError } from '../core/errors.js';
+import type { Engine } from '../docker/engine.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { StateStore } from '../state/state-store.js';
 import type { EventBus } from '../state/event-bus.js';
@@ -20,6 +21,8 @@ import type { RegistryClient } from './registry-client.js';
 export function imageCommands(d: {
   config: AgentConfig['images'];
   engine: DockerEngineLink;
+  /** The Engine port every image operation goes through. */
+  api: Engine;
   store: StateStore;
   bus: EventBus;
   inventory: ImageInventory;
@@ -31,8 +34,8 @@ export function imageCommands(d: {
   files?: ImageFiles;
 }): CommandDefinition[] {
   const managed = [...d.config.allow, ...d.config.pushAllow];
-  const engine = () => d.engine.required();
-  const files = d.files ?? new ImageFiles({ docker: () => engine(), config: d.config });
+  const api = d.api;
+  const files = d.files ?? new ImageFiles({ engine: api, config: d.config });
   /** Runs an operation with .done / .failed events carrying the request id. */
   const reported = async <T>(
     kind: 'push' | 'save' | 'load' | 'import' | 'build' | 'prune',
@@ -55,16 +58,12 @@ export function imageCommands(d: {
     }
   };
   const inspect = async (reference: string) => {
-    try {
-      return (await engine().getImage(reference).inspect()) as { Id: string };
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404)
-        throw new AgentError('image_not_found', `no image ${reference} on this robot`);
-      throw err;
-    }
+    const image = await api.inspectImage(reference);
+    if (!image) throw new AgentError('image_not_found', `no image ${reference} on this robot`);
+    return image;
   };
   return [
-    defineCommand({ name: 'images', run: async () => (engine(), d.inventory.refresh()) }),
+    defineCommand({ name: 'images', run: async () => (d.engine.required(), d.inventory.refresh()) }),
     defineCommand({
       name: 'plan',
       lane: 'long',
@@ -94,9 +93,7 @@ export function imageCommands(d: {
           );
         }
         const image = await inspect(from.familiar);
-        await engine()
-          .getImage(image.Id)
-          .tag({ repo: to.familiarRepository, ...(to.tag ? { tag: to.tag } : {}) });
+        await api.tagImage(image.Id, to.familiarRepository, to.tag ?? 'latest');
         await d.inventory.refresh();
         return { source: from.familiar, target: to.familiar, imageId: image.Id };
       },
@@ -106,17 +103,14 @@ export function imageCommands(d: {
       run: async ({ image }) => {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         const found = await inspect(ref.familiar);
-        const users = (await engine().listContainers({ all: true })).filter((c) => c.ImageID === found.Id);
+        const users = (await api.listContainers()).filter((c) => c.ImageID === found.Id);
         if (users.length > 0) {
           throw new AgentError(
             'in_use',
             `${ref.familiar} is used by container ${users.map((c) => c.Names.map((n) => n.replace(/^\//, '')).join('/')).join(', ')}; remove or update the container first`,
           );
         }
-        const removed = (await engine().getImage(ref.familiar).remove()) as Array<{
-          Untagged?: string;
-          Deleted?: string;
-        }>;
+        const removed = await api.removeImage(ref.familiar);
         await d.inventory.refresh();
         return {
           image: ref.familiar,
@@ -132,7 +126,7 @@ export function imageCommands(d: {
         const ref = allowedReference(image, d.config.pushAllow, 'images.pushAllow');
         return reported('push', ctx.requestId, ref.familiar, () =>
           pushImage({
-            docker: engine(),
+            engine: api,
             registry: d.registry,
             config: d.config,
             ref,
@@ -169,7 +163,7 @@ export function imageCommands(d: {
         const ref = allowedReference(image, managed, 'images.allow and images.pushAllow');
         return reported('build', ctx.requestId, ref.familiar, () =>
           buildImage({
-            docker: engine(),
+            engine: api,
             config: d.config,
             ref,
             context,
@@ -189,7 +183,7 @@ export function imageCommands(d: {
       run: async (_args, ctx) =>
         reported('prune', ctx.requestId, undefined, async () => {
           const images = await d.inventory.refresh();
-          const inUse = new Set((await engine().listContainers({ all: true })).map((c) => c.ImageID));
+          const inUse = new Set((await api.listContainers()).map((c) => c.ImageID));
           const steps = planPrune({
             images,
             managed,
@@ -197,7 +191,7 @@ export function imageCommands(d: {
             inUse,
             protectedIds: d.protectedImages?.() ?? new Set(),
           });
-          const outcome = await runPrune(engine(), steps);
+          const outcome = await runPrune(api, steps);
           return { ...outcome, bytesFreed: outcome.removed.reduce((s, r) => s + r.size, 0), keep: d.config.keep };
         }),
     }),

@@ -12,7 +12,6 @@ import { statfs } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import {
   confinedEntry,
@@ -23,6 +22,7 @@ import {
   type ConfinedRoot,
 } from '../core/confined-files.js';
 import { AgentError } from '../core/errors.js';
+import { engineMessage, refusedAs, type Engine } from '../docker/engine.js';
 import { readArchiveNames } from './image-archive.js';
 import { isAllowed, parseImageReference, type ImageReference } from '../core/image-reference.js';
 
@@ -58,7 +58,7 @@ export class ImageFiles {
   /** Bytes each save in flight may still write, by temp path. */
   private readonly inFlight = new Map<string, number>();
 
-  constructor(private readonly o: { docker: () => Docker; config: AgentConfig['images'] }) {}
+  constructor(private readonly o: { engine: Engine; config: AgentConfig['images'] }) {}
 
   private get exportRoot(): ConfinedRoot {
     return { dir: this.o.config.exportDir, key: 'images.exportDir' };
@@ -102,15 +102,9 @@ export class ImageFiles {
 
   async save(ref: ImageReference, file: unknown): Promise<{ image: string; file: string; bytes: number }> {
     this.checkSaveName(file);
-    const docker = this.o.docker();
-    const image = (await docker
-      .getImage(ref.familiar)
-      .inspect()
-      .catch((err: Error & { statusCode?: number }) => {
-        throw err.statusCode === 404
-          ? new AgentError('image_not_found', `no image ${ref.familiar} on this robot`)
-          : err;
-      })) as { Size?: number };
+    const engine = this.o.engine;
+    const image = await engine.inspectImage(ref.familiar);
+    if (!image) throw new AgentError('image_not_found', `no image ${ref.familiar} on this robot`);
     // The tar is about the image's uncompressed size: refused before a byte is written when it cannot fit.
     const estimate = image.Size ?? 0;
     const room = await this.room();
@@ -132,7 +126,7 @@ export class ImageFiles {
     const temp = createConfinedTemp(this.exportRoot, file);
     this.inFlight.set(temp.tempPath, estimate);
     try {
-      const stream = (await docker.getImage(ref.familiar).get()) as NodeJS.ReadableStream;
+      const stream = await engine.saveImage(ref.familiar);
       let written = 0;
       // A tar larger than its estimate still stops at the limit: the disk is never filled.
       const meter = new Transform({
@@ -155,7 +149,8 @@ export class ImageFiles {
     } catch (err) {
       temp.discard();
       if (err instanceof AgentError) throw err;
-      const message = (err as Error).message;
+      // The engine's own sentence for its refusal, the error's message for a disk that filled.
+      const message = engineMessage(err);
       const code = message.includes('ENOSPC') ? 'disk_full' : 'save_failed';
       throw new AgentError(code, `saving ${ref.familiar} to ${String(file)} failed: ${message}`);
     } finally {
@@ -180,7 +175,7 @@ export class ImageFiles {
       }
     };
     let output: NodeJS.ReadableStream;
-    const docker = this.o.docker();
+    const engine = this.o.engine;
     let input: ReturnType<typeof readStream> | undefined;
     try {
       const names = readArchiveNames(opened.fd, opened.stats.size, String(file));
@@ -193,7 +188,7 @@ export class ImageFiles {
         );
       }
       input = readStream(opened.fd);
-      output = (await docker.loadImage(input, { quiet: true })) as NodeJS.ReadableStream;
+      output = await engine.loadImage(input).catch(refusedAs('load_failed', `the load of ${opened.path}`));
     } catch (err) {
       if (input) input.destroy();
       else closeQuietly(opened.fd);
@@ -211,10 +206,7 @@ export class ImageFiles {
         continue;
       }
       refused.push(name);
-      await docker
-        .getImage(name)
-        .remove({ noprune: false })
-        .catch(() => undefined);
+      await engine.removeImage(name, { noprune: false }).catch(() => undefined);
     }
     return { file: opened.path, loaded, refused };
   }
@@ -222,12 +214,14 @@ export class ImageFiles {
   /** Makes an image from a root filesystem tar (`docker import`). */
   async import(ref: ImageReference, file: unknown): Promise<{ image: string; imageId: string; file: string }> {
     const opened = openConfinedRead(this.importRoot, file);
-    const docker = this.o.docker();
+    const engine = this.o.engine;
     let output: NodeJS.ReadableStream;
     const input = readStream(opened.fd);
     try {
       const options = { repo: ref.familiarRepository, tag: ref.tag ?? 'latest' };
-      output = (await docker.importImage(input, options)) as unknown as NodeJS.ReadableStream;
+      output = await engine
+        .importImage(input, options)
+        .catch(refusedAs('import_failed', `the import of ${opened.path}`));
     } catch (err) {
       input.destroy();
       throw err;
@@ -235,7 +229,8 @@ export class ImageFiles {
     const messages = await collect(output);
     const failure = messages.find((m) => m.error);
     if (failure) throw new AgentError('import_failed', `importing ${opened.path} failed: ${failure.error}`);
-    const inspect = (await docker.getImage(ref.familiar).inspect()) as { Id: string };
+    const inspect = await engine.inspectImage(ref.familiar);
+    if (!inspect) throw new AgentError('import_failed', `importing ${opened.path} made no image ${ref.familiar}`);
     return { image: ref.familiar, imageId: inspect.Id, file: opened.path };
   }
 

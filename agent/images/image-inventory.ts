@@ -1,18 +1,9 @@
 import type { Logger } from '../core/logger.js';
+import type { Engine, ImageUsage } from '../docker/engine.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ImageSummary } from '../state/types.js';
 import { compareCreated } from './image-pruner.js';
-
-interface DfImage {
-  Id: string;
-  RepoTags: string[] | null;
-  RepoDigests: string[] | null;
-  Created: number;
-  Size: number;
-  SharedSize: number;
-  Containers: number;
-}
 
 /**
  * The images on the robot as state.images: what `docker image ls` and `docker system df -v`
@@ -34,7 +25,10 @@ export class ImageInventory {
 
   constructor(
     private readonly options: {
-      engine: DockerEngineLink;
+      /** The link: when the engine connects, and its image events. */
+      engine: Pick<DockerEngineLink, 'available' | 'onConnected' | 'onEngineEvent'>;
+      /** The Engine port the images are read through. */
+      api: Pick<Engine, 'imageDiskUsage' | 'inspectImage'>;
       store: StateStore;
       logger: Logger;
       /** images.verify: what was verified of an image id, for state.images[].verified. */
@@ -108,22 +102,20 @@ export class ImageInventory {
 
   private async read(): Promise<ImageSummary[]> {
     this.stale = false;
-    const docker = this.options.engine.docker;
-    const df = (await docker.df()) as { Images?: DfImage[] };
-    const images = df.Images ?? [];
+    const api = this.options.api;
+    const images: ImageUsage[] = await api.imageDiskUsage();
     for (const image of images) {
       if (this.inspected.has(image.Id)) continue;
       try {
-        const inspect = (await docker.getImage(image.Id).inspect()) as {
-          RootFS?: { Layers?: string[] };
-          Created?: string;
-        };
+        const inspect = await api.inspectImage(image.Id);
+        // Deleted between the list and the inspect: the next refresh will not list it.
+        if (!inspect) continue;
         this.inspected.set(image.Id, {
           layers: inspect.RootFS?.Layers ?? [],
           created: inspect.Created ?? new Date(image.Created * 1000).toISOString(),
         });
       } catch {
-        // Deleted between the list and the inspect: the next refresh will not list it.
+        // Refused (a busy engine): read again at the next refresh, which reads every one not read yet.
       }
     }
     const present = new Set(images.map((i) => i.Id));

@@ -1,4 +1,4 @@
-import type Docker from 'dockerode';
+import { engineMessage, type Engine } from '../docker/engine.js';
 import type { ImageSummary } from '../state/types.js';
 import { isAllowed, parseImageReference } from '../core/image-reference.js';
 
@@ -68,17 +68,18 @@ export function compareCreated(a: string, b: string): number {
 }
 
 export async function runPrune(
-  docker: Docker,
+  engine: Pick<Engine, 'removeImage'>,
   steps: PruneStep[],
 ): Promise<{ removed: PruneStep[]; failed: Array<PruneStep & { error: string }> }> {
   const removed: PruneStep[] = [];
   const failed: Array<PruneStep & { error: string }> = [];
   for (const step of steps) {
     try {
-      for (const tag of step.tags) await docker.getImage(tag).remove({ force: false });
+      for (const tag of step.tags) await engine.removeImage(tag, { force: false });
       removed.push(step);
     } catch (err) {
-      failed.push({ ...step, error: (err as Error).message });
+      // The engine's own sentence ("image is being used by running container ..."), not the HTTP wrapper.
+      failed.push({ ...step, error: engineMessage(err) });
     }
   }
   return { removed, failed };

@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { EngineError, engineMessage, type Engine } from '../docker/engine.js';
 import type { DockerEngineLink } from '../docker/engine-link.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
@@ -31,7 +32,10 @@ export interface PullResult {
 export class ImagePuller {
   constructor(
     private readonly o: {
-      engine: DockerEngineLink;
+      /** The link: whether the engine is there, and why an operation on it failed (explain). */
+      engine: Pick<DockerEngineLink, 'required' | 'explain'>;
+      /** The Engine port every image operation goes through. */
+      api: Engine;
       inventory: ImageInventory;
       registry: RegistryClient;
       store: StateStore;
@@ -94,16 +98,12 @@ export class ImagePuller {
     if (!this.covers(image)) return image;
     const ref = parseImageReference(image);
     const record = this.o.verifier!.lookup(ref.familiar);
-    const docker = this.o.engine.docker;
     if (record?.imageId) {
       for (const candidate of [record.runReference, record.imageId]) {
-        const id = await docker
-          .getImage(candidate)
-          .inspect()
-          .then(
-            (i: { Id: string }) => i.Id,
-            () => undefined,
-          );
+        const id = await this.o.api.inspectImage(candidate).then(
+          (i) => i?.Id,
+          () => undefined,
+        );
         if (id === record.imageId) return candidate;
       }
     }
@@ -169,37 +169,38 @@ export class ImagePuller {
         }
       }
       if (!used) throw lastError;
-      const docker = this.o.engine.docker;
+      const api = this.o.api;
+      // The image is here: a refusal now (naming it, reading its id) is said as such, under pull_failed.
+      const pulledAs = used.pullReference;
+      const after = <T>(what: string, call: () => Promise<T>): Promise<T> =>
+        call().catch((err: unknown) => {
+          if (err instanceof AgentError) throw err;
+          const message = `${pulledAs} was pulled but the engine refused to ${what}: ${engineMessage(err)}`;
+          throw new AgentError('pull_failed', message, { cause: err });
+        });
       if (used.source === 'mirror' && !verified) {
         // The image keeps its canonical name whatever it came through.
-        await docker
-          .getImage(used.pullReference)
-          .tag({ repo: ref.familiarRepository, ...(ref.tag ? { tag: ref.tag } : {}) });
-        await docker
-          .getImage(used.pullReference)
-          .remove({ noprune: true })
-          .catch(() => undefined);
+        const name = `${ref.familiarRepository}:${ref.tag ?? 'latest'}`;
+        await after(`name it ${name}`, () => api.tagImage(pulledAs, ref.familiarRepository, ref.tag ?? 'latest'));
+        await api.removeImage(used.pullReference, { noprune: true }).catch(() => undefined);
       }
       if (verified) {
         // Pulled by digest: the name asked for is given to exactly what was verified, so the
         // containers loop finds it here (and runs it by digest, from the record).
-        const pulled = (await docker.getImage(used.pullReference).inspect()) as { Id: string };
-        if (wanted.tag) await docker.getImage(pulled.Id).tag({ repo: wanted.familiarRepository, tag: wanted.tag });
+        const pulled = await after('read its id', () => this.inspected(pulledAs));
+        if (wanted.tag) {
+          const tag = wanted.tag;
+          await after(`name it ${wanted.familiar}`, () => api.tagImage(pulled.Id, wanted.familiarRepository, tag));
+        }
         // The mirror's name goes, as for any pull, unless it is the image's only name (asked by digest).
         if (used.source === 'mirror' && wanted.tag) {
-          await docker
-            .getImage(used.pullReference)
-            .remove({ noprune: true })
-            .catch(() => undefined);
+          await api.removeImage(used.pullReference, { noprune: true }).catch(() => undefined);
         }
         verified.imageId = pulled.Id;
         this.o.verifier!.remember(verified);
         ref = wanted;
       }
-      const inspect = (await docker.getImage(verified?.imageId ?? ref.familiar).inspect()) as {
-        Id: string;
-        RepoDigests?: string[];
-      };
+      const inspect = await after('read its id', () => this.inspected(verified?.imageId ?? ref.familiar));
       // The pull's own engine events refresh the inventory; the answer need not wait for it.
       const result: PullResult = {
         ...(verified ? { verified } : {}),
@@ -224,19 +225,18 @@ export class ImagePuller {
     plan: PullPlan,
     ctx: { progress: (fields: Record<string, unknown>) => void },
   ): Promise<void> {
-    const docker = this.o.engine.docker;
-    const auth = endpoint.credentials ? { authconfig: { ...endpoint.credentials, serveraddress: ref.registry } } : {};
+    const auth = endpoint.credentials ? { ...endpoint.credentials, serveraddress: ref.registry } : undefined;
     // A lost link to the engine is the engine's failure, not the registry's: explain() says which.
     const lostEngine = (err: unknown) => this.o.engine.explain(err, `pull ${ref.familiar}`);
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await docker.pull(endpoint.pullReference, auth);
+      stream = await this.o.api.pullImage(endpoint.pullReference, auth);
     } catch (err) {
       throw isTransportError(err) ? await lostEngine(err) : classifyPullError(err, ref.familiar);
     }
     let transport: unknown;
     try {
-      await followEngineProgress(docker.modem, stream, {
+      await followEngineProgress(this.o.api, stream, {
         stallMs: this.o.config.stallTimeout * 1000,
         what: `the pull of ${ref.familiar}`,
         classify: (err) => {
@@ -249,6 +249,13 @@ export class ImagePuller {
     } catch (err) {
       throw transport === undefined ? err : await lostEngine(transport);
     }
+  }
+
+  /** The image a pull has just made: its absence is the engine's failure, said so. */
+  private async inspected(reference: string): Promise<{ Id: string }> {
+    const image = await this.o.api.inspectImage(reference);
+    if (!image) throw new AgentError('pull_failed', `the pull of ${reference} ended but the engine has no such image`);
+    return image;
   }
 
   private requireEngine(): NonNullable<ReturnType<StateStore['get']>['docker']> {
@@ -270,7 +277,8 @@ async function freeBytes(path: string | undefined): Promise<number | null> {
 /** The socket to the engine failed (reset, closed, aborted): nothing the engine said. */
 export function isTransportError(err: unknown): boolean {
   if (err instanceof AgentError) return false;
-  if (typeof (err as { statusCode?: unknown })?.statusCode === 'number') return false;
+  // The engine answered (an error status): not the socket.
+  if (err instanceof EngineError) return false;
   const code = (err as NodeJS.ErrnoException)?.code;
   const message = (err as Error)?.message ?? '';
   return (typeof code === 'string' && code.length > 0) || message === 'aborted' || message === 'socket hang up';

@@ -1,6 +1,6 @@
-import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { AgentError } from '../core/errors.js';
+import { refusedAs, type Engine } from '../docker/engine.js';
 import {
   followEngineProgress,
   isExistingLayerStatus,
@@ -25,23 +25,24 @@ export interface PushResult {
 
 /** `docker push` with credentials, progress events, and what actually went up. */
 export async function pushImage(o: {
-  docker: Docker;
+  engine: Engine;
   registry: RegistryClient;
   config: AgentConfig['images'];
   ref: ImageReference;
   progress: (fields: Record<string, unknown>) => void;
 }): Promise<PushResult> {
-  const image = o.docker.getImage(o.ref.familiar);
-  await image.inspect().catch((err: Error & { statusCode?: number }) => {
-    throw err.statusCode === 404 ? new AgentError('image_not_found', `no image ${o.ref.familiar} on this robot`) : err;
-  });
+  if (!(await o.engine.inspectImage(o.ref.familiar))) {
+    throw new AgentError('image_not_found', `no image ${o.ref.familiar} on this robot`);
+  }
   const credentials = o.registry.credentials(o.ref.registry);
-  const authconfig = credentials ? { ...credentials, serveraddress: o.ref.registry } : {};
-  const stream = (await image.push({ tag: o.ref.tag ?? 'latest', authconfig })) as NodeJS.ReadableStream;
+  const auth = credentials ? { ...credentials, serveraddress: o.ref.registry } : {};
+  const stream = await o.engine
+    .pushImage(o.ref.familiar, { tag: o.ref.tag ?? 'latest', auth })
+    .catch(refusedAs('push_failed', `the push of ${o.ref.familiar}`));
   const pushed = new Set<string>();
   const existing = new Set<string>();
   let digest: string | null = null;
-  const final = await followEngineProgress(o.docker.modem, stream, {
+  const final = await followEngineProgress(o.engine, stream, {
     stallMs: o.config.stallTimeout * 1000,
     what: `the push of ${o.ref.familiar}`,
     classify: (err) => {

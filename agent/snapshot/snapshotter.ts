@@ -1,13 +1,16 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import type Docker from 'dockerode';
 import type { AgentConfig } from '../config/types.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { AgentError, toErrorInfo } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { changesOf } from '../docker/container-changes.js';
-import { DockerodeEngine } from '../docker/dockerode-engine.js';
-import type { ContainerSummary } from '../docker/engine.js';
+import {
+  engineMessage,
+  type ContainerDetails,
+  type ContainerSummary,
+  type Engine,
+  type ImageListItem,
+} from '../docker/engine.js';
 import { ImageFiles } from '../images/image-files.js';
 import { pushImage, type PushResult } from '../images/image-pusher.js';
 import { allowedReference, parseImageReference, type ImageReference } from '../core/image-reference.js';
@@ -54,7 +57,8 @@ const LAYER_WARNING = 100;
 
 export interface SnapshotterDeps {
   config: Pick<AgentConfig, 'snapshots' | 'images' | 'robot'>;
-  docker: () => Docker;
+  /** The Engine port (it refuses with docker_unavailable while the engine is away). */
+  engine: Engine;
   registry: RegistryClient;
   bus: EventBus;
   store: StateStore;
@@ -79,7 +83,7 @@ export class Snapshotter {
   private readonly files: ImageFiles;
 
   constructor(private readonly d: SnapshotterDeps) {
-    this.files = d.files ?? new ImageFiles({ docker: d.docker, config: d.config.images });
+    this.files = d.files ?? new ImageFiles({ engine: d.engine, config: d.config.images });
   }
 
   async take(
@@ -98,9 +102,18 @@ export class Snapshotter {
         ...(result.savedTo ? { savedTo: result.savedTo.file } : {}),
       });
       return result;
-    } catch (err) {
+    } catch (caught) {
+      // The engine's refusal (a container gone mid-way, a full disk) is the snapshot's, said in its words.
+      const err =
+        caught instanceof AgentError
+          ? caught
+          : new AgentError(
+              'snapshot_failed',
+              `snapshot of ${args.container} failed: the Docker engine refused: ${engineMessage(caught)}`,
+              { cause: caught },
+            );
       // A commit left behind (or removed) is named, so nobody has to guess what the failure kept.
-      const details = err instanceof AgentError ? err.details : undefined;
+      const details = err.details;
       const left = details?.imageId
         ? { image: details.image, imageId: details.imageId, kept: details.removed !== true }
         : {};
@@ -113,9 +126,8 @@ export class Snapshotter {
   /** What the schedule would snapshot now: changes since the last snapshot of this container. */
   async fingerprint(container: string): Promise<{ fingerprint: string | null; last: string | undefined }> {
     const found = await this.find(container);
-    const c = this.d.docker().getContainer(found.Id);
-    const info = (await inspectWithSize(c)) as { SizeRw?: number; Mounts?: Array<{ Destination: string }> };
-    const changes = await changesOf(c, info.Mounts ?? []);
+    const info = await this.inspectWithSize(found.Id);
+    const changes = await this.d.engine.containerChanges(found.Id);
     const fingerprint = changes.length === 0 ? null : digestOf(changes, info.SizeRw ?? 0);
     const last = (await this.snapshotsOf(container))[0];
     return { fingerprint, last: last?.Labels?.[SNAPSHOT_LABELS.fingerprint] };
@@ -131,21 +143,14 @@ export class Snapshotter {
     const ref = parseImageReference(`${cfg.snapshots.repository}:${args.tag ?? defaultTag(cfg.robot.id)}`);
     if (args.push) allowedReference(ref.familiar, cfg.images.pushAllow, 'images.pushAllow');
     if (args.save !== undefined) await this.files.checkSave(args.save);
-    const docker = this.d.docker();
-    if (await imageExists(docker, ref.familiar))
+    const engine = this.d.engine;
+    if (await imageExists(engine, ref.familiar))
       throw new AgentError('snapshot_exists', `${ref.familiar} exists already; give another tag`);
     const found = await this.find(args.container);
-    const container = docker.getContainer(found.Id);
-    const info = (await inspectWithSize(container)) as {
-      Image: string;
-      SizeRw?: number;
-      Config: { Labels: Record<string, string> | null };
-      Mounts?: Array<{ Type: string; Source: string; Destination: string }>;
-    };
-    const changes = await changesOf(container, info.Mounts ?? []);
+    const info = await this.inspectWithSize(found.Id);
+    const changes = await engine.containerChanges(found.Id);
     const sourceImage = info.Config.Labels?.[LABELS.image] ?? found.Image;
-    const sourceDigest =
-      ((await docker.getImage(info.Image).inspect()) as { RepoDigests?: string[] }).RepoDigests?.[0] ?? '';
+    const sourceDigest = (await engine.inspectImage(info.Image))?.RepoDigests?.[0] ?? '';
     const created = new Date().toISOString();
     const labels: Record<string, string> = {
       [SNAPSHOT_LABELS.robot]: cfg.robot.id,
@@ -157,7 +162,7 @@ export class Snapshotter {
       [SNAPSHOT_LABELS.fingerprint]: digestOf(changes, info.SizeRw ?? 0),
     };
     try {
-      await container.commit({
+      await engine.commitContainer(found.Id, {
         repo: ref.familiarRepository,
         tag: ref.tag,
         comment: args.message ?? `snapshot of ${args.container} on ${cfg.robot.id}`,
@@ -168,11 +173,7 @@ export class Snapshotter {
     } catch (err) {
       throw new AgentError('commit_failed', `docker commit of ${args.container} failed: ${(err as Error).message}`);
     }
-    const image = (await docker.getImage(ref.familiar).inspect()) as {
-      Id: string;
-      Size: number;
-      RootFS?: { Layers?: string[] };
-    };
+    const image = await this.committed(ref.familiar, args.container);
     await this.recordOrRemove(ref.familiar, image.Id, args.container);
     try {
       return await this.ship(args, ctx, { ref, image, info, sourceImage, created });
@@ -198,14 +199,10 @@ export class Snapshotter {
       await this.d.records.save();
     } catch (err) {
       this.d.records.forget(imageId);
-      const removed = await this.d
-        .docker()
-        .getImage(tag)
-        .remove()
-        .then(
-          () => true,
-          () => false,
-        );
+      const removed = await this.d.engine.removeImage(tag).then(
+        () => true,
+        () => false,
+      );
       const info = toErrorInfo(err);
       const left = removed
         ? 'the commit was removed'
@@ -227,16 +224,16 @@ export class Snapshotter {
     ctx: { requestId?: string; progress?: (f: Record<string, unknown>) => void },
     c: {
       ref: ImageReference;
-      image: { Id: string; Size: number; RootFS?: { Layers?: string[] } };
-      info: { Mounts?: Array<{ Type: string; Source: string; Destination: string }> };
+      image: { Id: string; Size?: number; RootFS?: { Layers?: string[] } };
+      info: { Mounts?: Array<{ Type?: string; Source?: string; Destination: string }> };
       sourceImage: string;
       created: string;
     },
   ): Promise<SnapshotResult> {
     const cfg = this.d.config;
-    const docker = this.d.docker();
+    const engine = this.d.engine;
     const { ref, image, info, sourceImage, created } = c;
-    const history = (await docker.getImage(ref.familiar).history()) as Array<{ Size: number }>;
+    const history = await engine.imageHistory(ref.familiar);
     const layers = image.RootFS?.Layers?.length ?? 0;
     const result: SnapshotResult = {
       image: ref.familiar,
@@ -244,7 +241,7 @@ export class Snapshotter {
       container: args.container,
       sourceImage,
       created,
-      size: image.Size,
+      size: image.Size ?? 0,
       layerBytes: history[0]?.Size ?? 0,
       layers,
       ...(layers > LAYER_WARNING
@@ -252,7 +249,11 @@ export class Snapshotter {
             warning: `${ref.familiar} has ${layers} layers; Docker refuses about 127. Snapshot from the original image's lineage (restore the base image first) rather than on top of snapshots.`,
           }
         : {}),
-      excluded: (info.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination })),
+      excluded: (info.Mounts ?? []).map((m) => ({
+        type: m.Type ?? '',
+        source: m.Source ?? '',
+        destination: m.Destination,
+      })),
       removed: [],
     };
     this.d.logger.info('snapshot taken', {
@@ -263,7 +264,7 @@ export class Snapshotter {
     });
     if (args.push) {
       result.pushed = await pushImage({
-        docker,
+        engine,
         registry: this.d.registry,
         config: cfg.images,
         ref,
@@ -291,22 +292,16 @@ export class Snapshotter {
    */
   async saveWork(name: string, containerId: string, why: string): Promise<SavedWork | undefined> {
     const cfg = this.d.config;
-    const docker = this.d.docker();
-    const container = docker.getContainer(containerId);
-    const info = (await inspectWithSize(container)) as {
-      Image: string;
-      SizeRw?: number;
-      Config: { Labels: Record<string, string> | null };
-      Mounts?: Array<{ Destination: string }>;
-    };
-    const changes = await changesOf(container, info.Mounts ?? []);
+    const engine = this.d.engine;
+    const info = await this.inspectWithSize(containerId);
+    const changes = await engine.containerChanges(containerId);
     if (changes.length === 0) return undefined;
     const listed = changes.slice(0, 10).map((c) => `${c.Kind}${c.Path}`);
     this.d.logger.debug('saving the work in a changed container', { name, changes: listed });
     const fingerprint = digestOf(changes, info.SizeRw ?? 0);
     const sourceImage = info.Config.Labels?.[LABELS.image] ?? info.Image;
     // Identical only by content (an edit that keeps a file's size must not be lost to a reuse).
-    const work = await workDigest(container, changes, info.SizeRw ?? 0);
+    const work = await workDigest(engine, containerId, changes, info.SizeRw ?? 0);
     for (const known of work ? await this.snapshotsOf(name) : []) {
       const labels = known.Labels ?? {};
       const same =
@@ -335,12 +330,19 @@ export class Snapshotter {
       const comment = `robot-agent: the work in ${name} (from ${sourceImage}) before ${why}`;
       const author = `robot-agent@${cfg.robot.id}`;
       const changes = labelChanges(labels);
-      await container.commit({ repo: ref.familiarRepository, tag: ref.tag, comment, author, pause: false, changes });
+      await engine.commitContainer(containerId, {
+        repo: ref.familiarRepository,
+        tag: ref.tag,
+        comment,
+        author,
+        pause: false,
+        changes,
+      });
     } catch (err) {
-      const message = `could not save the work in ${name} before ${why}, so nothing was changed: ${engineText(err)}`;
+      const message = `could not save the work in ${name} before ${why}, so nothing was changed: ${engineMessage(err)}`;
       throw new AgentError('commit_failed', message);
     }
-    const id = ((await docker.getImage(ref.familiar).inspect()) as { Id: string }).Id;
+    const id = (await this.committed(ref.familiar, name)).Id;
     await this.recordOrRemove(ref.familiar, id, name);
     this.d.bus.emit('container.committed', { name, image: ref.familiar, changes: changes.length });
     await this.refreshState().catch(() => undefined);
@@ -372,27 +374,23 @@ export class Snapshotter {
   async isOwnSnapshot(ref: ImageReference): Promise<boolean> {
     const repository = parseImageReference(`${this.d.config.snapshots.repository}:x`).familiarRepository;
     if (ref.familiarRepository !== repository || ref.digest) return false;
-    let image: { Id: string; Config?: { Labels?: Record<string, string> | null } };
-    try {
-      image = (await this.d.docker().getImage(ref.familiar).inspect()) as typeof image;
-    } catch {
-      return false;
-    }
+    const image = await this.d.engine.inspectImage(ref.familiar).catch(() => undefined);
+    if (!image) return false;
     const labelled = image.Config?.Labels?.[SNAPSHOT_LABELS.robot] === this.d.config.robot.id;
     return this.d.records.committedHere(image.Id) && labelled;
   }
 
   /** Keeps the newest snapshots.keep of a container; never one in use or protected. */
   async applyRetention(container: string): Promise<string[]> {
-    const docker = this.d.docker();
-    const inUse = new Set((await docker.listContainers({ all: true })).map((c) => c.ImageID));
+    const engine = this.d.engine;
+    const inUse = new Set((await engine.listContainers()).map((c) => c.ImageID));
     const keep = new Set(this.d.protectedImages());
     const removed: string[] = [];
     for (const old of (await this.snapshotsOf(container)).slice(this.d.config.snapshots.keep)) {
       if (inUse.has(old.Id) || keep.has(old.Id)) continue;
       for (const tag of (old.RepoTags ?? []).filter((t) => t !== '<none>:<none>')) {
         try {
-          await docker.getImage(tag).remove();
+          await engine.removeImage(tag);
           removed.push(tag);
         } catch (err) {
           this.d.logger.warn('could not remove an old snapshot', { image: tag, error: toErrorInfo(err) });
@@ -404,11 +402,9 @@ export class Snapshotter {
   }
 
   /** This robot's snapshots of a container on the engine, newest first. */
-  private async snapshotsOf(container: string): Promise<Docker.ImageInfo[]> {
-    const list = await this.d.docker().listImages({
-      filters: {
-        label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
-      },
+  private async snapshotsOf(container: string): Promise<ImageListItem[]> {
+    const list = await this.d.engine.listImages({
+      label: [`${SNAPSHOT_LABELS.container}=${container}`, `${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`],
     });
     return list.sort((a, b) =>
       (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
@@ -417,19 +413,14 @@ export class Snapshotter {
 
   /** Rebuilds state.snapshots (the newest 20) from the engine's labels and sizes and the records. */
   async refreshState(): Promise<SnapshotSummary[]> {
-    const docker = this.d.docker();
-    const list = await docker.listImages({
-      filters: { label: [`${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] },
-    });
+    const engine = this.d.engine;
+    const list = await engine.listImages({ label: [`${SNAPSHOT_LABELS.robot}=${this.d.config.robot.id}`] });
     list.sort((a, b) =>
       (b.Labels?.[SNAPSHOT_LABELS.created] ?? '').localeCompare(a.Labels?.[SNAPSHOT_LABELS.created] ?? ''),
     );
     const summaries: SnapshotSummary[] = [];
     for (const image of list.slice(0, 20)) {
-      const history = (await docker
-        .getImage(image.Id)
-        .history()
-        .catch(() => [])) as Array<{ Size: number }>;
+      const history = await engine.imageHistory(image.Id).catch(() => []);
       summaries.push({
         image: (image.RepoTags ?? []).find((t) => t !== '<none>:<none>') ?? image.Id,
         id: image.Id,
@@ -447,21 +438,27 @@ export class Snapshotter {
   }
 
   private async find(container: string): Promise<ContainerSummary> {
-    // The rest of the snapshotter still speaks dockerode; finding the container goes through the port.
-    const found = await findManagedContainer(new DockerodeEngine(() => this.d.docker()), container);
+    const found = await findManagedContainer(this.d.engine, container);
     if (!found) throw new AgentError('not_found', `container ${container} does not exist on this robot yet`);
     return found;
   }
-}
 
-/** GET /containers/{id}/json?size=true: SizeRw, the writable layer's bytes (the typings omit the option). */
-function inspectWithSize(container: Docker.Container): Promise<unknown> {
-  return (container.inspect as unknown as (o: { size: boolean }) => Promise<unknown>).call(container, { size: true });
-}
+  /** The container with SizeRw, its writable layer's bytes; gone meanwhile is not_found. */
+  private async inspectWithSize(id: string): Promise<ContainerDetails> {
+    const info = await this.d.engine.inspectContainer(id, { size: true });
+    if (!info) throw new AgentError('not_found', `container ${id.slice(0, 12)} is gone from this robot`);
+    return info;
+  }
 
-function engineText(err: unknown): string {
-  const json = (err as { json?: { message?: string } }).json;
-  return (json?.message ?? (err as Error).message ?? String(err)).trim();
+  /** The image a commit has just made. */
+  private async committed(
+    tag: string,
+    container: string,
+  ): Promise<{ Id: string; Size?: number; RootFS?: { Layers?: string[] } }> {
+    const image = await this.d.engine.inspectImage(tag);
+    if (!image) throw new AgentError('commit_failed', `docker commit of ${container} left no image ${tag}`);
+    return image;
+  }
 }
 
 function labelChanges(labels: Record<string, string>): string {
@@ -488,10 +485,9 @@ function digestOf(changes: Array<{ Path: string; Kind: number }>, sizeRw: number
     .slice(0, 16);
 }
 
-async function imageExists(docker: Docker, ref: string): Promise<boolean> {
+async function imageExists(engine: Engine, ref: string): Promise<boolean> {
   try {
-    await docker.getImage(ref).inspect();
-    return true;
+    return (await engine.inspectImage(ref)) !== undefined;
   } catch {
     return false;
   }

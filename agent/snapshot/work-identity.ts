@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type Docker from 'dockerode';
 import type { ContainerChange } from '../docker/container-changes.js';
+import type { Engine } from '../docker/engine.js';
 
 /**
  * Beyond these, a container's work is not read to be identified (it is committed again
@@ -17,7 +17,8 @@ export const IDENTITY_LIMITS = { paths: 2000, bytes: 64 * 1024 * 1024 } as const
  * null when the work is too large to read (IDENTITY_LIMITS) or a path cannot be read.
  */
 export async function workDigest(
-  container: Docker.Container,
+  engine: Pick<Engine, 'containerArchive'>,
+  containerId: string,
   changes: ContainerChange[],
   sizeRw: number,
 ): Promise<string | null> {
@@ -37,7 +38,7 @@ export async function workDigest(
       hash.update(`${change.Kind} ${change.Path}\n`);
       // Kind 2: deleted, nothing to read.
       if (change.Kind === 2) continue;
-      const stream = (await container.getArchive({ path: change.Path })) as unknown as NodeJS.ReadableStream;
+      const stream = await engine.containerArchive(containerId, change.Path);
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         read += chunk.length;
         // The archive may hold more than SizeRw said (a file grew meanwhile): stop reading.

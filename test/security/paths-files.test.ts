@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { AgentConfig } from '../../agent/config/types.js';
 import { buildImage } from '../../agent/images/image-builder.js';
+import { DockerodeEngine } from '../../agent/docker/dockerode-engine.js';
 import { ImageFiles } from '../../agent/images/image-files.js';
 import { parseImageReference } from '../../agent/core/image-reference.js';
 import { cleanEngine, docker, localTags } from '../helpers/engine-cli.js';
@@ -70,7 +71,7 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
     mkdirSync(outsideDir);
     outside = join(outsideDir, 'shadow');
     writeFileSync(outside, 'root:secret\n');
-    files = new ImageFiles({ docker: () => engine, config: config() });
+    files = new ImageFiles({ engine: new DockerodeEngine(() => engine), config: config() });
   });
 
   describe('exportDir (save)', () => {
@@ -117,13 +118,16 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
     });
 
     it('refuses a save beyond images.exportMaxBytes before writing a byte (issue 12.10)', async () => {
-      files = new ImageFiles({ docker: () => engine, config: config({ exportMaxBytes: 1024 * 1024 }) });
+      files = new ImageFiles({
+        engine: new DockerodeEngine(() => engine),
+        config: config({ exportMaxBytes: 1024 * 1024 }),
+      });
       assert.equal(await code(files.save(ref(), 'big.tar')), 'export_full');
       assert.deepEqual(readdirSync(dirs.exportDir), []);
     });
 
     it('refuses a save that would eat into images.diskReserve (issue 12.10)', async () => {
-      files = new ImageFiles({ docker: () => engine, config: config({ diskReserve: 2 ** 52 }) });
+      files = new ImageFiles({ engine: new DockerodeEngine(() => engine), config: config({ diskReserve: 2 ** 52 }) });
       assert.equal(await code(files.save(ref(), 'big.tar')), 'disk_full');
       assert.deepEqual(readdirSync(dirs.exportDir), []);
     });
@@ -131,7 +135,7 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
     it('counts what is saved: a save that would pass the limit is refused; files.remove frees room', async () => {
       const first = await files.save(ref(), 'one.tar');
       const exportMaxBytes = Math.floor(first.bytes * 1.5);
-      files = new ImageFiles({ docker: () => engine, config: config({ exportMaxBytes }) });
+      files = new ImageFiles({ engine: new DockerodeEngine(() => engine), config: config({ exportMaxBytes }) });
       assert.equal(await code(files.save(ref(), 'two.tar')), 'export_full');
       const listed = await files.list();
       assert.deepEqual(
@@ -179,7 +183,7 @@ describe('security: paths in exportDir, importDir and buildDir', function () {
   describe('buildDir (build contexts)', () => {
     const build = (context: string, tag: string) =>
       buildImage({
-        docker: engine,
+        engine: new DockerodeEngine(() => engine),
         config: config(),
         ref: parseImageReference(`yahboomtechnology/ros-foxy:${tag}`),
         context,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../agent/core/logger.js';
+import { EngineError } from '../../agent/docker/engine.js';
 import { ImageInventory } from '../../agent/images/image-inventory.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
@@ -17,20 +18,22 @@ describe('retry: the image inventory after a failed read', () => {
       SharedSize: 0,
       Containers: 0,
     };
-    const docker = {
-      df: async () => {
+    const api = {
+      imageDiskUsage: async () => {
         reads += 1;
-        if (failing) throw Object.assign(new Error('engine busy'), { statusCode: 500 });
-        return { Images: [image] };
+        if (failing) throw new EngineError('refused', 500, '(HTTP code 500) engine busy', 'engine busy');
+        return [image];
       },
-      getImage: () => ({
-        inspect: async () => ({ RootFS: { Layers: ['sha256:l1'] }, Created: '2026-01-01T00:00:00Z' }),
+      inspectImage: async (id: string) => ({
+        Id: id,
+        RootFS: { Layers: ['sha256:l1'] },
+        Created: '2026-01-01T00:00:00Z',
       }),
     };
     const off = () => () => undefined;
-    const engine = { docker, available: false, onConnected: off, onEngineEvent: off };
+    const engine = { available: false, onConnected: off, onEngineEvent: off };
     const store = new StateStore({ images: [] } as unknown as AgentState);
-    const inventory = new ImageInventory({ engine: engine as never, store, logger: silentLogger });
+    const inventory = new ImageInventory({ engine, api, store, logger: silentLogger });
     await assert.rejects(inventory.current(), /engine busy/);
     failing = false;
     // The engine answers again: the loop's next look must see ros:1, not the empty list of before.
