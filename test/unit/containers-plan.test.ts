@@ -21,6 +21,7 @@ import { createLogger } from '../../agent/core/logger.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
+import { fakeUpdates } from '../helpers/fake-updates.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { absentDevices } from '../../agent/devices/device-resolver.js';
 import type { DevicesState } from '../../agent/state/types.js';
@@ -118,7 +119,7 @@ describe('container planning (pure)', () => {
 
   it('hands a new image for a running container to the update flow, which pulls while it runs', () => {
     const want = desired({ image: NEXT, source: 'desired' });
-    const step = [{ action: 'update', name: 'ros', id: 'c1', image: NEXT }];
+    const step = [{ action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' }];
     assert.deepEqual(
       planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps,
       step,
@@ -126,7 +127,7 @@ describe('container planning (pure)', () => {
     assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, step);
     // The same tag pulled anew (another image id) is an update too; a container run from a commit is not.
     assert.deepEqual(planContainers(input({ observed: [observed()], imageIdOf: () => 'sha256:2' })).steps, [
-      { action: 'update', name: 'ros', id: 'c1', image: IMAGE },
+      { action: 'replace', name: 'ros', id: 'c1', image: IMAGE, reason: 'update' },
     ]);
     assert.deepEqual(
       planContainers(
@@ -562,16 +563,15 @@ describe('the containers loop honours every retry time (injected clock)', () => 
       containers: [],
       desired: { appliedAt: null },
     } as unknown as AgentState);
-    const updates: UpdatesPort = {
-      busy: new Set(),
-      history: { rolledBack: new Map() },
-      startInBackground: (name) => o.startUpdate?.(name),
-      retryAt: () => undefined,
-      ready: async () => undefined,
-    };
+    const updates: UpdatesPort = fakeUpdates({
+      replace: async (job) => {
+        o.startUpdate?.(job.container);
+        throw new AgentError('update_failed', 'no');
+      },
+    });
     module = new ContainersModule({
       config,
-      updates: () => updates,
+      updates,
       engine: {
         available: true,
         required: () => o.engine.docker(),
@@ -711,9 +711,9 @@ describe('the containers loop honours every retry time (injected clock)', () => 
     let updates = 0;
     const engine = new FakeEngine();
     engine.containers = [ros({ specHash: hash, image: 'yahboomtechnology/ros-foxy:3.3.8' })];
-    const startUpdate = (name: string) => {
+    // The replacement fails (the fake's): the loop notes the failure and backs the container off.
+    const startUpdate = () => {
       updates += 1;
-      updating.noteFailure(name, 'update', new AgentError('update_failed', 'no'));
     };
     const { module: updating } = build({ containers: rosSpec, engine, startUpdate });
     assert.deepEqual(await attempts(updating, () => updates), [1, 2], 'update');
