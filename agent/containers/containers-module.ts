@@ -70,6 +70,8 @@ export interface UpdatesPort {
   upToDate(job: ReplaceJob, from: string): Promise<UpdateResult>;
   /** A failed update's error, with when it is tried again. */
   retryMessage(container: string, err: unknown): Error;
+  /** The agent stops: a replacement in the loop's turn ends now (recovery settles it at the next start). */
+  cancel(): void;
 }
 
 export interface ContainersModuleOptions {
@@ -242,6 +244,9 @@ export class ContainersModule {
     clearTimeout(this.gateTimer);
     clearTimeout(this.updateRetryTimer);
     this.intents.abandon();
+    // Not a verification of up to update.healthTimeout before the agent may stop: the swap in
+    // flight is undone by recovery at the next start, as after a crash.
+    this.o.updates.cancel();
     await this.queue.idle();
     await this.deviceSync.idle();
   }

@@ -119,6 +119,11 @@ export class Updater {
     await this.queue.idle();
   }
 
+  /** The agent stops: a replacement in flight ends now (update_aborted); recovery settles it at the next start. */
+  cancel(): void {
+    this.abort.abort();
+  }
+
   /** Resolves once a journal left by a previous run has been finished or undone (or tried once). */
   ready(): Promise<void> {
     return this.recovered;

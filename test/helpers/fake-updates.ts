@@ -28,5 +28,6 @@ export function fakeUpdates(o: { replace?: (job: ReplaceJob) => Promise<UpdateRe
     },
     upToDate: async (job) => done(job, 'up_to_date'),
     retryMessage: (_container, err) => err as Error,
+    cancel: () => undefined,
   };
 }

@@ -151,6 +151,55 @@ describe('container planning (pure)', () => {
     assert.match(refused.verdicts.get('ros')!.reason!, /rolled back \(container_exited\)/);
   });
 
+  it('the window and the inhibit lock are inputs: held back, an update waits with a verdict and no step', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    const closed = { windowOpen: false, nextWindow: '2026-12-07T02:00:00.000Z', locked: false };
+    const waiting = planContainers(input({ desired: [want], observed: [observed()], updateGate: closed }));
+    assert.deepEqual(waiting.steps, []);
+    assert.equal(
+      waiting.verdicts.get('ros')!.reason,
+      `update to ${NEXT} waits for the maintenance window (opens 2026-12-07T02:00:00.000Z)`,
+    );
+    assert.deepEqual(waiting.gated, [
+      { name: 'ros', id: 'c1', image: NEXT, waitingFor: 'window', nextWindow: '2026-12-07T02:00:00.000Z' },
+    ]);
+    // The download does not wait for the window: a new image that is not here is pulled meanwhile.
+    const absent = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: closed, imagePresent: (i) => i === IMAGE }),
+    );
+    assert.deepEqual(absent.steps, [{ action: 'pull', name: 'ros', image: NEXT }]);
+    // Forced (update force, rollback, restore): the window does not hold it back.
+    const forced = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: closed, forced: new Set(['ros']) }),
+    );
+    assert.deepEqual(forced.steps, [{ action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' }]);
+    // The inhibit lock holds even a forced one (the robot drives or teaches).
+    const lock = { windowOpen: true, nextWindow: null, locked: true };
+    const locked = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: lock, forced: new Set(['ros']) }),
+    );
+    assert.deepEqual(locked.steps, []);
+    assert.equal(locked.verdicts.get('ros')!.reason, `update to ${NEXT} waits for the inhibit lock to go`);
+    assert.equal(locked.gated[0]?.waitingFor, 'lock');
+    // The gates hold updates only: a container in sync plans nothing, gated or not.
+    assert.deepEqual(planContainers(input({ observed: [observed()], updateGate: closed })).gated, []);
+    // An update whose pull runs in the background: no step until it ends.
+    const preparing = planContainers(input({ desired: [want], observed: [observed()], preparing: new Set(['ros']) }));
+    assert.deepEqual(preparing.steps, []);
+    assert.equal(preparing.verdicts.get('ros')!.reason, `pulling ${NEXT}`);
+  });
+
+  it('a command that waits for its update is held back neither by a rolled-back target nor by the retry time', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    const rolledBack = new Map([['ros', { image: NEXT, reason: 'container_exited' }]]);
+    const retry = new Map([['ros', '2026-12-06T10:30:00.000Z']]);
+    const base = { desired: [want], observed: [observed()], rolledBack, updateRetry: retry };
+    assert.deepEqual(planContainers(input(base)).steps, [], 'the loop alone: not tried again');
+    assert.deepEqual(planContainers(input({ ...base, asked: new Set(['ros']) })).steps, [
+      { action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' },
+    ]);
+  });
+
   it('while a failed update backs off (update.retry), plans no update and says when it is tried again', () => {
     const want = desired({ image: NEXT, source: 'desired' });
     const retry = new Map([['ros', '2026-12-06T10:30:00.000Z']]);
