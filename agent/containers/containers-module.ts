@@ -604,6 +604,13 @@ export class ContainersModule {
           const message = `container ${name} does not exist yet; it will be created with ${job.image}`;
           throw new AgentError('not_found', message);
         }
+        // The loop plans no step for a container held stopped or disabled: a command would wait forever.
+        const want = this.desiredContainers().find((d) => d.name === name);
+        if (this.holds.names.has(name) || want?.enabled === false) {
+          const why = want?.enabled === false ? 'disabled by the desired state' : 'stopped by command';
+          const message = `${name} is ${why}, so it was not updated; start it, then ask again`;
+          throw new AgentError('container_stopped', message);
+        }
         const id = idOf.get(job.image);
         if (have.image !== job.image || (id !== undefined && have.runImage === have.image && have.imageId !== id))
           continue;

@@ -90,7 +90,12 @@ export class UpdateIntents {
   jobFor(container: string, image: string): ReplaceJob {
     const known = this.byContainer.get(container);
     if (known && known.job.image === image) return known.job;
-    // A command's intent is the image planned (the loop plans with it); any other was superseded.
+    // A command's intent is the image planned (the loop plans with it); any other was superseded,
+    // and a command still waiting for it is told so rather than left waiting.
+    if (known?.kind === 'waited') {
+      const message = `the update of ${container} to ${known.job.image} was superseded by one to ${image}`;
+      this.settle(container, { error: new AgentError('update_superseded', message) });
+    }
     return this.add({ container, image, reason: 'desired' }, 'loop').job;
   }
 

@@ -167,4 +167,31 @@ describe('updates through the containers loop (fake engine)', () => {
     assert.equal(engine.byName('ros')?.status, 'exited');
     assert.equal(stopped.state, 'exited');
   });
+  it('an update of a container stopped by command is refused at once, not left waiting; nothing changed', async () => {
+    const config = configFor();
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    engine.addImage(V2);
+    let replaced = 0;
+    const updates = fakeUpdates({
+      replace: async (j) => {
+        replaced += 1;
+        return { status: 'done', container: 'ros', from: V1, to: j.image, at: new Date().toISOString() };
+      },
+    });
+    const containers = loop(config, engine, updates, stateStore(), new EventBus());
+    stoppers.push(containers);
+    await containers.start();
+    await waitUntil(() => engine.byName('ros')?.status === 'running', 5_000, 'ros running');
+    await containers.stopByCommand('ros');
+    let pinned = false;
+    const pin = async () => void (pinned = true);
+    await assert.rejects(
+      containers.requestUpdate({ container: 'ros', image: V2, reason: 'command', force: true, pin }),
+      { code: 'container_stopped' },
+    );
+    assert.equal(replaced, 0);
+    assert.equal(pinned, false);
+    assert.equal(engine.byName('ros')?.image, V1);
+  });
 });
