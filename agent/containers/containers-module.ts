@@ -525,12 +525,17 @@ export class ContainersModule {
   }
 
   /**
-   * The update check saw a container's tag move in the registry: the loop pulls the tag (in the
-   * background), after which the moved tag is an update like any other.
+   * The update check saw a container's tag move in the registry: the update's pull of the tag
+   * begins in the background (update.started; a failure is update.failed, backed off), after
+   * which the moved tag is planned as an update like any other. Not while the container's
+   * update backs off, nor while one of it pulls.
    */
   refreshImage(name: string, image: string): void {
     this.specOf(name);
-    if (this.running) this.startPull(image, name);
+    if (!this.running || this.preparing.has(name) || (this.o.updates.retryAt(name) ?? 0) > this.now()) return;
+    const job = this.intents.check(name, image);
+    if (!job) return;
+    this.prepareUpdate(job, this.observed.find((o) => o.name === name)?.image ?? image);
   }
 
   /** A `replace` step: the update's pull in the background when one is needed, else the swap, in this turn. */

@@ -99,6 +99,16 @@ export class UpdateIntents {
     return this.add({ container, image, reason: 'desired' }, 'loop').job;
   }
 
+  /**
+   * The update check saw the container's tag move: the loop's own update of the same reference,
+   * begun with its pull. Not when a command's update of the container is asked already.
+   */
+  check(container: string, image: string): ReplaceJob | undefined {
+    const known = this.byContainer.get(container);
+    if (known && known.kind !== 'loop') return undefined;
+    return this.add({ container, image, reason: 'check' }, 'loop').job;
+  }
+
   /** Commands that wait for their update: the loop plans their image, and no backoff holds them. */
   waited(): ReplaceJob[] {
     return [...this.byContainer.values()].filter((i) => i.kind === 'waited').map((i) => i.job);
