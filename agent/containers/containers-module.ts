@@ -139,7 +139,8 @@ export class ContainersModule {
   /** Since when the inhibit lock holds an update back (update.lockMaxWait). */
   private lockSince: number | undefined;
   private gateTimer: NodeJS.Timeout | undefined;
-  private updateRetryTimer: NodeJS.Timeout | undefined;
+  /** By container: a reconcile at its failed update's retry time (update.retry). */
+  private readonly updateRetryTimers = new Map<string, NodeJS.Timeout>();
   private readonly recoverFailed = new Set<string>();
   private readonly now: () => number;
   readonly executor: ContainerExecutor;
@@ -242,7 +243,8 @@ export class ContainersModule {
     clearTimeout(this.retryTimer);
     clearTimeout(this.passTimer);
     clearTimeout(this.gateTimer);
-    clearTimeout(this.updateRetryTimer);
+    for (const timer of this.updateRetryTimers.values()) clearTimeout(timer);
+    this.updateRetryTimers.clear();
     this.intents.abandon();
     // Not a verification of up to update.healthTimeout before the agent may stop: the swap in
     // flight is undone by recovery at the next start, as after a crash.
@@ -584,9 +586,16 @@ export class ContainersModule {
     const retryAt = this.o.updates.retryAt(name);
     if (retryAt !== undefined) {
       // The loop may be backing off longer itself: it is asked again at this retry time.
-      clearTimeout(this.updateRetryTimer);
-      this.updateRetryTimer = setTimeout(() => this.requestReconcile(), Math.max(0, retryAt - this.now()) + 10);
-      this.updateRetryTimer.unref?.();
+      clearTimeout(this.updateRetryTimers.get(name));
+      const timer = setTimeout(
+        () => {
+          this.updateRetryTimers.delete(name);
+          this.requestReconcile();
+        },
+        Math.max(0, retryAt - this.now()) + 10,
+      );
+      timer.unref?.();
+      this.updateRetryTimers.set(name, timer);
     }
     // Stopped in the middle: the pin stands and the next start takes it up.
     if (kind === 'waited' || toErrorInfo(err).code === 'update_aborted') return;

@@ -268,6 +268,8 @@ export class Updater {
 
   /** The loop holds the swap for a gate: state says what it waits for (and when the window opens). */
   noteWaiting(job: UpdateJob, from: string, wait: GateWait): void {
+    // Begun as before: update.started first, then the wait (the pull, if any, is done or runs).
+    this.announce(job, this.base(job, from));
     const current = this.o.store.get().update;
     const same =
       current.status === 'waiting' &&
