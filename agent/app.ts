@@ -30,6 +30,7 @@ import { UpdateCheck } from './update/update-check.js';
 import { updateCommands } from './update/update-commands.js';
 import type { SwapStep } from './update/update-journal.js';
 import { Updater } from './update/updater.js';
+import { SerialQueue } from './core/serial-queue.js';
 import { EMBEDDED_DEFAULT_USERNAME, EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { embeddedPassword } from './mqtt/embedded-password.js';
 import { EventPublisher } from './mqtt/event-publisher.js';
@@ -214,8 +215,24 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     logger: logger.child('pull'),
     verifier,
   });
-  // The containers loop hands new images to the update flow, which swaps containers through the
-  // loop's executor: each is given the other through a function, read once both exist.
+  // One queue for every change of a container: the loop's steps (updates included) and the
+  // recovery of an update the agent did not live to finish never interleave.
+  const changes = new SerialQueue();
+  // update/ keeps policy, history and the replacement; the containers loop decides when an update
+  // runs and runs it in its turn (one owner of every container change).
+  const updater: Updater = new Updater({
+    config,
+    engine: docker,
+    api,
+    puller,
+    store,
+    bus,
+    logger: logger.child('update'),
+    queue: changes,
+    // Saves a replaced container's work as a snapshot; built below, read when an update runs.
+    work: () => snapshotter,
+    ...(onUpdateStep ? { onStep: onUpdateStep } : {}),
+  });
   const containers: ContainersModule = new ContainersModule({
     config,
     engine: docker,
@@ -225,22 +242,10 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     store,
     bus,
     logger: logger.child('containers'),
-    updates: () => updater,
+    updates: updater,
+    queue: changes,
     desiredSignature,
     ...(onRecreateStep ? { onRecreateStep } : {}),
-  });
-  const updater: Updater = new Updater({
-    config,
-    engine: docker,
-    api,
-    puller,
-    store,
-    bus,
-    logger: logger.child('update'),
-    containers: () => containers,
-    // Saves a replaced container's work as a snapshot; built below, read when an update runs.
-    work: () => snapshotter,
-    ...(onUpdateStep ? { onStep: onUpdateStep } : {}),
   });
   const snapshotRecords = new SnapshotRecords(config.state.dir);
   // One for the agent: it counts the saves in flight against images.exportMaxBytes.
@@ -271,7 +276,7 @@ export function buildAgent(options: BuildAgentOptions): Agent {
     schedule: config.update.check,
     desired: () => containers.desiredContainers(),
     registry,
-    updater,
+    refresh: (name, image) => containers.refreshImage(name, image),
     store,
     bus,
     logger: logger.child('update-check'),

@@ -19,8 +19,11 @@ export interface ExecutorDeps {
   stableNode: (key: string) => string;
   /** Starts a pull in the background; the loop is told again when it ends. */
   startPull: (image: string, forContainer: string) => void;
-  /** Hands a new image for a running container to the update flow (in the background). */
-  startUpdate: (name: string, image: string) => void;
+  /**
+   * A new image for a container that exists: the update's replacement, in the loop's turn (its
+   * pull, when one is needed, begins in the background and the swap comes on a later pass).
+   */
+  replace: (step: Extract<Step, { action: 'replace' }>) => Promise<void>;
   /** What to create a container of this image from (images.verify: the verified repository@digest). */
   runReference?: (image: string) => Promise<string>;
   /** Where a container's changes are committed before it is replaced (snapshots.repository). */
@@ -64,8 +67,8 @@ export class ContainerExecutor {
       case 'recreate':
         await this.recreate(step);
         return;
-      case 'update':
-        this.d.startUpdate(step.name, step.image);
+      case 'replace':
+        await this.d.replace(step);
         return;
     }
   }

@@ -37,8 +37,30 @@ export type Step =
   | { action: 'start'; name: string; id: string }
   | { action: 'stop'; name: string; id: string; reason: 'disabled' | 'held' | 'orphan' }
   | { action: 'recreate'; name: string; id: string; image: string; reason: 'spec' | 'devices' }
-  /** A new image for a running container: the update flow (gates, verification, rollback). */
-  | { action: 'update'; name: string; id: string; image: string };
+  /**
+   * A new image for a container that exists, its gates passed (or forced): the update's journaled
+   * replacement (pull first when needed, in the background; then swap, verify, roll back).
+   */
+  | { action: 'replace'; name: string; id: string; image: string; reason: 'update' };
+
+/** What may hold an update's swap back, as the loop read it for this pass (update-gates.ts). */
+export interface PlanGate {
+  /** Inside the maintenance window (always, without update.window). */
+  windowOpen: boolean;
+  /** When it opens next, for the verdict (null: never, by its cron). */
+  nextWindow: string | null;
+  /** The robot's inhibit lock file is there. */
+  locked: boolean;
+}
+
+/** A replacement the gates hold back this pass: what state.update says it waits for. */
+export interface GatedReplace {
+  name: string;
+  id: string;
+  image: string;
+  waitingFor: 'window' | 'lock';
+  nextWindow?: string | null;
+}
 
 export interface ContainerVerdict {
   inSync: boolean;
@@ -60,12 +82,20 @@ export interface PlanInput {
   imageIdOf?: (image: string) => string | undefined;
   /** Containers the update flow owns right now: the loop keeps its hands off. */
   updating?: ReadonlySet<string>;
+  /** Containers whose update pulls its image in the background: the swap comes after. */
+  preparing?: ReadonlySet<string>;
   /** Containers whose last background update failed, with when it may be tried again (ISO time). */
   updateRetry?: ReadonlyMap<string, string>;
   /** Targets an update rolled back from, by container: not tried again until asked anew. */
   rolledBack?: ReadonlyMap<string, { image: string; imageId?: string; reason: string }>;
   /** Asked to start by command: started when down, whatever the restart policy says. */
   startNow?: ReadonlySet<string>;
+  /** The window and the inhibit lock now; without it, both are open. */
+  updateGate?: PlanGate;
+  /** Updates asked with force (update force, rollback, restore): the window does not hold them back. */
+  forced?: ReadonlySet<string>;
+  /** Updates a command waits for: not held back by a failed update's backoff (update.retry). */
+  asked?: ReadonlySet<string>;
   /** Ids of containers whose spec left the config that the agent already stopped once. */
   orphansStopped?: ReadonlySet<string>;
 }
@@ -73,6 +103,8 @@ export interface PlanInput {
 export interface Plan {
   steps: Step[];
   verdicts: Map<string, ContainerVerdict>;
+  /** Replacements held back by the window or the inhibit lock this pass. */
+  gated: GatedReplace[];
 }
 
 /**
@@ -83,11 +115,13 @@ export interface Plan {
 export function planContainers(input: PlanInput): Plan {
   const steps: Step[] = [];
   const verdicts = new Map<string, ContainerVerdict>();
+  const gated: GatedReplace[] = [];
   const observedByName = new Map(input.observed.map((o) => [o.name, o]));
   for (const want of input.desired) {
     const have = observedByName.get(want.name);
-    const { step, verdict } = planOne(want, have, input);
+    const { step, verdict, gate } = planOne(want, have, input);
     if (step) steps.push(step);
+    if (gate) gated.push(gate);
     verdicts.set(want.name, verdict);
   }
   const desiredNames = new Set(input.desired.map((d) => d.name));
@@ -98,20 +132,22 @@ export function planContainers(input: PlanInput): Plan {
     if (input.backingOff.has(have.name)) continue;
     steps.push({ action: 'stop', name: have.name, id: have.id, reason: 'orphan' });
   }
-  return { steps, verdicts };
+  return { steps, verdicts, gated };
 }
 
 function planOne(
   want: DesiredContainer,
   have: ObservedContainer | undefined,
   input: PlanInput,
-): { step?: Step; verdict: ContainerVerdict } {
+): { step?: Step; verdict: ContainerVerdict; gate?: GatedReplace } {
   const name = want.name;
   // The update flow owns it (swap, verification, rollback): nothing else touches it, not even a
   // stop, which would stop the new container and have the flow blame the new image.
   if (input.updating?.has(name)) return { verdict: { inSync: false, reason: `updating to ${want.image}` } };
   // Before any step, stops included: a step that failed is retried at its time, never sooner.
-  if (input.backingOff.has(name)) return { verdict: { inSync: false, reason: 'retrying after a failure' } };
+  // A command that waits for its update is not held back by an earlier failure of the loop's.
+  if (input.backingOff.has(name) && !input.asked?.has(name))
+    return { verdict: { inSync: false, reason: 'retrying after a failure' } };
   if (!want.enabled) {
     if (have && isUp(have))
       return {
@@ -136,7 +172,8 @@ function planOne(
     (have.image !== want.image ||
       (have.runImage === have.image && targetId !== undefined && have.imageId !== targetId));
   if (have && newImage && have.specHash === want.specHash) {
-    const refused = input.rolledBack?.get(name);
+    // A command asks anew: a target that rolled back is tried again when it says so.
+    const refused = input.asked?.has(name) ? undefined : input.rolledBack?.get(name);
     if (refused && refused.image === want.image && (refused.imageId === undefined || refused.imageId === targetId)) {
       // The container it went back to is kept as any other (started when down, by policy or
       // command): only the refused image is not tried again.
@@ -147,10 +184,29 @@ function planOne(
       return { verdict: { inSync: false, reason } };
     }
     // Backing off after a failed update (update.retry): say so rather than "updating", which it is not.
-    const retry = input.updateRetry?.get(name);
+    const retry = input.asked?.has(name) ? undefined : input.updateRetry?.get(name);
     if (retry) return { verdict: { inSync: false, reason: `update to ${want.image} failed; tried again at ${retry}` } };
+    if (input.preparing?.has(name)) return { verdict: { inSync: false, reason: `pulling ${want.image}` } };
+    const gate = input.updateGate ?? { windowOpen: true, nextWindow: null, locked: false };
+    const waitingFor = !gate.windowOpen && !input.forced?.has(name) ? 'window' : gate.locked ? 'lock' : undefined;
+    if (waitingFor) {
+      // The download does not wait for the gates: the swap is then all that is left when they open.
+      if (!input.imagePresent(want.image) && !input.pulling.has(want.image))
+        return {
+          step: { action: 'pull', name, image: want.image },
+          verdict: { inSync: false, reason: `pulling ${want.image}` },
+        };
+      const when = gate.nextWindow ?? 'never, by update.window';
+      const reason =
+        waitingFor === 'window'
+          ? `update to ${want.image} waits for the maintenance window (opens ${when})`
+          : `update to ${want.image} waits for the inhibit lock to go`;
+      const held: GatedReplace = { name, id: have.id, image: want.image, waitingFor };
+      if (waitingFor === 'window') held.nextWindow = gate.nextWindow;
+      return { verdict: { inSync: false, reason }, gate: held };
+    }
     return {
-      step: { action: 'update', name, id: have.id, image: want.image },
+      step: { action: 'replace', name, id: have.id, image: want.image, reason: 'update' },
       verdict: { inSync: false, reason: `updating to ${want.image}` },
     };
   }

@@ -17,7 +17,14 @@ import type { StateStore } from '../state/state-store.js';
 import type { ContainerState } from '../state/types.js';
 import { ContainerExecutor } from './container-executor.js';
 import { observeContainers, type Observation } from './container-observer.js';
-import { planContainers, type ContainerVerdict, type DesiredContainer } from './container-plan.js';
+import {
+  planContainers,
+  type ContainerVerdict,
+  type DesiredContainer,
+  type GatedReplace,
+  type PlanGate,
+  type Step,
+} from './container-plan.js';
 import { LABELS } from './container-spec.js';
 import { DesiredStore, effectiveDesired, mergeDesired, parseDesired, type DesiredRecord } from './desired-state.js';
 import { DeviceSync } from './device-sync.js';
@@ -27,22 +34,45 @@ import { RecreateJournal } from './recreate-journal.js';
 import type { ReplaceEntry } from './replace-journal.js';
 import { leftAside, settleAside, settleReplacement } from './replace-recovery.js';
 import { StableNodes } from './stable-nodes.js';
+import { UpdateIntents, type ReplaceJob, type ReplaceTarget } from './update-intents.js';
+import type { UpdateOutcome, UpdateResult } from '../state/types.js';
 
-/** What the containers loop needs of the update flow. */
+/**
+ * What the containers loop needs of update/ (policy, history, the replacement itself): the loop
+ * decides when an update runs and runs it in its turn; update/ says how.
+ */
 export interface UpdatesPort {
-  readonly busy: ReadonlySet<string>;
   readonly history: { rolledBack: ReadonlyMap<string, { image: string; imageId?: string; reason: string }> };
-  startInBackground(container: string, image: string): void;
-  /** When a container's failed background update may be begun again (ms since the epoch), if it backs off. */
+  /** When a container's failed update may be begun again (ms since the epoch), if it backs off. */
   retryAt(container: string): number | undefined;
-  /** Resolves once an update interrupted by a restart has been finished or undone. */
-  ready(): Promise<void>;
+  /** The maintenance window and the inhibit lock now. */
+  gate(): PlanGate;
+  /** How long the inhibit lock may hold a swap back (update.lockMaxWait), in ms. */
+  readonly lockMaxWaitMs: number;
+  /** Whether the target must be pulled before the swap. */
+  needsPull(job: ReplaceJob): Promise<boolean>;
+  /** The update's pull, run in the background (the old container runs on); fails as the update. */
+  pull(job: ReplaceJob, from: string): Promise<void>;
+  /** The journaled replacement with verification and rollback, in the loop's turn. */
+  replace(job: ReplaceJob, target: ReplaceTarget): Promise<UpdateOutcome>;
+  /** State says what a held-back update waits for. */
+  noteWaiting(job: ReplaceJob, from: string, wait: { waitingFor: 'window' | 'lock'; nextWindow?: string | null }): void;
+  /** An update the inhibit lock held back too long: reported (update_locked) and backed off; throws it. */
+  lockedTooLong(job: ReplaceJob, from: string): never;
+  /** A command's target the container runs already. */
+  upToDate(job: ReplaceJob, from: string): Promise<UpdateOutcome>;
+  /** A failed update's error, with when it is tried again. */
+  retryMessage(container: string, err: unknown): Error;
+  /** The agent stops: a replacement in the loop's turn ends now (recovery settles it at the next start). */
+  cancel(): void;
 }
 
 export interface ContainersModuleOptions {
   config: Pick<AgentConfig, 'containers' | 'images' | 'devices' | 'reconcile' | 'state' | 'snapshots'>;
-  /** A function: the update flow is built after this module, and needs it. */
-  updates: () => UpdatesPort;
+  /** update/: policy, history and the replacement the loop runs for an update. */
+  updates: UpdatesPort;
+  /** The queue the loop runs in (app.ts shares it with update recovery); by default its own. */
+  queue?: SerialQueue;
   engine: DockerEngineLink;
   /** What the loop asks of the engine (the Engine port); by default dockerode over `engine`. */
   api?: Engine;
@@ -93,7 +123,17 @@ export class ContainersModule {
   private readonly recreateJournal: RecreateJournal;
   /** A recreate cut short is settled before the loop acts: at start and when the engine returns. */
   private recreateSettled = false;
-  private readonly updateWaiters = new Set<() => void>();
+  /** Updates asked of the loop (commands, the loop's own) and the outcome each waits for. */
+  private readonly intents = new UpdateIntents();
+  /** Containers whose update pulls in the background: the swap comes on a later pass. */
+  private readonly preparing = new Set<string>();
+  /** The container being replaced in the loop's turn now, if one is (a stop by command waits for it). */
+  private replacing: string | undefined;
+  /** Since when the inhibit lock holds an update back (update.lockMaxWait). */
+  private lockSince: number | undefined;
+  private gateTimer: NodeJS.Timeout | undefined;
+  /** By container: a reconcile at its failed update's retry time (update.retry). */
+  private readonly updateRetryTimers = new Map<string, NodeJS.Timeout>();
   private readonly recoverFailed = new Set<string>();
   private readonly now: () => number;
   readonly executor: ContainerExecutor;
@@ -102,7 +142,7 @@ export class ContainersModule {
   private readonly stableNodes: StableNodes;
   readonly deviceSync: DeviceSync;
   private observed: Observation[] = [];
-  private readonly queue = new SerialQueue();
+  private readonly queue: SerialQueue;
   private reconcileScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -120,6 +160,7 @@ export class ContainersModule {
     this.stableNodes = new StableNodes(join(o.config.state.dir, 'dev'));
     this.recreateJournal = new RecreateJournal(o.config.state.dir);
     this.now = o.now ?? Date.now;
+    this.queue = o.queue ?? new SerialQueue();
     this.api = o.api ?? new DockerodeEngine(() => o.engine.required());
     const { retry } = o.config.reconcile;
     this.unconverged = new Backoff({ initialMs: retry.initial * 1000, maxMs: retry.max * 1000 });
@@ -132,7 +173,7 @@ export class ContainersModule {
       prepareDevices: async (name) => this.deviceSync.prepare(this.specOf(name)),
       stableNode: (key) => this.stableNodes.pathOf(key),
       startPull: (image, forContainer) => this.startPull(image, forContainer),
-      startUpdate: (name, image) => o.updates().startInBackground(name, image),
+      replace: (step) => this.replaceStep(step),
       runReference: async (image) => (await o.puller.runReference?.(image)) ?? image,
       commitRepository: o.config.snapshots.repository,
       journal: this.recreateJournal,
@@ -194,6 +235,13 @@ export class ContainersModule {
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.passTimer);
+    clearTimeout(this.gateTimer);
+    for (const timer of this.updateRetryTimers.values()) clearTimeout(timer);
+    this.updateRetryTimers.clear();
+    this.intents.abandon();
+    // Not a verification of up to update.healthTimeout before the agent may stop: the swap in
+    // flight is undone by recovery at the next start, as after a crash.
+    this.o.updates.cancel();
     await this.queue.idle();
     await this.deviceSync.idle();
   }
@@ -246,8 +294,6 @@ export class ContainersModule {
 
   /** Coalesces triggers: any number of them while one reconcile waits cost one more pass. */
   requestReconcile(): void {
-    // The update flow asks for a reconcile when an update ends: a command waiting on it looks again.
-    for (const wake of [...this.updateWaiters]) wake();
     if (!this.running || this.reconcileScheduled) return;
     this.reconcileScheduled = true;
     this.reconcileTimer = setTimeout(() => {
@@ -269,14 +315,18 @@ export class ContainersModule {
       this.publishState(new Map());
       return;
     }
-    // A swap the agent did not live to finish is settled before anything else touches containers.
-    await this.o.updates().ready();
+    // A swap the agent did not live to finish is settled before: update recovery runs in this
+    // queue (app.ts), queued at start and on docker.connected before any reconcile.
     if (!this.recreateSettled) await this.settleRecreates();
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
       if (this.stopped) return;
       this.observed = await observeContainers(this.api);
       for (const id of this.orphansStopped) if (!this.observed.some((o) => o.id === id)) this.orphansStopped.delete(id);
-      const desired = this.desiredContainers();
+      // A command's image is planned before it is pinned (the pin waits for the journal).
+      const waited = new Map(this.intents.waited().map((j) => [j.container, j.image]));
+      const desired = this.desiredContainers().map((d) =>
+        waited.has(d.name) ? { ...d, image: waited.get(d.name)! } : d,
+      );
       // A container gone from both the config and the engine has nothing left to retry.
       for (const name of this.failures.keys()) {
         const known = desired.some((d) => d.name === name) || this.observed.some((o) => o.name === name);
@@ -287,7 +337,9 @@ export class ContainersModule {
       const images = new Set(inventory.flatMap((i) => i.tags));
       const idOf = new Map(inventory.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
       const ids = new Set(inventory.map((i) => i.id));
-      const updates = this.o.updates();
+      const updates = this.o.updates;
+      const gate = updates.gate();
+      const asked = new Set(this.intents.waited().map((j) => j.container));
       const plan = planContainers({
         desired,
         observed: this.observed,
@@ -306,12 +358,12 @@ export class ContainersModule {
         held: this.holds.names,
         backingOff: this.backingOff(),
         imageIdOf: (image) => idOf.get(image),
-        updating: updates.busy,
+        preparing: this.preparing,
+        updateGate: gate,
+        forced: this.intents.forced(),
+        asked,
         rolledBack: updates.history.rolledBack,
-        updateRetry: this.updateRetry(
-          desired.map((d) => d.name),
-          updates,
-        ),
+        updateRetry: this.updateRetry(desired.map((d) => d.name)),
         startNow: this.startNow,
         orphansStopped: this.orphansStopped,
       });
@@ -320,6 +372,8 @@ export class ContainersModule {
         if (verdict.inSync && (this.failures.get(name)?.retryAt ?? Infinity) <= this.now()) this.failures.delete(name);
       }
       this.publishState(plan.verdicts);
+      await this.answerAsked(plan.steps, idOf);
+      this.holdForGates(plan.gated);
       const acting = plan.steps.filter((s) => s.action !== 'pull' || !this.pulling.has(s.image));
       if (acting.length === 0) {
         this.unconverged.reset();
@@ -332,7 +386,7 @@ export class ContainersModule {
           if (step.action === 'start' || step.action === 'run') this.startNow.delete(step.name);
           if (step.action === 'stop' && step.reason === 'orphan') this.orphansStopped.add(step.id);
           // A pull or an update only begins here; its failure (noted when it ends) keeps its backoff.
-          if (step.action !== 'pull' && step.action !== 'update') this.failures.delete(step.name);
+          if (step.action !== 'pull' && step.action !== 'replace') this.failures.delete(step.name);
         } catch (err) {
           this.noteFailure(step.name, step.action, err);
         }
@@ -395,41 +449,232 @@ export class ContainersModule {
   }
 
   /**
-   * Runs a command's work in the loop's turn once no update owns the container: a stop or a
-   * restart in the middle of a swap would hit the new container and the update would blame its
-   * image. Waits at most UPDATE_WAIT_MS, outside the loop's turn (other containers go on), then
-   * refuses with update_in_progress, having changed nothing.
+   * Runs a command's work in the loop's turn. An update of the container runs in the loop's turn
+   * too (its swap and verification), so a stop or a restart never hits the new container in the
+   * middle and has the update blame its image: it is held until the update ends, then done on
+   * the container that stands. It waits at most UPDATE_WAIT_MS for an update of its container,
+   * then refuses with update_in_progress, having changed nothing.
    */
   private async afterUpdate<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
-    const deadline = this.now() + UPDATE_WAIT_MS;
+    let givenUp = false;
+    const turn = this.serially(async () => (givenUp ? undefined : { value: await fn() }));
     for (;;) {
-      await this.untilNotUpdating(name, what, deadline);
-      const result = await this.serially(async () => {
-        return this.o.updates().busy.has(name) ? undefined : { value: await fn() };
-      });
-      if (result) return result.value;
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), UPDATE_WAIT_MS)));
+      const outcome = await Promise.race([turn, waited]).finally(() => clearTimeout(timer));
+      if (outcome !== 'waited') return outcome!.value;
+      // Still queued: refused only when it is an update of this very container that holds it.
+      if (this.replacing === name) {
+        givenUp = true;
+        const why = `${name} is still being updated after ${UPDATE_WAIT_MS / 1000} s`;
+        throw new AgentError(
+          'update_in_progress',
+          `${why}; the ${what} was not done, ask again when the update has ended`,
+        );
+      }
     }
   }
 
-  private async untilNotUpdating(name: string, what: string, deadline: number): Promise<void> {
-    while (this.o.updates().busy.has(name)) {
-      const left = deadline - this.now();
-      if (left <= 0) {
-        const why = `${name} is still being updated after ${UPDATE_WAIT_MS / 1000} s`;
-        const message = `${why}; the ${what} was not done, ask again when the update has ended`;
-        throw new AgentError('update_in_progress', message);
+  // --- updates ------------------------------------------------------------------------
+
+  /**
+   * A command's update (update, rollback, restore): written as an intent the loop plans with,
+   * answered with the loop's outcome (done, rolledback, up_to_date, or the error). Outside the
+   * maintenance window and not forced, the image is pinned and the answer is `scheduled` at once
+   * (a command that waited would hold a slot of the long lane for hours); the update runs when
+   * the window opens, its outcome as update.* events with the request id.
+   */
+  async requestUpdate(job: ReplaceJob): Promise<UpdateResult> {
+    this.specOf(job.container);
+    const gate = this.o.updates.gate();
+    if (!job.force && !gate.windowOpen) return this.scheduleUpdate(job, gate.nextWindow);
+    return this.updateNow(job);
+  }
+
+  /** An update that runs now (forced, or in the window): the loop's outcome, never `scheduled`. */
+  async updateNow(job: ReplaceJob): Promise<UpdateOutcome> {
+    this.specOf(job.container);
+    return this.intents.write(job, () => this.requestReconcile());
+  }
+
+  private async scheduleUpdate(job: ReplaceJob, nextWindow: string | null): Promise<UpdateResult> {
+    const answer: UpdateResult = {
+      status: 'scheduled',
+      container: job.container,
+      from: null,
+      to: job.image,
+      at: new Date().toISOString(),
+      nextWindow,
+    };
+    // One waiting update per container: the same request again is the same answer, another image
+    // is refused (a flood of update requests must not grow a queue of waiting updates).
+    const waiting = this.intents.scheduledImage(job.container);
+    if (waiting === job.image) return answer;
+    if (waiting !== undefined) {
+      const when = nextWindow ?? 'never, by update.window';
+      throw new AgentError(
+        'update_scheduled',
+        `${job.container} already waits for the maintenance window to update to ${waiting} (opens ${when}); use force to update now`,
+      );
+    }
+    // Pinned at once: the operator's intent survives a restart of the agent (the loop updates to
+    // it in the window).
+    await job.pin?.();
+    this.intents.schedule(job);
+    this.requestReconcile();
+    return answer;
+  }
+
+  /**
+   * The update check saw a container's tag move in the registry: the update's pull of the tag
+   * begins in the background (update.started; a failure is update.failed, backed off), after
+   * which the moved tag is planned as an update like any other. Not while the container's
+   * update backs off, nor while one of it pulls.
+   */
+  refreshImage(name: string, image: string): void {
+    this.specOf(name);
+    if (!this.running || this.preparing.has(name) || (this.o.updates.retryAt(name) ?? 0) > this.now()) return;
+    const job = this.intents.check(name, image);
+    if (!job) return;
+    this.prepareUpdate(job, this.observed.find((o) => o.name === name)?.image ?? image);
+  }
+
+  /** A `replace` step: the update's pull in the background when one is needed, else the swap, in this turn. */
+  private async replaceStep(step: Extract<Step, { action: 'replace' }>): Promise<void> {
+    const updates = this.o.updates;
+    const job = this.intents.jobFor(step.name, step.image);
+    const from = this.observed.find((o) => o.name === step.name)?.image ?? step.image;
+    try {
+      if (await updates.needsPull(job)) {
+        this.prepareUpdate(job, from);
+        return;
       }
-      // Woken when the update ends (the flow asks for a reconcile then); the timer is a backstop.
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.updateWaiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(left, 1000));
-        this.updateWaiters.add(wake);
+      this.replacing = step.name;
+      const result = await updates.replace(job, { executor: this.executor, spec: this.specOf(step.name) });
+      this.intents.settle(step.name, { result });
+    } catch (err) {
+      this.updateFailed(job, err);
+    } finally {
+      this.replacing = undefined;
+    }
+  }
+
+  /** The update's pull, outside the loop's turn (a 20 GB image must not hold the loop); then a new pass. */
+  private prepareUpdate(job: ReplaceJob, from: string): void {
+    this.preparing.add(job.container);
+    void this.o.updates
+      .pull(job, from)
+      .catch((err: unknown) => this.updateFailed(job, err))
+      .finally(() => {
+        this.preparing.delete(job.container);
+        void this.o.inventory
+          .refresh()
+          .catch(() => undefined)
+          .then(() => this.requestReconcile());
+      });
+  }
+
+  /**
+   * An update failed (update/ reported it as update.failed and backed the container off): the
+   * command that waits gets the error; the loop's own update is a failure of the container's,
+   * tried again at its retry time.
+   */
+  private updateFailed(job: ReplaceJob, err: unknown): void {
+    const name = job.container;
+    const kind = this.intents.settle(name, { error: err });
+    const retryAt = this.o.updates.retryAt(name);
+    if (retryAt !== undefined) {
+      // The loop may be backing off longer itself: it is asked again at this retry time.
+      clearTimeout(this.updateRetryTimers.get(name));
+      const timer = setTimeout(
+        () => {
+          this.updateRetryTimers.delete(name);
+          this.requestReconcile();
+        },
+        Math.max(0, retryAt - this.now()) + 10,
+      );
+      timer.unref?.();
+      this.updateRetryTimers.set(name, timer);
+    }
+    // Stopped in the middle: the pin stands and the next start takes it up.
+    if (kind === 'waited' || toErrorInfo(err).code === 'update_aborted') return;
+    this.noteFailure(name, 'update', this.o.updates.retryMessage(name, err));
+  }
+
+  /**
+   * The commands' updates the plan has no replacement for: one whose container runs its image
+   * already is answered up_to_date, one whose container does not exist yet not_found (its image
+   * pinned: the container is created with it).
+   */
+  private async answerAsked(steps: Step[], idOf: ReadonlyMap<string, string>): Promise<void> {
+    for (const job of this.intents.asked()) {
+      const name = job.container;
+      if (steps.some((s) => s.name === name && s.action === 'replace') || this.preparing.has(name)) continue;
+      const have = this.observed.find((o) => o.name === name);
+      try {
+        if (!have) {
+          await job.pin?.();
+          const message = `container ${name} does not exist yet; it will be created with ${job.image}`;
+          throw new AgentError('not_found', message);
+        }
+        // The loop plans no step for a container held stopped or disabled: a command would wait forever.
+        const want = this.desiredContainers().find((d) => d.name === name);
+        if (this.holds.names.has(name) || want?.enabled === false) {
+          const why = want?.enabled === false ? 'disabled by the desired state' : 'stopped by command';
+          const message = `${name} is ${why}, so it was not updated; start it, then ask again`;
+          throw new AgentError('container_stopped', message);
+        }
+        const id = idOf.get(job.image);
+        if (have.image !== job.image || (id !== undefined && have.runImage === have.image && have.imageId !== id))
+          continue;
+        this.intents.settle(name, { result: await this.o.updates.upToDate(job, have.image) });
+      } catch (err) {
+        this.intents.settle(name, { error: err });
+      }
+    }
+  }
+
+  /**
+   * Updates the window or the inhibit lock hold back: state says so; the loop plans again when
+   * the window opens, and every second while the lock is there, giving up after
+   * update.lockMaxWait (update_locked, tried again later).
+   */
+  private holdForGates(gated: GatedReplace[]): void {
+    clearTimeout(this.gateTimer);
+    const locked = gated.filter((g) => g.waitingFor === 'lock');
+    if (locked.length === 0) this.lockSince = undefined;
+    else this.lockSince ??= this.now();
+    const fromOf = (name: string, image: string) => this.observed.find((o) => o.name === name)?.image ?? image;
+    if (this.lockSince !== undefined && this.now() - this.lockSince > this.o.updates.lockMaxWaitMs) {
+      this.lockSince = undefined;
+      for (const held of locked) {
+        const job = this.intents.jobFor(held.name, held.image);
+        try {
+          this.o.updates.lockedTooLong(job, fromOf(held.name, held.image));
+        } catch (err) {
+          this.updateFailed(job, err);
+        }
+      }
+      return;
+    }
+    const first = gated[0];
+    if (first) {
+      const { waitingFor, nextWindow } = first;
+      const job = this.intents.jobFor(first.name, first.image);
+      this.o.updates.noteWaiting(job, fromOf(first.name, first.image), {
+        waitingFor,
+        ...(nextWindow !== undefined ? { nextWindow } : {}),
       });
     }
+    let wake = locked.length > 0 ? 1000 : Infinity;
+    for (const held of gated) {
+      if (held.waitingFor === 'window' && held.nextWindow) {
+        wake = Math.min(wake, Math.max(1000, new Date(held.nextWindow).getTime() - Date.now() + 100));
+      }
+    }
+    if (wake === Infinity) return;
+    this.gateTimer = setTimeout(() => this.requestReconcile(), Math.min(wake, 2 ** 31 - 1));
+    this.gateTimer.unref?.();
   }
 
   /** The container's state after a command, or the failure the command's step ran into. */
@@ -521,7 +766,8 @@ export class ContainersModule {
   }
 
   /** Names (config or left-config containers) whose last step failed and whose retry time is not yet. */
-  private updateRetry(names: string[], updates: UpdatesPort): Map<string, string> {
+  private updateRetry(names: string[]): Map<string, string> {
+    const updates = this.o.updates;
     const now = this.now();
     const retry = new Map<string, string>();
     for (const name of names) {

@@ -39,11 +39,11 @@ export function snapshotCommands(d: {
           );
         }
         d.updater.askedAnew(container);
-        // Pinned by the flow once the restore is sure to be tried (as for update).
+        // Pinned by the loop once the restore is sure to be tried (as for update).
         const pin = () => d.containers.pinImage(container, ref.familiar);
         // images.verify covers what comes from a registry; this robot's own commit is its own.
         const job = { container, image: ref.familiar, reason: 'restore' as const, force: true, pin, ownImage: own };
-        return d.updater.run({ ...job, requestId: ctx.requestId });
+        return d.containers.updateNow({ ...job, requestId: ctx.requestId });
       },
     }),
   ];

@@ -6,7 +6,6 @@ import { parseImageReference } from '../core/image-reference.js';
 import type { RegistryClient } from '../images/registry-client.js';
 import type { EventBus } from '../state/event-bus.js';
 import type { StateStore } from '../state/state-store.js';
-import type { Updater } from './updater.js';
 
 export interface CheckResult {
   container: string;
@@ -21,7 +20,7 @@ export interface CheckResult {
 /**
  * Asks the registry whether each container's tag now names another image, without pulling
  * (one manifest and its config digest, which is what the engine calls the image id): like
- * watchtower's check, on `update.check`'s schedule or by command. A change starts an update.
+ * watchtower's check, on `update.check`'s schedule or by command. A change has the loop pull the tag, and update.
  */
 export class UpdateCheck {
   readonly name = 'update-check';
@@ -32,7 +31,8 @@ export class UpdateCheck {
       schedule: string | undefined;
       desired: () => DesiredContainer[];
       registry: RegistryClient;
-      updater: Updater;
+      /** Has the containers loop pull a tag that moved; the moved tag is then an update like any other. */
+      refresh: (container: string, image: string) => void;
       store: StateStore;
       bus: EventBus;
       logger: Logger;
@@ -69,7 +69,7 @@ export class UpdateCheck {
         const changed = local !== null && manifest.configDigest !== local;
         results.push({ container: want.name, image: want.image, local, available: manifest.configDigest, changed });
         const running = state.containers.find((c) => c.name === want.name && c.state !== 'absent');
-        if (changed && running) this.o.updater.startInBackground(want.name, want.image, 'check');
+        if (changed && running) this.o.refresh(want.name, want.image);
       } catch (err) {
         results.push({
           container: want.name,

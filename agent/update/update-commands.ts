@@ -24,8 +24,8 @@ export function updateCommands(d: {
         d.containers.specOf(container);
         const ref = allowedReference(image, d.config.allow);
         if (force) d.updater.askedAnew(container);
-        // Pinned from inside the flow (which owns the container, so the reconcile loop cannot start
-        // a second update for it), and only once the update is sure to be tried: a refusal changes nothing.
+        // Pinned by the loop inside the replacement, and only once the update is sure to be tried
+        // (journaled): a refusal changes nothing. Outside the window (not forced): pinned at once.
         const pin = () => d.containers.pinImage(container, ref.familiar);
         const job = {
           container,
@@ -35,7 +35,7 @@ export function updateCommands(d: {
           pin,
           requestId: ctx.requestId,
         };
-        return (await d.updater.scheduleForWindow(job)) ?? d.updater.run(job);
+        return d.containers.requestUpdate(job);
       },
     }),
     defineCommand({
@@ -53,7 +53,7 @@ export function updateCommands(d: {
         d.updater.askedAnew(container);
         const pin = () => d.containers.pinImage(container, target);
         const job = { container, image: target, reason: 'rollback' as const, force: true, pin };
-        return d.updater.run({ ...job, requestId: ctx.requestId });
+        return d.containers.updateNow({ ...job, requestId: ctx.requestId });
       },
     }),
     defineCommand({

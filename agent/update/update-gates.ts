@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import type { AgentConfig } from '../config/types.js';
-import { AgentError } from '../core/errors.js';
 import type { UpdateWindow } from './update-window.js';
 
 export interface GateWait {
@@ -8,37 +7,26 @@ export interface GateWait {
   nextWindow?: string | null;
 }
 
+/** The gates a swap waits for, as a query: the loop's planner reads them on each pass. */
+export interface UpdateGate {
+  /** Inside the maintenance window (always, without update.window). */
+  windowOpen: boolean;
+  /** When it opens next (null: no window, or none within 8 days). */
+  nextWindow: string | null;
+  /** The robot's inhibit lock file is there (it drives or teaches). */
+  locked: boolean;
+}
+
 /**
- * Waits until a swap may happen: inside the maintenance window (unless forced) and with no
- * inhibit lock file, the lock for at most lockMaxWait. Reports each wait as it begins; wakes at
- * least every second so an abort (the agent stopping) ends it promptly.
+ * What may hold a swap back now, as a query (the containers loop's planner reads it on each
+ * pass, and re-plans when the window opens or the lock goes): inside the maintenance window or
+ * not (and when it opens next), and whether the robot's inhibit lock file is there.
  */
-export async function waitForGates(o: {
-  config: AgentConfig['update'];
-  window: UpdateWindow;
-  force: boolean;
-  signal: AbortSignal;
-  onWait: (wait: GateWait) => void;
-}): Promise<void> {
-  const tick = () => new Promise((r) => setTimeout(r, 1000));
-  let lockSince: number | undefined;
-  for (;;) {
-    if (o.signal.aborted)
-      throw new AgentError('update_aborted', 'the agent stopped before the swap; the update will run again');
-    if (!o.force && !o.window.isOpen()) {
-      o.onWait({ waitingFor: 'window', nextWindow: o.window.nextOpening()?.toISOString() ?? null });
-    } else if (existsSync(o.config.lockFile)) {
-      lockSince ??= Date.now();
-      if (Date.now() - lockSince > o.config.lockMaxWait * 1000) {
-        throw new AgentError(
-          'update_locked',
-          `${o.config.lockFile} has held the update back for over ${o.config.lockMaxWait} s (the robot's software is driving or teaching?); it will be tried again`,
-        );
-      }
-      o.onWait({ waitingFor: 'lock' });
-    } else {
-      return;
-    }
-    await tick();
-  }
+export function updateGate(config: AgentConfig['update'], window: UpdateWindow, at = new Date()): UpdateGate {
+  const windowOpen = window.isOpen(at);
+  return {
+    windowOpen,
+    nextWindow: windowOpen ? null : (window.nextOpening(at)?.toISOString() ?? null),
+    locked: existsSync(config.lockFile),
+  };
 }

@@ -1,7 +1,6 @@
-import type { AgentConfig, ContainerSpec } from '../config/types.js';
-import type { DesiredContainer } from '../containers/container-plan.js';
-import type { ContainerExecutor } from '../containers/container-executor.js';
+import type { AgentConfig } from '../config/types.js';
 import { stamp } from '../containers/container-executor.js';
+import type { ReplaceJob, ReplaceTarget } from '../containers/update-intents.js';
 import { findManagedContainer } from '../containers/container-observer.js';
 import { LABELS } from '../containers/container-spec.js';
 import { settleReplacement } from '../containers/replace-recovery.js';
@@ -21,20 +20,12 @@ import type { UpdateBaseFields } from '../state/events.js';
 import type { StateStore } from '../state/state-store.js';
 import type { UpdateOutcome, UpdateResult, UpdateState } from '../state/types.js';
 import type { SavedWork } from './saved-work.js';
-import { waitForGates } from './update-gates.js';
+import { updateGate, type GateWait, type UpdateGate } from './update-gates.js';
+export type { UpdateGate } from './update-gates.js';
 import { UpdateHistory } from './update-history.js';
 import { UpdateJournal, type JournalEntry, type SwapStep } from './update-journal.js';
 import { UpdateWindow } from './update-window.js';
 import { verifyContainer } from './verify-container.js';
-
-/** What the update flow needs of the containers module. */
-export interface UpdaterContainers {
-  executor: Pick<ContainerExecutor, 'prepareDevices' | 'create' | 'start' | 'stop'>;
-  specOf(name: string): ContainerSpec;
-  desiredContainers(): DesiredContainer[];
-  requestReconcile(): void;
-  noteFailure(name: string, action: string, err: unknown): void;
-}
 
 export interface UpdaterOptions {
   config: Pick<AgentConfig, 'update' | 'state'>;
@@ -45,58 +36,42 @@ export interface UpdaterOptions {
   store: StateStore;
   bus: EventBus;
   logger: Logger;
-  containers: () => UpdaterContainers;
   /** Saves a changed container's work as a snapshot (or finds it saved already) before it is replaced. */
   work: () => { saveWork(name: string, containerId: string, why: string): Promise<SavedWork | undefined> };
+  /**
+   * The containers loop's queue (app.ts gives the one the loop runs in): recovery of an
+   * interrupted swap never runs beside a step of the loop. By default a queue of its own.
+   */
+  queue?: SerialQueue;
   /** The clock for the retry backoff (tests may inject one). */
   now?: () => number;
   /** Fault injection for the crash tests: called right after each journal write. */
   onStep?: (step: SwapStep) => void;
 }
 
-export interface UpdateJob {
-  container: string;
-  image: string;
-  reason: 'desired' | 'command' | 'check' | 'rollback' | 'restore';
-  force?: boolean;
-  requestId?: string;
-  /**
-   * A command's pin of its image in the desired state: called inside the flow (the loop cannot
-   * act on the container meanwhile) once the update is sure to be tried (journaled), is done
-   * already, or waits for its container to be created. Never for an update refused before it
-   * changed anything (a full state.dir, a failed pull): a refusal changes nothing.
-   */
-  pin?: () => Promise<void>;
-  /** A snapshot this robot committed itself (restore): images.verify does not apply to it. */
-  ownImage?: boolean;
-  /** Set by the flow: what the new container is created from (images.verify: repository@digest). */
-  runImage?: string;
-}
+/** An update the loop runs (containers/update-intents.ts). */
+export type UpdateJob = ReplaceJob;
 
 /**
- * Unattended updates: pull while the old container runs, wait for the window and the lock,
- * swap (the old one stopped and kept under another name), prove the new one healthy, and
- * either remove the old or put it back by itself. Every swap step is journaled before it is
- * taken, so an agent killed at any point finishes or undoes it at its next start. One update
- * at a time.
+ * Update policy and the update's replacement: what the gates say now (window, inhibit lock),
+ * the pull of a new image (in the background, while the old container runs), the journaled swap
+ * with verification and rollback, history and records, retry backoff. It owns no queue and
+ * starts nothing by itself: the containers loop plans an update as a `replace` step and runs it
+ * in its own turn (containers-module.ts), so one engine changes containers. Every swap step is
+ * journaled before it is taken, so an agent killed at any point finishes or undoes it at its
+ * next start.
  */
 export class Updater {
   readonly name = 'update';
   readonly history: UpdateHistory;
   private readonly journal: UpdateJournal;
   private readonly window: UpdateWindow;
-  /** Errors the flow has already reported as update.failed (so a background caller does not again). */
-  private readonly reported = new WeakSet<object>();
-  /** Updates accepted outside the window and waiting for it, by container: the image. */
-  private readonly scheduled = new Map<string, string>();
-  /** Updates queued or running, by container (a command may queue behind one from the loop). */
-  private readonly updating = new Map<string, number>();
   private readonly abort = new AbortController();
-  private readonly queue = new SerialQueue();
+  private readonly queue: SerialQueue;
   private recovered: Promise<void>;
   private markRecovered: () => void = () => undefined;
   private unsubscribeBus: (() => void) | undefined;
-  /** Background updates that failed, by container: not begun again before retryAt (update.retry). */
+  /** Updates that failed, by container: not begun again by the loop before retryAt (update.retry). */
   private readonly retries = new Map<string, Retry>();
   /** A recovery that failed while the engine stays up is tried again with backoff (update.retry). */
   private recoverBackoff: Backoff | undefined;
@@ -110,6 +85,7 @@ export class Updater {
     this.history = new UpdateHistory(o.config.state.dir);
     this.journal = new UpdateJournal(o.config.state.dir);
     this.window = new UpdateWindow(o.config.update.window);
+    this.queue = o.queue ?? new SerialQueue();
     this.recovered = new Promise((resolve) => (this.markRecovered = resolve));
     this.now = o.now ?? Date.now;
   }
@@ -119,7 +95,7 @@ export class Updater {
     const recover = () => {
       clearTimeout(this.recoverTimer);
       this.recoverTimer = undefined;
-      void this.serially(() => this.recover()).finally(() => this.markRecovered());
+      void this.queue.run(() => this.recover()).finally(() => this.markRecovered());
     };
     this.recoverNow = recover;
     this.unsubscribeBus = this.o.bus.subscribe((event) => {
@@ -136,7 +112,6 @@ export class Updater {
 
   async stop(): Promise<void> {
     this.unsubscribeBus?.();
-    for (const retry of this.retries.values()) clearTimeout(retry.timer);
     clearTimeout(this.recoverTimer);
     this.recoverNow = () => undefined;
     this.abort.abort();
@@ -145,13 +120,24 @@ export class Updater {
     await this.queue.idle();
   }
 
-  /** Resolves once a journal left by a previous run has been finished or undone. */
+  /** The agent stops: a replacement in flight ends now (update_aborted); recovery settles it at the next start. */
+  cancel(): void {
+    this.abort.abort();
+  }
+
+  /** Resolves once a journal left by a previous run has been finished or undone (or tried once). */
   ready(): Promise<void> {
     return this.recovered;
   }
 
-  get busy(): ReadonlySet<string> {
-    return new Set(this.updating.keys());
+  /** The window and the inhibit lock as they are now (update-gates.ts). */
+  gate(at = new Date()): UpdateGate {
+    return updateGate(this.o.config.update, this.window, at);
+  }
+
+  /** update.lockMaxWait in ms: how long the inhibit lock may hold a swap back before it fails. */
+  get lockMaxWaitMs(): number {
+    return this.o.config.update.lockMaxWait * 1000;
   }
 
   /**
@@ -191,23 +177,10 @@ export class Updater {
   }
 
   /**
-   * From the reconcile loop or the digest check: runs in the background. A failed update (from
-   * here or a command) backs this container's background updates off (update.retry, doubling up
-   * to its max, reset only by a success): the loop asks on every pass, and is turned away
-   * quietly until the retry time.
+   * When a container's update may be begun again by the loop (ms since the epoch), if it backs
+   * off: a failed update doubles its delay up to update.retry.max, reset only by a success. The
+   * loop's planner turns the container's update away quietly until then; a command is not.
    */
-  startInBackground(container: string, image: string, reason: UpdateJob['reason'] = 'desired'): void {
-    if (this.updating.has(container)) return;
-    if ((this.retries.get(container)?.retryAt ?? 0) > this.now()) return;
-    void this.run({ container, image, reason }).catch((err: unknown) => {
-      const delay = Math.max(0, (this.retries.get(container)?.retryAt ?? 0) - this.now());
-      const info = toErrorInfo(err, 'update_failed');
-      const message = `${info.message}; the update is tried again in about ${Math.ceil(delay / 1000)} s`;
-      this.o.containers().noteFailure(container, 'update', new AgentError(info.code, message, { cause: err }));
-    });
-  }
-
-  /** When the update of a container may be begun again in the background (ms since the epoch), if it is backing off. */
   retryAt(container: string): number | undefined {
     return this.retries.get(container)?.retryAt;
   }
@@ -217,135 +190,161 @@ export class Updater {
     const retry: Retry = this.retries.get(container) ?? {
       backoff: new Backoff({ initialMs: initial * 1000, maxMs: max * 1000 }),
       retryAt: 0,
-      timer: undefined,
     };
     const delay = retry.backoff.next();
     retry.retryAt = this.now() + delay;
-    clearTimeout(retry.timer);
-    // The loop may be backing off longer itself: it is asked again at this retry time.
-    retry.timer = setTimeout(() => this.o.containers().requestReconcile(), delay + 10);
-    retry.timer.unref();
     this.retries.set(container, retry);
     return delay;
   }
 
-  /**
-   * From a command outside the maintenance window (not forced): the image is pinned at once (the
-   * operator's intent survives a restart of the agent: the loop updates to it in the window) and
-   * the update runs in the background, where it waits for the window; the answer comes at once,
-   * the outcome as update.* events with the request id. A command that waited in place would hold
-   * a slot of the long lane for hours, and a few of them would turn every pull and snapshot away.
-   */
-  async scheduleForWindow(job: UpdateJob): Promise<UpdateResult | undefined> {
-    if (job.force || this.window.isOpen()) return undefined;
-    const nextWindow = this.window.nextOpening()?.toISOString() ?? null;
-    const answer: UpdateResult = {
-      status: 'scheduled',
-      container: job.container,
-      from: null,
-      to: job.image,
-      at: now(),
-      nextWindow,
-    };
-    // One waiting update per container: the same request again is the same answer, another image
-    // is refused (a flood of update requests must not grow a queue of waiting updates).
-    const waiting = this.scheduled.get(job.container);
-    if (waiting === job.image) return answer;
-    if (waiting !== undefined) {
-      const when = nextWindow ?? 'never, by update.window';
-      throw new AgentError(
-        'update_scheduled',
-        `${job.container} already waits for the maintenance window to update to ${waiting} (opens ${when}); use force to update now`,
-      );
-    }
-    await job.pin?.();
-    this.scheduled.set(job.container, job.image);
-    void this.run(job)
-      .finally(() => this.scheduled.delete(job.container))
-      .catch((err: unknown) => {
-        const error = toErrorInfo(err, 'update_failed');
-        // Stopped while waiting: the pin stands and the next start takes it up in the window.
-        if (error.code === 'update_aborted') return;
-        // The flow reports its own failures as update.failed; what it throws before it has begun
-        // (the container does not exist yet, say) is reported here, since nobody awaits the answer.
-        if (!(err instanceof Object) || !this.reported.has(err)) {
-          this.emit('update.failed', { container: job.container, from: null, to: job.image, error }, job.requestId);
-        }
-        this.o.logger.warn('a scheduled update did not run', { container: job.container, error });
-      });
-    return answer;
+  private succeeded(container: string): void {
+    this.retries.delete(container);
   }
 
-  /** From a command: waits for the outcome (a command is never turned away by the backoff). */
-  async run(job: UpdateJob): Promise<UpdateOutcome> {
-    this.updating.set(job.container, (this.updating.get(job.container) ?? 0) + 1);
+  /** The message of a failure with when the loop tries again, for container.failed. */
+  retryMessage(container: string, err: unknown): AgentError {
+    const delay = Math.max(0, (this.retries.get(container)?.retryAt ?? 0) - this.now());
+    const info = toErrorInfo(err, 'update_failed');
+    const message = `${info.message}; the update is tried again in about ${Math.ceil(delay / 1000)} s`;
+    return new AgentError(info.code, message, { cause: err });
+  }
+
+  /**
+   * Whether the target must be pulled first (absent; a tag the check saw move; images.verify
+   * covers it and no image verified for that name is here). The loop then runs `pull` in the
+   * background and the swap on a later pass: it never waits for a 20 GB pull in its turn.
+   */
+  async needsPull(job: UpdateJob): Promise<boolean> {
+    const target = job.image;
+    if (job.reason === 'check' && !job.pulled) return true;
+    if (!(await imageId(this.api, target))) return true;
+    return this.verifies(job) && (await this.o.puller.mustVerify(target));
+  }
+
+  private verifies(job: UpdateJob): boolean {
+    // images.verify: a covered image is pulled (which checks its signature first) unless an image
+    // verified for that name is here (a copy by that name proves nothing), and runs by the digest
+    // verified. A rollback goes back to what ran, and a restore of this robot's own snapshot runs
+    // what it committed itself.
+    return job.reason !== 'rollback' && !job.ownImage && (this.o.puller.covers?.(job.image) ?? false);
+  }
+
+  /**
+   * The update's pull, outside the loop's turn (the old container runs on): status `pulling`,
+   * update.started and update.progress. A failure is the update's (update.failed, backoff).
+   */
+  async pull(job: UpdateJob, from: string): Promise<void> {
+    const base = this.base(job, from);
+    this.announce(job, base);
     try {
-      const result = await this.serially(() => this.flow(job));
-      if (result.status === 'done' || result.status === 'up_to_date') {
-        clearTimeout(this.retries.get(job.container)?.timer);
-        this.retries.delete(job.container);
-      }
+      await this.pullTarget(job, base);
+      job.pulled = true;
+    } catch (err) {
+      this.backOff(job.container);
+      this.fail(base, err, job.requestId);
+    }
+  }
+
+  private async pullTarget(job: UpdateJob, base: UpdateBaseFields): Promise<void> {
+    const { container: name, image: target, requestId } = job;
+    await this.o.puller.pull(parseImageReference(target), {
+      requestId: requestId ?? `update-${name}-${Date.now()}`,
+      progress: (f) => {
+        this.setState({ progress: { current: Number(f.current ?? 0), total: Number(f.total ?? 0) } });
+        this.emit('update.progress', { ...base, ...f }, requestId);
+      },
+    });
+  }
+
+  private base(job: UpdateJob, from: string): UpdateBaseFields & { from: string } {
+    return { container: job.container, from, to: job.image, ...(job.requestId ? { requestId: job.requestId } : {}) };
+  }
+
+  private announce(job: UpdateJob, base: UpdateBaseFields): void {
+    if (job.announced) return;
+    job.announced = true;
+    this.setState({ status: 'pulling', ...base, progress: null });
+    this.emit('update.started', { ...base, reason: job.reason }, job.requestId);
+  }
+
+  /** The loop holds the swap for a gate: state says what it waits for (and when the window opens). */
+  noteWaiting(job: UpdateJob, from: string, wait: GateWait): void {
+    // Begun as before: update.started first, then the wait (the pull, if any, is done or runs).
+    this.announce(job, this.base(job, from));
+    const current = this.o.store.get().update;
+    const same =
+      current.status === 'waiting' &&
+      current.container === job.container &&
+      current.to === job.image &&
+      current.waitingFor === wait.waitingFor &&
+      (current.nextWindow ?? null) === (wait.nextWindow ?? null);
+    if (same) return;
+    this.setState({ status: 'waiting', ...this.base(job, from), progress: null, nextWindow: undefined, ...wait });
+  }
+
+  /**
+   * The loop gave up waiting for a gate (the inhibit lock held the swap back for over
+   * update.lockMaxWait): the update fails as any other (update.failed, backoff), nothing changed.
+   */
+  lockedTooLong(job: UpdateJob, from: string): never {
+    const { lockFile, lockMaxWait } = this.o.config.update;
+    const err = new AgentError(
+      'update_locked',
+      `${lockFile} has held the update back for over ${lockMaxWait} s (the robot's software is driving or teaching?); it will be tried again`,
+    );
+    this.backOff(job.container);
+    this.fail(this.base(job, from), err, job.requestId);
+  }
+
+  /** A command's target that the container runs already: pinned, and answered up_to_date. */
+  async upToDate(job: UpdateJob, from: string): Promise<UpdateOutcome> {
+    await job.pin?.();
+    this.succeeded(job.container);
+    return this.finish(
+      { status: 'up_to_date', container: job.container, from, to: job.image, at: now() },
+      job.requestId,
+    );
+  }
+
+  /**
+   * The replacement, in the containers loop's turn (its gates passed: the planner emitted the
+   * step): journal, pin, save the work, swap, verify, and either keep the new container or put
+   * the old one back. A failure backs the container's next try off (update.retry).
+   */
+  async replace(job: UpdateJob, target: ReplaceTarget): Promise<UpdateOutcome> {
+    try {
+      const result = await this.flow(job, target);
+      if (result.status === 'done' || result.status === 'up_to_date') this.succeeded(job.container);
       return result;
     } catch (err) {
-      // Whoever asked (a command pins its image, so the loop would ask again at once): the next
-      // attempt in the background waits its turn.
       this.backOff(job.container);
       throw err;
-    } finally {
-      const left = (this.updating.get(job.container) ?? 1) - 1;
-      if (left > 0) this.updating.set(job.container, left);
-      else this.updating.delete(job.container);
-      this.o.containers().requestReconcile();
     }
   }
 
-  private serially<T>(fn: () => Promise<T>): Promise<T> {
-    return this.queue.run(fn);
-  }
-
-  private async flow(job: UpdateJob): Promise<UpdateOutcome> {
-    const { container: name, image: target, requestId } = job;
-    const c = this.o.containers();
-    const spec = c.specOf(name);
+  private async flow(job: UpdateJob, target: ReplaceTarget): Promise<UpdateOutcome> {
+    const { container: name, image: targetImage, requestId } = job;
     const old = await findManagedContainer(this.api, name);
     if (!old) {
       await job.pin?.();
-      throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${target}`);
+      throw new AgentError('not_found', `container ${name} does not exist yet; it will be created with ${targetImage}`);
     }
     const from = old.Labels[LABELS.image] ?? old.Image;
-    const base = { container: name, from, to: target, ...(requestId ? { requestId } : {}) };
+    const base = this.base(job, from);
     let tx: ReplaceTransaction | undefined;
     let saved: SavedWork | undefined;
-    this.setState({ status: 'pulling', ...base, progress: null });
-    this.emit('update.started', { ...base, reason: job.reason }, requestId);
+    this.announce(job, base);
     try {
-      // images.verify: a covered image is pulled (which checks its signature first) unless an
-      // image verified for that name is here (a copy by that name proves nothing), and runs by the
-      // digest verified. A rollback goes back to what ran, and a restore of this robot's own
-      // snapshot runs what it committed itself.
-      const verify = job.reason !== 'rollback' && !job.ownImage && (this.o.puller.covers?.(target) ?? false);
-      const present = await imageId(this.api, target);
-      if (!present || job.reason === 'check' || (verify && (await this.o.puller.mustVerify(target)))) {
-        await this.o.puller.pull(parseImageReference(target), {
-          requestId: requestId ?? `update-${name}-${Date.now()}`,
-          progress: (f) => {
-            this.setState({ progress: { current: Number(f.current ?? 0), total: Number(f.total ?? 0) } });
-            this.emit('update.progress', { ...base, ...f }, requestId);
-          },
-        });
-      }
-      job.runImage = verify ? await this.o.puller.runReference(target) : target;
+      const verify = this.verifies(job);
+      // Pulled in the background before this step as a rule; here only when it had to be again.
+      if (await this.needsPull(job)) await this.pullTarget(job, base);
+      job.runImage = verify ? await this.o.puller.runReference(targetImage) : targetImage;
       const targetId = await imageId(this.api, job.runImage);
-      if (targetId === old.ImageID && from === target) await job.pin?.();
-      if (targetId === old.ImageID && from === target)
-        return this.finish({ status: 'up_to_date', container: name, from, to: target, at: now() }, requestId);
-      await waitForGates({
-        config: this.o.config.update,
-        window: this.window,
-        force: job.force ?? false,
-        signal: this.abort.signal,
-        onWait: (wait) => this.setState({ status: 'waiting', ...wait }),
-      });
+      if (targetId === old.ImageID && from === targetImage) await job.pin?.();
+      if (targetId === old.ImageID && from === targetImage)
+        return this.finish({ status: 'up_to_date', container: name, from, to: targetImage, at: now() }, requestId);
+      if (this.abort.signal.aborted)
+        throw new AgentError('update_aborted', 'the agent stopped before the swap; the update will run again');
       // The journal first: a state.dir that cannot take it refuses the update before anything
       // changes (a swap that could not be journaled could not be undone after a crash).
       tx = this.begin(job, { id: old.Id, image: from, imageId: old.ImageID });
@@ -358,7 +357,7 @@ export class Updater {
       tx?.clear();
       return this.fail(base, err, requestId);
     }
-    return this.swap(job, tx, saved, spec, base);
+    return this.swap(job, tx, saved, target, base);
   }
 
   /** Journals the replacement's first step, or refuses with disk_full (nothing has changed yet). */
@@ -399,11 +398,11 @@ export class Updater {
     job: UpdateJob,
     tx: ReplaceTransaction,
     saved: SavedWork | undefined,
-    spec: ContainerSpec,
+    target: ReplaceTarget,
     base: UpdateBaseFields,
   ): Promise<UpdateOutcome> {
     const engine = this.api;
-    const c = this.o.containers();
+    const { executor, spec } = target;
     const name = job.container;
     const entry = tx.entry;
     const old = { id: entry.from.containerId, image: entry.from.image, imageId: entry.from.imageId };
@@ -417,11 +416,11 @@ export class Updater {
     try {
       await tx.run({
         prepare: async () => {
-          mappings = await c.executor.prepareDevices(name);
+          mappings = await executor.prepareDevices(name);
         },
-        stop: () => c.executor.stop(old.id, name),
-        create: () => c.executor.create(name, job.image, job.runImage ?? job.image, mappings),
-        start: (id) => c.executor.start(id, name),
+        stop: () => executor.stop(old.id, name),
+        create: () => executor.create(name, job.image, job.runImage ?? job.image, mappings),
+        start: (id) => executor.start(id, name),
         started: async (id, ms, parts) => {
           downtimeMs = ms;
           downtimeParts = parts;
@@ -566,7 +565,6 @@ export class Updater {
       lastResult: { status: 'failed', ...base, at: now(), error },
     });
     this.emit('update.failed', { ...base, error }, requestId);
-    if (err instanceof Object) this.reported.add(err);
     throw err;
   }
 
@@ -654,7 +652,6 @@ function wayBack(entry: JournalEntry): { image: string; imageId: string } {
 interface Retry {
   backoff: Backoff;
   retryAt: number;
-  timer: NodeJS.Timeout | undefined;
 }
 
 function now(): string {

@@ -21,6 +21,7 @@ import { createLogger } from '../../agent/core/logger.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
+import { fakeUpdates } from '../helpers/fake-updates.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 import { absentDevices } from '../../agent/devices/device-resolver.js';
 import type { DevicesState } from '../../agent/state/types.js';
@@ -118,7 +119,7 @@ describe('container planning (pure)', () => {
 
   it('hands a new image for a running container to the update flow, which pulls while it runs', () => {
     const want = desired({ image: NEXT, source: 'desired' });
-    const step = [{ action: 'update', name: 'ros', id: 'c1', image: NEXT }];
+    const step = [{ action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' }];
     assert.deepEqual(
       planContainers(input({ desired: [want], observed: [observed()], imagePresent: (i) => i === IMAGE })).steps,
       step,
@@ -126,7 +127,7 @@ describe('container planning (pure)', () => {
     assert.deepEqual(planContainers(input({ desired: [want], observed: [observed()] })).steps, step);
     // The same tag pulled anew (another image id) is an update too; a container run from a commit is not.
     assert.deepEqual(planContainers(input({ observed: [observed()], imageIdOf: () => 'sha256:2' })).steps, [
-      { action: 'update', name: 'ros', id: 'c1', image: IMAGE },
+      { action: 'replace', name: 'ros', id: 'c1', image: IMAGE, reason: 'update' },
     ]);
     assert.deepEqual(
       planContainers(
@@ -148,6 +149,55 @@ describe('container planning (pure)', () => {
     );
     assert.deepEqual(refused.steps, []);
     assert.match(refused.verdicts.get('ros')!.reason!, /rolled back \(container_exited\)/);
+  });
+
+  it('the window and the inhibit lock are inputs: held back, an update waits with a verdict and no step', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    const closed = { windowOpen: false, nextWindow: '2026-12-07T02:00:00.000Z', locked: false };
+    const waiting = planContainers(input({ desired: [want], observed: [observed()], updateGate: closed }));
+    assert.deepEqual(waiting.steps, []);
+    assert.equal(
+      waiting.verdicts.get('ros')!.reason,
+      `update to ${NEXT} waits for the maintenance window (opens 2026-12-07T02:00:00.000Z)`,
+    );
+    assert.deepEqual(waiting.gated, [
+      { name: 'ros', id: 'c1', image: NEXT, waitingFor: 'window', nextWindow: '2026-12-07T02:00:00.000Z' },
+    ]);
+    // The download does not wait for the window: a new image that is not here is pulled meanwhile.
+    const absent = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: closed, imagePresent: (i) => i === IMAGE }),
+    );
+    assert.deepEqual(absent.steps, [{ action: 'pull', name: 'ros', image: NEXT }]);
+    // Forced (update force, rollback, restore): the window does not hold it back.
+    const forced = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: closed, forced: new Set(['ros']) }),
+    );
+    assert.deepEqual(forced.steps, [{ action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' }]);
+    // The inhibit lock holds even a forced one (the robot drives or teaches).
+    const lock = { windowOpen: true, nextWindow: null, locked: true };
+    const locked = planContainers(
+      input({ desired: [want], observed: [observed()], updateGate: lock, forced: new Set(['ros']) }),
+    );
+    assert.deepEqual(locked.steps, []);
+    assert.equal(locked.verdicts.get('ros')!.reason, `update to ${NEXT} waits for the inhibit lock to go`);
+    assert.equal(locked.gated[0]?.waitingFor, 'lock');
+    // The gates hold updates only: a container in sync plans nothing, gated or not.
+    assert.deepEqual(planContainers(input({ observed: [observed()], updateGate: closed })).gated, []);
+    // An update whose pull runs in the background: no step until it ends.
+    const preparing = planContainers(input({ desired: [want], observed: [observed()], preparing: new Set(['ros']) }));
+    assert.deepEqual(preparing.steps, []);
+    assert.equal(preparing.verdicts.get('ros')!.reason, `pulling ${NEXT}`);
+  });
+
+  it('a command that waits for its update is held back neither by a rolled-back target nor by the retry time', () => {
+    const want = desired({ image: NEXT, source: 'desired' });
+    const rolledBack = new Map([['ros', { image: NEXT, reason: 'container_exited' }]]);
+    const retry = new Map([['ros', '2026-12-06T10:30:00.000Z']]);
+    const base = { desired: [want], observed: [observed()], rolledBack, updateRetry: retry };
+    assert.deepEqual(planContainers(input(base)).steps, [], 'the loop alone: not tried again');
+    assert.deepEqual(planContainers(input({ ...base, asked: new Set(['ros']) })).steps, [
+      { action: 'replace', name: 'ros', id: 'c1', image: NEXT, reason: 'update' },
+    ]);
   });
 
   it('while a failed update backs off (update.retry), plans no update and says when it is tried again', () => {
@@ -562,16 +612,15 @@ describe('the containers loop honours every retry time (injected clock)', () => 
       containers: [],
       desired: { appliedAt: null },
     } as unknown as AgentState);
-    const updates: UpdatesPort = {
-      busy: new Set(),
-      history: { rolledBack: new Map() },
-      startInBackground: (name) => o.startUpdate?.(name),
-      retryAt: () => undefined,
-      ready: async () => undefined,
-    };
+    const updates: UpdatesPort = fakeUpdates({
+      replace: async (job) => {
+        o.startUpdate?.(job.container);
+        throw new AgentError('update_failed', 'no');
+      },
+    });
     module = new ContainersModule({
       config,
-      updates: () => updates,
+      updates,
       engine: {
         available: true,
         required: () => o.engine.docker(),
@@ -711,9 +760,9 @@ describe('the containers loop honours every retry time (injected clock)', () => 
     let updates = 0;
     const engine = new FakeEngine();
     engine.containers = [ros({ specHash: hash, image: 'yahboomtechnology/ros-foxy:3.3.8' })];
-    const startUpdate = (name: string) => {
+    // The replacement fails (the fake's): the loop notes the failure and backs the container off.
+    const startUpdate = () => {
       updates += 1;
-      updating.noteFailure(name, 'update', new AgentError('update_failed', 'no'));
     };
     const { module: updating } = build({ containers: rosSpec, engine, startUpdate });
     assert.deepEqual(await attempts(updating, () => updates), [1, 2], 'update');

@@ -11,6 +11,7 @@ import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { Updater } from '../../agent/update/updater.js';
 import { FakeEngine, type FakeContainer } from '../helpers/fake-engine.js';
+import { fakeUpdates } from '../helpers/fake-updates.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 
 const V1 = 'yahboomtechnology/ros-foxy:3.3.9';
@@ -47,13 +48,7 @@ function configFor(dir: string, env: Record<string, string>): AgentConfig {
   return { ...config, state: { ...config.state, dir: stateDir } };
 }
 
-const noUpdates: UpdatesPort = {
-  busy: new Set(),
-  history: { rolledBack: new Map() },
-  startInBackground: () => undefined,
-  retryAt: () => undefined,
-  ready: async () => undefined,
-};
+const noUpdates: UpdatesPort = fakeUpdates();
 
 /** The containers loop over a fake engine; no rig, no link (the port is all it touches). */
 interface LoopOptions {
@@ -79,7 +74,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
   const state = { devices: absentDevices(), containers: [], desired: { appliedAt: null }, update: { status: 'idle' } };
   return new ContainersModule({
     config,
-    updates: () => noUpdates,
+    updates: noUpdates,
     engine: link as never,
     api: engine,
     puller: { pull: async () => undefined } as never,
@@ -92,7 +87,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
   });
 }
 
-function updater(config: AgentConfig, engine: FakeEngine, containers: ContainersModule, onStep?: (s: string) => void) {
+function updater(config: AgentConfig, engine: FakeEngine, onStep?: (s: string) => void) {
   return new Updater({
     config,
     engine: { available: true, required: () => assert.fail('the update flow reached past the Engine port') } as never,
@@ -101,7 +96,6 @@ function updater(config: AgentConfig, engine: FakeEngine, containers: Containers
     store: new StateStore({ update: { status: 'idle' } } as unknown as AgentState),
     bus: new EventBus(),
     logger: silentLogger,
-    containers: () => containers,
     work: () => ({ saveWork: async () => undefined }),
     ...(onStep ? { onStep } : {}),
   });
@@ -224,11 +218,13 @@ describe('replacing a container over the Engine port: a crash at any step leaves
 
       const journal = join(config.state.dir, 'update-journal.json');
       const points: CrashPoint[] = [];
-      const flow = updater(config, engine, containers, (step) => {
+      const flow = updater(config, engine, (step) => {
         points.push({ step, journal: readFileSync(journal, 'utf8'), engine: engine.clone() });
       });
       stoppers.push(flow);
-      const result = await flow.run({ container: 'ros', image: V2, reason: 'command', force: true });
+      // The replacement as the loop runs it in its turn, with the loop's executor.
+      const job = { container: 'ros', image: V2, reason: 'command' as const, force: true };
+      const result = await flow.replace(job, { executor: containers.executor, spec: config.containers.ros! });
       assert.equal(result.status, crashing ? 'rolledback' : 'done');
       assertOneRunning(engine, 'no crash', (c) => c.image === (crashing ? V1 : V2));
       const steps = ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying'];
@@ -240,7 +236,7 @@ describe('replacing a container over the Engine port: a crash at any step leaves
       for (const point of points) {
         const after = configFor(tempDir('rfa-unit-update-after-'), {});
         writeFileSync(join(after.state.dir, 'update-journal.json'), point.journal);
-        const next = updater(after, point.engine, loop(after, point.engine));
+        const next = updater(after, point.engine);
         stoppers.push(next);
         await next.start();
         await next.ready();

@@ -9,6 +9,7 @@ import { absentDevices } from '../../agent/devices/device-resolver.js';
 import { EventBus, type AgentEvent } from '../../agent/state/event-bus.js';
 import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
+import { fakeUpdates } from '../helpers/fake-updates.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 
 const IMAGE = 'yahboomtechnology/ros-foxy:3.3.9';
@@ -72,19 +73,13 @@ describe('retry: the containers loop backs a failing container off (injected clo
     const events: AgentEvent[] = [];
     const bus = new EventBus();
     bus.subscribe((e) => events.push(e));
-    const updates: UpdatesPort = {
-      busy: new Set(),
-      history: { rolledBack: new Map() },
-      startInBackground: () => undefined,
-      retryAt: () => undefined,
-      ready: async () => undefined,
-    };
+    const updates: UpdatesPort = fakeUpdates();
     const link = { available: true, onConnected: () => () => undefined, onEngineEvent: () => () => undefined };
     const initial = { devices: absentDevices(), containers: [], desired: { appliedAt: null } } as unknown as AgentState;
     const store = new StateStore(initial);
     const module = new ContainersModule({
       config,
-      updates: () => updates,
+      updates: updates,
       engine: { ...link, required: () => engine()!.docker() } as never,
       puller: { pull: async () => undefined } as never,
       inventory: { current: async () => [{ id: 'sha256:1', tags: [IMAGE] }], refresh: async () => undefined } as never,

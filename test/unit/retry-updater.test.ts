@@ -11,7 +11,6 @@ import { StateStore } from '../../agent/state/state-store.js';
 import type { AgentState } from '../../agent/state/types.js';
 import { Updater } from '../../agent/update/updater.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
-import { waitUntil } from '../helpers/wait.js';
 
 const IMAGE = 'yahboomtechnology/ros-foxy:3.3.9';
 
@@ -53,23 +52,22 @@ describe('retry: a failed background update backs off (update.retry, injected cl
       store: new StateStore({ update: { status: 'idle' } } as unknown as AgentState),
       bus: new EventBus(),
       logger: silentLogger,
-      containers: () => ({
-        executor: {} as never,
-        specOf: () => config.containers.ros!,
-        desiredContainers: () => [],
-        requestReconcile: () => undefined,
-        noteFailure: (_name: string, _action: string, err: unknown) => void failures.push((err as Error).message),
-      }),
       work: () => ({ saveWork: async () => undefined }),
       now: () => clock,
     });
     const u = updater;
-    /** Asks as the loop does on every pass; resolves once that attempt (if any) has ended. */
+    /**
+     * Asks as the loop does on every pass: its planner turns the update away before retryAt
+     * (updateRetry), else it runs the replacement in its turn and notes a failure with the
+     * update's retry message. Resolves once that attempt (if any) has ended.
+     */
+    const target = { executor: {} as never, spec: config.containers.ros! };
     const ask = async (): Promise<boolean> => {
       const before = looks;
-      u.startInBackground('ros', IMAGE);
-      if (!u.busy.has('ros')) return false;
-      await waitUntil(() => !u.busy.has('ros'), 2_000, 'the attempt to end');
+      if ((u.retryAt('ros') ?? 0) > clock) return false;
+      await u
+        .replace({ container: 'ros', image: IMAGE, reason: 'desired' }, target)
+        .catch((err: unknown) => void failures.push(u.retryMessage('ros', err).message));
       return looks > before;
     };
 
@@ -155,13 +153,6 @@ describe('retry: an interrupted update whose recovery failed (mocked timers)', (
       store: new StateStore({ update: { status: 'idle' } } as unknown as AgentState),
       bus: new EventBus(),
       logger: silentLogger,
-      containers: () => ({
-        executor: {} as never,
-        specOf: () => config.containers.ros!,
-        desiredContainers: () => [],
-        requestReconcile: () => undefined,
-        noteFailure: () => undefined,
-      }),
       work: () => ({ saveWork: async () => undefined }),
     });
     const flush = async () => {
