@@ -549,8 +549,9 @@ export class ContainersModule {
 
   /**
    * A recreate the agent did not live to finish (journaled: finished or undone as its step says,
-   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* that no
-   * journal speaks of: the old one is put back unless its replacement runs.
+   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* or made
+   * ahead under <name>-next-* that no journal speaks of: the old one is put back unless its
+   * replacement runs (settleAside).
    */
   private async settleRecreates(): Promise<void> {
     const entry = this.recreateJournal.read();
@@ -563,8 +564,9 @@ export class ContainersModule {
     for (const { name, aside, entry: journaled } of pending) {
       if (seen.has(aside)) continue;
       seen.add(aside);
-      // A settle that failed is tried again at its retry time, like any step.
-      if (this.backingOff().has(name)) {
+      // A settle that failed is tried again at its retry time, like any step. An update in
+      // flight owns its <name>-next-* (made before its stop): settled after it, not under it.
+      if (this.backingOff().has(name) || (!journaled && this.o.updates().busy.has(name))) {
         unsettled = true;
         continue;
       }

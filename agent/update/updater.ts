@@ -419,7 +419,7 @@ export class Updater {
           mappings = await c.executor.prepareDevices(name);
         },
         stop: () => c.executor.stop(old.id, name),
-        create: () => c.executor.create(name, job.image, job.runImage ?? job.image, mappings),
+        create: (temporary) => c.executor.create(name, job.image, job.runImage ?? job.image, mappings, temporary),
         start: (id) => c.executor.start(id, name),
         started: async (id, ms, parts) => {
           downtimeMs = ms;

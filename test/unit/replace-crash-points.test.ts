@@ -14,7 +14,7 @@ import { FakeEngine, type FakeContainer } from '../helpers/fake-engine.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 
 const V1 = 'yahboomtechnology/ros-foxy:3.3.9';
-const V2 = 'yahboomtechnology/ros-foxy:3.4.0';
+const VENDOR_V2 = 'yahboomtechnology/ros-foxy:3.4.0';
 
 /** What an agent killed right after journaling a step leaves: its journal and the engine as it was. */
 interface CrashPoint {
@@ -207,12 +207,19 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
   });
 
-  for (const crashing of [false, true]) {
-    const what = crashing ? 'an image update that rolls back' : 'an image update';
+  const flows = [
+    { crashing: false, restore: false },
+    { crashing: true, restore: false },
+    { crashing: false, restore: true },
+  ];
+  for (const { crashing, restore } of flows) {
+    const what = restore ? 'a restore' : crashing ? 'an image update that rolls back' : 'an image update';
     it(`${what}, cut at each journaled step, is finished or undone by the next start: one ros, running`, async () => {
       const dir = tempDir('rfa-unit-update-');
       const engine = new FakeEngine();
       engine.addImage(V1);
+      // A restore runs a snapshot this robot committed itself; an update a vendor's image.
+      const V2 = restore ? 'robot/snapshots:ros-20261206T120000000Z' : VENDOR_V2;
       engine.addImage(V2);
       // A new image that dies at once: verification fails and the flow rolls back.
       if (crashing) engine.startsAs = (c) => (c.image === V2 ? 'exited' : 'running');
@@ -228,10 +235,13 @@ describe('replacing a container over the Engine port: a crash at any step leaves
         points.push({ step, journal: readFileSync(journal, 'utf8'), engine: engine.clone() });
       });
       stoppers.push(flow);
-      const result = await flow.run({ container: 'ros', image: V2, reason: 'command', force: true });
+      const job = restore ? { reason: 'restore' as const, ownImage: true } : { reason: 'command' as const };
+      const result = await flow.run({ container: 'ros', image: V2, ...job, force: true });
       assert.equal(result.status, crashing ? 'rolledback' : 'done');
       assertOneRunning(engine, 'no crash', (c) => c.image === (crashing ? V1 : V2));
-      const steps = ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying'];
+      // Created ahead: `starting` is the crash point between the stop and the start (journaled
+      // as `stopping`, which covers both), and the renames come after the start.
+      const steps = ['preparing', 'creating', 'stopping', 'starting', 'renaming', 'verifying'];
       assert.deepEqual(
         points.map((p) => p.step),
         [...steps, crashing ? 'rolling-back' : 'verified'],
@@ -249,6 +259,16 @@ describe('replacing a container over the Engine port: a crash at any step leaves
         assertOneRunning(point.engine, point.step, (c) => c.image === image);
         const left = existsSync(join(after.state.dir, 'update-journal.json'));
         assert.equal(left, false, `journal left after ${point.step}`);
+      }
+
+      // The journal lost while the new one is still under its temporary name: the loop's scan
+      // removes it (the old one holds the name) and the loop starts the old one if it stopped.
+      for (const point of points.filter((p) => ['creating', 'stopping', 'starting', 'renaming'].includes(p.step))) {
+        const engineAfter = point.engine.clone();
+        const next = loop(configFor(tempDir('rfa-unit-update-lost-'), {}), engineAfter);
+        stoppers.push(next);
+        await next.reconcile();
+        assertOneRunning(engineAfter, `${point.step} (journal lost)`, (c) => c.image === V1);
       }
     });
   }
