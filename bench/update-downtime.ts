@@ -176,7 +176,8 @@ async function main(): Promise<void> {
         })
         .join(', ');
     console.log(
-      `the agent's window by part (its stop call to its start's answer, ${parts.length} runs): ${each(inWindow)}`,
+      `the agent's window by part (its stop call to its start's answer, ${parts.length} runs; the stop call ` +
+        `includes the wait for the old process to exit, before its die): ${each(inWindow)}`,
     );
     console.log(`outside the window: ${each(outside)}`);
   } finally {

@@ -72,9 +72,9 @@ export interface DowntimeParts {
  * alike: create the new one under a temporary name, stop the old one and start the new one,
  * move the old one aside and give the new one the name (a recreate that commits the old one's
  * changes: stop, commit, move aside, create, start), prove it if asked, and only then remove
- * the old. Every step is journaled before it is taken,
- * so an agent killed anywhere finishes or undoes it at its next start (settleReplacement); a
- * failure before the point of no return is undone by `undo()`, the same way.
+ * the old. Every step is journaled before it is taken, so an agent killed anywhere finishes or
+ * undoes it at its next start (settleReplacement); a failure before the point of no return is
+ * undone by `undo()`, the same way.
  */
 export class ReplaceTransaction {
   private constructor(

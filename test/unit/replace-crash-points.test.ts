@@ -58,6 +58,7 @@ const noUpdates: UpdatesPort = {
 /** The containers loop over a fake engine; no rig, no link (the port is all it touches). */
 interface LoopOptions {
   onRecreateStep?: (s: string) => void;
+  updates?: UpdatesPort;
   now?: () => number;
 }
 
@@ -79,7 +80,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
   const state = { devices: absentDevices(), containers: [], desired: { appliedAt: null }, update: { status: 'idle' } };
   return new ContainersModule({
     config,
-    updates: () => noUpdates,
+    updates: () => o.updates ?? noUpdates,
     engine: link as never,
     api: engine,
     puller: { pull: async () => undefined } as never,
@@ -187,6 +188,30 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     await second.reconcile();
     assertOneRunning(engine, 'the next pass', (c) => c.env.includes('A=3'));
     assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
+  });
+
+  it('a <name>-next-* no journal speaks of is left alone while an update of it runs, removed after', async () => {
+    const dir = tempDir('rfa-unit-next-busy-');
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    engine.addImage(VENDOR_V2);
+    const config = configFor(dir, {});
+    const first = loop(config, engine);
+    stoppers.push(first);
+    await first.reconcile();
+    const labels = { 'io.robot-agent.managed': 'true', 'io.robot-agent.name': 'ros' };
+    // An update in flight made it before its stop (the engine came back meanwhile: a new scan).
+    const next = 'ros-next-20261206T120000000Z';
+    await engine.createContainer({ name: next, Image: VENDOR_V2, Labels: labels });
+    const busy = new Set(['ros']);
+    const second = loop(config, engine, { updates: { ...noUpdates, busy } });
+    stoppers.push(second);
+    await second.reconcile();
+    assert.ok(engine.byName(next), 'not removed under the update');
+    busy.clear();
+    await second.reconcile();
+    assert.equal(engine.byName(next), undefined, 'removed once the update ended');
+    assertOneRunning(engine, 'the scan', (c) => c.image === V1);
   });
 
   it('a recreate journal an earlier agent wrote in its own shape is settled the same way', async () => {
