@@ -1,7 +1,7 @@
 /**
  * Update downtime, side by side in the same run, ROUNDS rounds of each, interleaved so the
- * machine's load is shared alike. Downtime is read from the engine's own event stream: a
- * container's `die` to the next `start`.
+ * machine's load is shared alike. Downtime is read from the engine's own event stream: the
+ * replaced container's `die` (by its id) to the next `start`.
  *  - baseline: the engine's own stop and start of the same container (the agent's `ros`, the
  *    agent stopped), through the Engine API as the agent calls it, back to back (the target:
  *    the agent's downtime at most this), and the same with the docker CLI for reference;
@@ -28,8 +28,12 @@ import { median, percentile, pollFor, runBench } from './bench-kit.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 
-/** Milliseconds from the first container `die` to the next `start`, by the engine's clock. */
-function downtime(rig: Rig, since: number, until: number): number {
+/**
+ * Milliseconds from the `die` of the container `dying` (its id) to the next container `start`,
+ * by the engine's clock. By id: a window read by time alone can catch another container's die
+ * (the previous round's clean-up), which is not this downtime.
+ */
+function downtime(rig: Rig, since: number, until: number, dying: string): number {
   const lines = execFileSync('docker', [
     ...rig.docker.cliArgs,
     'events',
@@ -40,17 +44,28 @@ function downtime(rig: Rig, since: number, until: number): number {
     '--filter',
     'type=container',
     '--format',
-    '{{.TimeNano}} {{.Action}}',
+    '{{.TimeNano}} {{.Action}} {{.Actor.ID}}',
   ])
     .toString()
     .trim()
     .split('\n')
     .map((l) => l.split(' '))
-    .map(([t, action]) => ({ ms: Number(BigInt(t!) / 1_000_000n), action: action! }));
-  const died = lines.find((l) => l.action === 'die');
+    .map(([t, action, id]) => ({ ms: Number(BigInt(t!) / 1_000_000n), action: action!, id: id! }));
+  const died = lines.find((l) => l.action === 'die' && l.id === dying);
   const started = lines.find((l) => l.action === 'start' && died !== undefined && l.ms >= died.ms);
-  if (!died || !started) throw new Error(`no die/start pair in ${JSON.stringify(lines)}`);
+  if (!died || !started) throw new Error(`no die/start pair for ${dying} in ${JSON.stringify(lines)}`);
+  // The engine's own view of the window, printed with each round: kill, die, stop, start.
+  const around = lines.filter((l) => l.ms >= died.ms - 2000 && l.ms <= started.ms);
+  lastTimeline = around.map((l) => `${l.action}@${l.ms - died.ms}`).join(' ');
   return started.ms - died.ms;
+}
+
+/** The engine events of the last window read (die at 0). */
+let lastTimeline = '';
+
+/** The id of the container named ros now. */
+function rosId(cli: (...args: string[]) => string): string {
+  return cli('inspect', '--format', '{{.Id}}', 'ros');
 }
 
 /** "median 123 ms, p90 150 ms [samples]" */
@@ -77,6 +92,7 @@ async function main(): Promise<void> {
   const engine = new DockerodeEngine(() => new Docker({ socketPath: rig.docker.socketPath }));
   const agentMs: number[] = [];
   const baselineMs: number[] = [];
+  const baselineParts: Array<Record<string, number>> = [];
   const cliBaselineMs: number[] = [];
   const naiveMs: number[] = [];
   const parts: Array<Record<string, number>> = [];
@@ -101,6 +117,7 @@ async function main(): Promise<void> {
       );
       const t0 = Date.now() - 1000;
       await pollFor(() => (subject.agent.store.get().containers[0]?.inSync ? true : undefined), 10_000, 'in sync');
+      const oldId = rosId(cli);
       const ended = new Promise<AgentEvent>((resolve) => {
         const off = subject.agent.bus.subscribe((e) => {
           if (e.type === 'update.verified' && e.downtimeParts) parts.push(e.downtimeParts as Record<string, number>);
@@ -122,7 +139,8 @@ async function main(): Promise<void> {
       await probe.close();
       const outcome = await ended;
       if (outcome.type !== 'update.done') throw new Error(`update ended ${JSON.stringify(outcome)}`);
-      agentMs.push(downtime(rig, t0, Date.now() + 1000));
+      agentMs.push(downtime(rig, t0, Date.now() + 1000, oldId));
+      const agentTimeline = lastTimeline;
       await subject.stop();
 
       // The baseline: the same container (the agent's new ros), stopped and started by the engine
@@ -130,13 +148,15 @@ async function main(): Promise<void> {
       await settle();
       const t1 = Date.now();
       await engine.stopContainer('ros', 1);
+      const stopped = Date.now();
       await engine.startContainer('ros');
-      baselineMs.push(downtime(rig, t1, Date.now() + 1000));
+      baselineParts.push({ stopMs: stopped - t1, startMs: Date.now() - stopped });
+      baselineMs.push(downtime(rig, t1, Date.now() + 1000, rosId(cli)));
       await settle();
       const t2 = Date.now();
       cli('stop', '--time', '1', 'ros');
       cli('start', 'ros');
-      cliBaselineMs.push(downtime(rig, t2, Date.now() + 1000));
+      cliBaselineMs.push(downtime(rig, t2, Date.now() + 1000, rosId(cli)));
 
       // The naive script, as a person would type it (the new image already here).
       clean();
@@ -145,13 +165,15 @@ async function main(): Promise<void> {
       cli('run', '-d', '--name', 'ros', '--stop-timeout', '1', v339);
       await new Promise((r) => setTimeout(r, 1500));
       const t3 = Date.now() - 1000;
+      const naiveOld = rosId(cli);
       cli('stop', 'ros');
       cli('rm', 'ros');
       cli('run', '-d', '--name', 'ros', '--stop-timeout', '1', v340);
-      naiveMs.push(downtime(rig, t3, Date.now() + 1000));
+      naiveMs.push(downtime(rig, t3, Date.now() + 1000, naiveOld));
       console.log(
         `round ${round + 1}: agent ${agentMs.at(-1)} ms, baseline ${baselineMs.at(-1)} ms ` +
-          `(cli ${cliBaselineMs.at(-1)} ms), naive ${naiveMs.at(-1)} ms, parts ${JSON.stringify(parts.at(-1))}`,
+          `(cli ${cliBaselineMs.at(-1)} ms), naive ${naiveMs.at(-1)} ms, parts ${JSON.stringify(parts.at(-1))}, ` +
+          `agent's window by the engine's events: ${agentTimeline}`,
       );
     }
     const a = median(agentMs);
@@ -165,6 +187,13 @@ async function main(): Promise<void> {
     const sortedB = [...baselineMs].sort((x, y) => x - y);
     const p90 = (percentile(sortedA, 90) / percentile(sortedB, 90)).toFixed(2);
     console.log(`  ratio agent/baseline: median ${(a / b).toFixed(2)}, p90 ${p90}`);
+    // Paired by round: the machine's load drifts between rounds more than within one.
+    const paired = agentMs.map((x, i) => x / baselineMs[i]!);
+    const pairedSorted = [...paired].sort((x, y) => x - y);
+    console.log(
+      `  ratio agent/baseline paired by round: median ${median(paired).toFixed(2)}, ` +
+        `p10 ${percentile(pairedSorted, 10).toFixed(2)}, p90 ${percentile(pairedSorted, 90).toFixed(2)}`,
+    );
     const inWindow = ['stopMs', 'commitMs', 'renameMs', 'createMs', 'startMs'];
     const outside = ['createdBeforeMs', 'renamedAfterMs'];
     const each = (keys: string[]) =>
@@ -180,6 +209,14 @@ async function main(): Promise<void> {
         `includes the wait for the old process to exit, before its die): ${each(inWindow)}`,
     );
     console.log(`outside the window: ${each(outside)}`);
+    const baselineEach = ['stopMs', 'startMs']
+      .map((k) => {
+        const values = baselineParts.map((p) => p[k]!);
+        const sorted = [...values].sort((x, y) => x - y);
+        return `${k.replace(/Ms$/, '')} ${median(values)} ms (p90 ${percentile(sorted, 90)})`;
+      })
+      .join(', ');
+    console.log(`the baseline's calls (the same, through the Engine API): ${baselineEach}`);
   } finally {
     clean();
     await stopRig(rig);
