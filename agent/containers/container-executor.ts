@@ -81,24 +81,35 @@ export class ContainerExecutor {
   /**
    * Creates a container for a spec (used by updates too); its id. With the devices as they are
    * now, or as `prepared` just before (a replacement prepares them before it stops the old one).
+   * `temporary`: the Docker name to create it under while the old one still holds `name` (a
+   * replacement renames it once it started); its labels say `name` all the same, which is how
+   * the observer tells it from the container of that name and the scan finds it left over.
    */
-  async create(name: string, image: string, runImage: string, prepared?: DeviceMapping[]): Promise<string> {
+  async create(
+    name: string,
+    image: string,
+    runImage: string,
+    prepared?: DeviceMapping[],
+    temporary?: string,
+  ): Promise<string> {
     const spec = this.d.spec(name);
     const mappings = prepared ?? (await this.d.prepareDevices(name));
+    const as = temporary ?? name;
     try {
       const stableNode = this.d.stableNode;
-      return await this.d.engine.createContainer(createOptions({ name, spec, image, runImage, mappings, stableNode }));
+      const options = createOptions({ name, spec, image, runImage, mappings, stableNode });
+      return await this.d.engine.createContainer({ ...options, name: as });
     } catch (err) {
       if (isEngineFailure(err, 'conflict')) {
         const message =
-          `a container named ${name} exists that the agent did not make; ` +
-          `rename or remove it (docker rename ${name} ${name}-manual)`;
+          `a container named ${as} exists that the agent did not make; ` +
+          `rename or remove it (docker rename ${as} ${as}-manual)`;
         throw new AgentError('name_conflict', message);
       }
       if (isEngineFailure(err, 'not_found')) {
         throw new AgentError('image_not_found', `image ${runImage} is not on this robot`);
       }
-      throw new AgentError('create_failed', `could not create container ${name}: ${engineMessage(err)}`);
+      throw new AgentError('create_failed', `could not create container ${as}: ${engineMessage(err)}`);
     }
   }
 

@@ -784,8 +784,9 @@ export class ContainersModule {
 
   /**
    * A recreate the agent did not live to finish (journaled: finished or undone as its step says,
-   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* that no
-   * journal speaks of: the old one is put back unless its replacement runs.
+   * replace-recovery.ts), and any container still moved aside under <name>-replaced-* or made
+   * ahead under <name>-next-* that no journal speaks of: the old one is put back unless its
+   * replacement runs (settleAside).
    */
   private async settleRecreates(): Promise<void> {
     const entry = this.recreateJournal.read();
@@ -798,7 +799,8 @@ export class ContainersModule {
     for (const { name, aside, entry: journaled } of pending) {
       if (seen.has(aside)) continue;
       seen.add(aside);
-      // A settle that failed is tried again at its retry time, like any step.
+      // A settle that failed is tried again at its retry time, like any step. (An update's own
+      // <name>-next-* is never seen here mid-update: the replacement and this scan share the queue.)
       if (this.backingOff().has(name)) {
         unsettled = true;
         continue;

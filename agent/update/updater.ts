@@ -419,7 +419,7 @@ export class Updater {
           mappings = await executor.prepareDevices(name);
         },
         stop: () => executor.stop(old.id, name),
-        create: () => executor.create(name, job.image, job.runImage ?? job.image, mappings),
+        create: (temporary) => executor.create(name, job.image, job.runImage ?? job.image, mappings, temporary),
         start: (id) => executor.start(id, name),
         started: async (id, ms, parts) => {
           downtimeMs = ms;

@@ -15,7 +15,7 @@ import { fakeUpdates } from '../helpers/fake-updates.js';
 import { tempDir, writeYaml } from '../helpers/temp.js';
 
 const V1 = 'yahboomtechnology/ros-foxy:3.3.9';
-const V2 = 'yahboomtechnology/ros-foxy:3.4.0';
+const VENDOR_V2 = 'yahboomtechnology/ros-foxy:3.4.0';
 
 /** What an agent killed right after journaling a step leaves: its journal and the engine as it was. */
 interface CrashPoint {
@@ -53,6 +53,7 @@ const noUpdates: UpdatesPort = fakeUpdates();
 /** The containers loop over a fake engine; no rig, no link (the port is all it touches). */
 interface LoopOptions {
   onRecreateStep?: (s: string) => void;
+  updates?: UpdatesPort;
   now?: () => number;
 }
 
@@ -74,7 +75,7 @@ function loop(config: AgentConfig, engine: FakeEngine, o: LoopOptions = {}) {
   const state = { devices: absentDevices(), containers: [], desired: { appliedAt: null }, update: { status: 'idle' } };
   return new ContainersModule({
     config,
-    updates: noUpdates,
+    updates: o.updates ?? noUpdates,
     engine: link as never,
     api: engine,
     puller: { pull: async () => undefined } as never,
@@ -183,6 +184,36 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
   });
 
+  it('a <name>-next-* an update made is never scanned under it: a reconcile asked meanwhile waits its turn', async () => {
+    const dir = tempDir('rfa-unit-next-busy-');
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    engine.addImage(VENDOR_V2);
+    const config = configFor(dir, {});
+    const containers = loop(config, engine);
+    stoppers.push(containers);
+    await containers.reconcile();
+    const labels = { 'io.robot-agent.managed': 'true', 'io.robot-agent.name': 'ros' };
+    // A replacement runs in the loop's turn and has made its new container ahead of the stop; the
+    // engine comes back meanwhile and a reconcile (with its scan for leftovers) is asked for.
+    const next = 'ros-next-20261206T120000000Z';
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const replacement = containers.serially(async () => {
+      await engine.createContainer({ name: next, Image: VENDOR_V2, Labels: labels });
+      await held;
+      // As the replacement ends: its new container leaves the temporary name.
+      await engine.removeContainer(engine.byName(next)!.id);
+    });
+    const scan = containers.serially(() => containers.reconcile());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(engine.byName(next), 'the scan ran under the replacement and removed its new container');
+    release();
+    await replacement;
+    await scan;
+    assertOneRunning(engine, 'after the replacement', (c) => c.image === V1);
+  });
+
   it('a recreate journal an earlier agent wrote in its own shape is settled the same way', async () => {
     const dir = tempDir('rfa-unit-recreate-earlier-');
     const engine = new FakeEngine();
@@ -201,12 +232,19 @@ describe('replacing a container over the Engine port: a crash at any step leaves
     assert.equal(existsSync(join(config.state.dir, 'recreate-journal.json')), false);
   });
 
-  for (const crashing of [false, true]) {
-    const what = crashing ? 'an image update that rolls back' : 'an image update';
+  const flows = [
+    { crashing: false, restore: false },
+    { crashing: true, restore: false },
+    { crashing: false, restore: true },
+  ];
+  for (const { crashing, restore } of flows) {
+    const what = restore ? 'a restore' : crashing ? 'an image update that rolls back' : 'an image update';
     it(`${what}, cut at each journaled step, is finished or undone by the next start: one ros, running`, async () => {
       const dir = tempDir('rfa-unit-update-');
       const engine = new FakeEngine();
       engine.addImage(V1);
+      // A restore runs a snapshot this robot committed itself; an update a vendor's image.
+      const V2 = restore ? 'robot/snapshots:ros-20261206T120000000Z' : VENDOR_V2;
       engine.addImage(V2);
       // A new image that dies at once: verification fails and the flow rolls back.
       if (crashing) engine.startsAs = (c) => (c.image === V2 ? 'exited' : 'running');
@@ -223,11 +261,14 @@ describe('replacing a container over the Engine port: a crash at any step leaves
       });
       stoppers.push(flow);
       // The replacement as the loop runs it in its turn, with the loop's executor.
-      const job = { container: 'ros', image: V2, reason: 'command' as const, force: true };
+      const kind = restore ? { reason: 'restore' as const, ownImage: true } : { reason: 'command' as const };
+      const job = { container: 'ros', image: V2, ...kind, force: true };
       const result = await flow.replace(job, { executor: containers.executor, spec: config.containers.ros! });
       assert.equal(result.status, crashing ? 'rolledback' : 'done');
       assertOneRunning(engine, 'no crash', (c) => c.image === (crashing ? V1 : V2));
-      const steps = ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'verifying'];
+      // Created ahead: `starting` is the crash point between the stop and the start (journaled
+      // as `stopping`, which covers both), and the renames come after the start.
+      const steps = ['preparing', 'creating', 'stopping', 'starting', 'renaming', 'verifying'];
       assert.deepEqual(
         points.map((p) => p.step),
         [...steps, crashing ? 'rolling-back' : 'verified'],
@@ -245,6 +286,16 @@ describe('replacing a container over the Engine port: a crash at any step leaves
         assertOneRunning(point.engine, point.step, (c) => c.image === image);
         const left = existsSync(join(after.state.dir, 'update-journal.json'));
         assert.equal(left, false, `journal left after ${point.step}`);
+      }
+
+      // The journal lost while the new one is still under its temporary name: the loop's scan
+      // removes it (the old one holds the name) and the loop starts the old one if it stopped.
+      for (const point of points.filter((p) => ['creating', 'stopping', 'starting', 'renaming'].includes(p.step))) {
+        const engineAfter = point.engine.clone();
+        const next = loop(configFor(tempDir('rfa-unit-update-lost-'), {}), engineAfter);
+        stoppers.push(next);
+        await next.reconcile();
+        assertOneRunning(engineAfter, `${point.step} (journal lost)`, (c) => c.image === V1);
       }
     });
   }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { ReplaceEntry, ReplaceJournal, ReplaceStep } from '../../agent/containers/replace-journal.js';
-import { settleAside, settleReplacement } from '../../agent/containers/replace-recovery.js';
+import { leftAside, settleAside, settleReplacement } from '../../agent/containers/replace-recovery.js';
 import { ReplaceTransaction, type Replacement } from '../../agent/containers/replace-transaction.js';
 import { silentLogger } from '../../agent/core/logger.js';
-import { FakeEngine } from '../helpers/fake-engine.js';
+import { FakeEngine, type FakeOperation } from '../helpers/fake-engine.js';
 
 const V1 = 'ros:1';
 const V2 = 'ros:2';
@@ -50,7 +50,12 @@ async function setUp() {
     create: () => engine.createContainer({ name: 'ros', Image: V2, Labels: LABELS }),
     start: async (id) => void (await engine.startContainer(id)),
   };
-  return { engine, journal, tx, oldId, replacement };
+  // An update's: its create takes the temporary name, so it is made before the stop.
+  const ahead: Replacement = {
+    ...replacement,
+    create: (temporary) => engine.createContainer({ name: temporary ?? 'ros', Image: V2, Labels: LABELS }),
+  };
+  return { engine, journal, tx, oldId, replacement, ahead };
 }
 
 function only(engine: FakeEngine): { name: string; image: string; status: string } {
@@ -142,6 +147,121 @@ describe('the replacement transaction (fake engine)', () => {
     assert.equal(journal.entry?.step, 'rolling-back');
     assert.equal(await settleReplacement(engine, journal.entry!), 'rolledback');
     assert.deepEqual([only(engine).name, only(engine).image, only(engine).status], ['ros', V1, 'running']);
+  });
+
+  it('created ahead: the new one is made before the stop, started at once after it, then renamed', async () => {
+    const { engine, journal, tx, oldId, ahead } = await setUp();
+    let parts: Record<string, number> | undefined;
+    let downtime = -1;
+    // What the journal said at each engine call: nothing is written between the stop and the start.
+    const seen: string[] = [];
+    engine.before = (op) => seen.push(`${op}@${journal.entry?.step}`);
+    const id = await tx.run({
+      ...ahead,
+      started: async (_id, ms, p) => {
+        downtime = ms;
+        parts = { ...p };
+        assert.equal(engine.containers.get(_id)?.name, 'ros', 'started once it holds the name');
+      },
+      verify: async () => undefined,
+    });
+    assert.deepEqual(journal.written, ['preparing', 'creating', 'stopping', 'renaming', 'verifying', 'verified']);
+    const mutating = seen.filter((c) => !c.startsWith('list') && !c.startsWith('inspect'));
+    const aside = tx.entry.aside;
+    assert.deepEqual(mutating, [
+      'createContainer@creating',
+      'stopContainer@stopping',
+      'startContainer@stopping',
+      'renameContainer@renaming',
+      'renameContainer@renaming',
+      'removeContainer@verified',
+    ]);
+    const created = engine.calls.filter((c) => c.op === 'createContainer').at(-1)!.args[0] as { name: string };
+    assert.match(created.name, /^ros-next-\d{8}T\d{9}Z$/);
+    assert.equal(tx.entry.next, created.name, 'the temporary name is journaled before the create');
+    const renames = engine.calls.filter((c) => c.op === 'renameContainer').map((c) => c.args);
+    assert.deepEqual(renames, [
+      [oldId, aside],
+      [id, 'ros'],
+    ]);
+    assert.deepEqual([only(engine).name, only(engine).image, only(engine).status], ['ros', V2, 'running']);
+    assert.equal(journal.entry, null);
+    // In the window only the stop and the start; the create and the renames are outside it.
+    assert.equal(parts?.createMs, 0);
+    assert.equal(parts?.renameMs, 0);
+    assert.equal(parts?.commitMs, 0);
+    assert.ok(parts?.createdBeforeMs !== undefined && parts.renamedAfterMs !== undefined, JSON.stringify(parts));
+    assert.ok(downtime >= 0 && downtime <= parts!.stopMs + parts!.startMs + 1, `${downtime} ${JSON.stringify(parts)}`);
+  });
+
+  it('a recreate that commits after the stop keeps its order: stop, commit, rename, create, start', async () => {
+    const { engine, journal, tx, ahead } = await setUp();
+    await tx.run({ ...ahead, afterStop: async () => undefined });
+    assert.deepEqual(journal.written, ['preparing', 'stopping', 'renaming', 'creating', 'starting', 'removing']);
+    const created = engine.calls.filter((c) => c.op === 'createContainer').at(-1)!.args[0] as { name: string };
+    assert.equal(created.name, 'ros');
+  });
+
+  const aheadFailures: Array<[FakeOperation, (args: unknown[]) => boolean, string]> = [
+    ['createContainer', () => true, 'the create'],
+    ['stopContainer', () => true, 'the stop'],
+    ['startContainer', () => true, 'the start'],
+    ['renameContainer', ([, name]) => name !== 'ros', 'the old one aside'],
+    ['renameContainer', ([, name]) => name === 'ros', 'the new one to the name'],
+  ];
+  for (const [op, when, what] of aheadFailures) {
+    it(`created ahead, a refused ${what} is undone: the old container back under its name, running`, async () => {
+      const { engine, journal, tx, oldId, ahead } = await setUp();
+      engine.failNext(op, 500, when);
+      const thrown = await tx.run({ ...ahead, verify: async () => undefined }).catch((e: unknown) => e);
+      assert.ok(thrown instanceof Error);
+      assert.equal(await tx.undo(), 'rolledback');
+      assert.equal(journal.entry, null);
+      assert.deepEqual([only(engine).name, only(engine).image, only(engine).status], ['ros', V1, 'running']);
+      assert.equal(only(engine), engine.containers.get(oldId));
+    });
+  }
+
+  for (const path of ['created ahead', 'created after the stop'] as const) {
+    for (const verifying of [true, false]) {
+      const what = `${path}${verifying ? ', verified' : ''}`;
+      it(`${what}: a crash after any engine call is settled from the journal: one ros, running`, async () => {
+        const { engine, journal, tx, ahead, replacement } = await setUp();
+        // What a restarted agent finds if this one died just before this call (so after the one before).
+        const points: Array<{ at: string; engine: FakeEngine; entry: ReplaceEntry | null }> = [];
+        engine.before = (op) => points.push({ at: op, engine: engine.clone(), entry: journal.read() });
+        const r = path === 'created ahead' ? ahead : replacement;
+        await tx.run({ ...r, ...(verifying ? { verify: async () => undefined } : {}) });
+        engine.before = undefined;
+        points.push({ at: 'the end', engine: engine.clone(), entry: journal.read() });
+        assert.ok(points.length >= 6, `${points.length} points`);
+        for (const point of points) {
+          if (point.entry) await settleReplacement(point.engine, point.entry);
+          const c = only(point.engine);
+          assert.deepEqual([c.name, c.status], ['ros', 'running'], `after a crash before ${point.at}`);
+        }
+      });
+    }
+  }
+
+  it('a temporary left with no journal: removed while the named one is there, else renamed into place', async () => {
+    const { engine, oldId } = await setUp();
+    const next = 'ros-next-20261206T120000000Z';
+    const newId = await engine.createContainer({ name: next, Image: V2, Labels: LABELS });
+    assert.deepEqual(await leftAside(engine), [{ name: 'ros', aside: next }]);
+    // Made before the stop, never started: the old one runs on.
+    assert.equal(await settleAside(engine.clone(), 'ros', next), 'restored');
+    // Started, even: the old one still holds the name, and is what the journal-less agent knows.
+    await engine.stopContainer(oldId);
+    await engine.startContainer(newId);
+    const both = engine.clone();
+    assert.equal(await settleAside(both, 'ros', next), 'restored');
+    assert.deepEqual([only(both).name, only(both).image], ['ros', V1]);
+    // Died between the renames: the old one aside, the new one running under its temporary name.
+    await engine.renameContainer(oldId, 'ros-previous-20261206T120000000Z');
+    assert.equal(await settleAside(engine, 'ros', next), 'completed');
+    const named = engine.byName('ros')!;
+    assert.deepEqual([named.id, named.status], [newId, 'running']);
   });
 
   it('a recreate left aside with no journal: the running replacement stays, else the old one comes back', async () => {
