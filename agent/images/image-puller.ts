@@ -9,20 +9,13 @@ import type { StateStore } from '../state/state-store.js';
 import { followEngineProgress } from './engine-progress.js';
 import type { ImageInventory } from './image-inventory.js';
 import { parseImageReference, type ImageReference } from '../core/image-reference.js';
-import type { ImageVerifier, VerifiedImage } from './image-verifier.js';
+import type { ImageVerifier } from './image-verifier.js';
 import { planPull, type PullPlan } from './pull-plan.js';
 import type { Endpoint, RegistryClient } from './registry-client.js';
+import type { CommandResult } from '../commands/command.js';
 
-export interface PullResult {
-  image: string;
-  imageId: string;
-  digest: string;
-  source: 'mirror' | 'origin';
-  bytesDownloaded: number;
-  seconds: number;
-  /** With images.verify: what was verified, and the repository@digest containers run from. */
-  verified?: VerifiedImage;
-}
+/** What `pull` answers (docs/schemas/commands/pull.json, as the command map types it). */
+export type PullResult = CommandResult<'pull'>;
 
 /**
  * Pulls images the way an unattended robot on Wi-Fi needs: the plan first (refused before a

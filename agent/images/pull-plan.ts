@@ -1,28 +1,9 @@
 import type { ImageReference } from '../core/image-reference.js';
 import type { ResolvedManifest } from './registry-client.js';
+import type { CommandResult } from '../commands/command.js';
 
-export interface PullPlan {
-  image: string;
-  digest: string;
-  source: 'mirror' | 'origin';
-  /** Layers of the image, and how many of them the engine already has. */
-  layers: number;
-  present: number;
-  /** Compressed bytes still to download, and of the whole image. */
-  bytesToDownload: number;
-  bytesTotal: number;
-  /** Free bytes on Docker's disk; null when the engine's data root could not be measured. */
-  diskFree: number | null;
-  /** What the pull needs free: the download and its extraction, plus the reserve. */
-  diskRequired: number;
-  fits: boolean;
-  missing: Array<{ digest: string; size: number }>;
-  /**
-   * images.verify: null when no rule covers the image, else the digest a trusted signature
-   * covers and the key that made it (an image that does not verify has no plan: unsigned_image).
-   */
-  verified?: { digest: string; key: string } | null;
-}
+/** What `plan` answers (docs/schemas/commands/plan.json, as the command map types it). */
+export type PullPlan = CommandResult<'plan'>;
 
 /**
  * What a pull will cost, before a byte moves (pure). A layer is present when its diff id is in

@@ -22,6 +22,7 @@ import type { SnapshotSummary } from '../state/types.js';
 import type { SavedWork } from '../update/saved-work.js';
 import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
 import { workDigest } from './work-identity.js';
+import type { CommandResult } from '../commands/command.js';
 
 export interface SnapshotArgs {
   container: string;
@@ -34,23 +35,8 @@ export interface SnapshotArgs {
   save?: string;
 }
 
-export interface SnapshotResult {
-  image: string;
-  id: string;
-  container: string;
-  sourceImage: string;
-  created: string;
-  size: number;
-  layerBytes: number;
-  layers: number;
-  warning?: string;
-  /** What a commit never contains: the container's volumes and bind mounts. */
-  excluded: Array<{ type: string; source: string; destination: string }>;
-  pushed?: PushResult;
-  savedTo?: { file: string; bytes: number };
-  /** Older snapshots of this container removed by retention. */
-  removed: string[];
-}
+/** What `snapshot` answers (docs/schemas/commands/snapshot.json, as the command map types it). */
+export type SnapshotResult = CommandResult<'snapshot'>;
 
 /** Docker refuses images deeper than about 127 layers; snapshot-restore cycles stack them. */
 const LAYER_WARNING = 100;
@@ -263,15 +249,16 @@ export class Snapshotter {
       layerBytes: result.layerBytes,
     });
     if (args.push) {
-      result.pushed = await pushImage({
+      const pushed: PushResult = await pushImage({
         engine,
         registry: this.d.registry,
         config: cfg.images,
         ref,
         progress: (f) => ctx.progress?.(f),
       });
+      result.pushed = pushed;
       this.d.records.markPushed(image.Id, ref.familiar);
-      if (this.d.signKey) result.pushed.signature = await this.sign(ref, result.pushed.digest);
+      if (this.d.signKey) pushed.signature = await this.sign(ref, pushed.digest);
     }
     if (args.save !== undefined) {
       result.savedTo = await this.files.save(ref, args.save);
