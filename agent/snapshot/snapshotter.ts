@@ -22,18 +22,10 @@ import type { SnapshotSummary } from '../state/types.js';
 import type { SavedWork } from '../update/saved-work.js';
 import { SNAPSHOT_LABELS, type SnapshotRecords } from './snapshot-records.js';
 import { workDigest } from './work-identity.js';
-import type { CommandResult } from '../commands/command.js';
+import type { CommandArgs, CommandResult } from '../commands/command.js';
 
-export interface SnapshotArgs {
-  container: string;
-  message?: string;
-  author?: string;
-  tag?: string;
-  pause?: boolean;
-  push?: boolean;
-  /** A file name under images.exportDir to `docker save` it to. */
-  save?: string;
-}
+/** What `snapshot` is asked (docs/schemas/commands/snapshot.json, as the command map types it). */
+export type SnapshotArgs = CommandArgs<'snapshot'>;
 
 /** What `snapshot` answers (docs/schemas/commands/snapshot.json, as the command map types it). */
 export type SnapshotResult = CommandResult<'snapshot'>;
