@@ -666,15 +666,30 @@ export class ContainersModule {
         ...(nextWindow !== undefined ? { nextWindow } : {}),
       });
     }
-    let wake = locked.length > 0 ? 1000 : Infinity;
+    let windowAt = Infinity;
     for (const held of gated) {
       if (held.waitingFor === 'window' && held.nextWindow) {
-        wake = Math.min(wake, Math.max(1000, new Date(held.nextWindow).getTime() - Date.now() + 100));
+        windowAt = Math.min(windowAt, new Date(held.nextWindow).getTime() + 100);
       }
     }
-    if (wake === Infinity) return;
-    this.gateTimer = setTimeout(() => this.requestReconcile(), Math.min(wake, 2 ** 31 - 1));
-    this.gateTimer.unref?.();
+    const later = (fn: () => void, ms: number) => {
+      this.gateTimer = setTimeout(fn, Math.min(Math.max(1000, ms), 2 ** 31 - 1));
+      this.gateTimer.unref?.();
+    };
+    if (locked.length === 0) {
+      if (windowAt !== Infinity) later(() => this.requestReconcile(), windowAt - Date.now());
+      return;
+    }
+    // The lock may hold for hours (update.lockMaxWait, up to a day): only the lock file is looked
+    // at each second; the loop passes again (the engine's containers and images) when it goes,
+    // when it has held too long, or when a window opens.
+    const lockDeadline = this.lockSince! + this.o.updates.lockMaxWaitMs;
+    const poll = () => {
+      const stillHeld = this.o.updates.gate().locked && this.now() <= lockDeadline && Date.now() < windowAt;
+      if (stillHeld) later(poll, 1000);
+      else this.requestReconcile();
+    };
+    later(poll, 1000);
   }
 
   /** The container's state after a command, or the failure the command's step ran into. */

@@ -194,4 +194,39 @@ describe('updates through the containers loop (fake engine)', () => {
     assert.equal(pinned, false);
     assert.equal(engine.byName('ros')?.image, V1);
   });
+
+  it('while the inhibit lock holds an update back only the lock file is looked at, not the engine; it swaps when the lock goes', async () => {
+    const config = configFor();
+    const engine = new FakeEngine();
+    engine.addImage(V1);
+    engine.addImage(V2);
+    let locked = true;
+    let replaced = 0;
+    const updates = fakeUpdates({
+      replace: async (j) => {
+        replaced += 1;
+        return { status: 'done', container: 'ros', from: V1, to: j.image, at: new Date().toISOString() };
+      },
+    });
+    const held = { ...updates, gate: () => ({ windowOpen: true, nextWindow: null, locked }) };
+    const containers = loop(config, engine, held, stateStore(), new EventBus());
+    stoppers.push(containers);
+    await containers.start();
+    await waitUntil(() => engine.byName('ros')?.status === 'running', 5_000, 'ros running');
+    const outcome = containers.updateNow({ container: 'ros', image: V2, reason: 'command', force: true });
+    // Awaited below; if an assertion fails first, the stop's refusal of it is not a second failure.
+    outcome.catch(() => undefined);
+    // The first pass finds the lock and holds the swap; then seconds pass under it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const listed = () => engine.calls.filter((c) => c.op === 'listContainers').length;
+    const before = listed();
+    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    // A lock may be held for hours (update.lockMaxWait up to a day): a pass of the loop (the
+    // engine's containers and images) each second for all that time would be work for nothing.
+    assert.equal(listed(), before, 'the loop asked the engine while only the lock file could change');
+    assert.equal(replaced, 0);
+    locked = false;
+    assert.equal((await outcome).status, 'done');
+    assert.equal(replaced, 1);
+  });
 });
