@@ -22,6 +22,26 @@ describe('update window and journal', () => {
     assert.equal(always.nextOpening(), null);
   });
 
+  it('the next opening it keeps between searches is what a fresh search says, at times across two days', () => {
+    const kept = new UpdateWindow({ cron: '15 2 * * 1,4', minutes: 30 });
+    try {
+      const start = new Date(2026, 10, 24, 0, 0, 20).getTime();
+      for (let m = 0; m < 2 * 24 * 60; m += 41) {
+        const now = new Date(start + m * 60_000);
+        const fresh = new UpdateWindow({ cron: '15 2 * * 1,4', minutes: 30 });
+        try {
+          assert.deepEqual(kept.nextOpening(now), fresh.nextOpening(now), now.toISOString());
+        } finally {
+          fresh.destroy();
+        }
+      }
+      // Asked about an earlier time than it searched from: searched again, not the kept answer.
+      assert.deepEqual(kept.nextOpening(new Date(2026, 10, 20, 12, 0)), new Date(2026, 10, 23, 2, 15));
+    } finally {
+      kept.destroy();
+    }
+  });
+
   it('the journal is replaced whole and leaves no temp file; clear removes it', () => {
     const dir = tempDir('rfa-journal-');
     const journal = new UpdateJournal(dir);
